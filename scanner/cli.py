@@ -1,0 +1,250 @@
+"""The command line: parse, build objects, call the pipeline, render, exit.
+
+Only this module prints or exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from scanner import __version__
+from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
+from scanner.findings import Status
+from scanner.policy.pack import PackError, RulePack, UnknownPack, builtin_pack_files, load_pack, resolve_pack
+from scanner.probe import ProbeOptions
+from scanner.render import OutputFormat, render, write_atomic
+from scanner.report import Report
+from scanner.targets import Target, TargetError, parse_target
+
+DEFAULT_PACKS = ("tls13-only",)
+
+app = typer.Typer(
+    name="tlsgate",
+    help="Scan TLS endpoints and judge them against declarative rule packs.\n\n\b\n" + EXIT_CODE_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+rules_app = typer.Typer(help="Inspect the rule packs.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(rules_app, name="rules")
+
+
+def _fatal(message: str, code: ExitCode) -> NoReturn:
+    typer.echo(f"tlsgate: error: {message}", err=True)
+    raise typer.Exit(int(code))
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tlsgate {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Scan TLS endpoints and judge them against declarative rule packs."""
+
+
+def _load_packs(refs: Sequence[str]) -> list[RulePack]:
+    packs: list[RulePack] = []
+    problems: list[str] = []
+    for ref in refs:
+        try:
+            packs.append(resolve_pack(ref))
+        except UnknownPack as exc:
+            problems.append(str(exc))
+        except PackError as exc:
+            problems.extend(str(p) for p in exc.problems)
+    if problems:
+        for line in problems[:-1]:
+            typer.echo(f"tlsgate: error: {line}", err=True)
+        _fatal(problems[-1], ExitCode.USAGE)
+    ids = [p.id for p in packs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        _fatal(f"pack {duplicates[0]!r} is named more than once", ExitCode.USAGE)
+    return packs
+
+
+def _parse_targets(texts: Sequence[str]) -> list[Target]:
+    targets = []
+    for text in texts:
+        try:
+            targets.append(parse_target(text))
+        except TargetError as exc:
+            _fatal(f"bad target {exc}", ExitCode.USAGE)
+    return targets
+
+
+def _check_output(path: Path | None) -> None:
+    """Refuse before scanning, not after: a long scan must not end in 'cannot write the report'."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path()
+    if not parent.is_dir():
+        _fatal(f"cannot write {path}: directory {parent} does not exist", ExitCode.USAGE)
+    if path.is_dir():
+        _fatal(f"cannot write {path}: it is a directory", ExitCode.USAGE)
+    if not os.access(parent, os.W_OK):
+        _fatal(f"cannot write {path}: directory {parent} is not writable", ExitCode.USAGE)
+
+
+def _write_reports(report: Report, outputs: dict[OutputFormat, Path | None]) -> list[Path]:
+    rendered = {fmt: (path, render(report, fmt)) for fmt, path in outputs.items() if path is not None}
+    written = []
+    for path, text in rendered.values():
+        try:
+            write_atomic(path, text)
+        except OSError as exc:
+            _fatal(f"cannot write {path}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+        written.append(path)
+    return written
+
+
+def _print_summary(report: Report) -> None:
+    for target in report.targets:
+        facts = target.facts
+        if facts.error is not None:
+            # The one-line reason a target could not be scanned goes to stderr, where CI logs keep errors.
+            typer.echo(
+                f"tlsgate: {target.target}: {facts.error.error_class.value}: {facts.error.message}", err=True
+            )
+            typer.echo(f"ERROR {target.target}  not scanned ({facts.error.error_class.value})")
+            continue
+        counts = {s: sum(1 for f in target.findings if f.status == s) for s in Status}
+        parts = [f"{counts[s]} {s.value}" for s in (Status.failed, Status.error, Status.passed) if counts[s]]
+        typer.echo(f"{target.verdict.upper():5} {target.target}  ({', '.join(parts) or 'no rules'})")
+        for finding in target.findings:
+            if finding.status in (Status.failed, Status.error):
+                head = f"{finding.status.value} [{finding.severity}] {finding.rule} {finding.title}"
+                typer.echo(f"      {head}: {finding.message}")
+
+
+def _scan(
+    targets: list[Target], packs: list[RulePack], timeout: float, outputs: dict[OutputFormat, Path | None]
+) -> tuple[Report, list[Path]]:
+    from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
+
+    report = run_scan(targets, packs, ProbeOptions(timeout=timeout))
+    written = _write_reports(report, outputs)
+    _print_summary(report)
+    for path in written:
+        typer.echo(f"report: {path}")
+    return report, written
+
+
+@app.command(epilog="\b\n" + EXIT_CODE_HELP)
+def scan(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="host, host:port, [ipv6]:port or https://host[:port]; port 443 when omitted.",
+            show_default=False,
+            metavar="TARGET...",
+        ),
+    ],
+    pack: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pack",
+            "-p",
+            metavar="ID|PATH",
+            help="Built-in pack id or a pack file; repeatable. Default: tls13-only.",
+        ),
+    ] = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+    ] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."
+        ),
+    ] = 5.0,
+) -> None:
+    """Probe TARGETs and judge them against rule packs."""
+    parsed = _parse_targets(targets)
+    packs = _load_packs(pack or DEFAULT_PACKS)
+    _check_output(json_path)
+    _check_output(html_path)
+    report, _ = _scan(parsed, packs, timeout, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """List the built-in rule packs."""
+    problems = []
+    for file in builtin_pack_files():
+        try:
+            pack = load_pack(file)
+        except PackError as exc:
+            problems.append(str(exc))
+            continue
+        typer.echo(f"{pack.id:24} {pack.version:8} {len(pack.rules):3} rules  {pack.title}")
+    if problems:
+        _fatal("; ".join(problems), ExitCode.INTERNAL)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Directory for the demo's reports.")] = Path(
+        "tlsgate-demo"
+    ),
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300)] = 5.0,
+) -> None:
+    """Start a local TLS endpoint on 127.0.0.1 (certificates made on the fly), scan it, write reports.
+
+    The endpoint is deliberately out of policy (it accepts TLS 1.2), so the reports show a failing
+    verdict with its evidence. Exits 0 when the reports were written.
+    """
+    from scanner.demo import demo_endpoint, make_demo_pki  # noqa: PLC0415 - only the demo needs it
+
+    out.mkdir(parents=True, exist_ok=True)
+    packs = _load_packs(DEFAULT_PACKS)
+    with (
+        tempfile.TemporaryDirectory(prefix="tlsgate-demo-") as tmp,
+        demo_endpoint(make_demo_pki(Path(tmp))) as server,
+    ):
+        typer.echo(f"demo endpoint listening on {server.target} (TLS 1.2 and 1.3)")
+        outputs: dict[OutputFormat, Path | None] = {fmt: out / f"report.{fmt.value}" for fmt in OutputFormat}
+        report, _ = _scan([parse_target(server.target)], packs, timeout, outputs)
+    if report.targets[0].verdict == "error":
+        _fatal("the demo endpoint could not be scanned", ExitCode.NOT_CHECKED)
+    typer.echo("demo done: open the HTML report in a browser")
+
+
+def main() -> None:
+    # sslyze's bundled trust stores trip cryptography's warnings about legacy serial numbers; they are
+    # not about the scanned endpoint and would only confuse a terminal or CI log.
+    warnings.filterwarnings("ignore", module=r"sslyze\..*")
+    warnings.filterwarnings("ignore", message=r".*serial number.*")
+    try:
+        # standalone mode: click turns usage errors into exit code 2 with a one-line message.
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        typer.echo("tlsgate: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        typer.echo(f"tlsgate: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(int(ExitCode.INTERNAL))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Findings: the judgement of one rule on one target's facts."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Status(StrEnum):
+    passed = "pass"
+    failed = "fail"
+    error = "error"  # the facts the rule needs could not be observed: inconclusive, never a pass
+    not_applicable = "not_applicable"
+    waived = "waived"
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pack: str
+    rule: str
+    title: str
+    severity: str
+    status: Status
+    message: str = Field(description="One line: what was observed against what the rule demands.")
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    rationale: str = ""
+    remediation: str = ""
+    references: list[str] = Field(default_factory=list)

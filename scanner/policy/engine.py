@@ -1,0 +1,106 @@
+"""Evaluate rule packs against facts. The engine knows operators and the facts model, never a pack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from scanner.facts import Facts
+from scanner.findings import Finding, Status
+from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
+from scanner.policy.pack import Rule, RulePack
+
+_UNOBSERVED = ("error", "not_probed")
+
+
+@dataclass(frozen=True)
+class Unobserved:
+    reason: str
+
+
+def _reason(obj: Any) -> str:
+    error = getattr(obj, "error", None)
+    return str(error.message) if error is not None else "not probed by this scan"
+
+
+def _unobserved(obj: Any, where: str) -> Unobserved | None:
+    if getattr(obj, "status", None) in _UNOBSERVED:
+        return Unobserved(f"{where} could not be observed: {_reason(obj)}")
+    return None
+
+
+def resolve(facts: Facts, path: str) -> Any:
+    """The value at a dotted path, or Unobserved when any step of it was not observed."""
+    current: Any = facts
+    walked: list[str] = []
+    for part in path.split("."):
+        walked.append(part)
+        current = getattr(current, part)
+        if current is None:
+            return None
+        if isinstance(current, BaseModel) and (gap := _unobserved(current, ".".join(walked))):
+            return gap
+    if isinstance(current, list):
+        gaps = [
+            f"{label(plain(e))}: {_reason(e)}"
+            for e in current
+            if isinstance(e, BaseModel) and getattr(e, "status", None) in _UNOBSERVED
+        ]
+        if gaps:
+            return Unobserved(f"{path} not fully observed ({'; '.join(gaps)})")
+    return current
+
+
+def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence: dict[str, Any]) -> Finding:
+    return Finding(
+        pack=pack.id,
+        rule=rule.id,
+        title=rule.title,
+        severity=rule.severity,
+        status=status,
+        message=message,
+        evidence=evidence,
+        rationale=rule.rationale,
+        remediation=rule.remediation,
+        references=list(rule.references),
+    )
+
+
+def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+    evidence: dict[str, Any] = {"fact": rule.fact, "expected": {rule.operator: rule.expected}}
+    if rule.where_spec is not None:
+        evidence["where"] = rule.where_spec
+    if facts.status != "ok":
+        reason = facts.error.message if facts.error else "target not scanned"
+        evidence["unobserved"] = reason
+        return _finding(rule, pack, Status.error, f"not scanned: {reason}", evidence)
+    value = resolve(facts, rule.fact)
+    if isinstance(value, Unobserved):
+        evidence["unobserved"] = value.reason
+        return _finding(rule, pack, Status.error, value.reason, evidence)
+    observed = plain(value)
+    if isinstance(observed, list):
+        items = observed
+        if rule.where is not None:
+            items = [e for e in items if rule.where.test(e)]
+        outcome = LIST_OPERATORS[rule.operator].run(items, rule.argument)
+        evidence["observed"] = [label(e) for e in items]
+        if not outcome.passed:
+            evidence["offending"] = outcome.offending
+        status = Status.passed if outcome.passed else Status.failed
+        return _finding(rule, pack, status, f"{rule.fact}: {outcome.summary}", evidence)
+    matcher = rule.argument
+    if not isinstance(matcher, Matcher | FieldMatcher):
+        raise TypeError(f"rule {rule.id}: a single value needs a value constraint")
+    evidence["observed"] = observed
+    if matcher.test(observed):
+        return _finding(rule, pack, Status.passed, f"{rule.fact} = {observed}", evidence)
+    return _finding(
+        rule, pack, Status.failed, f"{rule.fact} = {observed}, must {matcher.describe()}", evidence
+    )
+
+
+def evaluate(facts: Facts, packs: list[RulePack]) -> list[Finding]:
+    return [evaluate_rule(facts, rule, pack) for pack in packs for rule in pack.rules]

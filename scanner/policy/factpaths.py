@@ -1,0 +1,73 @@
+"""Fact paths: dotted names into the facts model, checked against the model's types at pack load time."""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from scanner.facts import Facts
+
+Kind = Literal["object", "list_of_objects", "list_of_scalars", "scalar"]
+
+
+@dataclass(frozen=True)
+class PathType:
+    kind: Kind
+    model: type[BaseModel] | None = None  # the object's or the list element's model
+    scalar: Any = None  # the scalar's Python type, for type checks of constraint values
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def type_of(annotation: Any) -> PathType:
+    annotation = _unwrap_optional(annotation)
+    if get_origin(annotation) is list:
+        (element,) = get_args(annotation)
+        element = _unwrap_optional(element)
+        if isinstance(element, type) and issubclass(element, BaseModel):
+            return PathType("list_of_objects", model=element)
+        return PathType("list_of_scalars", scalar=element)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return PathType("object", model=annotation)
+    return PathType("scalar", scalar=annotation)
+
+
+class UnknownPath(LookupError):
+    def __init__(self, path: str, missing: str, known: list[str]) -> None:
+        super().__init__(path)
+        self.path, self.missing, self.known = path, missing, known
+
+
+def resolve_type(path: str, root: type[BaseModel] = Facts) -> PathType:
+    """The type a dotted path names within ``root``; raises UnknownPath with the names that exist there."""
+    current = PathType("object", model=root)
+    for part in path.split("."):
+        if current.kind != "object" or current.model is None:
+            raise UnknownPath(path, part, [])
+        fields = current.model.model_fields
+        if part not in fields:
+            raise UnknownPath(path, part, sorted(fields))
+        current = type_of(fields[part].annotation)
+    return current
+
+
+def fields_of(model: type[BaseModel]) -> list[str]:
+    return sorted(model.model_fields)
+
+
+def scalar_name(scalar: Any) -> str:
+    if isinstance(scalar, type) and issubclass(scalar, Enum):
+        return "one of " + ", ".join(str(m.value) for m in scalar)
+    if get_origin(scalar) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(scalar))
+    return getattr(scalar, "__name__", str(scalar))

@@ -1,0 +1,220 @@
+"""Constraint operators, dispatched by name through two tables.
+
+*Value operators* judge one scalar (``equals``, ``in``, ``min`` ...). *List operators* judge the list a
+rule's fact names (``each``, ``some``, ``only`` ...). A pack names operators; adding one here makes it
+available to every pack, and the pack stays data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+
+Plain = Any  # a JSON-compatible value
+
+
+def plain(value: Any) -> Plain:
+    """JSON-compatible form of a fact value, for comparison and for evidence."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# name -> (predicate(value, argument), validation of the argument -> error text or None, words for messages)
+ValuePredicate = Callable[[Plain, Any], bool]
+ArgCheck = Callable[[Any], str | None]
+
+
+def _is_list(arg: Any) -> str | None:
+    return None if isinstance(arg, list) else "expects a list"
+
+
+def _is_number(arg: Any) -> str | None:
+    return None if _number(arg) else "expects a number"
+
+
+def _is_regex(arg: Any) -> str | None:
+    if not isinstance(arg, str):
+        return "expects a regular expression string"
+    try:
+        re.compile(arg)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    return None
+
+
+def _is_bool(arg: Any) -> str | None:
+    return None if isinstance(arg, bool) else "expects true or false"
+
+
+def _any_arg(_arg: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ValueOperator:
+    predicate: ValuePredicate
+    check_arg: ArgCheck
+    words: str  # "is at least", used as "<value> must <words> <arg>"
+
+
+VALUE_OPERATORS: dict[str, ValueOperator] = {
+    "equals": ValueOperator(lambda v, a: v == a, _any_arg, "equal"),
+    "not_equals": ValueOperator(lambda v, a: v != a, _any_arg, "differ from"),
+    "in": ValueOperator(lambda v, a: v in a, _is_list, "be one of"),
+    "not_in": ValueOperator(lambda v, a: v not in a, _is_list, "not be one of"),
+    "min": ValueOperator(lambda v, a: _number(v) and v >= a, _is_number, "be at least"),
+    "max": ValueOperator(lambda v, a: _number(v) and v <= a, _is_number, "be at most"),
+    "matches": ValueOperator(
+        lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"
+    ),
+    "exists": ValueOperator(lambda v, a: (v is not None) == a, _is_bool, "exist:"),
+}
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A conjunction of value operators: ``{min: 2048, max: 8192}``; a bare literal means ``equals``."""
+
+    terms: tuple[tuple[str, Any], ...]
+
+    @staticmethod
+    def from_spec(spec: Any) -> Matcher:
+        if isinstance(spec, Mapping):
+            return Matcher(tuple(spec.items()))
+        return Matcher((("equals", spec),))
+
+    def test(self, value: Plain) -> bool:
+        return all(VALUE_OPERATORS[name].predicate(value, arg) for name, arg in self.terms)
+
+    def describe(self) -> str:
+        return " and ".join(f"{VALUE_OPERATORS[name].words} {_short(arg)}" for name, arg in self.terms)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
+
+
+def get_field(element: Plain, dotted: str) -> Plain:
+    current = element
+    for part in dotted.split("."):
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+@dataclass(frozen=True)
+class FieldMatcher:
+    """``{version: TLSv1.3, status: accepted}`` over objects, or a plain Matcher over scalars."""
+
+    fields: tuple[tuple[str, Matcher], ...]
+    scalar: Matcher | None
+
+    @staticmethod
+    def for_objects(spec: Mapping[str, Any]) -> FieldMatcher:
+        return FieldMatcher(tuple((k, Matcher.from_spec(v)) for k, v in spec.items()), None)
+
+    @staticmethod
+    def for_scalars(spec: Any) -> FieldMatcher:
+        return FieldMatcher((), Matcher.from_spec(spec))
+
+    def test(self, element: Plain) -> bool:
+        if self.scalar is not None:
+            return self.scalar.test(element)
+        return all(m.test(get_field(element, f)) for f, m in self.fields)
+
+    def describe(self) -> str:
+        if self.scalar is not None:
+            return self.scalar.describe()
+        return ", ".join(f"{f} must {m.describe()}" for f, m in self.fields)
+
+
+@dataclass(frozen=True)
+class ListOutcome:
+    passed: bool
+    offending: list[Plain]  # elements that break the rule (or, for require_*, the values missing)
+    summary: str  # one line, for terminals and report tables
+
+
+def label(element: Plain) -> str:
+    """A short name for a list element in messages: its version, name or subject if it has one."""
+    if isinstance(element, dict):
+        for key in ("version", "name", "subject", "id"):
+            if key in element:
+                return str(element[key])
+    return str(element)
+
+
+def _labels(elements: list[Plain]) -> str:
+    return ", ".join(label(e) for e in elements)
+
+
+def list_each(items: list[Plain], m: FieldMatcher) -> ListOutcome:
+    bad = [e for e in items if not m.test(e)]
+    return ListOutcome(not bad, bad, f"{_labels(bad)}: {m.describe()}" if bad else "all match")
+
+
+def list_some(items: list[Plain], m: FieldMatcher) -> ListOutcome:
+    ok = any(m.test(e) for e in items)
+    return ListOutcome(ok, [], "at least one matches" if ok else f"none found where {m.describe()}")
+
+
+def list_none(items: list[Plain], m: FieldMatcher) -> ListOutcome:
+    bad = [e for e in items if m.test(e)]
+    return ListOutcome(not bad, bad, f"forbidden: {_labels(bad)}" if bad else "none match")
+
+
+def list_only(items: list[Plain], allowed: list[Any]) -> ListOutcome:
+    bad = [e for e in items if e not in allowed]
+    return ListOutcome(not bad, bad, f"not allowed: {_labels(bad)}" if bad else "all allowed")
+
+
+def list_forbid(items: list[Plain], forbidden: list[Any]) -> ListOutcome:
+    bad = [e for e in items if e in forbidden]
+    return ListOutcome(not bad, bad, f"forbidden: {_labels(bad)}" if bad else "none forbidden")
+
+
+def list_require_any(items: list[Plain], wanted: list[Any]) -> ListOutcome:
+    ok = any(e in wanted for e in items)
+    return ListOutcome(
+        ok, [] if ok else list(wanted), "present" if ok else f"none of {_short(wanted)} present"
+    )
+
+
+def list_require_all(items: list[Plain], wanted: list[Any]) -> ListOutcome:
+    missing = [w for w in wanted if w not in items]
+    return ListOutcome(not missing, missing, f"missing: {_short(missing)}" if missing else "all present")
+
+
+@dataclass(frozen=True)
+class ListOperator:
+    takes: str  # "matcher": a (field) matcher; "values": a list of values
+    scalars_only: bool
+    run: Callable[[list[Plain], Any], ListOutcome]
+
+
+LIST_OPERATORS: dict[str, ListOperator] = {
+    "each": ListOperator("matcher", False, list_each),
+    "some": ListOperator("matcher", False, list_some),
+    "none": ListOperator("matcher", False, list_none),
+    "only": ListOperator("values", True, list_only),
+    "forbid": ListOperator("values", True, list_forbid),
+    "require_any": ListOperator("values", True, list_require_any),
+    "require_all": ListOperator("values", True, list_require_all),
+}

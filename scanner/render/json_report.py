@@ -1,0 +1,13 @@
+"""The JSON report: the complete record, valid against reports/schema/report.schema.json."""
+
+from __future__ import annotations
+
+from scanner.report import Report
+
+
+def render(report: Report) -> str:
+    return report.model_dump_json(indent=2) + "\n"
+
+
+def load(text: str) -> Report:
+    return Report.model_validate_json(text)

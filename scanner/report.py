@@ -1,0 +1,100 @@
+"""The report model: one scan's complete record, from which every output format is rendered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scanner import __version__
+from scanner.facts import Facts
+from scanner.findings import Finding, Status
+
+REPORT_SCHEMA_VERSION = "1"
+
+Verdict = Literal["pass", "fail", "error"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolInfo(_Frozen):
+    name: str = "tlsgate"
+    version: str = __version__
+
+
+class PackInfo(_Frozen):
+    id: str
+    title: str
+    version: str
+    sha256: str = Field(description="SHA-256 of the pack file as loaded.")
+    source: dict[str, str] = Field(default_factory=dict)
+    rules: int
+
+
+class ScanOptions(_Frozen):
+    timeout: float
+    packs: list[str]
+
+
+class TargetReport(_Frozen):
+    target: str
+    verdict: Verdict = Field(
+        description="fail if any rule failed; error if not scanned or any rule inconclusive."
+    )
+    facts: Facts
+    findings: list[Finding]
+
+
+class Summary(_Frozen):
+    targets: int
+    targets_passed: int
+    targets_failed: int
+    targets_error: int
+    findings: dict[str, int] = Field(description="Count of findings per status.")
+    failed_by_severity: dict[str, int]
+
+
+class Report(_Frozen):
+    schema_version: Literal["1"] = "1"
+    tool: ToolInfo = ToolInfo()
+    started_at: datetime
+    finished_at: datetime
+    options: ScanOptions
+    packs: list[PackInfo]
+    targets: list[TargetReport]
+    summary: Summary
+
+
+def target_verdict(facts: Facts, findings: list[Finding]) -> Verdict:
+    if any(f.status == Status.failed for f in findings):
+        return "fail"
+    if facts.status != "ok" or any(f.status == Status.error for f in findings):
+        return "error"
+    return "pass"
+
+
+def summarise(targets: list[TargetReport]) -> Summary:
+    findings = [f for t in targets for f in t.findings]
+    by_status = {s.value: sum(1 for f in findings if f.status == s) for s in Status}
+    severities: dict[str, int] = {}
+    for f in findings:
+        if f.status == Status.failed:
+            severities[f.severity] = severities.get(f.severity, 0) + 1
+    return Summary(
+        targets=len(targets),
+        targets_passed=sum(1 for t in targets if t.verdict == "pass"),
+        targets_failed=sum(1 for t in targets if t.verdict == "fail"),
+        targets_error=sum(1 for t in targets if t.verdict == "error"),
+        findings=by_status,
+        failed_by_severity=severities,
+    )
+
+
+def report_schema() -> dict[str, Any]:
+    schema = Report.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://tlsgate.dev/schema/report-{REPORT_SCHEMA_VERSION}.json"
+    return schema
