@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import ipaddress
 import shutil
 import socket
 import ssl
@@ -12,6 +14,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
 
 from scanner.demo import LoopbackServer, tls_handler
 
@@ -53,8 +61,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openssl_server(cert: Path, key: Path, *args: str) -> Iterator[int]:
-    """``openssl s_server`` on a free loopback port; yields the port once it accepts connections."""
+def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None) -> Iterator[int]:
+    """``openssl s_server`` on a free loopback port; yields the port once it accepts connections.
+
+    s_server sends only the first certificate of ``cert``; ``chain`` names the intermediates to send after it.
+    """
+    if chain is not None:
+        args = ("-cert_chain", str(chain), *args)
     openssl = shutil.which("openssl")
     assert openssl, "openssl is required (apt-get install openssl)"
     port = free_port()
@@ -101,3 +114,79 @@ def run_tlsgate(*args: str, cwd: Path | None = None, timeout: float = 300) -> Ru
         capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
     )  # fmt: skip
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    cert: Path  # leaf then issuer, as a server sends them
+    key: Path
+    ca: Path
+    leaf: Any  # cryptography.x509.Certificate
+
+
+def issue_certificate(
+    directory: Path,
+    name: str,
+    *,
+    key_type: str = "rsa3072",
+    eku: list[Any] | None = None,
+    days: int = 365,
+    sans: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> IssuedCert:
+    """A CA and a leaf made with cryptography, with the key type, EKU and validity a test asks for."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key: Any
+    if key_type.startswith("rsa"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
+    elif key_type == "p384":
+        key = ec.generate_private_key(ec.SECP384R1())
+    elif key_type == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(key_type)
+    alt_names: list[x509.GeneralName] = []
+    for san in sans:
+        try:
+            alt_names.append(x509.IPAddress(ipaddress.ip_address(san)))
+        except ValueError:
+            alt_names.append(x509.DNSName(san))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsgate tests"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now - dt.timedelta(minutes=1) + dt.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    )  # fmt: skip
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+    leaf = builder.sign(ca_key, hashes.SHA256())
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path, ca_path = (
+        directory / f"{name}.pem",
+        directory / f"{name}-key.pem",
+        directory / f"{name}-ca.pem",
+    )
+    pem = serialization.Encoding.PEM
+    cert_path.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    key_path.write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    ca_path.write_bytes(ca.public_bytes(pem))
+    return IssuedCert(cert_path, key_path, ca_path, leaf)
