@@ -81,6 +81,10 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         evidence["unobserved"] = value.reason
         return _finding(rule, pack, Status.error, value.reason, evidence)
     observed = plain(value)
+    if observed is None and rule.operator in LIST_OPERATORS:
+        # an absent optional list (a certificate without an EKU extension) has no elements; judging it
+        # as a single value would fail `none` rules and crash on `only`/`forbid`/`require_*`
+        observed = []
     if isinstance(observed, list):
         items = observed
         if rule.where is not None:

@@ -100,13 +100,34 @@ class _Loader:
         self.positions = _Positions()
         self.problems: list[Problem] = []
         self._constructor = yaml.constructor.SafeConstructor()
+        self._open: set[int] = set()  # collection nodes being converted, to catch `&a [*a]`
+
+    def construct(self, node: yaml.Node) -> tuple[bool, Any]:
+        """(True, value), or (False, None) and a problem for an unknown tag or a value such as 2021-02-30."""
+        try:
+            return True, self._constructor.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError as exc:
+            self.problem(_mark(node), f"YAML value: {exc.problem}")
+        except ValueError as exc:
+            self.problem(_mark(node), f"YAML value {node.value!r}: {exc}")
+        return False, None
 
     def convert(self, node: yaml.Node, key: Key) -> Any:
         self.positions.values[key] = _mark(node)
-        if isinstance(node, yaml.MappingNode):
+        if not isinstance(node, yaml.CollectionNode):
+            return self.construct(node)[1]
+        if id(node) in self._open:
+            self.problem(_mark(node), "YAML alias refers to a node that contains it")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(item, (*key, i)) for i, item in enumerate(node.value)]
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                name = self._constructor.construct_object(key_node, deep=True)
+                constructed, name = self.construct(key_node)
+                if not constructed:
+                    continue
                 if not isinstance(name, str):
                     self.problem(_mark(key_node), f"keys must be strings, not {name!r}")
                     continue
@@ -115,9 +136,8 @@ class _Loader:
                 self.positions.keys[(*key, name)] = _mark(key_node)
                 result[name] = self.convert(value_node, (*key, name))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.convert(item, (*key, i)) for i, item in enumerate(node.value)]
-        return self._constructor.construct_object(node, deep=True)
+        finally:
+            self._open.discard(id(node))
 
     def problem(self, where: tuple[int, int], message: str) -> None:
         self.problems.append(Problem(self.file, where[0], where[1], message))
@@ -158,19 +178,23 @@ class _Validator:
                 self.at((*key, name), f"unknown {what} key {name!r}{_hint(name, allowed)}", on_key=True)
 
     def matcher(self, spec: Any, scalar: Any, key: Key) -> None:
+        if isinstance(spec, Mapping) and not spec:
+            # an empty conjunction matches everything: a rule that can never fail
+            self.at(key, "expects at least one operator, e.g. {min: 2048}, or a plain value")
+            return
         terms = spec.items() if isinstance(spec, Mapping) else [("equals", spec)]
         for name, arg in terms:
             op = VALUE_OPERATORS.get(name)
             if op is None:
-                self.at(
-                    (*key, name), f"unknown operator {name!r}{_hint(name, set(VALUE_OPERATORS))}", on_key=True
-                )
+                hint = _hint(name, set(VALUE_OPERATORS)) or f"; operators: {', '.join(VALUE_OPERATORS)}"
+                self.at((*key, name), f"unknown operator {name!r}{hint}", on_key=True)
                 continue
+            where = (*key, name) if isinstance(spec, Mapping) else key
             error = op.check_arg(arg)
             if error:
-                self.at((*key, name) if isinstance(spec, Mapping) else key, f"{name!r} {error}")
+                self.at(where, f"{name!r} {error}")
                 continue
-            self.allowed_values(arg if name in ("in", "not_in") else [arg], scalar, name, key)
+            self.allowed_values(arg if name in ("in", "not_in") else [arg], scalar, name, where)
 
     def allowed_values(self, values: list[Any], scalar: Any, op: str, key: Key) -> None:
         """Catch typos such as ``TLSv1.4`` against enumerated fact values."""
@@ -217,7 +241,7 @@ class _Validator:
         checks = [k for k in data if k in _CHECK_KEYS]
         self.unknown_keys(data, _RULE_KEYS | _CHECK_KEYS, key, "rule")
         rule_id = self.text(data, "id", key)
-        if rule_id and not _RULE_ID.match(rule_id):
+        if rule_id and not _RULE_ID.fullmatch(rule_id):
             self.at((*key, "id"), f"rule id {rule_id!r} must be upper case letters, digits, '.', '_' or '-'")
         severity = data.get("severity")
         if "severity" in data and severity not in SEVERITIES:
@@ -225,16 +249,9 @@ class _Validator:
         if len(checks) != 1:
             self.at(key, "a rule needs exactly one constraint, one of: " + ", ".join(sorted(_CHECK_KEYS))
                     + (f" (found {', '.join(checks)})" if checks else ""))  # fmt: skip
-            return None
         fact = data.get("fact")
-        if not isinstance(fact, str):
-            return None
-        try:
-            path_type = resolve_type(fact)
-        except UnknownPath as exc:
-            names = f"; names here: {', '.join(exc.known)}" if exc.known else ""
-            hint = _hint(exc.missing, exc.known)
-            self.at((*key, "fact"), f"unknown fact path {fact!r}: no {exc.missing!r}{hint}{names}")
+        path_type = self.fact_type(data, key)
+        if path_type is None or len(checks) != 1 or not isinstance(fact, str):
             return None
         operator = checks[0]
         expected = data[operator]
@@ -262,6 +279,21 @@ class _Validator:
             remediation=self.text(data, "remediation", key).strip(),
             references=tuple(references),
         )
+
+    def fact_type(self, data: Mapping[str, Any], key: Key) -> PathType | None:
+        """The type of the rule's fact path, or None (with a problem unless 'fact' is missing)."""
+        fact = data.get("fact")
+        if not isinstance(fact, str):
+            if "fact" in data:
+                self.at((*key, "fact"), "'fact' must be a dotted path such as certificate.leaf.subject")
+            return None
+        try:
+            return resolve_type(fact)
+        except UnknownPath as exc:
+            names = f"; names here: {', '.join(exc.known)}" if exc.known else ""
+            hint = _hint(exc.missing, exc.known)
+            self.at((*key, "fact"), f"unknown fact path {fact!r}: no {exc.missing!r}{hint}{names}")
+            return None
 
     def references(self, data: Mapping[str, Any], key: Key) -> list[str]:
         references = data.get("references", [])
@@ -303,7 +335,7 @@ class _Validator:
                 self.at((), f"pack is missing {name!r}")
         self.unknown_keys(data, _PACK_KEYS, (), "pack")
         pack_id = self.text(data, "id", ())
-        if pack_id and not _PACK_ID.match(pack_id):
+        if pack_id and not _PACK_ID.fullmatch(pack_id):
             self.at(("id",), f"pack id {pack_id!r} must be lower case letters, digits and '-'")
         source = data.get("source", {})
         if not isinstance(source, Mapping):
