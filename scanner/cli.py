@@ -119,9 +119,7 @@ def _print_summary(report: Report) -> None:
         facts = target.facts
         if facts.error is not None:
             # The one-line reason a target could not be scanned goes to stderr, where CI logs keep errors.
-            typer.echo(
-                f"tlsgate: {target.target}: {facts.error.error_class.value}: {facts.error.message}", err=True
-            )
+            typer.echo(f"tlsgate: {target.target}: {facts.error.error_class.value}: {facts.error.message}", err=True)
             typer.echo(f"ERROR {target.target}  not scanned ({facts.error.error_class.value})")
             continue
         counts = {s: sum(1 for f in target.findings if f.status == s) for s in Status}
@@ -173,9 +171,7 @@ def scan(
     ] = None,
     timeout: Annotated[
         float,
-        typer.Option(
-            "--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."
-        ),
+        typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
     ] = 5.0,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
@@ -204,9 +200,7 @@ def rules_list() -> None:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Directory for the demo's reports.")] = Path(
-        "tlsgate-demo"
-    ),
+    out: Annotated[Path, typer.Option("--out", help="Directory for the demo's reports.")] = Path("tlsgate-demo"),
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, max=300)] = 5.0,
 ) -> None:
     """Start a local TLS endpoint on 127.0.0.1 (certificates made on the fly), scan it, write reports.

@@ -124,9 +124,7 @@ def make_demo_pki(directory: Path) -> DemoPki:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=825))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(
@@ -136,15 +134,11 @@ def make_demo_pki(directory: Path) -> DemoPki:
         .sign(ca_key, hashes.SHA256())
     )
     directory.mkdir(parents=True, exist_ok=True)
-    pki = DemoPki(
-        ca_cert=directory / "demo-ca.pem", cert=directory / "demo-server.pem", key=directory / "demo-key.pem"
-    )
+    pki = DemoPki(ca_cert=directory / "demo-ca.pem", cert=directory / "demo-server.pem", key=directory / "demo-key.pem")
     pem = serialization.Encoding.PEM
     pki.ca_cert.write_bytes(ca.public_bytes(pem))
     pki.cert.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
-    pki.key.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    pki.key.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     pki.key.chmod(0o600)
     return pki
 

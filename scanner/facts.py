@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
 
 FACTS_SCHEMA_VERSION = "1"
 
@@ -36,8 +38,12 @@ class ErrorClass(StrEnum):
     refused = "refused"  # nothing listens on the port (RST)
     unreachable = "unreachable"  # no route, network down
     timeout = "timeout"  # connect or read did not finish within the timeout
+    reset = "reset"  # the peer closed or reset the connection before answering
     not_tls = "not_tls"  # something answered, but not with TLS
+    no_common_protocol = "no_common_protocol"  # a TLS peer, but no version/suite we offered is acceptable to it
+    client_cert_required = "client_cert_required"  # the server insists on a client certificate we do not have
     handshake_failed = "handshake_failed"  # a TLS peer, but no handshake we can complete
+    starttls_failed = "starttls_failed"  # the plaintext protocol refused to upgrade to TLS
     probe_failed = "probe_failed"  # a probe broke on this target (bug or unexpected reply)
 
 
@@ -49,32 +55,70 @@ class ProbeError(Frozen):
 ObservationStatus = Literal["ok", "error", "not_probed"]
 
 
+class Observed(Frozen, Generic[T]):
+    """One fact that may not have been determined: ``value`` is meaningful only when ``status`` is ok."""
+
+    status: ObservationStatus
+    value: T | None = None
+    error: ProbeError | None = None
+    source: str | None = Field(default=None, description="Which probe observed it (e.g. sslyze, tlsgate).")
+
+
+def observed(value: T, source: str | None = None) -> Observed[T]:
+    return Observed[T](status="ok", value=value, source=source)
+
+
+def unobserved(error_class: ErrorClass, message: str, source: str | None = None) -> Observed[Any]:
+    return Observed[Any](status="error", error=ProbeError(error_class=error_class, message=message), source=source)
+
+
+NOT_PROBED: Observed[Any] = Observed[Any](status="not_probed")
+
+
 class TargetInfo(Frozen):
     input: str = Field(description="The target as the user wrote it.")
     host: str
     port: int
-    server_name: str | None = Field(description="SNI sent; null for an IP literal.")
+    server_name: str | None = Field(description="SNI sent; null for an IP literal or when SNI was disabled.")
     ip_address: str | None = Field(description="The address that was connected to.")
+    starttls: str | None = Field(default=None, description="Plaintext protocol upgraded with STARTTLS, if any.")
 
 
 class CipherSuite(Frozen):
     name: str = Field(description="IANA name, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256.")
+    code: str | None = Field(default=None, description="IANA code point, e.g. 0xC02F.")
     openssl_name: str | None = None
-    key_bits: int | None = Field(default=None, description="Symmetric key size in bits.")
+    key_exchange: str | None = Field(
+        default=None,
+        description="ECDHE, DHE, RSA, ECDH, DH, PSK, ECDHE_PSK, SRP, ... ; 'any' for TLS 1.3 suites.",
+    )
+    authentication: str | None = Field(default=None, description="RSA, ECDSA, DSS, PSK, anon, ... ; 'any' for TLS 1.3.")
+    encryption: str | None = Field(
+        default=None, description="Bulk cipher and mode, e.g. AES_128_GCM, CHACHA20_POLY1305."
+    )
+    mac: str | None = Field(default=None, description="MAC or PRF hash, e.g. SHA256; AEAD suites name their PRF hash.")
+    key_bits: int | None = Field(default=None, description="Symmetric key size in bits (0 for NULL encryption).")
     anonymous: bool = False
+    export: bool = False
     ephemeral_key: str | None = Field(
-        default=None, description="Key exchange the server used with this suite, e.g. 'ECDH x25519 253'."
+        default=None,
+        description="Key exchange the server used with this suite, e.g. 'ECDH x25519 253', 'DH 2048'.",
     )
 
 
 ProtocolStatus = Literal["accepted", "not_accepted", "error"]
+CipherOrder = Literal["server", "client"]
 
 
 class ProtocolSupport(Frozen):
     version: ProtocolVersion
     status: ProtocolStatus
     cipher_suites: list[CipherSuite] = Field(
-        default_factory=list, description="Suites the server accepted with this version."
+        default_factory=list,
+        description="Suites the server accepted with this version; in the server's order when it enforces one.",
+    )
+    cipher_order: CipherOrder | None = Field(
+        default=None, description="server: the server picks by its own preference; client: it follows ours."
     )
     error: ProbeError | None = None
 
@@ -115,6 +159,106 @@ class CertificateFacts(Frozen):
     chain: list[Certificate] = Field(default_factory=list, description="As served, leaf first.")
 
 
+class NamedGroup(Frozen):
+    name: str = Field(description="IANA TLS Supported Groups name, e.g. x25519, secp256r1, ffdhe2048, X25519MLKEM768.")
+    code: str = Field(description="IANA code point, e.g. 0x001D.")
+    kind: Literal["ecdhe", "ffdhe", "hybrid_pq", "pq", "other"]
+
+
+class GroupFacts(Frozen):
+    status: ObservationStatus
+    error: ProbeError | None = None
+    tls13: Observed[list[NamedGroup]] = Field(
+        default=NOT_PROBED,
+        description="Groups accepted for TLS 1.3 key exchange, in the server's preference order.",
+    )
+    tls12: Observed[list[NamedGroup]] = Field(
+        default=NOT_PROBED,
+        description="Curves/groups the server accepts for TLS 1.2 (EC)DHE, server order first.",
+    )
+    preferred: Observed[str] = Field(
+        default=NOT_PROBED, description="The group the server picks when offered everything we know."
+    )
+    dh_parameter_bits: Observed[int] = Field(
+        default=NOT_PROBED,
+        description="Size of the server's finite-field DH prime with DHE suites (TLS 1.2 and older).",
+    )
+    hybrid_pq_accepted: Observed[bool] = Field(
+        default=NOT_PROBED,
+        description="Whether any hybrid post-quantum group (e.g. X25519MLKEM768) is accepted.",
+    )
+
+
+class Behaviours(Frozen):
+    status: ObservationStatus
+    error: ProbeError | None = None
+    secure_renegotiation: Observed[bool] = NOT_PROBED
+    client_renegotiation: Observed[bool] = Field(
+        default=NOT_PROBED,
+        description="Whether the server honours client-initiated renegotiation (a DoS vector).",
+    )
+    compression: Observed[bool] = NOT_PROBED
+    fallback_scsv: Observed[bool] = Field(default=NOT_PROBED, description="Whether TLS_FALLBACK_SCSV is honoured.")
+    extended_master_secret: Observed[bool] = NOT_PROBED
+    ocsp_stapling: Observed[bool] = NOT_PROBED
+    alpn: Observed[list[str]] = Field(default=NOT_PROBED, description="ALPN protocols the server selects.")
+    early_data: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.3 0-RTT early data accepted.")
+    heartbleed: Observed[bool] = Field(default=NOT_PROBED, description="Vulnerable to Heartbleed (CVE-2014-0160).")
+    ccs_injection: Observed[bool] = Field(
+        default=NOT_PROBED, description="Vulnerable to CCS injection (CVE-2014-0224)."
+    )
+    robot: Observed[str] = Field(
+        default=NOT_PROBED,
+        description="ROBOT oracle: vulnerable_strong, vulnerable_weak, not_vulnerable, ...",
+    )
+
+
+class SessionAgeCheck(Frozen):
+    age_seconds: float
+    resumed: bool
+
+
+class SessionFacts(Frozen):
+    status: ObservationStatus
+    error: ProbeError | None = None
+    session_id_resumption: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.2 resumption by session ID.")
+    ticket_resumption: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.2 resumption by session ticket.")
+    tls13_resumption: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.3 PSK resumption.")
+    tls12_ticket_lifetime: Observed[int] = Field(
+        default=NOT_PROBED, description="Seconds, from the TLS 1.2 NewSessionTicket ticket_lifetime_hint."
+    )
+    tls13_ticket_lifetime: Observed[int] = Field(
+        default=NOT_PROBED, description="Seconds, from the TLS 1.3 NewSessionTicket ticket_lifetime."
+    )
+    ticket_lifetime: Observed[int] = Field(
+        default=NOT_PROBED, description="The longest ticket lifetime announced by any version, in seconds."
+    )
+    session_id_resumed_after: Observed[SessionAgeCheck] = Field(
+        default=NOT_PROBED,
+        description="Opt-in active check: is a session older than N seconds still resumed?",
+    )
+
+
+ClientAuthRequirement = Literal["not_requested", "optional", "required"]
+
+
+class ClientAuthFacts(Frozen):
+    status: ObservationStatus
+    error: ProbeError | None = None
+    requirement: Observed[ClientAuthRequirement] = NOT_PROBED
+    ca_names: Observed[list[str]] = Field(
+        default=NOT_PROBED,
+        description="Acceptable CA distinguished names the server sends in CertificateRequest.",
+    )
+    throwaway_certificate_accepted: Observed[bool] = Field(
+        default=NOT_PROBED,
+        description="Whether a certificate from a throwaway CA made on the fly was accepted.",
+    )
+    provided_certificate_accepted: Observed[bool] = Field(
+        default=NOT_PROBED, description="Whether the client certificate given for the scan was accepted."
+    )
+
+
 class Facts(Frozen):
     schema_version: Literal["1"] = "1"
     target: TargetInfo
@@ -124,6 +268,10 @@ class Facts(Frozen):
     error: ProbeError | None = None
     protocols: list[ProtocolSupport] = Field(default_factory=list)
     certificate: CertificateFacts = CertificateFacts(status="not_probed")
+    groups: GroupFacts = GroupFacts(status="not_probed")
+    behaviours: Behaviours = Behaviours(status="not_probed")
+    sessions: SessionFacts = SessionFacts(status="not_probed")
+    client_auth: ClientAuthFacts = ClientAuthFacts(status="not_probed")
 
     def accepted_versions(self) -> list[ProtocolVersion]:
         return [p.version for p in self.protocols if p.status == "accepted"]

@@ -24,9 +24,7 @@ def pack_info(pack: RulePack) -> PackInfo:
     )
 
 
-def judge(
-    facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOptions, started: datetime
-) -> Report:
+def judge(facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOptions, started: datetime) -> Report:
     """Evaluate saved or fresh facts against packs and assemble the report."""
     targets = []
     for item in facts:

@@ -41,9 +41,7 @@ class ScanOptions(_Frozen):
 
 class TargetReport(_Frozen):
     target: str
-    verdict: Verdict = Field(
-        description="fail if any rule failed; error if not scanned or any rule inconclusive."
-    )
+    verdict: Verdict = Field(description="fail if any rule failed; error if not scanned or any rule inconclusive.")
     facts: Facts
     findings: list[Finding]
 

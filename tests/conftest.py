@@ -20,9 +20,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> ServerFiles:
     directory = tmp_path_factory.mktemp("pki")
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    files = ServerFiles(
-        cert=directory / "server.pem", key=directory / "server-key.pem", ca=directory / "ca.pem"
-    )
+    files = ServerFiles(cert=directory / "server.pem", key=directory / "server-key.pem", ca=directory / "ca.pem")
     cert.private_key_pem.write_to_path(str(files.key))
     cert.cert_chain_pems[0].write_to_path(str(files.cert))
     ca.cert_pem.write_to_path(str(files.ca))

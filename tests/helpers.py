@@ -185,8 +185,6 @@ def issue_certificate(
     )
     pem = serialization.Encoding.PEM
     cert_path.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
-    key_path.write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     ca_path.write_bytes(ca.public_bytes(pem))
     return IssuedCert(cert_path, key_path, ca_path, leaf)

@@ -63,9 +63,7 @@ def test_silent_port_times_out_within_the_timeout(tlsgate, silent_server, tmp_pa
     assert run.seconds < 4 * float(TIMEOUT) + 10
 
 
-def test_bad_targets_do_not_lose_good_ones(
-    tlsgate, tls12_13_server, tls13_server, http_server, refused_port, tmp_path
-):
+def test_bad_targets_do_not_lose_good_ones(tlsgate, tls12_13_server, tls13_server, http_server, refused_port, tmp_path):
     """With failing, passing and unscannable targets in one run, every target is reported; exit 1 wins."""
     path = tmp_path / "r.json"
     targets = [
@@ -75,9 +73,7 @@ def test_bad_targets_do_not_lose_good_ones(
         tls13_server.target,
         http_server.target,
     ]
-    run = tlsgate(
-        "scan", *targets, "--timeout", TIMEOUT, "--json", str(path), "--html", str(tmp_path / "r.html")
-    )
+    run = tlsgate("scan", *targets, "--timeout", TIMEOUT, "--json", str(path), "--html", str(tmp_path / "r.html"))
     assert run.code == ExitCode.POLICY_FAILED
     report = _report(path)
     by_target = {t["target"]: t for t in report["targets"]}

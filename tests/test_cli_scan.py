@@ -122,10 +122,7 @@ def test_bad_target_syntax_is_a_usage_error(tlsgate):
     """A target that cannot be parsed exits 2 with one line, before anything is scanned."""
     run = tlsgate("scan", "127.0.0.1:99999")
     assert run.code == 2
-    assert (
-        run.stderr.strip()
-        == "tlsgate: error: bad target '127.0.0.1:99999': port 99999 is out of range 1-65535"
-    )
+    assert run.stderr.strip() == "tlsgate: error: bad target '127.0.0.1:99999': port 99999 is out of range 1-65535"
 
 
 def test_version_and_rules_list(tlsgate):

@@ -123,9 +123,7 @@ def tls13_only() -> list[ProtocolSupport]:
 
 def test_each_with_where_passes(tmp_path):
     """'each' over accepted protocols passes when only TLS 1.3 is accepted."""
-    finding = judge(
-        tmp_path, facts(tls13_only()), "each: {version: TLSv1.3}", "protocols", "{status: accepted}"
-    )
+    finding = judge(tmp_path, facts(tls13_only()), "each: {version: TLSv1.3}", "protocols", "{status: accepted}")
     assert finding.status == Status.passed
     assert finding.message == "protocols: all match"
     assert finding.evidence == {
@@ -142,22 +140,11 @@ def test_each_with_where_fails_with_offending_protocol(tmp_path):
     assert finding.status == Status.failed
     assert finding.message == "protocols: TLSv1.2: version must equal TLSv1.3"
     assert finding.evidence["observed"] == ["TLSv1.2", "TLSv1.3"]
-    assert finding.evidence["offending"] == [
-        {
-            "version": "TLSv1.2",
-            "status": "accepted",
-            "cipher_suites": [
-                {
-                    "name": "SUITE_FOR_TLSv1.2",
-                    "openssl_name": None,
-                    "key_bits": 256,
-                    "anonymous": False,
-                    "ephemeral_key": None,
-                }
-            ],
-            "error": None,
-        }
-    ]
+    (offending,) = finding.evidence["offending"]
+    assert (offending["version"], offending["status"]) == ("TLSv1.2", "accepted")
+    assert [(c["name"], c["key_bits"]) for c in offending["cipher_suites"]] == [("SUITE_FOR_TLSv1.2", 256)]
+    tls12 = next(p for p in facts().protocols if p.version == "TLSv1.2")
+    assert offending == tls12.model_dump(mode="json")
 
 
 def test_each_without_where_fails_on_not_accepted_versions(tmp_path):
@@ -182,9 +169,7 @@ def test_some_fails(tmp_path):
     protocols = [protocol("TLSv1.2"), protocol("TLSv1.3", "not_accepted")]
     finding = judge(tmp_path, facts(protocols), "some: {version: TLSv1.3, status: accepted}", "protocols")
     assert finding.status == Status.failed
-    assert finding.message == (
-        "protocols: none found where version must equal TLSv1.3, status must equal accepted"
-    )
+    assert finding.message == ("protocols: none found where version must equal TLSv1.3, status must equal accepted")
     assert finding.evidence["offending"] == []
 
 
@@ -281,9 +266,7 @@ def test_require_all_fails_listing_missing(tmp_path):
 
 def test_only_passes(tmp_path):
     """'only' passes when every name is allowed."""
-    finding = judge(
-        tmp_path, facts(), 'only: ["DNS:example.com", "DNS:www.example.com", "DNS:api.example.com"]', SANS
-    )
+    finding = judge(tmp_path, facts(), 'only: ["DNS:example.com", "DNS:www.example.com", "DNS:api.example.com"]', SANS)
     assert finding.status == Status.passed
     assert finding.evidence["observed"] == ["DNS:www.example.com", "DNS:example.com"]
 
@@ -415,9 +398,7 @@ def test_combined_value_operators(tmp_path):
     assert finding.status == Status.passed
     big = certificate(key=PublicKey(type="RSA", size=8192))
     cert = CertificateFacts(status="ok", leaf=big, chain=[big])
-    finding = judge(
-        tmp_path, facts(cert=cert), "each: {public_key.size: {min: 2048, max: 4096}}", "certificate.chain"
-    )
+    finding = judge(tmp_path, facts(cert=cert), "each: {public_key.size: {min: 2048, max: 4096}}", "certificate.chain")
     assert finding.status == Status.failed
     assert finding.message.endswith("public_key.size must be at least 2048 and be at most 4096")
 

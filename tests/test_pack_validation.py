@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scanner.facts import Facts, ProtocolSupport
 from scanner.policy.pack import PackError, Problem, builtin_pack_files, load_pack, resolve_pack
 from tests.helpers import REPO
 
@@ -238,7 +239,7 @@ def test_unknown_fact_path(tmp_path):
     assert (problem.line, problem.column) == (13, 11)
     assert problem.message == (
         "unknown fact path 'protocol': no 'protocol' (did you mean 'protocols'?); names here: "
-        "certificate, error, finished_at, protocols, schema_version, started_at, status, target"
+        + ", ".join(sorted(Facts.model_fields))
     )
 
 
@@ -283,8 +284,8 @@ def test_unknown_field_in_each(tmp_path):
         """))  # fmt: skip
     assert (problem.line, problem.column) == (14, 12)
     assert problem.message == (
-        "unknown field 'verison' (did you mean 'version'?); "
-        "fields here: cipher_suites, error, status, version"
+        "unknown field 'verison' (did you mean 'version'?); fields here: "
+        + ", ".join(sorted(ProtocolSupport.model_fields))
     )
 
 
@@ -342,10 +343,7 @@ def test_impossible_literal_value_on_scalar_fact(tmp_path):
           equals: RSAA
         """))  # fmt: skip
     assert (problem.line, problem.column) == (14, 13)
-    assert (
-        problem.message
-        == "'RSAA' can never occur here: expected one of RSA, EC, DSA, Ed25519, Ed448, unknown"
-    )
+    assert problem.message == "'RSAA' can never occur here: expected one of RSA, EC, DSA, Ed25519, Ed448, unknown"
 
 
 def test_impossible_value_in_list_operator(tmp_path):
@@ -534,9 +532,7 @@ def test_invalid_regex(tmp_path):
           matches: "CN=(foo"
         """))  # fmt: skip
     assert (problem.line, problem.column) == (14, 14)
-    assert problem.message.startswith(
-        "'matches' invalid regular expression: missing ), unterminated subpattern"
-    )
+    assert problem.message.startswith("'matches' invalid regular expression: missing ), unterminated subpattern")
 
 
 def test_invalid_regex_in_field_matcher(tmp_path):
@@ -668,9 +664,7 @@ def test_not_utf8(tmp_path):
     path.write_bytes("id: caf\xe9\n".encode("latin-1"))
     with pytest.raises(PackError) as caught:
         load_pack(path)
-    assert [(p.line, p.column, p.message) for p in caught.value.problems] == [
-        (1, 1, "pack is not UTF-8 text")
-    ]
+    assert [(p.line, p.column, p.message) for p in caught.value.problems] == [(1, 1, "pack is not UTF-8 text")]
 
 
 # --- the command line ------------------------------------------------------------------------------
@@ -703,7 +697,7 @@ def test_cli_reports_bad_pack_and_exits_2(tmp_path):
     )
     assert lines[1].startswith(
         f"tlsgate: error: {path}:13:11: unknown fact path 'protocol': "
-        "no 'protocol' (did you mean 'protocols'?); names here: certificate, "
+        "no 'protocol' (did you mean 'protocols'?); names here: " + ", ".join(sorted(Facts.model_fields))
     )
 
 

@@ -23,9 +23,7 @@ def _probe(target: str) -> Facts:
 
 
 def _accepted(facts: Facts) -> dict[str, set[str]]:
-    return {
-        p.version.value: {s.name for s in p.cipher_suites} for p in facts.protocols if p.status == "accepted"
-    }
+    return {p.version.value: {s.name for s in p.cipher_suites} for p in facts.protocols if p.status == "accepted"}
 
 
 def test_every_version_is_reported(tls13_server):
@@ -71,9 +69,7 @@ def test_openssl_tls12_single_suite_and_rsa3072_leaf(tmp_path):
 def test_openssl_tls13_single_suite_p384_leaf(tmp_path):
     """openssl s_server with TLS 1.3 and one suite: that suite only; an EC P-384 key with no EKU."""
     issued = issue_certificate(tmp_path, "ec-server", key_type="p384", eku=None)
-    with openssl_server(
-        issued.cert, issued.key, "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384"
-    ) as port:
+    with openssl_server(issued.cert, issued.key, "-tls1_3", "-ciphersuites", "TLS_AES_256_GCM_SHA384") as port:
         facts = _probe(f"127.0.0.1:{port}")
     assert _accepted(facts) == {"TLSv1.3": {"TLS_AES_256_GCM_SHA384"}}
     leaf = facts.certificate.leaf

@@ -59,9 +59,7 @@ def _certificate(subject: str) -> Certificate:
 def _protocols(*accepted: ProtocolVersion) -> list[ProtocolSupport]:
     suites = {
         ProtocolVersion.TLSv1_2: [
-            CipherSuite(
-                name="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", key_bits=128, ephemeral_key="ECDH x25519 253"
-            )
+            CipherSuite(name="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", key_bits=128, ephemeral_key="ECDH x25519 253")
         ],
         ProtocolVersion.TLSv1_3: [
             CipherSuite(name="TLS_AES_256_GCM_SHA384", key_bits=256, ephemeral_key="ECDH x25519 253")
@@ -140,9 +138,7 @@ def report() -> Report:
         finished_at=end,
         options=ScanOptions(timeout=5.0, packs=["tls13-only"]),
         packs=[
-            PackInfo(
-                id="tls13-only", title="TLS 1.3 only", version="1.0.0", sha256="0123456789abcdef" * 4, rules=2
-            )
+            PackInfo(id="tls13-only", title="TLS 1.3 only", version="1.0.0", sha256="0123456789abcdef" * 4, rules=2)
         ],
         targets=targets,
         summary=summarise(targets),
@@ -238,9 +234,7 @@ def test_partial_observations_render(report: Report) -> None:
     """Per-version probe errors, a certificate error and an empty report all render without failing."""
     probe_error = ProbeError(error_class=ErrorClass.timeout, message="read timed out")
     facts = Facts(
-        target=TargetInfo(
-            input="192.0.2.9:8443", host="192.0.2.9", port=8443, server_name=None, ip_address=None
-        ),
+        target=TargetInfo(input="192.0.2.9:8443", host="192.0.2.9", port=8443, server_name=None, ip_address=None),
         started_at=START.replace(tzinfo=None),
         finished_at=(START + timedelta(minutes=2)).replace(tzinfo=None),
         status="ok",

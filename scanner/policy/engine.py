@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from scanner.facts import Facts
+from scanner.facts import Facts, Observed
 from scanner.findings import Finding, Status
 from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
 from scanner.policy.pack import Rule, RulePack
@@ -42,6 +42,10 @@ def resolve(facts: Facts, path: str) -> Any:
             return None
         if isinstance(current, BaseModel) and (gap := _unobserved(current, ".".join(walked))):
             return gap
+        if isinstance(current, Observed):
+            current = current.value
+            if current is None:
+                return None
     if isinstance(current, list):
         gaps = [
             f"{label(plain(e))}: {_reason(e)}"
@@ -101,9 +105,7 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     evidence["observed"] = observed
     if matcher.test(observed):
         return _finding(rule, pack, Status.passed, f"{rule.fact} = {observed}", evidence)
-    return _finding(
-        rule, pack, Status.failed, f"{rule.fact} = {observed}, must {matcher.describe()}", evidence
-    )
+    return _finding(rule, pack, Status.failed, f"{rule.fact} = {observed}, must {matcher.describe()}", evidence)
 
 
 def evaluate(facts: Facts, packs: list[RulePack]) -> list[Finding]:

@@ -9,7 +9,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from scanner.facts import Facts
+from scanner.facts import Facts, Observed
 
 Kind = Literal["object", "list_of_objects", "list_of_scalars", "scalar"]
 
@@ -31,6 +31,9 @@ def _unwrap_optional(annotation: Any) -> Any:
 
 def type_of(annotation: Any) -> PathType:
     annotation = _unwrap_optional(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, Observed):
+        # Observed[T] is transparent to rules: the path names the value; the engine checks the status.
+        return type_of(annotation.model_fields["value"].annotation)
     if get_origin(annotation) is list:
         (element,) = get_args(annotation)
         element = _unwrap_optional(element)

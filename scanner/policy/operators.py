@@ -78,9 +78,7 @@ VALUE_OPERATORS: dict[str, ValueOperator] = {
     "not_in": ValueOperator(lambda v, a: v not in a, _is_list, "not be one of"),
     "min": ValueOperator(lambda v, a: _number(v) and v >= a, _is_number, "be at least"),
     "max": ValueOperator(lambda v, a: _number(v) and v <= a, _is_number, "be at most"),
-    "matches": ValueOperator(
-        lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"
-    ),
+    "matches": ValueOperator(lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"),
     "exists": ValueOperator(lambda v, a: (v is not None) == a, _is_bool, "exist:"),
 }
 
@@ -192,9 +190,7 @@ def list_forbid(items: list[Plain], forbidden: list[Any]) -> ListOutcome:
 
 def list_require_any(items: list[Plain], wanted: list[Any]) -> ListOutcome:
     ok = any(e in wanted for e in items)
-    return ListOutcome(
-        ok, [] if ok else list(wanted), "present" if ok else f"none of {_short(wanted)} present"
-    )
+    return ListOutcome(ok, [] if ok else list(wanted), "present" if ok else f"none of {_short(wanted)} present")
 
 
 def list_require_all(items: list[Plain], wanted: list[Any]) -> ListOutcome:

@@ -70,9 +70,7 @@ def build_client_hello(server_name: str | None, suites: tuple[int, ...] = DEFAUL
     extensions += _ext(0xFF01, b"\x00")  # renegotiation_info, empty
     versions = _u16_list(_VERSIONS)
     extensions += _ext(0x002B, bytes([len(versions)]) + versions)
-    extensions += _ext(
-        0x0033, b"\x00\x00"
-    )  # key_share with no shares: a TLS 1.3 server sends HelloRetryRequest
+    extensions += _ext(0x0033, b"\x00\x00")  # key_share with no shares: a TLS 1.3 server sends HelloRetryRequest
     cipher_bytes = _u16_list(suites)
     session_id = os.urandom(32)
     body = (

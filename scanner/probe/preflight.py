@@ -69,7 +69,6 @@ def preflight(target: Target, timeout: float) -> Reachable | ProbeError:
     if reply and not looks_like_tls(reply):
         return ProbeError(
             error_class=ErrorClass.not_tls,
-            message=f"{target.display} does not speak TLS: "
-            f"it answered a ClientHello with {describe_reply(reply)}",
+            message=f"{target.display} does not speak TLS: it answered a ClientHello with {describe_reply(reply)}",
         )
     return Reachable(address)

@@ -58,9 +58,7 @@ def _connectivity_error(trace: TracebackException | None) -> ProbeError:
         return ProbeError(error_class=ErrorClass.refused, message=message)
     if exc_type is not None and issubclass(exc_type, ConnectionToServerTimedOut | TlsHandshakeTimedOut):
         return ProbeError(error_class=ErrorClass.timeout, message=message)
-    return ProbeError(
-        error_class=ErrorClass.handshake_failed, message=f"no TLS handshake possible: {message}"
-    )
+    return ProbeError(error_class=ErrorClass.handshake_failed, message=f"no TLS handshake possible: {message}")
 
 
 def _ephemeral(key: EphemeralKeyInfo | None) -> str | None:
@@ -93,18 +91,14 @@ def _protocol(version: ProtocolVersion, attempt: Any) -> ProtocolSupport:
         )
         for accepted in result.accepted_cipher_suites
     ]
-    return ProtocolSupport(
-        version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites
-    )
+    return ProtocolSupport(version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites)
 
 
 def _certificate(attempt: Any) -> CertificateFacts:
     if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
         return CertificateFacts(
             status="error",
-            error=ProbeError(
-                error_class=ErrorClass.probe_failed, message=_describe_trace(attempt.error_trace)
-            ),
+            error=ProbeError(error_class=ErrorClass.probe_failed, message=_describe_trace(attempt.error_trace)),
         )
     deployments = attempt.result.certificate_deployments
     if not deployments:
@@ -124,9 +118,7 @@ def _outcome(result: ServerScanResult) -> SslyzeOutcome:
             error=_connectivity_error(result.connectivity_error_trace),
         )
     attempts = result.scan_result
-    protocols = [
-        _protocol(version, getattr(attempts, command.value)) for version, command in _VERSION_COMMANDS.items()
-    ]
+    protocols = [_protocol(version, getattr(attempts, command.value)) for version, command in _VERSION_COMMANDS.items()]
     return SslyzeOutcome(protocols=protocols, certificate=_certificate(attempts.certificate_info))
 
 

@@ -87,9 +87,7 @@ def failed_by_severity(findings: list[Finding]) -> list[tuple[str, int]]:
     for f in findings:
         if f.status == Status.failed:
             counts[f.severity] = counts.get(f.severity, 0) + 1
-    return sorted(
-        counts.items(), key=lambda item: (_SEVERITY_ORDER.get(item[0], len(_SEVERITY_ORDER)), item[0])
-    )
+    return sorted(counts.items(), key=lambda item: (_SEVERITY_ORDER.get(item[0], len(_SEVERITY_ORDER)), item[0]))
 
 
 @lru_cache(maxsize=1)
