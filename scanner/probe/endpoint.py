@@ -1,0 +1,40 @@
+"""What every probe needs to reach one target: the resolved address, SNI, timeout and client credentials."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from scanner.targets import Target
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """A client certificate chain and its key as PEM files (materialised in a private temp dir when the
+    user gave PKCS#12). Secrets never leave these files: not in facts, reports or logs."""
+
+    cert_chain: Path  # PEM, leaf first
+    key: Path  # PEM, unencrypted
+    description: str  # what the user named, e.g. "client.p12", for messages and facts
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    target: Target
+    address: str  # the IP connected to
+    server_name: str | None  # SNI to send; None sends no SNI
+    timeout: float
+    credentials: ClientCredentials | None = None
+
+    @property
+    def port(self) -> int:
+        return self.target.port
+
+    @property
+    def display(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+    def connect(self) -> socket.socket:
+        """A TCP connection with the probe timeout applied to connect and to every read."""
+        return socket.create_connection((self.address, self.port), timeout=self.timeout)
