@@ -1,12 +1,12 @@
 # Two entry points that work on a fresh machine with Python 3.11+:
 #   make demo   - create .venv, install tlsgate, scan a local demo endpoint, write reports
-#   make test   - create .venv, install tlsgate with its dev tools, run ruff, mypy and the tests
+#   make test   - install the test servers (apt) and .venv with tlsgate's dev tools; run ruff, mypy, the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint typecheck pytest schemas clean
+.PHONY: demo test lint typecheck pytest schemas servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,11 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev
+# openssl, nginx, gnutls-serv and sslscan from apt when missing: the tests run real servers on loopback.
+servers:
+	bash tools/install-test-servers.sh
+
+pytest: $(VENV)/.dev servers
 	$(BIN)/pytest
 
 test: lint typecheck pytest

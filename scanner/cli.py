@@ -5,6 +5,7 @@ Only this module prints or exits.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import tempfile
@@ -19,12 +20,16 @@ from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
 from scanner.findings import Status
 from scanner.policy.pack import PackError, RulePack, UnknownPack, builtin_pack_files, load_pack, resolve_pack
-from scanner.probe import ProbeOptions
+from scanner.probe.endpoint import ClientCredentials
+from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.plan import ALL
+from scanner.probe.starttls import StartTls
 from scanner.render import OutputFormat, render, write_atomic
 from scanner.report import Report
 from scanner.targets import Target, TargetError, parse_target
 
 DEFAULT_PACKS = ("tls13-only",)
+_STARTTLS_NAMES = ", ".join(p.value for p in StartTls)
 
 app = typer.Typer(
     name="tlsgate",
@@ -132,16 +137,39 @@ def _print_summary(report: Report) -> None:
 
 
 def _scan(
-    targets: list[Target], packs: list[RulePack], timeout: float, outputs: dict[OutputFormat, Path | None]
+    targets: list[tuple[Target, ConnectOptions]],
+    packs: list[RulePack],
+    probe: ProbeOptions,
+    outputs: dict[OutputFormat, Path | None],
 ) -> tuple[Report, list[Path]]:
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
-    report = run_scan(targets, packs, ProbeOptions(timeout=timeout))
+    report = run_scan(targets, packs, probe)
     written = _write_reports(report, outputs)
     _print_summary(report)
     for path in written:
         typer.echo(f"report: {path}")
     return report, written
+
+
+def _credentials(
+    cert: Path | None,
+    key: Path | None,
+    p12: Path | None,
+    password_env: str | None,
+    password_file: Path | None,
+    workdir: Path,
+) -> ClientCredentials | None:
+    if cert is None and key is None and p12 is None:
+        if password_env or password_file:
+            _fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
+        return None
+    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+
+    try:
+        return load_credentials(cert, key, p12, password_env, password_file, workdir)
+    except CredentialsError as exc:
+        _fatal(str(exc), ExitCode.USAGE)
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
@@ -173,13 +201,89 @@ def scan(
         float,
         typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
     ] = 5.0,
+    sni: Annotated[
+        str | None, typer.Option("--sni", metavar="NAME", help="Send this SNI instead of the target's host name.")
+    ] = None,
+    no_sni: Annotated[bool, typer.Option("--no-sni", help="Send no SNI at all.")] = False,
+    ip: Annotated[
+        str | None,
+        typer.Option("--ip", metavar="ADDRESS", help="Connect to this address; the target's name is still the SNI."),
+    ] = None,
+    all_addresses: Annotated[
+        bool, typer.Option("--all-addresses", help="Scan every A/AAAA address of each name as its own result.")
+    ] = False,
+    starttls: Annotated[
+        StartTls | None,
+        typer.Option("--starttls", metavar="PROTOCOL", help="Upgrade a plaintext protocol first: " + _STARTTLS_NAMES),
+    ] = None,
+    client_cert: Annotated[
+        Path | None, typer.Option("--client-cert", metavar="PEM", help="Client certificate (chain), PEM.")
+    ] = None,
+    client_key: Annotated[
+        Path | None, typer.Option("--client-key", metavar="PEM", help="Client private key, PEM.")
+    ] = None,
+    client_p12: Annotated[
+        Path | None, typer.Option("--client-p12", metavar="FILE", help="Client certificate and key as PKCS#12.")
+    ] = None,
+    client_password_env: Annotated[
+        str | None,
+        typer.Option(
+            "--client-password-env",
+            metavar="VAR",
+            help="Environment variable holding the PKCS#12 or key password (never pass it on the command line).",
+        ),
+    ] = None,
+    client_password_file: Annotated[
+        Path | None, typer.Option("--client-password-file", metavar="FILE", help="File holding that password.")
+    ] = None,
+    all_facts: Annotated[
+        bool, typer.Option("--all-facts", help="Run every probe, not only those the packs need.")
+    ] = False,
+    session_age_check: Annotated[
+        float | None,
+        typer.Option(
+            "--session-age-check",
+            min=0,
+            max=86400,
+            metavar="SECONDS",
+            help="Opt-in: wait this long, then test whether a session is still resumed.",
+        ),
+    ] = None,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
+    from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415 - light, but keeps --help instant
+
     parsed = _parse_targets(targets)
     packs = _load_packs(pack or DEFAULT_PACKS)
     _check_output(json_path)
     _check_output(html_path)
-    report, _ = _scan(parsed, packs, timeout, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    if sni is not None and no_sni:
+        _fatal("--sni and --no-sni exclude each other", ExitCode.USAGE)
+    if ip is not None and all_addresses:
+        _fatal("--ip and --all-addresses exclude each other", ExitCode.USAGE)
+    if ip is not None:
+        try:
+            ip = str(ipaddress.ip_address(ip))
+        except ValueError:
+            _fatal(f"--ip {ip!r} is not an IP address", ExitCode.USAGE)
+    plan = plan_for(packs, all_facts=all_facts)
+    if session_age_check is not None:
+        plan = plan | {ProbeKind.sessions}
+    with tempfile.TemporaryDirectory(prefix="tlsgate-credentials-") as workdir:
+        credentials = _credentials(
+            client_cert, client_key, client_p12, client_password_env, client_password_file, Path(workdir)
+        )
+        connect = ConnectOptions(
+            server_name=sni,
+            no_sni=no_sni,
+            connect_address=ip,
+            all_addresses=all_addresses,
+            starttls=starttls,
+            credentials=credentials,
+        )
+        probe = ProbeOptions(timeout=timeout, plan=plan, session_age_check=session_age_check)
+        outputs = {OutputFormat.json: json_path, OutputFormat.html: html_path}
+        report, _ = _scan([(t, connect) for t in parsed], packs, probe, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
@@ -218,7 +322,8 @@ def demo(
     ):
         typer.echo(f"demo endpoint listening on {server.target} (TLS 1.2 and 1.3)")
         outputs: dict[OutputFormat, Path | None] = {fmt: out / f"report.{fmt.value}" for fmt in OutputFormat}
-        report, _ = _scan([parse_target(server.target)], packs, timeout, outputs)
+        probe = ProbeOptions(timeout=timeout, plan=ALL)
+        report, _ = _scan([(parse_target(server.target), ConnectOptions())], packs, probe, outputs)
     if report.targets[0].verdict == "error":
         _fatal("the demo endpoint could not be scanned", ExitCode.NOT_CHECKED)
     typer.echo("demo done: open the HTML report in a browser")

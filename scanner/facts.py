@@ -45,6 +45,7 @@ class ErrorClass(StrEnum):
     handshake_failed = "handshake_failed"  # a TLS peer, but no handshake we can complete
     starttls_failed = "starttls_failed"  # the plaintext protocol refused to upgrade to TLS
     probe_failed = "probe_failed"  # a probe broke on this target (bug or unexpected reply)
+    not_applicable = "not_applicable"  # the fact does not apply to this target (e.g. no client certificate asked)
 
 
 class ProbeError(Frozen):

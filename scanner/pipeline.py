@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from scanner.facts import Facts
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
-from scanner.probe import ProbeOptions, probe_targets
+from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.run import probe_targets
 from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
 from scanner.targets import Target
 
@@ -47,7 +48,9 @@ def judge(facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOption
     )
 
 
-def run_scan(targets: Sequence[Target], packs: Sequence[RulePack], probe: ProbeOptions) -> Report:
+def run_scan(
+    targets: Sequence[tuple[Target, ConnectOptions]], packs: Sequence[RulePack], probe: ProbeOptions
+) -> Report:
     started = datetime.now(UTC)
     facts = probe_targets(targets, probe)
     return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs]), started)

@@ -188,3 +188,103 @@ def issue_certificate(
     key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     ca_path.write_bytes(ca.public_bytes(pem))
     return IssuedCert(cert_path, key_path, ca_path, leaf)
+
+
+def loopback_endpoint(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    server_name: str | None = None,
+    timeout: float = 3.0,
+    credentials: Any = None,
+) -> Any:
+    """An ``Endpoint`` for a server on loopback, as the probe stage would hand it to a probe (no SNI by default)."""
+    from scanner.probe.endpoint import Endpoint  # noqa: PLC0415 - keeps this module importable on its own
+    from scanner.targets import parse_target  # noqa: PLC0415
+
+    target = parse_target(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return Endpoint(target=target, address=host, server_name=server_name, timeout=timeout, credentials=credentials)
+
+
+@dataclass(frozen=True)
+class ClientPki:
+    """A client CA and a client certificate it issued (EKU clientAuth), in every form a user may hold them."""
+
+    ca: Path  # the client CA certificate, PEM: what an mTLS server trusts (s_server -CAfile)
+    ca_name: str  # the CA's subject, RFC 4514: what the server sends as an acceptable CA name
+    cert: Path  # client certificate then the CA, PEM
+    key: Path  # its key, unencrypted PKCS#8 PEM
+    encrypted_key: Path  # the same key, PKCS#8 PEM encrypted with ``password``
+    combined: Path  # certificate, CA and unencrypted key in one PEM file
+    p12: Path  # key, certificate and CA as PKCS#12 encrypted with ``password``
+    password: str
+
+
+def client_pki(directory: Path, password: str = "correct horse battery staple") -> ClientPki:  # noqa: S107 - a test PKI
+    """Make a client PKI with cryptography; the CA's name needs RFC 4514 escaping and is not ASCII."""
+    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415 - only mTLS tests need it
+    from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: PLC0415
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Müller, Schmidt & Co"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "tlsgate client CA"),
+        ]
+    )
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlsgate test client")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    files = ClientPki(
+        ca=directory / "client-ca.pem",
+        ca_name=ca_name.rfc4514_string(),
+        cert=directory / "client.pem",
+        key=directory / "client-key.pem",
+        encrypted_key=directory / "client-key-encrypted.pem",
+        combined=directory / "client-combined.pem",
+        p12=directory / "client.p12",
+        password=password,
+    )
+    chain = cert.public_bytes(pem) + ca.public_bytes(pem)
+    plain_key = key.private_bytes(pem, pkcs8, serialization.NoEncryption())
+    files.ca.write_bytes(ca.public_bytes(pem))
+    files.cert.write_bytes(chain)
+    files.key.write_bytes(plain_key)
+    files.encrypted_key.write_bytes(
+        key.private_bytes(pem, pkcs8, serialization.BestAvailableEncryption(password.encode()))
+    )
+    files.combined.write_bytes(chain + plain_key)
+    files.p12.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"tlsgate test client", key, cert, [ca], serialization.BestAvailableEncryption(password.encode())
+        )
+    )
+    return files

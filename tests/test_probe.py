@@ -9,7 +9,8 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.facts import Facts, ProtocolVersion
-from scanner.probe import ProbeOptions, probe_targets
+from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.run import probe_targets
 from scanner.targets import parse_target
 from tests.helpers import issue_certificate, openssl_server, python_tls_server, server_context
 
@@ -17,7 +18,7 @@ OPTIONS = ProbeOptions(timeout=3)
 
 
 def _probe(target: str) -> Facts:
-    (facts,) = probe_targets([parse_target(target)], OPTIONS)
+    (facts,) = probe_targets([(parse_target(target), ConnectOptions())], OPTIONS)
     assert facts.status == "ok", facts.error
     return facts
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from scanner.facts import Facts, Observed
+from scanner.facts import ErrorClass, Facts, Observed
 from scanner.findings import Finding, Status
 from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
 from scanner.policy.pack import Rule, RulePack
@@ -18,6 +18,7 @@ _UNOBSERVED = ("error", "not_probed")
 @dataclass(frozen=True)
 class Unobserved:
     reason: str
+    not_applicable: bool = False  # the probe says the fact does not apply here (e.g. no client cert asked)
 
 
 def _reason(obj: Any) -> str:
@@ -27,6 +28,9 @@ def _reason(obj: Any) -> str:
 
 def _unobserved(obj: Any, where: str) -> Unobserved | None:
     if getattr(obj, "status", None) in _UNOBSERVED:
+        error = getattr(obj, "error", None)
+        if error is not None and error.error_class == ErrorClass.not_applicable:
+            return Unobserved(f"{where} does not apply: {error.message}", not_applicable=True)
         return Unobserved(f"{where} could not be observed: {_reason(obj)}")
     return None
 
@@ -83,7 +87,8 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     value = resolve(facts, rule.fact)
     if isinstance(value, Unobserved):
         evidence["unobserved"] = value.reason
-        return _finding(rule, pack, Status.error, value.reason, evidence)
+        status = Status.not_applicable if value.not_applicable else Status.error
+        return _finding(rule, pack, status, value.reason, evidence)
     observed = plain(value)
     if observed is None and rule.operator in LIST_OPERATORS:
         # an absent optional list (a certificate without an EKU extension) has no elements; judging it

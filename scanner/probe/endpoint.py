@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from scanner.probe.starttls import StartTls, upgrade
 from scanner.targets import Target
 
 
@@ -26,6 +27,7 @@ class Endpoint:
     server_name: str | None  # SNI to send; None sends no SNI
     timeout: float
     credentials: ClientCredentials | None = None
+    starttls: StartTls | None = None
 
     @property
     def port(self) -> int:
@@ -36,5 +38,16 @@ class Endpoint:
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
     def connect(self) -> socket.socket:
-        """A TCP connection with the probe timeout applied to connect and to every read."""
-        return socket.create_connection((self.address, self.port), timeout=self.timeout)
+        """A TCP connection, upgraded by the STARTTLS preamble if any, ready for a ClientHello.
+
+        The probe timeout applies to connect and to every read. Raises OSError, or StartTlsError when the
+        plaintext side refuses to upgrade.
+        """
+        sock = socket.create_connection((self.address, self.port), timeout=self.timeout)
+        if self.starttls is not None:
+            try:
+                upgrade(sock, self.starttls, self.server_name or self.target.host)
+            except BaseException:
+                sock.close()
+                raise
+        return sock

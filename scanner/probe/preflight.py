@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scanner.facts import ErrorClass, ProbeError
 from scanner.probe.clienthello import build_client_hello, describe_reply, looks_like_tls
+from scanner.probe.starttls import StartTls, StartTlsError, upgrade
 from scanner.targets import Target
 
 
@@ -20,18 +21,18 @@ class Reachable:
     ip_address: str
 
 
-def resolve(target: Target) -> str | ProbeError:
+def resolve_all(target: Target) -> list[str] | ProbeError:
+    """Every address of the target's host, IPv4 and IPv6, in resolver order, without duplicates."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         return ProbeError(error_class=ErrorClass.dns, message=f"cannot resolve {target.host}: {exc.strerror}")
     except UnicodeError:
         return ProbeError(error_class=ErrorClass.dns, message=f"cannot resolve {target.host}: invalid name")
-    return str(infos[0][4][0])
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def _connect_error(target: Target, exc: OSError, timeout: float) -> ProbeError:
-    where = f"{target.display}"
+def _connect_error(where: str, exc: OSError, timeout: float) -> ProbeError:
     if isinstance(exc, ConnectionRefusedError):
         return ProbeError(error_class=ErrorClass.refused, message=f"connection to {where} refused")
     if isinstance(exc, TimeoutError):
@@ -43,24 +44,42 @@ def _connect_error(target: Target, exc: OSError, timeout: float) -> ProbeError:
     return ProbeError(error_class=ErrorClass.unreachable, message=f"cannot connect to {where}: {exc}")
 
 
-def preflight(target: Target, timeout: float) -> Reachable | ProbeError:
+def preflight(
+    target: Target,
+    timeout: float,
+    *,
+    address: str | None = None,
+    server_name: str | None = None,
+    starttls: StartTls | None = None,
+) -> Reachable | ProbeError:
     """Return the address to scan, or the error that makes the target unscannable."""
-    address = resolve(target)
-    if isinstance(address, ProbeError):
-        return address
+    if address is None:
+        addresses = resolve_all(target)
+        if isinstance(addresses, ProbeError):
+            return addresses
+        address = addresses[0]
+    where = f"[{address}]:{target.port}" if ":" in address else f"{address}:{target.port}"
+    if where != target.display:
+        where = f"{target.display} ({address})"
     try:
         sock = socket.create_connection((address, target.port), timeout=timeout)
     except OSError as exc:
-        return _connect_error(target, exc, timeout)
+        return _connect_error(where, exc, timeout)
     with sock:
         try:
-            sock.sendall(build_client_hello(target.server_name))
+            if starttls is not None:
+                upgrade(sock, starttls, server_name or target.host)
+            sock.sendall(build_client_hello(server_name))
             reply = sock.recv(64)
+        except StartTlsError as exc:
+            return ProbeError(
+                error_class=ErrorClass.starttls_failed, message=f"{where}: {starttls} upgrade failed: {exc}"
+            )
         except TimeoutError:
+            step = f"the {starttls} STARTTLS exchange" if starttls else "a TLS ClientHello"
             return ProbeError(
                 error_class=ErrorClass.timeout,
-                message=f"{target.display} accepted the connection but did not answer a TLS ClientHello "
-                f"within {timeout:g}s",
+                message=f"{where} accepted the connection but did not answer {step} within {timeout:g}s",
             )
         except OSError:
             # A reset in answer to a ClientHello is how some TLS stacks refuse an offer; let the
@@ -69,6 +88,6 @@ def preflight(target: Target, timeout: float) -> Reachable | ProbeError:
     if reply and not looks_like_tls(reply):
         return ProbeError(
             error_class=ErrorClass.not_tls,
-            message=f"{target.display} does not speak TLS: it answered a ClientHello with {describe_reply(reply)}",
+            message=f"{where} does not speak TLS: it answered a ClientHello with {describe_reply(reply)}",
         )
     return Reachable(address)

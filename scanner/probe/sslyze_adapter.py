@@ -4,31 +4,50 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from traceback import TracebackException
 from typing import Any
 
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EcDhEphemeralKeyInfo, EphemeralKeyInfo
-from sslyze.errors import ConnectionToServerTimedOut, ServerRejectedConnection, TlsHandshakeTimedOut
+from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
+from sslyze.errors import (
+    ConnectionToServerTimedOut,
+    ServerRejectedConnection,
+    ServerRejectedOpportunisticTlsNegotiation,
+    ServerTlsConfigurationNotSupported,
+    TlsHandshakeTimedOut,
+)
 from sslyze.plugins.openssl_cipher_suites.implementation import CipherSuitesScanResult
 from sslyze.plugins.scan_commands import ScanCommand
 from sslyze.scanner.models import ServerScanRequest, ServerScanResult, ServerScanStatusEnum
-from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum
+from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
 from sslyze.scanner.scanner import Scanner
-from sslyze.server_setting import ServerNetworkConfiguration, ServerNetworkLocation
+from sslyze.server_setting import (
+    ClientAuthenticationCredentials,
+    ServerNetworkConfiguration,
+    ServerNetworkLocation,
+)
 
 from scanner.facts import (
+    Behaviours,
     CertificateFacts,
     CipherSuite,
     ErrorClass,
+    Observed,
     ProbeError,
     ProtocolSupport,
     ProtocolVersion,
+    observed,
 )
+from scanner.probe import iana
 from scanner.probe.certificates import certificate_facts
-from scanner.targets import Target
+from scanner.probe.endpoint import Endpoint
+from scanner.probe.starttls import StartTls
 
-_VERSION_COMMANDS: dict[ProtocolVersion, ScanCommand] = {
+SOURCE = "sslyze"
+
+VERSION_COMMANDS: dict[ProtocolVersion, ScanCommand] = {
     ProtocolVersion.SSLv2: ScanCommand.SSL_2_0_CIPHER_SUITES,
     ProtocolVersion.SSLv3: ScanCommand.SSL_3_0_CIPHER_SUITES,
     ProtocolVersion.TLSv1_0: ScanCommand.TLS_1_0_CIPHER_SUITES,
@@ -38,27 +57,85 @@ _VERSION_COMMANDS: dict[ProtocolVersion, ScanCommand] = {
 }
 
 
+class Extra(StrEnum):
+    """What we ask of sslyze beyond cipher suites."""
+
+    certificate = "certificate"
+    behaviours = "behaviours"
+
+
+_BEHAVIOUR_COMMANDS: dict[str, ScanCommand] = {
+    "renegotiation": ScanCommand.SESSION_RENEGOTIATION,
+    "compression": ScanCommand.TLS_COMPRESSION,
+    "fallback_scsv": ScanCommand.TLS_FALLBACK_SCSV,
+    "extended_master_secret": ScanCommand.TLS_EXTENDED_MASTER_SECRET,
+    "early_data": ScanCommand.TLS_1_3_EARLY_DATA,
+    "heartbleed": ScanCommand.HEARTBLEED,
+    "ccs_injection": ScanCommand.OPENSSL_CCS_INJECTION,
+    "robot": ScanCommand.ROBOT,
+}
+
+_STARTTLS: dict[StartTls, ProtocolWithOpportunisticTlsEnum] = {
+    StartTls.smtp: ProtocolWithOpportunisticTlsEnum.SMTP,
+    StartTls.imap: ProtocolWithOpportunisticTlsEnum.IMAP,
+    StartTls.pop3: ProtocolWithOpportunisticTlsEnum.POP3,
+    StartTls.ftp: ProtocolWithOpportunisticTlsEnum.FTP,
+    StartTls.xmpp: ProtocolWithOpportunisticTlsEnum.XMPP,
+    StartTls.xmpp_server: ProtocolWithOpportunisticTlsEnum.XMPP_SERVER,
+    StartTls.ldap: ProtocolWithOpportunisticTlsEnum.LDAP,
+    StartTls.postgres: ProtocolWithOpportunisticTlsEnum.POSTGRES,
+}
+
+
+@dataclass(frozen=True)
+class SslyzeRequest:
+    endpoint: Endpoint
+    versions: frozenset[ProtocolVersion]
+    extras: frozenset[Extra]
+
+
 @dataclass(frozen=True)
 class SslyzeOutcome:
-    protocols: list[ProtocolSupport]
-    certificate: CertificateFacts
-    error: ProbeError | None = None
+    protocols: list[ProtocolSupport] = field(default_factory=list)
+    certificate: CertificateFacts | None = None
+    behaviours: dict[str, Observed[Any]] = field(default_factory=dict)
+    error: ProbeError | None = None  # sslyze could not connect at all
 
 
 def _describe_trace(trace: TracebackException | None) -> str:
     if trace is None:
         return "no detail"
-    return "".join(trace.format_exception_only()).strip().splitlines()[-1]
+    lines = "".join(trace.format_exception_only()).strip().splitlines()
+    return lines[-1] if lines else "no detail"
 
 
 def _connectivity_error(trace: TracebackException | None) -> ProbeError:
     exc_type: type[BaseException] | None = getattr(trace, "exc_type", None)
     message = _describe_trace(trace)
-    if exc_type is not None and issubclass(exc_type, ServerRejectedConnection):
-        return ProbeError(error_class=ErrorClass.refused, message=message)
-    if exc_type is not None and issubclass(exc_type, ConnectionToServerTimedOut | TlsHandshakeTimedOut):
-        return ProbeError(error_class=ErrorClass.timeout, message=message)
+    classes: list[tuple[type[BaseException], ErrorClass]] = [
+        (ServerRejectedConnection, ErrorClass.refused),
+        (ConnectionToServerTimedOut, ErrorClass.timeout),
+        (TlsHandshakeTimedOut, ErrorClass.timeout),
+        (ServerRejectedOpportunisticTlsNegotiation, ErrorClass.starttls_failed),
+        (ServerTlsConfigurationNotSupported, ErrorClass.no_common_protocol),
+    ]
+    for exc_class, error_class in classes:
+        if exc_type is not None and issubclass(exc_type, exc_class):
+            return ProbeError(error_class=error_class, message=message)
     return ProbeError(error_class=ErrorClass.handshake_failed, message=f"no TLS handshake possible: {message}")
+
+
+def _attempt_error(attempt: Any) -> ProbeError:
+    reason = attempt.error_reason
+    if reason == ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED:
+        return ProbeError(
+            error_class=ErrorClass.client_cert_required,
+            message="the server requires a client certificate (scan with --client-cert/--client-p12)",
+        )
+    if reason == ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE:
+        return ProbeError(error_class=ErrorClass.reset, message=_describe_trace(attempt.error_trace))
+    label = reason.value if reason else "not scheduled"
+    return ProbeError(error_class=ErrorClass.probe_failed, message=f"{label}: {_describe_trace(attempt.error_trace)}")
 
 
 def _ephemeral(key: EphemeralKeyInfo | None) -> str | None:
@@ -69,37 +146,32 @@ def _ephemeral(key: EphemeralKeyInfo | None) -> str | None:
     return None
 
 
+def _suite(accepted: Any) -> CipherSuite:
+    suite = accepted.cipher_suite
+    info = iana.cipher_suite_by_name(suite.name)
+    ephemeral = _ephemeral(accepted.ephemeral_key)
+    if info is not None:
+        return iana.to_fact(info, ephemeral_key=ephemeral).model_copy(update={"openssl_name": suite.openssl_name})
+    return CipherSuite(
+        name=suite.name,
+        openssl_name=suite.openssl_name,
+        key_bits=suite.key_size,
+        anonymous=suite.is_anonymous,
+        ephemeral_key=ephemeral,
+    )
+
+
 def _protocol(version: ProtocolVersion, attempt: Any) -> ProtocolSupport:
     if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
-        reason = attempt.error_reason.value if attempt.error_reason else "not scheduled"
-        return ProtocolSupport(
-            version=version,
-            status="error",
-            error=ProbeError(
-                error_class=ErrorClass.probe_failed,
-                message=f"{reason}: {_describe_trace(attempt.error_trace)}",
-            ),
-        )
+        return ProtocolSupport(version=version, status="error", error=_attempt_error(attempt))
     result: CipherSuitesScanResult = attempt.result
-    suites = [
-        CipherSuite(
-            name=accepted.cipher_suite.name,
-            openssl_name=accepted.cipher_suite.openssl_name,
-            key_bits=accepted.cipher_suite.key_size,
-            anonymous=accepted.cipher_suite.is_anonymous,
-            ephemeral_key=_ephemeral(accepted.ephemeral_key),
-        )
-        for accepted in result.accepted_cipher_suites
-    ]
+    suites = [_suite(accepted) for accepted in result.accepted_cipher_suites]
     return ProtocolSupport(version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites)
 
 
 def _certificate(attempt: Any) -> CertificateFacts:
     if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
-        return CertificateFacts(
-            status="error",
-            error=ProbeError(error_class=ErrorClass.probe_failed, message=_describe_trace(attempt.error_trace)),
-        )
+        return CertificateFacts(status="error", error=_attempt_error(attempt))
     deployments = attempt.result.certificate_deployments
     if not deployments:
         return CertificateFacts(
@@ -110,41 +182,103 @@ def _certificate(attempt: Any) -> CertificateFacts:
     return CertificateFacts(status="ok", leaf=chain[0], chain=chain)
 
 
-def _outcome(result: ServerScanResult) -> SslyzeOutcome:
+def _ocsp_stapling(attempt: Any) -> Observed[Any]:
+    if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
+        return Observed[Any](status="error", error=_attempt_error(attempt), source=SOURCE)
+    deployments = attempt.result.certificate_deployments
+    return observed(bool(deployments and deployments[0].ocsp_response is not None), SOURCE)
+
+
+def _behaviours(attempts: Any) -> dict[str, Observed[Any]]:
+    """Map sslyze's plugin results onto Behaviours field names."""
+    values: dict[str, Observed[Any]] = {}
+
+    def take(name: str, command: ScanCommand, read: Any) -> None:
+        attempt = getattr(attempts, command.value)
+        if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
+            values[name] = Observed[Any](status="error", error=_attempt_error(attempt), source=SOURCE)
+        else:
+            values[name] = observed(read(attempt.result), SOURCE)
+
+    take("secure_renegotiation", ScanCommand.SESSION_RENEGOTIATION, lambda r: r.supports_secure_renegotiation)
+    take(
+        "client_renegotiation", ScanCommand.SESSION_RENEGOTIATION, lambda r: r.is_vulnerable_to_client_renegotiation_dos
+    )
+    take("compression", ScanCommand.TLS_COMPRESSION, lambda r: r.supports_compression)
+    take("fallback_scsv", ScanCommand.TLS_FALLBACK_SCSV, lambda r: r.supports_fallback_scsv)
+    take("extended_master_secret", ScanCommand.TLS_EXTENDED_MASTER_SECRET, lambda r: r.supports_ems_extension)
+    take("early_data", ScanCommand.TLS_1_3_EARLY_DATA, lambda r: r.supports_early_data)
+    take("heartbleed", ScanCommand.HEARTBLEED, lambda r: r.is_vulnerable_to_heartbleed)
+    take("ccs_injection", ScanCommand.OPENSSL_CCS_INJECTION, lambda r: r.is_vulnerable_to_ccs_injection)
+    take("robot", ScanCommand.ROBOT, lambda r: r.robot_result.value.lower())
+    values["ocsp_stapling"] = _ocsp_stapling(attempts.certificate_info)
+    return values
+
+
+def _outcome(request: SslyzeRequest, result: ServerScanResult) -> SslyzeOutcome:
     if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
-        return SslyzeOutcome(
-            protocols=[],
-            certificate=CertificateFacts(status="not_probed"),
-            error=_connectivity_error(result.connectivity_error_trace),
-        )
+        return SslyzeOutcome(error=_connectivity_error(result.connectivity_error_trace))
     attempts = result.scan_result
-    protocols = [_protocol(version, getattr(attempts, command.value)) for version, command in _VERSION_COMMANDS.items()]
-    return SslyzeOutcome(protocols=protocols, certificate=_certificate(attempts.certificate_info))
+    protocols = [
+        _protocol(version, getattr(attempts, command.value))
+        for version, command in VERSION_COMMANDS.items()
+        if version in request.versions
+    ]
+    wants_certificate = Extra.certificate in request.extras
+    return SslyzeOutcome(
+        protocols=protocols,
+        certificate=_certificate(attempts.certificate_info) if wants_certificate else None,
+        behaviours=_behaviours(attempts) if Extra.behaviours in request.extras else {},
+    )
+
+
+def behaviours_from(values: dict[str, Observed[Any]]) -> dict[str, Observed[Any]]:
+    """Only the keys Behaviours knows (a guard against sslyze-side renames slipping into facts)."""
+    return {k: v for k, v in values.items() if k in Behaviours.model_fields}
+
+
+def _network_config(endpoint: Endpoint, timeout: float) -> ServerNetworkConfiguration:
+    credentials = None
+    if endpoint.credentials is not None:
+        credentials = ClientAuthenticationCredentials(
+            certificate_chain_path=endpoint.credentials.cert_chain, key_path=endpoint.credentials.key
+        )
+    return ServerNetworkConfiguration(
+        # sslyze always sends SNI; without a name it gets the address (what a client given an IP would do).
+        tls_server_name_indication=endpoint.server_name or endpoint.address,
+        tls_opportunistic_encryption=_STARTTLS[endpoint.starttls] if endpoint.starttls else None,
+        tls_client_auth_credentials=credentials,
+        network_timeout=max(1, math.ceil(timeout)),
+        network_max_retries=1,
+    )
 
 
 def scan(
-    targets: Sequence[tuple[Target, str]],
-    timeout: float,
+    requests: Sequence[SslyzeRequest],
     per_server_connections: int = 5,
     concurrent_servers: int = 10,
 ) -> Iterable[tuple[int, SslyzeOutcome]]:
-    """Scan reachable targets (with their resolved address); yield (index, outcome) as each completes."""
-    requests: dict[Any, int] = {}
+    """Run sslyze for each request; yield (index, outcome) as each server completes."""
+    by_uuid: dict[Any, int] = {}
     batch = []
-    for index, (target, address) in enumerate(targets):
-        location = ServerNetworkLocation(hostname=target.host, port=target.port, ip_address=address)
-        config = ServerNetworkConfiguration(
-            tls_server_name_indication=target.server_name or target.host,
-            network_timeout=max(1, math.ceil(timeout)),
-            network_max_retries=1,
+    for index, request in enumerate(requests):
+        commands = {VERSION_COMMANDS[v] for v in request.versions}
+        if Extra.certificate in request.extras or Extra.behaviours in request.extras:
+            commands.add(ScanCommand.CERTIFICATE_INFO)
+        if Extra.behaviours in request.extras:
+            commands.update(_BEHAVIOUR_COMMANDS.values())
+        if not commands:
+            continue
+        endpoint = request.endpoint
+        scan_request = ServerScanRequest(
+            server_location=ServerNetworkLocation(
+                hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address
+            ),
+            network_configuration=_network_config(endpoint, endpoint.timeout),
+            scan_commands=commands,
         )
-        request = ServerScanRequest(
-            server_location=location,
-            network_configuration=config,
-            scan_commands={*_VERSION_COMMANDS.values(), ScanCommand.CERTIFICATE_INFO},
-        )
-        requests[request.uuid] = index
-        batch.append(request)
+        by_uuid[scan_request.uuid] = index
+        batch.append(scan_request)
     if not batch:
         return
     scanner = Scanner(
@@ -153,4 +287,5 @@ def scan(
     )
     scanner.queue_scans(batch)
     for result in scanner.get_results():
-        yield requests[result.uuid], _outcome(result)
+        index = by_uuid[result.uuid]
+        yield index, _outcome(requests[index], result)
