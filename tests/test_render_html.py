@@ -6,21 +6,32 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import Any, Literal
 
 import pytest
 
 from scanner.facts import (
+    NOT_PROBED,
+    Behaviours,
     Certificate,
     CertificateFacts,
     CipherSuite,
+    ClientAuthFacts,
     ErrorClass,
     ExtendedKeyUsage,
     Facts,
+    GroupFacts,
+    NamedGroup,
+    Observed,
     ProbeError,
     ProtocolSupport,
     ProtocolVersion,
     PublicKey,
+    SessionAgeCheck,
+    SessionFacts,
     TargetInfo,
+    observed,
+    unobserved,
 )
 from scanner.findings import Finding, Status
 from scanner.render import html as html_render
@@ -28,6 +39,8 @@ from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summaris
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 EVIL_SUBJECT = "CN=<script>alert(1)</script>,O=Evil & Co"
+EVIL_CA = "CN=<b>x</b>"
+DASH = "\u2013"  # the page's placeholder for a missing value
 FAIL_RULE = "TLS13ONLY-001"
 
 # Void elements never have an end tag; every other element the template writes must be closed.
@@ -59,20 +72,104 @@ def _certificate(subject: str) -> Certificate:
 def _protocols(*accepted: ProtocolVersion) -> list[ProtocolSupport]:
     suites = {
         ProtocolVersion.TLSv1_2: [
-            CipherSuite(name="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", key_bits=128, ephemeral_key="ECDH x25519 253")
+            CipherSuite(
+                name="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                code="0xC02F",
+                key_exchange="ECDHE",
+                authentication="RSA",
+                encryption="AES_128_GCM",
+                mac="SHA256",
+                key_bits=128,
+                ephemeral_key="ECDH x25519 253",
+            )
         ],
         ProtocolVersion.TLSv1_3: [
-            CipherSuite(name="TLS_AES_256_GCM_SHA384", key_bits=256, ephemeral_key="ECDH x25519 253")
+            CipherSuite(
+                name="TLS_AES_256_GCM_SHA384",
+                code="0x1302",
+                key_exchange="any",
+                authentication="any",
+                encryption="AES_256_GCM",
+                mac="SHA384",
+                key_bits=256,
+                ephemeral_key="ECDH x25519 253",
+            )
         ],
     }
+    orders: dict[ProtocolVersion, Literal["server", "client"]] = {ProtocolVersion.TLSv1_3: "server"}
     return [
         ProtocolSupport(
             version=v,
             status="accepted" if v in accepted else "not_accepted",
             cipher_suites=suites.get(v, []) if v in accepted else [],
+            cipher_order=orders.get(v) if v in accepted else None,
         )
         for v in ProtocolVersion
     ]
+
+
+TIMEOUT = ProbeError(error_class=ErrorClass.timeout, message="read timed out")
+
+
+def _not_probed(reason: str) -> Observed[Any]:
+    return Observed[Any](status="not_probed", error=ProbeError(error_class=ErrorClass.not_applicable, message=reason))
+
+
+def _groups() -> GroupFacts:
+    x25519 = NamedGroup(name="x25519", code="0x001D", kind="ecdhe")
+    hybrid = NamedGroup(name="X25519MLKEM768", code="0x11EC", kind="hybrid_pq")
+    p256 = NamedGroup(name="secp256r1", code="0x0017", kind="ecdhe")
+    return GroupFacts(
+        status="ok",
+        tls13=observed([hybrid, x25519, p256], "tlsgate"),
+        tls12=observed([x25519, p256], "tlsgate"),
+        preferred=observed(None, "tlsgate"),
+        dh_parameter_bits=unobserved(ErrorClass.timeout, "read timed out", "tlsgate"),
+        hybrid_pq_accepted=observed(True, "tlsgate"),
+    )
+
+
+def _behaviours() -> Behaviours:
+    return Behaviours(
+        status="ok",
+        secure_renegotiation=observed(True, "sslyze"),
+        client_renegotiation=observed(False, "sslyze"),
+        alpn=observed(["h2", "http/1.1"], "tlsgate"),
+        heartbleed=unobserved(ErrorClass.reset, "connection reset <by peer>", "sslyze"),
+        robot=_not_probed("no RSA key exchange is accepted"),
+    )
+
+
+def _sessions() -> SessionFacts:
+    return SessionFacts(
+        status="ok",
+        session_id_resumption=observed(True, "tlsgate"),
+        tls12_ticket_lifetime=observed(7200, "tlsgate"),
+        session_id_resumed_after=observed(SessionAgeCheck(age_seconds=3600.0, resumed=False), "tlsgate"),
+    )
+
+
+def _client_auth() -> ClientAuthFacts:
+    return ClientAuthFacts(
+        status="ok",
+        requirement=observed("optional", "tlsgate"),
+        ca_names=observed([EVIL_CA, "CN=Corp CA,O=Corp"], "tlsgate"),
+        throwaway_certificate_accepted=observed(False, "tlsgate"),
+        provided_certificate_accepted=NOT_PROBED,
+    )
+
+
+def _cells(section: str, fact: str) -> tuple[str, list[str]]:
+    """The observation status and the text of each cell (label, value, source) of one facts-table row."""
+    row = re.search(rf'<tr data-observed="(\w+)" data-fact="{fact}">(.*?)</tr>', section, re.S)
+    assert row is not None, fact
+    cells = re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row.group(2), re.S)
+    texts = [html.unescape(" ".join(re.sub(r"<[^>]+>", " ", cell).split())) for cell in cells]
+    return row.group(1), texts
+
+
+def _section(page: str, index: int) -> str:
+    return page.split(f'id="target-{index}"', 1)[1].split("</section>", 1)[0]
 
 
 def _finding(status: Status, message: str, evidence: dict[str, object]) -> Finding:
@@ -98,12 +195,16 @@ def _target_report(name: str, facts: Facts, findings: list[Finding]) -> TargetRe
 def report() -> Report:
     end = START + timedelta(seconds=3)
     good = Facts(
-        target=_target("good.example", "192.0.2.1"),
+        target=_target("good.example", "192.0.2.1").model_copy(update={"starttls": "smtp"}),
         started_at=START,
         finished_at=end,
         status="ok",
         protocols=_protocols(ProtocolVersion.TLSv1_3),
         certificate=CertificateFacts(status="ok", leaf=_certificate("CN=good.example"), chain=[]),
+        groups=_groups(),
+        behaviours=_behaviours(),
+        sessions=SessionFacts(status="error", error=ProbeError(error_class=ErrorClass.reset, message="peer hung up")),
+        client_auth=_client_auth(),
     )
     bad = Facts(
         target=_target("legacy.example", "192.0.2.2"),
@@ -171,6 +272,10 @@ class _Checker(HTMLParser):
 
 def test_page_is_self_contained(page: str) -> None:
     """The page loads nothing from elsewhere: no scripts, stylesheets links or src attributes."""
+    _assert_self_contained(page)
+
+
+def _assert_self_contained(page: str) -> None:
     lowered = page.lower()
     assert "<script" not in lowered
     assert "<link" not in lowered
@@ -182,6 +287,10 @@ def test_page_is_self_contained(page: str) -> None:
 
 def test_page_parses_with_balanced_tags(page: str) -> None:
     """The page parses with html.parser, every element is closed and every id is unique."""
+    _assert_parses(page)
+
+
+def _assert_parses(page: str) -> None:
     checker = _Checker()
     checker.feed(page)
     checker.close()
@@ -249,3 +358,105 @@ def test_partial_observations_render(report: Report) -> None:
     assert "No findings." in page
     empty = report.model_copy(update={"targets": [], "packs": [], "summary": summarise([])})
     assert "No targets were scanned." in html_render.render(empty)
+
+
+def test_cipher_suite_details_and_order(page: str) -> None:
+    """Each suite shows its code and components; each accepted version its cipher order."""
+    good, legacy = _section(page, 1), _section(page, 2)
+    row = re.search(r"<tr>\s*<th scope=\"row\" class=\"mono\">TLS_AES_256_GCM_SHA384.*?</tr>", good, re.S)
+    assert row is not None
+    cells = [
+        " ".join(re.sub(r"<[^>]+>", " ", c).split())
+        for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row.group(0), re.S)
+    ]
+    assert cells == [
+        "TLS_AES_256_GCM_SHA384",
+        "0x1302",
+        "any",
+        "any",
+        "AES_256_GCM",
+        "256",
+        "SHA384",
+        "ECDH x25519 253",
+    ]
+    assert "<td>server order</td>" in good
+    assert "TLSv1.3 cipher suites" in good
+    assert "0xC02F" in legacy
+    assert '<span class="muted">unknown</span>' in legacy  # TLS 1.2 without an observed order
+    assert "<dt>STARTTLS</dt><dd>smtp</dd>" in good
+
+
+def test_fact_groups_render_rows(page: str) -> None:
+    """Groups, behaviours and client authentication show one row per fact with value and source."""
+    good = _section(page, 1)
+    for heading in ("Key exchange groups", "Behaviours", "Client authentication", "Sessions"):
+        assert f"<h3>{heading}</h3>" in good
+    assert _cells(good, "tls13") == (
+        "ok",
+        ["TLS 1.3 groups (server order)", "X25519MLKEM768, x25519, secp256r1", "tlsgate"],
+    )
+    assert _cells(good, "tls12")[1][1] == "x25519, secp256r1"
+    assert _cells(good, "preferred") == ("ok", ["Preferred group", "none announced", "tlsgate"])
+    assert _cells(good, "hybrid_pq_accepted")[1][1] == "yes"
+    assert _cells(good, "secure_renegotiation") == ("ok", ["Secure renegotiation (RFC 5746)", "yes", "sslyze"])
+    assert _cells(good, "client_renegotiation")[1][1] == "no"
+    assert _cells(good, "alpn")[1][1] == "h2, http/1.1"
+    assert _cells(good, "requirement")[1][1] == "optional"
+    assert _cells(good, "ca_names")[1][1] == f"{EVIL_CA} CN=Corp CA,O=Corp"
+    assert _cells(good, "throwaway_certificate_accepted")[1][1] == "no"
+    # Every Observed field of a group has a row, so a new fact cannot be silently left out of the report.
+    for group, rows in [
+        (GroupFacts, html_render.GROUP_ROWS),
+        (Behaviours, html_render.BEHAVIOUR_ROWS),
+        (SessionFacts, html_render.SESSION_ROWS),
+        (ClientAuthFacts, html_render.CLIENT_AUTH_ROWS),
+    ]:
+        assert [r.field for r in rows] == [name for name in group.model_fields if name not in {"status", "error"}]
+
+
+def test_observed_renderings(page: str) -> None:
+    """Observed facts render as their value, as greyed "not probed" (with a reason) or as the error."""
+    good = _section(page, 1)
+    assert _cells(good, "dh_parameter_bits") == (
+        "error",
+        ["DH parameter size", "could not determine: timeout: read timed out", "tlsgate"],
+    )
+    status, cells = _cells(good, "heartbleed")
+    assert status == "error"
+    assert cells[1] == "could not determine: reset: connection reset <by peer>"
+    assert "connection reset &lt;by peer&gt;" in good
+    assert _cells(good, "robot") == ("not_probed", ["ROBOT", "not probed (no RSA key exchange is accepted)", DASH])
+    assert '<span class="muted">not probed (no RSA key exchange is accepted)</span>' in good
+    assert _cells(good, "early_data")[1][1] == "not probed"
+    assert _cells(good, "provided_certificate_accepted") == (
+        "not_probed",
+        ["Provided certificate accepted", "not probed", DASH],
+    )
+
+
+def test_group_error_and_not_probed_groups(page: str) -> None:
+    """A group that failed shows its error and no empty table; groups not probed get one line, no table."""
+    good, legacy, missing = _section(page, 1), _section(page, 2), _section(page, 3)
+    assert f'<p class="alert">Sessions not observed {DASH} <code>reset</code>: peer hung up</p>' in good
+    assert '<table class="facts sessions">' not in good
+    assert "Not probed:" not in good
+    for section in (legacy, missing):
+        assert '<table class="facts' not in section
+        assert "<h3>Behaviours</h3>" not in section
+        assert "Not probed: key exchange groups, behaviours, sessions, client authentication." in section
+
+
+def test_sessions_table_and_ca_name_escaping(report: Report) -> None:
+    """The sessions table shows lifetimes and the aged-session check; CA names are escaped, one per item."""
+    facts = report.targets[0].facts.model_copy(update={"sessions": _sessions()})
+    target = _target_report("good.example:443", facts, [])
+    page = html_render.render(report.model_copy(update={"targets": [target], "summary": summarise([target])}))
+    section = _section(page, 1)
+    assert _cells(section, "session_id_resumption")[1][1] == "yes"
+    assert _cells(section, "tls12_ticket_lifetime") == ("ok", ["Ticket lifetime hint (TLS 1.2)", "7200 s", "tlsgate"])
+    assert _cells(section, "session_id_resumed_after")[1][1] == "not resumed after 3600 s"
+    assert _cells(section, "tls13_resumption")[0] == "not_probed"
+    assert "<b>x</b>" not in page
+    assert "<li>CN=&lt;b&gt;x&lt;/b&gt;</li><li>CN=Corp CA,O=Corp</li>" in page
+    _assert_parses(page)
+    _assert_self_contained(page)

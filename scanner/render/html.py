@@ -9,9 +9,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pydantic import BaseModel
 
+from scanner.facts import (
+    Behaviours,
+    ClientAuthFacts,
+    Facts,
+    GroupFacts,
+    NamedGroup,
+    Observed,
+    SessionAgeCheck,
+    SessionFacts,
+)
 from scanner.findings import Finding, Status
 from scanner.policy.pack import SEVERITIES
 from scanner.report import Report
@@ -35,6 +47,54 @@ _STATUS_LABELS: dict[str, str] = {
     Status.waived.value: "Waived",
 }
 _SEVERITY_ORDER: dict[str, int] = {severity: index for index, severity in enumerate(SEVERITIES)}
+_CIPHER_ORDER_LABELS: dict[str, str] = {"server": "server order", "client": "client order"}
+
+
+class FactRow(NamedTuple):
+    """One row of a facts table: the ``Observed`` field it shows, its label and how to show the value."""
+
+    field: str
+    label: str
+    unit: str | None = None
+    as_list: bool = False  # one item per line (e.g. distinguished names, which contain commas)
+
+
+# The facts tables, one row per Observed field of the group, in the order they are shown.
+GROUP_ROWS: tuple[FactRow, ...] = (
+    FactRow("tls13", "TLS 1.3 groups (server order)"),
+    FactRow("tls12", "TLS 1.2 groups"),
+    FactRow("preferred", "Preferred group"),
+    FactRow("dh_parameter_bits", "DH parameter size", unit="bits"),
+    FactRow("hybrid_pq_accepted", "Hybrid post-quantum group accepted"),
+)
+BEHAVIOUR_ROWS: tuple[FactRow, ...] = (
+    FactRow("secure_renegotiation", "Secure renegotiation (RFC 5746)"),
+    FactRow("client_renegotiation", "Client-initiated renegotiation honoured"),
+    FactRow("compression", "TLS compression"),
+    FactRow("fallback_scsv", "TLS_FALLBACK_SCSV honoured"),
+    FactRow("extended_master_secret", "Extended master secret"),
+    FactRow("ocsp_stapling", "OCSP stapling"),
+    FactRow("alpn", "ALPN protocols selected"),
+    FactRow("early_data", "TLS 1.3 early data (0-RTT) accepted"),
+    FactRow("heartbleed", "Vulnerable to Heartbleed (CVE-2014-0160)"),
+    FactRow("ccs_injection", "Vulnerable to CCS injection (CVE-2014-0224)"),
+    FactRow("robot", "ROBOT"),
+)
+SESSION_ROWS: tuple[FactRow, ...] = (
+    FactRow("session_id_resumption", "Resumption by session ID (TLS 1.2)"),
+    FactRow("ticket_resumption", "Resumption by session ticket (TLS 1.2)"),
+    FactRow("tls13_resumption", "PSK resumption (TLS 1.3)"),
+    FactRow("tls12_ticket_lifetime", "Ticket lifetime hint (TLS 1.2)", unit="s"),
+    FactRow("tls13_ticket_lifetime", "Ticket lifetime (TLS 1.3)", unit="s"),
+    FactRow("ticket_lifetime", "Longest ticket lifetime", unit="s"),
+    FactRow("session_id_resumed_after", "Aged session resumed"),
+)
+CLIENT_AUTH_ROWS: tuple[FactRow, ...] = (
+    FactRow("requirement", "Client certificate"),
+    FactRow("ca_names", "Acceptable CA names", as_list=True),
+    FactRow("throwaway_certificate_accepted", "Throwaway certificate accepted"),
+    FactRow("provided_certificate_accepted", "Provided certificate accepted"),
+)
 
 
 def format_datetime(value: datetime) -> str:
@@ -58,6 +118,54 @@ def pretty_json(value: object) -> str:
 
 def status_label(value: str) -> str:
     return _STATUS_LABELS.get(str(value), str(value))
+
+
+def cipher_order_label(value: str | None) -> str:
+    return _CIPHER_ORDER_LABELS.get(str(value), "unknown") if value is not None else "unknown"
+
+
+def fact_text(value: object, unit: str | None = None) -> str:
+    """An observed value as text: booleans as yes/no, lists joined, numbers with their unit."""
+    if value is None:
+        return "none announced"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, NamedGroup):
+        return value.name
+    if isinstance(value, SessionAgeCheck):
+        age = fact_text(value.age_seconds, "s")
+        return f"resumed after {age}" if value.resumed else f"not resumed after {age}"
+    if isinstance(value, list | tuple):
+        return ", ".join(fact_text(item) for item in value) if value else "none"
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}" if unit and isinstance(value, int | float) else text
+
+
+def fact_rows(group: BaseModel, rows: tuple[FactRow, ...]) -> list[tuple[FactRow, Observed[object]]]:
+    """The rows of a facts table with the Observed each one shows."""
+    result: list[tuple[FactRow, Observed[object]]] = []
+    for row in rows:
+        value = getattr(group, row.field)
+        if not isinstance(value, Observed):
+            raise TypeError(f"{type(group).__name__}.{row.field} is not an Observed fact")
+        result.append((row, value))
+    return result
+
+
+def any_determined(group: BaseModel, rows: tuple[FactRow, ...]) -> bool:
+    """Whether any fact of the group was probed (observed or failed): otherwise its table would be empty."""
+    return any(obs.status != "not_probed" for _, obs in fact_rows(group, rows))
+
+
+def not_probed_groups(facts: Facts) -> list[str]:
+    """Titles of the fact groups the scan did not probe; the report names them in one line, with no table."""
+    groups: list[tuple[str, GroupFacts | Behaviours | SessionFacts | ClientAuthFacts]] = [
+        ("key exchange groups", facts.groups),
+        ("behaviours", facts.behaviours),
+        ("sessions", facts.sessions),
+        ("client authentication", facts.client_auth),
+    ]
+    return [title for title, group in groups if group.status == "not_probed"]
 
 
 def is_web_url(value: str) -> bool:
@@ -105,9 +213,18 @@ def _environment() -> Environment:
     env.filters["status_label"] = status_label
     env.filters["sort_findings"] = sort_findings
     env.filters["failed_by_severity"] = failed_by_severity
+    env.filters["cipher_order"] = cipher_order_label
+    env.filters["fact_text"] = fact_text
     env.tests["web_url"] = is_web_url
     env.globals["count_status"] = count_status
     env.globals["duration"] = format_duration
+    env.globals["fact_rows"] = fact_rows
+    env.globals["any_determined"] = any_determined
+    env.globals["not_probed_groups"] = not_probed_groups
+    env.globals["GROUP_ROWS"] = GROUP_ROWS
+    env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS
+    env.globals["SESSION_ROWS"] = SESSION_ROWS
+    env.globals["CLIENT_AUTH_ROWS"] = CLIENT_AUTH_ROWS
     return env
 
 
