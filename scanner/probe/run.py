@@ -31,6 +31,7 @@ from scanner.probe import sslyze_adapter
 from scanner.probe.alpn import probe_alpn
 from scanner.probe.clientauth import probe_client_auth
 from scanner.probe.endpoint import Endpoint
+from scanner.probe.groups import probe_groups
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ProbeKind
 from scanner.probe.preflight import Reachable, preflight, resolve_all
@@ -148,6 +149,11 @@ def _client_auth_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
     return lambda partial: setattr(partial, "client_auth", facts)
 
 
+def _groups_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
+    facts = probe_groups(endpoint)
+    return lambda partial: setattr(partial, "groups", facts)
+
+
 def _alpn_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
     value = probe_alpn(endpoint)
     return lambda partial: partial.behaviours.__setitem__("alpn", value)
@@ -165,6 +171,7 @@ OWN_PROBES: tuple[OwnProbe, ...] = (
     OwnProbe("sessions", ProbeKind.sessions, _sessions_probe),
     OwnProbe("alpn", ProbeKind.behaviours, _alpn_probe),
     OwnProbe("client_auth", ProbeKind.client_auth, _client_auth_probe),
+    OwnProbe("groups", ProbeKind.groups, _groups_probe),
 )
 
 
