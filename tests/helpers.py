@@ -288,3 +288,169 @@ def client_pki(directory: Path, password: str = "correct horse battery staple") 
         )
     )
     return files
+
+
+@contextlib.contextmanager
+def gnutls_server(cert: Path, key: Path, *args: str) -> Iterator[int]:
+    """``gnutls-serv`` on a free port (it listens on every local address; tests only connect to 127.0.0.1);
+    yields the port once it accepts connections."""
+    gnutls = shutil.which("gnutls-serv")
+    assert gnutls, "gnutls-serv is required (apt-get install gnutls-bin)"
+    port = free_port()
+    proc = subprocess.Popen(
+        [gnutls, "--x509certfile", str(cert), "--x509keyfile", str(key), "-p", str(port), "--quiet", "--http",
+         "--disable-client-cert", *args],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                stderr = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"gnutls-serv exited: {stderr}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@dataclass(frozen=True)
+class SslyzeSuites:
+    accepted: set[str]  # IANA names sslyze saw accepted
+    tested: set[str]  # every suite sslyze offered (accepted or rejected)
+    dh_bits: dict[str, int]  # size of the server's DH prime, for each accepted DHE suite
+
+
+def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str, SslyzeSuites]:
+    """sslyze's own cipher suite scan of 127.0.0.1:port, SSLv3 to TLS 1.3, keyed by our version names."""
+    from sslyze import (  # noqa: PLC0415 - only the comparison tests need sslyze's API
+        ScanCommand,
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+        ServerScanStatusEnum,
+    )
+
+    commands = {
+        "SSLv3": ScanCommand.SSL_3_0_CIPHER_SUITES,
+        "TLSv1.0": ScanCommand.TLS_1_0_CIPHER_SUITES,
+        "TLSv1.1": ScanCommand.TLS_1_1_CIPHER_SUITES,
+        "TLSv1.2": ScanCommand.TLS_1_2_CIPHER_SUITES,
+        "TLSv1.3": ScanCommand.TLS_1_3_CIPHER_SUITES,
+    }
+    request = ServerScanRequest(
+        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
+        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
+        scan_commands=set(commands.values()),
+    )
+    scanner = Scanner(per_server_concurrent_connections_limit=5)
+    scanner.queue_scans([request])
+    (result,) = list(scanner.get_results())
+    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    found: dict[str, SslyzeSuites] = {}
+    for version, command in commands.items():
+        attempt = getattr(result.scan_result, command.value)
+        assert attempt.result is not None, f"sslyze {version}: {attempt.error_trace}"
+        accepted = {s.cipher_suite.name for s in attempt.result.accepted_cipher_suites}
+        rejected = {s.cipher_suite.name for s in attempt.result.rejected_cipher_suites}
+        dh_bits = {
+            s.cipher_suite.name: s.ephemeral_key.size
+            for s in attempt.result.accepted_cipher_suites
+            if type(s.ephemeral_key).__name__ == "DhEphemeralKeyInfo"
+        }
+        found[version] = SslyzeSuites(accepted=accepted, tested=accepted | rejected, dh_bits=dh_bits)
+    return found
+
+
+@dataclass
+class HelloFilterProxy:
+    port: int
+    hello_lengths: list[int]  # bytes of each ClientHello received, in order
+    actions: list[str]  # what the proxy did with each
+
+
+def _read_client_hello(conn: socket.socket) -> bytes:
+    data = b""
+    while True:
+        while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+        # Whole records are in; the ClientHello may span several (it never does for our hellos).
+        body = b""
+        pos = 0
+        while pos + 5 <= len(data):
+            length = int.from_bytes(data[pos + 3 : pos + 5], "big")
+            body += data[pos + 5 : pos + 5 + length]
+            pos += 5 + length
+        if len(body) >= 4 and len(body) >= 4 + int.from_bytes(body[1:4], "big"):
+            return data
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def _pipe(client: socket.socket, upstream: socket.socket) -> None:
+    import select  # noqa: PLC0415
+
+    sockets = [client, upstream]
+    while True:
+        readable, _, _ = select.select(sockets, [], [], 5)
+        if not readable:
+            return
+        for sock in readable:
+            other = upstream if sock is client else client
+            data = sock.recv(65536)
+            if not data:
+                return
+            other.sendall(data)
+
+
+@contextlib.contextmanager
+def hello_filter_proxy(upstream_port: int, decide: Any) -> Iterator[HelloFilterProxy]:
+    """A loopback proxy in front of a real server that reads each ClientHello and, as ``decide(hello) -> str`` says,
+    forwards the connection ("forward") or fails the way fragile servers do: "reset" (TCP RST), "close" (FIN),
+    "alert" (a fatal decode_error alert) or "silent" (holds the connection and says nothing)."""
+    import struct  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    release = threading.Event()
+    lock = threading.Lock()
+    proxy = HelloFilterProxy(port=0, hello_lengths=[], actions=[])
+
+    def handle(conn: socket.socket) -> None:
+        hello = _read_client_hello(conn)
+        action = str(decide(hello))
+        with lock:
+            proxy.hello_lengths.append(len(hello))
+            proxy.actions.append(action)
+        if action == "reset":
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif action == "alert":
+            conn.sendall(bytes([0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 50]))
+        elif action == "silent":
+            release.wait(60)
+        elif action == "forward":
+            with socket.create_connection(("127.0.0.1", upstream_port), timeout=5) as upstream:
+                upstream.sendall(hello)
+                _pipe(conn, upstream)
+
+    with LoopbackServer(handle) as server:
+        proxy.port = server.port
+        try:
+            yield proxy
+        finally:
+            release.set()

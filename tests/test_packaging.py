@@ -25,6 +25,8 @@ def test_wheel_installs_and_finds_packs_outside_the_source_tree(tmp_path):
     assert "scanner/_data/rules/tls13-only.yaml" in names
     assert "scanner/_data/reports/templates/report.html.j2" in names
     assert "scanner/_data/reports/schema/report.schema.json" in names
+    assert "scanner/data/iana-tls-cipher-suites.csv" in names
+    assert "scanner/data/iana-tls-supported-groups.csv" in names
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)

@@ -10,10 +10,21 @@ import errno
 import socket
 from dataclasses import dataclass
 
-from scanner.facts import ErrorClass, ProbeError
-from scanner.probe.clienthello import build_client_hello, describe_reply, looks_like_tls
+from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
+from scanner.probe import tlswire
+from scanner.probe.ciphers import candidate_suites
 from scanner.probe.starttls import StartTls, StartTlsError, upgrade
 from scanner.targets import Target
+
+# A broad offer that any TLS server from the last twenty years answers with a ServerHello or an alert.
+_VERSIONS = (0x0304, 0x0303, 0x0302, 0x0301)
+
+
+def _hello(server_name: str | None) -> bytes:
+    suites = candidate_suites(ProtocolVersion.TLSv1_3) + candidate_suites(ProtocolVersion.TLSv1_2)[:120]
+    return tlswire.build_client_hello(
+        ProtocolVersion.TLSv1_3, suites, server_name=server_name, supported_versions=_VERSIONS
+    )
 
 
 @dataclass(frozen=True)
@@ -69,25 +80,30 @@ def preflight(
         try:
             if starttls is not None:
                 upgrade(sock, starttls, server_name or target.host)
-            sock.sendall(build_client_hello(server_name))
-            reply = sock.recv(64)
         except StartTlsError as exc:
             return ProbeError(
                 error_class=ErrorClass.starttls_failed, message=f"{where}: {starttls} upgrade failed: {exc}"
             )
         except TimeoutError:
-            step = f"the {starttls} STARTTLS exchange" if starttls else "a TLS ClientHello"
             return ProbeError(
                 error_class=ErrorClass.timeout,
-                message=f"{where} accepted the connection but did not answer {step} within {timeout:g}s",
+                message=f"{where} accepted the connection but did not answer the {starttls} STARTTLS exchange "
+                f"within {timeout:g}s",
             )
-        except OSError:
-            # A reset in answer to a ClientHello is how some TLS stacks refuse an offer; let the
-            # handshake probes decide.
-            return Reachable(address)
-    if reply and not looks_like_tls(reply):
+        except OSError as exc:
+            return ProbeError(error_class=ErrorClass.reset, message=f"{where}: {starttls} upgrade failed: {exc}")
+        reply = tlswire.send_hello(sock, _hello(server_name), timeout, until="server_hello")
+    end = reply.end
+    if isinstance(end, tlswire.NotTls) and not end.ssl2:
         return ProbeError(
             error_class=ErrorClass.not_tls,
-            message=f"{where} does not speak TLS: it answered a ClientHello with {describe_reply(reply)}",
+            message=f"{where} does not speak TLS: it answered a ClientHello with {end.describe()}",
         )
+    if isinstance(end, tlswire.TimedOut) and end.received == 0:
+        return ProbeError(
+            error_class=ErrorClass.timeout,
+            message=f"{where} accepted the connection but did not answer a TLS ClientHello within {timeout:g}s",
+        )
+    # A ServerHello, an alert, or a reset (how some TLS stacks refuse an offer): a TLS peer, or at least
+    # not provably something else; the handshake probes decide the rest.
     return Reachable(address)

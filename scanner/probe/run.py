@@ -29,6 +29,7 @@ from scanner.facts import (
 )
 from scanner.probe import sslyze_adapter
 from scanner.probe.alpn import probe_alpn
+from scanner.probe.ciphers import enumerate_all
 from scanner.probe.clientauth import probe_client_auth
 from scanner.probe.endpoint import Endpoint
 from scanner.probe.groups import probe_groups
@@ -117,7 +118,9 @@ def _target_info(partial: _Partial) -> TargetInfo:
 
 
 def _sslyze_request(endpoint: Endpoint, plan: frozenset[ProbeKind]) -> SslyzeRequest:
-    versions = frozenset(ProtocolVersion) if ProbeKind.protocols in plan else frozenset()
+    # tlsgate's enumerator covers SSLv3 to TLS 1.3 (the whole IANA registry, in accepted + 1 round trips);
+    # sslyze keeps SSL 2.0, whose hello our wire code does not speak.
+    versions = frozenset({ProtocolVersion.SSLv2}) if ProbeKind.protocols in plan else frozenset()
     extras = set()
     if ProbeKind.certificate in plan:
         extras.add(Extra.certificate)
@@ -149,6 +152,16 @@ def _client_auth_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
     return lambda partial: setattr(partial, "client_auth", facts)
 
 
+def _ciphers_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
+    protocols = enumerate_all(endpoint)
+
+    def merge(partial: _Partial) -> None:
+        for protocol in protocols:
+            partial.protocols[protocol.version] = protocol
+
+    return merge
+
+
 def _groups_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
     facts = probe_groups(endpoint)
     return lambda partial: setattr(partial, "groups", facts)
@@ -168,6 +181,7 @@ class OwnProbe:
 
 # tlsgate's own probes, by the kind of facts they fill; each returns a function that merges its result.
 OWN_PROBES: tuple[OwnProbe, ...] = (
+    OwnProbe("cipher suites", ProbeKind.protocols, _ciphers_probe),
     OwnProbe("sessions", ProbeKind.sessions, _sessions_probe),
     OwnProbe("alpn", ProbeKind.behaviours, _alpn_probe),
     OwnProbe("client_auth", ProbeKind.client_auth, _client_auth_probe),
@@ -204,8 +218,10 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
         for version in ProtocolVersion:
             found = partial.protocols.get(version)
             if found is None:
-                reason = gap or ProbeError(
-                    error_class=ErrorClass.probe_failed, message="no probe reported this version"
+                reason = (
+                    partial.failures.get(ProbeKind.protocols)
+                    or gap
+                    or ProbeError(error_class=ErrorClass.probe_failed, message="no probe reported this version")
                 )
                 found = ProtocolSupport(version=version, status="error", error=reason)
             protocols.append(found)
