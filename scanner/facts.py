@@ -135,9 +135,29 @@ class ExtendedKeyUsage(Frozen):
     oid: str
 
 
+class DnFields(Frozen):
+    """The common attributes of a distinguished name, for rules such as "O must be Partner Ltd"."""
+
+    common_name: str | None = None
+    organization: str | None = None
+    organizational_unit: str | None = None
+    country: str | None = None
+    state: str | None = None
+    locality: str | None = None
+    email: str | None = None
+    serial_number: str | None = None
+
+
+class BasicConstraints(Frozen):
+    ca: bool
+    path_length: int | None = None
+
+
 class Certificate(Frozen):
     subject: str = Field(description="RFC 4514 distinguished name.")
     issuer: str
+    subject_fields: DnFields = Field(default_factory=DnFields)
+    issuer_fields: DnFields = Field(default_factory=DnFields)
     serial: str = Field(description="Hexadecimal.")
     sha256: str = Field(description="SHA-256 fingerprint, hexadecimal, lower case.")
     public_key: PublicKey
@@ -146,11 +166,77 @@ class Certificate(Frozen):
     not_before: datetime
     not_after: datetime
     validity_days: float
+    days_remaining: float | None = Field(
+        default=None, description="Days from the scan to not_after (negative: expired)."
+    )
     subject_alt_names: list[str] = Field(default_factory=list, description="'DNS:...' and 'IP:...' entries.")
+    key_usage: list[str] | None = Field(
+        default=None, description="digitalSignature, keyEncipherment, keyCertSign ...; null without the extension."
+    )
     extended_key_usage: list[ExtendedKeyUsage] | None = Field(
         default=None, description="null when the certificate has no EKU extension."
     )
+    basic_constraints: BasicConstraints | None = None
+    ocsp_urls: list[str] = Field(default_factory=list, description="AIA OCSP responder URLs.")
+    ca_issuer_urls: list[str] = Field(default_factory=list, description="AIA CA-issuer URLs.")
+    crl_urls: list[str] = Field(default_factory=list, description="CRL distribution point URLs.")
+    policies: list[str] = Field(default_factory=list, description="Certificate policy OIDs.")
+    sct_count: int | None = Field(default=None, description="Embedded SCTs; null without the extension.")
+    must_staple: bool = False
     self_signed: bool
+
+
+TrustReason = Literal[
+    "expired",
+    "not_yet_valid",
+    "unknown_issuer",
+    "self_signed",
+    "missing_intermediate",
+    "name_mismatch",
+    "bad_signature",
+    "weak_signature_hash",
+    "not_pinned",
+    "invalid",
+]
+
+
+class TrustResult(Frozen):
+    """The verdict of one set of trust anchors the user named (or the bundled store)."""
+
+    store: str = Field(description="mozilla, system, file:PATH, capath:PATH, truststore:PATH, pin")
+    trusted: bool
+    anchor: str | None = Field(default=None, description="Subject of the anchor (or pinned certificate) that matched.")
+    path: list[str] = Field(
+        default_factory=list, description="SHA-256 of each certificate of the path built, leaf first."
+    )
+    reason: TrustReason | None = Field(default=None, description="Why not trusted.")
+    detail: str | None = None
+    completed_via_aia: bool = Field(default=False, description="A missing intermediate was fetched from AIA.")
+
+
+RevocationState = Literal["good", "revoked", "unknown"]
+
+
+class OcspResponseFacts(Frozen):
+    status: RevocationState
+    produced_at: datetime | None = None
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+
+
+class RevocationResult(Frozen):
+    """Revocation of one certificate of the chain by one source."""
+
+    certificate: str = Field(description="SHA-256 of the certificate checked.")
+    subject: str
+    source: Literal["ocsp", "crl", "stapled_ocsp"]
+    url: str | None = None
+    status: Literal["good", "revoked", "unknown", "not_checked", "error"]
+    revoked_at: datetime | None = None
+    reason: str | None = Field(default=None, description="CRL/OCSP revocation reason, e.g. keyCompromise.")
+    detail: str | None = Field(default=None, description="Why not checked, or what went wrong.")
 
 
 class CertificateFacts(Frozen):
@@ -158,6 +244,20 @@ class CertificateFacts(Frozen):
     error: ProbeError | None = None
     leaf: Certificate | None = None
     chain: list[Certificate] = Field(default_factory=list, description="As served, leaf first.")
+    hostname_match: Observed[bool] = Field(
+        default=NOT_PROBED, description="Whether the leaf matches the target name (RFC 6125, wildcards)."
+    )
+    chain_order_valid: Observed[bool] = Field(default=NOT_PROBED, description="Each certificate is signed by the next.")
+    chain_complete: Observed[bool] = Field(
+        default=NOT_PROBED, description="The served chain needs no intermediate from elsewhere to reach an anchor."
+    )
+    trust: list[TrustResult] = Field(default_factory=list, description="One verdict per trust store consulted.")
+    ocsp_stapled: Observed[OcspResponseFacts] = Field(
+        default=NOT_PROBED, description="The stapled OCSP response, if the server sent one (null value: none)."
+    )
+    revocation: list[RevocationResult] = Field(
+        default_factory=list, description="Per certificate and source: live OCSP, CRL, stapled response."
+    )
 
 
 class NamedGroup(Frozen):
