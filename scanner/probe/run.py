@@ -9,7 +9,7 @@ default; a target that fails never stops the others.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -135,7 +135,8 @@ def _merge_sslyze(partial: _Partial, outcome: SslyzeOutcome) -> None:
         return
     for protocol in outcome.protocols:
         partial.protocols.setdefault(protocol.version, protocol)
-    partial.certificate = outcome.certificate
+    if outcome.certificate is not None:
+        partial.certificate = outcome.certificate
     partial.behaviours.update(sslyze_adapter.behaviours_from(outcome.behaviours))
 
 
@@ -187,6 +188,10 @@ OWN_PROBES: tuple[OwnProbe, ...] = (
     OwnProbe("client_auth", ProbeKind.client_auth, _client_auth_probe),
     OwnProbe("groups", ProbeKind.groups, _groups_probe),
 )
+
+
+def _own_probes(endpoint: Endpoint, options: ProbeOptions) -> list[Merge]:
+    return [_guarded(probe, endpoint, options) for probe in OWN_PROBES if probe.kind in options.plan]
 
 
 def _guarded(probe: OwnProbe, endpoint: Endpoint, options: ProbeOptions) -> Merge:
@@ -295,19 +300,16 @@ def probe_targets(targets: Sequence[tuple[Target, ConnectOptions]], options: Pro
             else:
                 partial.error = check
 
-        own: list[Future[Merge]] = []
-        owners: list[_Partial] = []
-        for partial, endpoint in reachable:
-            for probe in OWN_PROBES:
-                if probe.kind in options.plan:
-                    own.append(pool.submit(_guarded, probe, endpoint, options))
-                    owners.append(partial)
-
+        # tlsgate's own probes run one after another per target, and before sslyze: many TLS services
+        # (embedded stacks, openssl s_server) serve one connection at a time, and a probe waiting behind
+        # another's long connection would time out. Targets still run in parallel.
+        own = [pool.submit(_own_probes, endpoint, options) for _, endpoint in reachable]
+        for (partial, _), future in zip(reachable, own, strict=True):
+            for merge in future.result():
+                merge(partial)
         requests = [_sslyze_request(endpoint, options.plan) for _, endpoint in reachable]
         for index, outcome in sslyze_adapter.scan(
             requests, per_server_connections=options.per_server_connections, concurrent_servers=options.concurrency
         ):
             _merge_sslyze(reachable[index][0], outcome)
-        for partial, future in zip(owners, own, strict=True):
-            future.result()(partial)
     return [_finish(partial, options.plan) for partial in partials]

@@ -237,9 +237,9 @@ def behaviours_from(values: dict[str, Observed[Any]]) -> dict[str, Observed[Any]
     return {k: v for k, v in values.items() if k in Behaviours.model_fields}
 
 
-def _network_config(endpoint: Endpoint, timeout: float) -> ServerNetworkConfiguration:
+def _network_config(endpoint: Endpoint, timeout: float, *, with_credentials: bool = True) -> ServerNetworkConfiguration:
     credentials = None
-    if endpoint.credentials is not None:
+    if endpoint.credentials is not None and with_credentials:
         credentials = ClientAuthenticationCredentials(
             certificate_chain_path=endpoint.credentials.cert_chain, key_path=endpoint.credentials.key
         )
@@ -253,32 +253,48 @@ def _network_config(endpoint: Endpoint, timeout: float) -> ServerNetworkConfigur
     )
 
 
+def _commands(request: SslyzeRequest) -> set[ScanCommand]:
+    commands = {VERSION_COMMANDS[v] for v in request.versions}
+    if Extra.certificate in request.extras or Extra.behaviours in request.extras:
+        commands.add(ScanCommand.CERTIFICATE_INFO)
+    if Extra.behaviours in request.extras:
+        commands.update(_BEHAVIOUR_COMMANDS.values())
+    return commands
+
+
+def _split(request: SslyzeRequest) -> list[tuple[SslyzeRequest, bool]]:
+    """(request, with_credentials) parts. sslyze's SSL 2.0 client (its legacy OpenSSL) cannot load every key a
+    modern client certificate has, and SSL 2.0 has no client authentication anyway: probe it without."""
+    if request.endpoint.credentials is None or ProtocolVersion.SSLv2 not in request.versions:
+        return [(request, True)]
+    sslv2 = SslyzeRequest(request.endpoint, frozenset({ProtocolVersion.SSLv2}), frozenset())
+    rest = SslyzeRequest(request.endpoint, request.versions - {ProtocolVersion.SSLv2}, request.extras)
+    return [(sslv2, False), (rest, True)]
+
+
 def scan(
     requests: Sequence[SslyzeRequest],
     per_server_connections: int = 5,
     concurrent_servers: int = 10,
 ) -> Iterable[tuple[int, SslyzeOutcome]]:
-    """Run sslyze for each request; yield (index, outcome) as each server completes."""
-    by_uuid: dict[Any, int] = {}
+    """Run sslyze for each request; yield (index, outcome) as each part completes (a request may have two)."""
+    by_uuid: dict[Any, tuple[int, SslyzeRequest]] = {}
     batch = []
     for index, request in enumerate(requests):
-        commands = {VERSION_COMMANDS[v] for v in request.versions}
-        if Extra.certificate in request.extras or Extra.behaviours in request.extras:
-            commands.add(ScanCommand.CERTIFICATE_INFO)
-        if Extra.behaviours in request.extras:
-            commands.update(_BEHAVIOUR_COMMANDS.values())
-        if not commands:
-            continue
-        endpoint = request.endpoint
-        scan_request = ServerScanRequest(
-            server_location=ServerNetworkLocation(
-                hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address
-            ),
-            network_configuration=_network_config(endpoint, endpoint.timeout),
-            scan_commands=commands,
-        )
-        by_uuid[scan_request.uuid] = index
-        batch.append(scan_request)
+        for part, with_credentials in _split(request):
+            commands = _commands(part)
+            if not commands:
+                continue
+            endpoint = part.endpoint
+            scan_request = ServerScanRequest(
+                server_location=ServerNetworkLocation(
+                    hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address
+                ),
+                network_configuration=_network_config(endpoint, endpoint.timeout, with_credentials=with_credentials),
+                scan_commands=commands,
+            )
+            by_uuid[scan_request.uuid] = (index, part)
+            batch.append(scan_request)
     if not batch:
         return
     scanner = Scanner(
@@ -287,5 +303,5 @@ def scan(
     )
     scanner.queue_scans(batch)
     for result in scanner.get_results():
-        index = by_uuid[result.uuid]
-        yield index, _outcome(requests[index], result)
+        index, part = by_uuid[result.uuid]
+        yield index, _outcome(part, result)
