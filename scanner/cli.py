@@ -287,6 +287,69 @@ def scan(
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
+@app.command(epilog="\b\n" + EXIT_CODE_HELP)
+def cert(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
+    ],
+    pack: Annotated[
+        list[str],
+        typer.Option("--pack", "-p", metavar="ID|PATH", help="Pack(s) with certificate rules; repeatable. Required."),
+    ],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+    ] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="Environment variable with the PKCS#12 password."),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
+    ] = None,
+) -> None:
+    """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
+
+    Rules on other facts (protocols, sessions ...) are not_applicable to a file.
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from scanner.certfiles import files_facts  # noqa: PLC0415 - keeps --help instant
+    from scanner.pipeline import judge  # noqa: PLC0415
+    from scanner.report import ScanOptions  # noqa: PLC0415
+
+    packs = _load_packs(pack)
+    _check_output(json_path)
+    _check_output(html_path)
+    password = _password(password_env, password_file)
+    started = datetime.now(UTC)
+    report = judge(files_facts(files, password), packs, ScanOptions(timeout=0, packs=[p.id for p in packs]), started)
+    written = _write_reports(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    _print_summary(report)
+    for path in written:
+        typer.echo(f"report: {path}")
+    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+
+
+def _password(env: str | None, file: Path | None) -> bytes | None:
+    if env and file:
+        _fatal("--password-env and --password-file exclude each other", ExitCode.USAGE)
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            _fatal(f"environment variable {env} is not set", ExitCode.USAGE)
+        return value.encode()
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").splitlines()[0].encode() if file.stat().st_size else b""
+        except OSError as exc:
+            _fatal(f"cannot read password file {file}: {exc.strerror}", ExitCode.USAGE)
+    return None
+
+
 @rules_app.command("list")
 def rules_list() -> None:
     """List the built-in rule packs."""

@@ -83,6 +83,9 @@ class TargetInfo(Frozen):
     server_name: str | None = Field(description="SNI sent; null for an IP literal or when SNI was disabled.")
     ip_address: str | None = Field(description="The address that was connected to.")
     starttls: str | None = Field(default=None, description="Plaintext protocol upgraded with STARTTLS, if any.")
+    source: Literal["network", "file"] = Field(
+        default="network", description="file: certificates read from a file by `tlsgate cert`, not a handshake."
+    )
 
 
 class CipherSuite(Frozen):

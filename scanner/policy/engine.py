@@ -13,6 +13,7 @@ from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, labe
 from scanner.policy.pack import Rule, RulePack
 
 _UNOBSERVED = ("error", "not_probed")
+FILE_FACT_GROUPS = frozenset({"certificate", "target"})
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         reason = facts.error.message if facts.error else "target not scanned"
         evidence["unobserved"] = reason
         return _finding(rule, pack, Status.error, f"not scanned: {reason}", evidence)
+    if facts.target.source == "file" and rule.fact.split(".", 1)[0] not in FILE_FACT_GROUPS:
+        # A certificate file has certificates and nothing else: protocol or session rules do not apply to it.
+        message = f"{rule.fact} is not a certificate fact; a certificate file has none"
+        return _finding(rule, pack, Status.not_applicable, message, evidence)
     value = resolve(facts, rule.fact)
     if isinstance(value, Unobserved):
         evidence["unobserved"] = value.reason

@@ -7,6 +7,7 @@ available to every pack, and the pack stays data.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +65,52 @@ def _any_arg(_arg: Any) -> str | None:
     return None
 
 
+def split_dn(text: str) -> list[tuple[str, str]]:
+    """RFC 4514 string -> [(attribute, value)], honouring backslash escapes; attribute names upper-cased."""
+    parts: list[tuple[str, str]] = []
+    current, escaped = "", False
+    for char in text + ",":
+        if escaped:
+            current += char
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",+":
+            name, sep, value = current.partition("=")
+            if sep:
+                parts.append((name.strip().upper(), value.strip()))
+            elif current.strip():
+                raise ValueError(f"{current.strip()!r} is not ATTRIBUTE=value")
+            current = ""
+        else:
+            current += char
+    return parts
+
+
+def dn_matches(dn: Any, pattern: str) -> bool:
+    """Every ``ATTR=glob`` of the pattern matches some value of that attribute in the DN (case-insensitive)."""
+    if not isinstance(dn, str):
+        return False
+    try:
+        observed = split_dn(dn)
+    except ValueError:
+        return False
+    return all(
+        any(name == wanted_name and fnmatch.fnmatchcase(value.casefold(), glob.casefold()) for name, value in observed)
+        for wanted_name, glob in split_dn(pattern)
+    )
+
+
+def _is_dn_pattern(arg: Any) -> str | None:
+    if not isinstance(arg, str):
+        return "expects a DN pattern string such as 'CN=*.partner.example, O=Partner Ltd'"
+    try:
+        parts = split_dn(arg)
+    except ValueError as exc:
+        return f"invalid DN pattern: {exc}"
+    return None if parts else "expects at least one ATTRIBUTE=value"
+
+
 @dataclass(frozen=True)
 class ValueOperator:
     predicate: ValuePredicate
@@ -80,6 +127,7 @@ VALUE_OPERATORS: dict[str, ValueOperator] = {
     "max": ValueOperator(lambda v, a: _number(v) and v <= a, _is_number, "be at most"),
     "matches": ValueOperator(lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"),
     "exists": ValueOperator(lambda v, a: (v is not None) == a, _is_bool, "exist:"),
+    "dn_matches": ValueOperator(dn_matches, _is_dn_pattern, "match the DN pattern"),
 }
 
 
