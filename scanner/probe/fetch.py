@@ -26,7 +26,8 @@ class Fetcher:
         self.offline = offline
         self._cache: dict[tuple[str, str, bytes], bytes | FetchError] = {}
         self._lock = threading.Lock()
-        self.requests = 0  # how many requests actually went out (cache hits do not count)
+        self._inflight: dict[tuple[str, str, bytes], threading.Event] = {}
+        self.requests = 0  # how many requests actually went out (cache hits and shared waits do not count)
 
     def get(self, url: str) -> bytes | FetchError:
         return self._fetch("GET", url, b"", "")
@@ -40,16 +41,28 @@ class Fetcher:
         if not url.lower().startswith(("http://", "https://")):
             return FetchError(url, "only http and https URLs are fetched")
         key = (method, url, body)
+        while True:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+                pending = self._inflight.get(key)
+                if pending is None:
+                    # This thread fetches; others asking for the same URL meanwhile wait for its answer.
+                    pending = self._inflight[key] = threading.Event()
+                    self.requests += 1
+                    break
+            pending.wait()
+        try:
+            result = self._request(method, url, body, content_type)
+        except Exception as exc:  # never let one odd URL break a scan
+            result = FetchError(url, f"{type(exc).__name__}: {exc}")
         with self._lock:
-            if key in self._cache:
-                return self._cache[key]
-        result = self._request(method, url, body, content_type)
-        with self._lock:
-            self._cache.setdefault(key, result)
-            return self._cache[key]
+            self._cache[key] = result
+            del self._inflight[key]
+        pending.set()
+        return result
 
     def _request(self, method: str, url: str, body: bytes, content_type: str) -> bytes | FetchError:
-        self.requests += 1
         headers = {"Content-Type": content_type} if content_type else {}
         try:
             with (
