@@ -20,6 +20,7 @@ from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
 from scanner.findings import Status
 from scanner.policy.pack import PackError, RulePack, UnknownPack, builtin_pack_files, load_pack, resolve_pack
+from scanner.probe.certchain import CertificateOptions
 from scanner.probe.endpoint import ClientCredentials
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ALL
@@ -172,6 +173,41 @@ def _credentials(
         _fatal(str(exc), ExitCode.USAGE)
 
 
+def _trust_options(
+    ca_files: list[Path],
+    ca_paths: list[Path],
+    truststore: Path | None,
+    password_env: str | None,
+    password_file: Path | None,
+    system: bool,
+    pins: list[str],
+    revocation: bool,
+) -> CertificateOptions:
+    """The trust stores to judge against, loaded and checked now: a bad store is a usage error before scanning."""
+    from scanner.probe.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
+    from scanner.probe.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
+
+    if (password_env or password_file) and truststore is None:
+        _fatal("--truststore-password-env/--truststore-password-file need --truststore", ExitCode.USAGE)
+    try:
+        # The user's own anchors first: chain_complete is judged against the first store.
+        stores = [TrustStoreSpec(kind="file", path=path) for path in ca_files]
+        stores += [TrustStoreSpec(kind="capath", path=path) for path in ca_paths]
+        if truststore is not None:
+            stores.append(
+                TrustStoreSpec(
+                    kind="truststore", path=truststore, password_env=password_env, password_file=password_file
+                )
+            )
+        if system:
+            stores.append(TrustStoreSpec(kind="system"))
+        stores.append(MOZILLA)
+        parse_pins(pins)
+        return with_anchors(CertificateOptions(tuple(stores), tuple(pins), revocation))
+    except TrustStoreError as exc:
+        _fatal(str(exc), ExitCode.USAGE)
+
+
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
 def scan(
     targets: Annotated[
@@ -236,6 +272,42 @@ def scan(
     client_password_file: Annotated[
         Path | None, typer.Option("--client-password-file", metavar="FILE", help="File holding that password.")
     ] = None,
+    ca_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ca-file", metavar="PEM", help="Trust the CAs of this PEM bundle (its own verdict); repeatable."
+        ),
+    ] = None,
+    ca_path: Annotated[
+        list[Path] | None,
+        typer.Option("--ca-path", metavar="DIR", help="Trust a hashed CA directory (OpenSSL CApath); repeatable."),
+    ] = None,
+    truststore: Annotated[
+        Path | None, typer.Option("--truststore", metavar="FILE", help="Trust a PKCS#12 or JKS truststore (Java).")
+    ] = None,
+    truststore_password_env: Annotated[
+        str | None, typer.Option("--truststore-password-env", metavar="VAR", help="Variable holding its password.")
+    ] = None,
+    truststore_password_file: Annotated[
+        Path | None, typer.Option("--truststore-password-file", metavar="FILE", help="File holding its password.")
+    ] = None,
+    system_trust: Annotated[
+        bool, typer.Option("--system-trust", help="Also judge trust against the operating system's CA bundle.")
+    ] = False,
+    pin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pin",
+            metavar="SHA256|FILE",
+            help="Accept only these certificates (SHA-256 of the DER, or a PEM/DER file); repeatable, for rotation.",
+        ),
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Fetch nothing (AIA, OCSP, CRL): those checks say 'not checked'.")
+    ] = False,
+    no_revocation: Annotated[
+        bool, typer.Option("--no-revocation", help="Skip live OCSP and CRL checks (stapled responses still read).")
+    ] = False,
     all_facts: Annotated[
         bool, typer.Option("--all-facts", help="Run every probe, not only those the packs need.")
     ] = False,
@@ -281,7 +353,19 @@ def scan(
             starttls=starttls,
             credentials=credentials,
         )
-        probe = ProbeOptions(timeout=timeout, plan=plan, session_age_check=session_age_check)
+        trust = _trust_options(
+            ca_file or [],
+            ca_path or [],
+            truststore,
+            truststore_password_env,
+            truststore_password_file,
+            system_trust,
+            pin or [],
+            not no_revocation,
+        )
+        probe = ProbeOptions(
+            timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
+        )
         outputs = {OutputFormat.json: json_path, OutputFormat.html: html_path}
         report, _ = _scan([(t, connect) for t in parsed], packs, probe, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))

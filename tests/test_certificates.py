@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from scanner.facts import ErrorClass, Facts, Observed
-from scanner.probe import sslyze_adapter
+from scanner.probe import certchain
 from scanner.probe.certificates import certificate_facts, chain_facts, chain_order_valid, hostname_matches
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.run import probe_targets
@@ -36,15 +36,15 @@ CRL = "http://pki.tlsgate.test/intermediate.crl"
 
 @pytest.fixture
 def received(monkeypatch: pytest.MonkeyPatch) -> list[x509.Certificate]:
-    """The certificates sslyze received, in order, as the adapter hands them to certificate_facts."""
+    """The certificates sslyze received, in order, as the probe hands them to chain_facts."""
     seen: list[x509.Certificate] = []
-    real = sslyze_adapter.certificate_facts
+    real = certchain.chain_facts
 
-    def record(cert: x509.Certificate, *args: Any, **kwargs: Any) -> Any:
-        seen.append(cert)
-        return real(cert, *args, **kwargs)
+    def record(chain: list[x509.Certificate], *args: Any, **kwargs: Any) -> Any:
+        seen.extend(chain)
+        return real(chain, *args, **kwargs)
 
-    monkeypatch.setattr(sslyze_adapter, "certificate_facts", record)
+    monkeypatch.setattr(certchain, "chain_facts", record)
     return seen
 
 
@@ -73,10 +73,8 @@ def serve(tmp_path: Path) -> Iterator[Any]:
         yield start
 
 
-def _once_wired(fact: Observed[bool], expected: bool) -> None:
-    # The lead wires hostname_match / chain_order_valid into the adapter; until then they stay not_probed.
-    if fact.status != "not_probed":
-        assert (fact.status, fact.value) == ("ok", expected)
+def _assert_observed(fact: Observed[bool], expected: bool) -> None:
+    assert (fact.status, fact.value) == ("ok", expected)
 
 
 def _same_facts(a: Any, b: Any) -> None:
@@ -135,8 +133,8 @@ def test_complete_chain_reports_every_field(serve, received):
             _same_facts(mine, adapters)
         assert chain_facts(served, "www.full.test")[1].value is True
         assert chain_facts(served, "other.full.test")[1].value is False
-    _once_wired(facts.certificate.hostname_match, True)
-    _once_wired(facts.certificate.chain_order_valid, True)
+    _assert_observed(facts.certificate.hostname_match, True)
+    _assert_observed(facts.certificate.chain_order_valid, True)
 
 
 def test_chain_served_out_of_order(serve, received):
@@ -154,7 +152,7 @@ def test_chain_served_out_of_order(serve, received):
     assert (match.value, ordered.status, ordered.value) == (True, "ok", False)
     assert not chain_order_valid([pki.leaf.cert, pki.root.cert, pki.intermediate.cert])
     assert chain_order_valid([pki.leaf.cert, pki.intermediate.cert, pki.root.cert])
-    _once_wired(facts.certificate.chain_order_valid, False)
+    _assert_observed(facts.certificate.chain_order_valid, False)
 
 
 def test_self_signed_rsa4096_730_days(serve, received):

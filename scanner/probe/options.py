@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from scanner.probe.certchain import CertificateOptions
 from scanner.probe.endpoint import ClientCredentials
 from scanner.probe.plan import BASELINE, ProbeKind
 from scanner.probe.starttls import StartTls
@@ -29,3 +30,5 @@ class ProbeOptions:
     per_server_connections: int = 5
     plan: frozenset[ProbeKind] = BASELINE
     session_age_check: float | None = None  # opt-in: seconds to wait before trying to resume
+    certificates: CertificateOptions = field(default_factory=CertificateOptions)
+    offline: bool = False  # no AIA, OCSP or CRL fetching: those facts say "not checked"

@@ -29,15 +29,17 @@ from scanner.facts import (
 )
 from scanner.probe import sslyze_adapter
 from scanner.probe.alpn import probe_alpn
+from scanner.probe.certchain import analyse
 from scanner.probe.ciphers import enumerate_all
 from scanner.probe.clientauth import probe_client_auth
 from scanner.probe.endpoint import Endpoint
+from scanner.probe.fetch import Fetcher
 from scanner.probe.groups import probe_groups
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ProbeKind
 from scanner.probe.preflight import Reachable, preflight, resolve_all
 from scanner.probe.sessions import probe_sessions
-from scanner.probe.sslyze_adapter import Extra, SslyzeOutcome, SslyzeRequest
+from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
 
 G = TypeVar("G", SessionFacts, ClientAuthFacts, GroupFacts)
@@ -73,6 +75,7 @@ class _Partial:
     sessions: SessionFacts | None = None
     client_auth: ClientAuthFacts | None = None
     groups: GroupFacts | None = None
+    served: ServedCertificates | None = None
     sslyze_error: ProbeError | None = None
     failures: dict[ProbeKind, ProbeError] = field(default_factory=dict)
 
@@ -135,7 +138,9 @@ def _merge_sslyze(partial: _Partial, outcome: SslyzeOutcome) -> None:
         return
     for protocol in outcome.protocols:
         partial.protocols.setdefault(protocol.version, protocol)
-    if outcome.certificate is not None:
+    if isinstance(outcome.certificate, ServedCertificates):
+        partial.served = outcome.certificate
+    elif outcome.certificate is not None:
         partial.certificate = outcome.certificate
     partial.behaviours.update(sslyze_adapter.behaviours_from(outcome.behaviours))
 
@@ -312,4 +317,21 @@ def probe_targets(targets: Sequence[tuple[Target, ConnectOptions]], options: Pro
             requests, per_server_connections=options.per_server_connections, concurrent_servers=options.concurrency
         ):
             _merge_sslyze(reachable[index][0], outcome)
+        # Trust and revocation fetch AIA issuers, OCSP and CRLs: one Fetcher (one cache) for the whole run.
+        fetcher = Fetcher(options.timeout, offline=options.offline)
+        served = [(p, e, p.served) for p, e in reachable if p.served is not None]
+        analysed = pool.map(lambda item: _analyse(item[2], item[1], options, fetcher), served)
+        for (partial, _, _), facts in zip(served, analysed, strict=True):
+            partial.certificate = facts
     return [_finish(partial, options.plan) for partial in partials]
+
+
+def _analyse(
+    served: ServedCertificates, endpoint: Endpoint, options: ProbeOptions, fetcher: Fetcher
+) -> CertificateFacts:
+    name = endpoint.server_name or endpoint.target.host
+    try:
+        return analyse(served.chain, served.stapled, name, options.certificates, fetcher)
+    except Exception as exc:  # one odd certificate must not lose the target's other facts
+        error = ProbeError(error_class=ErrorClass.probe_failed, message=f"certificate analysis failed: {exc!r}")
+        return CertificateFacts(status="error", error=error)

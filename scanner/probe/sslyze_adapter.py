@@ -9,6 +9,8 @@ from enum import StrEnum
 from traceback import TracebackException
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509 import ocsp
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EcDhEphemeralKeyInfo, EphemeralKeyInfo
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import (
@@ -41,7 +43,6 @@ from scanner.facts import (
     observed,
 )
 from scanner.probe import iana
-from scanner.probe.certificates import certificate_facts
 from scanner.probe.endpoint import Endpoint
 from scanner.probe.starttls import StartTls
 
@@ -95,9 +96,17 @@ class SslyzeRequest:
 
 
 @dataclass(frozen=True)
+class ServedCertificates:
+    """The chain exactly as the server sent it, and its stapled OCSP response: analysed by certchain."""
+
+    chain: list[x509.Certificate]
+    stapled: ocsp.OCSPResponse | None
+
+
+@dataclass(frozen=True)
 class SslyzeOutcome:
     protocols: list[ProtocolSupport] = field(default_factory=list)
-    certificate: CertificateFacts | None = None
+    certificate: ServedCertificates | CertificateFacts | None = None  # CertificateFacts only for an error
     behaviours: dict[str, Observed[Any]] = field(default_factory=dict)
     error: ProbeError | None = None  # sslyze could not connect at all
 
@@ -169,17 +178,16 @@ def _protocol(version: ProtocolVersion, attempt: Any) -> ProtocolSupport:
     return ProtocolSupport(version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites)
 
 
-def _certificate(attempt: Any) -> CertificateFacts:
+def _certificate(attempt: Any) -> ServedCertificates | CertificateFacts:
     if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
         return CertificateFacts(status="error", error=_attempt_error(attempt))
     deployments = attempt.result.certificate_deployments
-    if not deployments:
+    if not deployments or not deployments[0].received_certificate_chain:
         return CertificateFacts(
             status="error",
             error=ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate"),
         )
-    chain = [certificate_facts(cert) for cert in deployments[0].received_certificate_chain]
-    return CertificateFacts(status="ok", leaf=chain[0], chain=chain)
+    return ServedCertificates(list(deployments[0].received_certificate_chain), deployments[0].ocsp_response)
 
 
 def _ocsp_stapling(attempt: Any) -> Observed[Any]:
