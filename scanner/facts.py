@@ -168,9 +168,11 @@ class Certificate(Frozen):
     signature_hash: str | None
     not_before: datetime
     not_after: datetime
-    validity_days: float
+    validity_days: float = Field(json_schema_extra={"unit": "days"})
     days_remaining: float | None = Field(
-        default=None, description="Days from the scan to not_after (negative: expired)."
+        json_schema_extra={"unit": "days"},
+        default=None,
+        description="Days from the scan to not_after (negative: expired).",
     )
     subject_alt_names: list[str] = Field(default_factory=list, description="'DNS:...' and 'IP:...' entries.")
     key_usage: list[str] | None = Field(
@@ -318,7 +320,7 @@ class Behaviours(Frozen):
 
 
 class SessionAgeCheck(Frozen):
-    age_seconds: float
+    age_seconds: float = Field(json_schema_extra={"unit": "seconds"})
     resumed: bool
 
 
@@ -329,13 +331,19 @@ class SessionFacts(Frozen):
     ticket_resumption: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.2 resumption by session ticket.")
     tls13_resumption: Observed[bool] = Field(default=NOT_PROBED, description="TLS 1.3 PSK resumption.")
     tls12_ticket_lifetime: Observed[int] = Field(
-        default=NOT_PROBED, description="Seconds, from the TLS 1.2 NewSessionTicket ticket_lifetime_hint."
+        json_schema_extra={"unit": "seconds"},
+        default=NOT_PROBED,
+        description="Seconds, from the TLS 1.2 NewSessionTicket ticket_lifetime_hint.",
     )
     tls13_ticket_lifetime: Observed[int] = Field(
-        default=NOT_PROBED, description="Seconds, from the TLS 1.3 NewSessionTicket ticket_lifetime."
+        json_schema_extra={"unit": "seconds"},
+        default=NOT_PROBED,
+        description="Seconds, from the TLS 1.3 NewSessionTicket ticket_lifetime.",
     )
     ticket_lifetime: Observed[int] = Field(
-        default=NOT_PROBED, description="The longest ticket lifetime announced by any version, in seconds."
+        json_schema_extra={"unit": "seconds"},
+        default=NOT_PROBED,
+        description="The longest ticket lifetime announced by any version, in seconds.",
     )
     session_id_resumed_after: Observed[SessionAgeCheck] = Field(
         default=NOT_PROBED,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from scanner.facts import ErrorClass, Facts, Observed
 from scanner.findings import Finding, Status
 from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
-from scanner.policy.pack import Rule, RulePack
+from scanner.policy.pack import Condition, Rule, RulePack
 
 _UNOBSERVED = ("error", "not_probed")
 FILE_FACT_GROUPS = frozenset({"certificate", "target"})
@@ -36,30 +36,57 @@ def _unobserved(obj: Any, where: str) -> Unobserved | None:
     return None
 
 
+def _step(value: Any, part: str, walked: str) -> Any:
+    """One attribute of one value: Unobserved, None, or the (Observed-unwrapped) value."""
+    current = getattr(value, part)
+    if isinstance(current, BaseModel) and (gap := _unobserved(current, walked)):
+        return gap
+    if isinstance(current, Observed):
+        return current.value
+    return current
+
+
+def _gaps(items: list[Any], path: str) -> Unobserved | None:
+    gaps = [
+        f"{label(plain(e))}: {_reason(e)}"
+        for e in items
+        if isinstance(e, BaseModel) and getattr(e, "status", None) in _UNOBSERVED
+    ]
+    return Unobserved(f"{path} not fully observed ({'; '.join(gaps)})") if gaps else None
+
+
 def resolve(facts: Facts, path: str) -> Any:
-    """The value at a dotted path, or Unobserved when any step of it was not observed."""
+    """The value at a dotted path, or Unobserved when any step of it was not observed.
+
+    Through a list of objects the path continues into every element and the result is the flattened list.
+    """
     current: Any = facts
+    many = False
     walked: list[str] = []
     for part in path.split("."):
         walked.append(part)
-        current = getattr(current, part)
-        if current is None:
-            return None
-        if isinstance(current, BaseModel) and (gap := _unobserved(current, ".".join(walked))):
-            return gap
-        if isinstance(current, Observed):
-            current = current.value
-            if current is None:
-                return None
-    if isinstance(current, list):
-        gaps = [
-            f"{label(plain(e))}: {_reason(e)}"
-            for e in current
-            if isinstance(e, BaseModel) and getattr(e, "status", None) in _UNOBSERVED
-        ]
-        if gaps:
-            return Unobserved(f"{path} not fully observed ({'; '.join(gaps)})")
-    return current
+        where = ".".join(walked)
+        if isinstance(current, list):
+            if gap := _gaps(current, ".".join(walked[:-1])):
+                return gap
+            many = True
+            values: list[Any] = []
+            for element in current:
+                value = _step(element, part, where)
+                if isinstance(value, Unobserved):
+                    return value
+                if isinstance(value, list):
+                    values.extend(value)
+                elif value is not None:
+                    values.append(value)
+            current = values
+            continue
+        current = _step(current, part, where)
+        if current is None or isinstance(current, Unobserved):
+            return current
+    if isinstance(current, list) and (gap := _gaps(current, path)):
+        return gap
+    return current if not many or isinstance(current, list) else [current]
 
 
 def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence: dict[str, Any]) -> Finding:
@@ -89,6 +116,17 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         # A certificate file has certificates and nothing else: protocol or session rules do not apply to it.
         message = f"{rule.fact} is not a certificate fact; a certificate file has none"
         return _finding(rule, pack, Status.not_applicable, message, evidence)
+    for condition in rule.when:
+        holds = _holds(facts, condition)
+        subject = condition.fact or f"parameter {condition.param}"
+        if isinstance(holds, Unobserved):
+            evidence["unobserved"] = holds.reason
+            status = Status.not_applicable if holds.not_applicable else Status.error
+            return _finding(rule, pack, status, f"cannot tell whether the rule applies: {holds.reason}", evidence)
+        if not holds:
+            evidence["when"] = {subject: {condition.operator: condition.expected}}
+            message = f"applies only when {subject} {condition.operator} {condition.expected}"
+            return _finding(rule, pack, Status.not_applicable, message, evidence)
     value = resolve(facts, rule.fact)
     if isinstance(value, Unobserved):
         evidence["unobserved"] = value.reason
@@ -100,15 +138,7 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         # as a single value would fail `none` rules and crash on `only`/`forbid`/`require_*`
         observed = []
     if isinstance(observed, list):
-        items = observed
-        if rule.where is not None:
-            items = [e for e in items if rule.where.test(e)]
-        outcome = LIST_OPERATORS[rule.operator].run(items, rule.argument)
-        evidence["observed"] = [label(e) for e in items]
-        if not outcome.passed:
-            evidence["offending"] = outcome.offending
-        status = Status.passed if outcome.passed else Status.failed
-        return _finding(rule, pack, status, f"{rule.fact}: {outcome.summary}", evidence)
+        return _judge_list(rule, pack, observed, evidence)
     matcher = rule.argument
     if not isinstance(matcher, Matcher | FieldMatcher):
         raise TypeError(f"rule {rule.id}: a single value needs a value constraint")
@@ -116,6 +146,35 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     if matcher.test(observed):
         return _finding(rule, pack, Status.passed, f"{rule.fact} = {observed}", evidence)
     return _finding(rule, pack, Status.failed, f"{rule.fact} = {observed}, must {matcher.describe()}", evidence)
+
+
+def _judge_list(rule: Rule, pack: RulePack, observed: list[Any], evidence: dict[str, Any]) -> Finding:
+    items = observed
+    if rule.where is not None:
+        items = [e for e in items if rule.where.test(e)]
+    outcome = LIST_OPERATORS[rule.operator].run(items, rule.argument)
+    evidence["observed"] = [label(e) for e in items]
+    if not outcome.passed:
+        evidence["offending"] = outcome.offending
+    status = Status.passed if outcome.passed else Status.failed
+    return _finding(rule, pack, status, f"{rule.fact}: {outcome.summary}", evidence)
+
+
+def _holds(facts: Facts, condition: Condition) -> bool | Unobserved:
+    if condition.fact is None:
+        value: Any = condition.value
+    else:
+        value = resolve(facts, condition.fact)
+        if isinstance(value, Unobserved):
+            return value
+    observed = plain(value)
+    if condition.operator in LIST_OPERATORS:
+        items = observed if isinstance(observed, list) else [] if observed is None else [observed]
+        if condition.where is not None:
+            items = [e for e in items if condition.where.test(e)]
+        return LIST_OPERATORS[condition.operator].run(items, condition.argument).passed
+    matcher = condition.argument
+    return bool(isinstance(matcher, Matcher | FieldMatcher) and matcher.test(observed))
 
 
 def evaluate(facts: Facts, packs: list[RulePack]) -> list[Finding]:

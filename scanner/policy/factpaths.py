@@ -19,6 +19,7 @@ class PathType:
     kind: Kind
     model: type[BaseModel] | None = None  # the object's or the list element's model
     scalar: Any = None  # the scalar's Python type, for type checks of constraint values
+    unit: str | None = None  # "days" or "seconds" for durations such as 3y or 300s
 
 
 def _unwrap_optional(annotation: Any) -> Any:
@@ -51,16 +52,33 @@ class UnknownPath(LookupError):
         self.path, self.missing, self.known = path, missing, known
 
 
+def _unit(info: Any) -> str | None:
+    extra = info.json_schema_extra
+    return extra.get("unit") if isinstance(extra, dict) else None
+
+
 def resolve_type(path: str, root: type[BaseModel] = Facts) -> PathType:
-    """The type a dotted path names within ``root``; raises UnknownPath with the names that exist there."""
+    """The type a dotted path names within ``root``; raises UnknownPath with the names that exist there.
+
+    A path may go through a list of objects (``protocols.cipher_suites``, ``certificate.chain.public_key``): the
+    result is then the flattened list of what each element holds, so "every suite of every version" is one path.
+    """
     current = PathType("object", model=root)
+    through_list = False
     for part in path.split("."):
-        if current.kind != "object" or current.model is None:
+        if current.kind == "list_of_objects" and current.model is not None:
+            through_list = True
+        elif current.kind != "object" or current.model is None:
             raise UnknownPath(path, part, [])
         fields = current.model.model_fields
         if part not in fields:
             raise UnknownPath(path, part, sorted(fields))
         current = type_of(fields[part].annotation)
+        current = PathType(current.kind, current.model, current.scalar, _unit(fields[part]))
+    if through_list and current.kind == "scalar":
+        return PathType("list_of_scalars", scalar=current.scalar, unit=current.unit)
+    if through_list and current.kind == "object":
+        return PathType("list_of_objects", model=current.model)
     return current
 
 

@@ -7,6 +7,7 @@ available to every pack, and the pack stays data.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
 from collections.abc import Callable, Mapping
@@ -55,6 +56,47 @@ def _is_regex(arg: Any) -> str | None:
     except re.error as exc:
         return f"invalid regular expression: {exc}"
     return None
+
+
+def as_datetime(value: Any) -> dt.datetime | None:
+    """A fact or constraint value as an aware datetime: datetimes, dates (midnight UTC) and ISO 8601 strings."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            return as_datetime(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _is_date(arg: Any) -> str | None:
+    return None if as_datetime(arg) is not None else "expects a date such as 2026-03-15 (or an ISO 8601 time)"
+
+
+def _before(value: Any, arg: Any) -> bool:
+    moment, limit = as_datetime(value), as_datetime(arg)
+    return moment is not None and limit is not None and moment < limit
+
+
+def _on_or_after(value: Any, arg: Any) -> bool:
+    moment, limit = as_datetime(value), as_datetime(arg)
+    return moment is not None and limit is not None and moment >= limit
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)\s*$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def duration(text: Any, unit: str) -> float | None:
+    """``3y``, ``30d``, ``300s``, ``12h``, ``5m``, ``2w`` in ``unit`` (days or seconds); a year is 365 days."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    return seconds / 86400 if unit == "days" else seconds
 
 
 def _is_bool(arg: Any) -> str | None:
@@ -125,6 +167,10 @@ VALUE_OPERATORS: dict[str, ValueOperator] = {
     "not_in": ValueOperator(lambda v, a: v not in a, _is_list, "not be one of"),
     "min": ValueOperator(lambda v, a: _number(v) and v >= a, _is_number, "be at least"),
     "max": ValueOperator(lambda v, a: _number(v) and v <= a, _is_number, "be at most"),
+    "less_than": ValueOperator(lambda v, a: _number(v) and v < a, _is_number, "be less than"),
+    "greater_than": ValueOperator(lambda v, a: _number(v) and v > a, _is_number, "be greater than"),
+    "before": ValueOperator(_before, _is_date, "be before"),
+    "after": ValueOperator(_on_or_after, _is_date, "be on or after"),
     "matches": ValueOperator(lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"),
     "exists": ValueOperator(lambda v, a: (v is not None) == a, _is_bool, "exist:"),
     "dn_matches": ValueOperator(dn_matches, _is_dn_pattern, "match the DN pattern"),
