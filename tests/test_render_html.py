@@ -12,24 +12,29 @@ import pytest
 
 from scanner.facts import (
     NOT_PROBED,
+    BasicConstraints,
     Behaviours,
     Certificate,
     CertificateFacts,
     CipherSuite,
     ClientAuthFacts,
+    DnFields,
     ErrorClass,
     ExtendedKeyUsage,
     Facts,
     GroupFacts,
     NamedGroup,
     Observed,
+    OcspResponseFacts,
     ProbeError,
     ProtocolSupport,
     ProtocolVersion,
     PublicKey,
+    RevocationResult,
     SessionAgeCheck,
     SessionFacts,
     TargetInfo,
+    TrustResult,
     observed,
     unobserved,
 )
@@ -460,3 +465,394 @@ def test_sessions_table_and_ca_name_escaping(report: Report) -> None:
     assert "<li>CN=&lt;b&gt;x&lt;/b&gt;</li><li>CN=Corp CA,O=Corp</li>" in page
     _assert_parses(page)
     _assert_self_contained(page)
+
+
+# --- Certificate details: chain, trust, stapling, revocation, expiry --------------------------------------------------
+
+LEAF_SHA, INTERMEDIATE_SHA, ROOT_SHA = "1f" * 32, "2e" * 32, "3d" * 32
+EVIL_URL = "http://ocsp.example/<img onerror=x>"
+EVIL_DETAIL = "issuer <i>unknown</i> & untrusted"
+
+
+def _chain_certificate(subject: str, issuer: str, sha: str, **update: Any) -> Certificate:
+    return _certificate(subject).model_copy(update={"issuer": issuer, "sha256": sha, **update})
+
+
+def _full_chain() -> list[Certificate]:
+    leaf = _chain_certificate(
+        "CN=shop.example,O=Shop",
+        "CN=Issuing CA,O=Corp",
+        LEAF_SHA,
+        subject_fields=DnFields(common_name="shop.example", organization="Shop"),
+        days_remaining=80.0,
+        key_usage=["digitalSignature", "keyEncipherment"],
+        basic_constraints=BasicConstraints(ca=False),
+        ocsp_urls=[EVIL_URL],
+        ca_issuer_urls=["http://ca.example/issuing.cer"],
+        crl_urls=["http://crl.example/issuing.crl"],
+        subject_alt_names=["DNS:shop.example", "DNS:<b>evil</b>.example"],
+        sct_count=2,
+        must_staple=True,
+    )
+    intermediate = _chain_certificate(
+        "CN=Issuing CA,O=Corp",
+        "CN=Root CA,O=Corp",
+        INTERMEDIATE_SHA,
+        subject_fields=DnFields(common_name="Issuing CA", organization="Corp"),
+        public_key=PublicKey(type="RSA", size=2048),
+        signature_algorithm="sha256WithRSAEncryption",
+        not_before=START - timedelta(days=1000),
+        not_after=START + timedelta(days=20),
+        validity_days=1020.0,
+        days_remaining=20.0,
+        key_usage=["keyCertSign", "cRLSign"],
+        extended_key_usage=None,
+        basic_constraints=BasicConstraints(ca=True, path_length=0),
+        subject_alt_names=[],
+    )
+    root = _chain_certificate(
+        "CN=Root CA,O=Corp",
+        "CN=Root CA,O=Corp",
+        ROOT_SHA,
+        public_key=PublicKey(type="RSA", size=4096),
+        not_before=START - timedelta(days=3000),
+        not_after=START + timedelta(days=3000),
+        validity_days=6000.0,
+        days_remaining=3000.0,
+        basic_constraints=BasicConstraints(ca=True),
+        extended_key_usage=None,
+        subject_alt_names=[],
+        self_signed=True,
+    )
+    return [leaf, intermediate, root]
+
+
+def _full_certificate_facts() -> CertificateFacts:
+    chain = _full_chain()
+    revoked_at = datetime(2024, 4, 20, 8, 30, tzinfo=UTC)
+    return CertificateFacts(
+        status="ok",
+        leaf=chain[0],
+        chain=chain,
+        hostname_match=observed(True, "tlsgate"),
+        chain_order_valid=observed(False, "tlsgate"),
+        chain_complete=unobserved(ErrorClass.timeout, "AIA fetch timed out", "tlsgate"),
+        trust=[
+            TrustResult(
+                store="mozilla",
+                trusted=True,
+                anchor="CN=Root CA,O=Corp",
+                path=[LEAF_SHA, INTERMEDIATE_SHA, ROOT_SHA],
+                completed_via_aia=True,
+            ),
+            TrustResult(
+                store="file:/etc/<corp>.pem",
+                trusted=False,
+                reason="unknown_issuer",
+                detail=EVIL_DETAIL,
+            ),
+        ],
+        ocsp_stapled=observed(
+            OcspResponseFacts(
+                status="revoked",
+                produced_at=START - timedelta(hours=1),
+                this_update=START - timedelta(hours=2),
+                next_update=START + timedelta(days=6),
+                revoked_at=revoked_at,
+                revocation_reason="keyCompromise",
+            ),
+            "tlsgate",
+        ),
+        revocation=[
+            RevocationResult(
+                certificate=LEAF_SHA, subject="CN=shop.example,O=Shop", source="ocsp", url=EVIL_URL, status="good"
+            ),
+            RevocationResult(
+                certificate=LEAF_SHA,
+                subject="CN=shop.example,O=Shop",
+                source="crl",
+                url="http://crl.example/issuing.crl",
+                status="revoked",
+                revoked_at=revoked_at,
+                reason="keyCompromise",
+            ),
+            RevocationResult(
+                certificate=INTERMEDIATE_SHA,
+                subject="CN=Issuing CA,O=Corp",
+                source="stapled_ocsp",
+                status="not_checked",
+                detail=EVIL_DETAIL,
+            ),
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def cert_report(report: Report) -> Report:
+    end = START + timedelta(seconds=2)
+    shop = Facts(
+        target=_target("shop.example", "192.0.2.10"),
+        started_at=START,
+        finished_at=end,
+        status="ok",
+        protocols=_protocols(ProtocolVersion.TLSv1_3),
+        certificate=_full_certificate_facts(),
+    )
+    expired_leaf = _certificate("CN=old.example").model_copy(
+        update={
+            "not_before": START - timedelta(days=95),
+            "not_after": START - timedelta(days=5),
+            "days_remaining": -5.0,
+        }
+    )
+    expired = Facts(
+        target=_target("old.example", "192.0.2.11"),
+        started_at=START,
+        finished_at=end,
+        status="ok",
+        protocols=_protocols(ProtocolVersion.TLSv1_3),
+        certificate=CertificateFacts(
+            status="ok",
+            leaf=expired_leaf,
+            chain=[expired_leaf],
+            trust=[TrustResult(store="mozilla", trusted=False, reason="expired", detail="certificate has expired")],
+            ocsp_stapled=observed(None, "tlsgate"),
+        ),
+    )
+    file_leaf = _certificate("CN=file.example").model_copy(
+        update={
+            "not_before": START - timedelta(days=80),
+            "not_after": START + timedelta(days=10),
+            "days_remaining": 10.0,
+        }
+    )
+    from_file = Facts(
+        target=TargetInfo(
+            input="certs/<file>.pem", host="<file>.pem", port=0, server_name=None, ip_address=None, source="file"
+        ),
+        started_at=START,
+        finished_at=START,
+        status="ok",
+        certificate=CertificateFacts(status="ok", leaf=file_leaf, chain=[file_leaf]),
+    )
+    targets = [
+        _target_report("shop.example:443", shop, []),
+        _target_report("old.example:443", expired, []),
+        _target_report("certs/<file>.pem", from_file, []),
+    ]
+    return report.model_copy(update={"targets": targets, "summary": summarise(targets)})
+
+
+@pytest.fixture(scope="module")
+def cert_page(cert_report: Report) -> str:
+    return html_render.render(cert_report)
+
+
+def _text(fragment: str) -> str:
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", fragment).split()))
+
+
+def _row_texts(table: str) -> list[list[str]]:
+    """The text of each cell of each body row of a table."""
+    body = table.split("<tbody>", 1)[1]
+    return [
+        [_text(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
+def _table(section: str, cls: str) -> str:
+    match = re.search(rf'<table class="{cls}"[^>]*>.*?</table>', section, re.S)
+    assert match is not None, cls
+    return match.group(0)
+
+
+def test_certificate_page_parses_and_is_self_contained(cert_page: str) -> None:
+    _assert_parses(cert_page)
+    _assert_self_contained(cert_page)
+
+
+def test_chain_is_shown_in_order_with_details(cert_page: str) -> None:
+    """Each served certificate gets a card, leaf first, with key, usages, constraints, URLs and fingerprint."""
+    shop = _section(cert_page, 1)
+    cards = re.findall(r'<table class="cert" data-position="(\d)"[^>]*>(.*?)</table>', shop, re.S)
+    assert [position for position, _ in cards] == ["0", "1", "2"]
+    captions = [_text(re.search(r"<caption>(.*?)</caption>", card, re.S).group(1)) for _, card in cards]  # type: ignore[union-attr]
+    assert captions == ["1. Leaf: shop.example", "2. Intermediate: Issuing CA", "3. Root self-signed"]
+    assert "Chain as served" in shop and "(3 certificates, leaf first)" in shop
+    leaf, intermediate, root = ({row[0]: row[1] for row in _row_texts(card)} for _, card in cards)
+    assert leaf["Subject"] == "CN=shop.example,O=Shop"
+    assert leaf["Issuer"] == "CN=Issuing CA,O=Corp"
+    assert leaf["Key"] == "EC 256 bits (secp256r1)"
+    assert leaf["Signature algorithm"] == "ecdsa-with-SHA256"
+    assert leaf["Key usage"] == "digitalSignature, keyEncipherment"
+    assert leaf["Extended key usage"] == "serverAuth"
+    assert leaf["Basic constraints"] == "not a CA"
+    assert leaf["AIA and CRL"] == (
+        f"OCSP: {EVIL_URL} CA issuers: http://ca.example/issuing.cer CRL: http://crl.example/issuing.crl"
+    )
+    assert leaf["Subject alternative names"] == "DNS:shop.example DNS:<b>evil</b>.example"
+    assert leaf["Other"] == "2 embedded SCTs; OCSP must-staple"
+    assert leaf["Validity"].startswith("2024-04-21 12:00:00 UTC to 2024-07-20 12:00:00 UTC (90 days)")
+    assert leaf["Validity"].endswith("80 days remaining")
+    assert leaf["SHA-256"] == f"{LEAF_SHA[:16]}\u2026 {LEAF_SHA}"
+    assert f'<summary title="{LEAF_SHA}">{LEAF_SHA[:16]}\u2026</summary><code>{LEAF_SHA}</code>' in shop
+    assert intermediate["Key"] == "RSA 2048 bits"
+    assert intermediate["Key usage"] == "keyCertSign, cRLSign"
+    assert intermediate["Extended key usage"] == "no EKU extension"
+    assert intermediate["Basic constraints"] == "CA, path length at most 0"
+    assert intermediate["AIA and CRL"] == "none"
+    assert intermediate["Subject alternative names"] == "none"
+    assert root["Basic constraints"] == "CA"
+    assert "Other" not in root and "Other" not in intermediate
+    # The validity bar: its filled width is the elapsed share, its colour class and text say how close the end is.
+    assert '<span class="vbar valid" aria-hidden="true"><span style="width: 11.1%"></span></span>' in cards[0][1]
+    assert '<span class="vbar expiring" aria-hidden="true"><span style="width: 98.0%"></span></span>' in cards[1][1]
+    assert '<span class="days expiring">20 days remaining</span>' in cards[1][1]
+
+
+def test_certificate_summary_line(cert_page: str) -> None:
+    """Host name match, chain order and completeness use the Observed rendering; a "no" is marked."""
+    shop = _section(cert_page, 1)
+    summary = re.search(r'<ul class="inline cert-summary">(.*?)</ul>', shop, re.S)
+    assert summary is not None
+    items = re.findall(r"<li([^>]*)>(.*?)</li>", summary.group(1), re.S)
+    assert [_text(body) for _, body in items] == [
+        "Host name match: yes",
+        "Chain order: no",
+        "Chain complete: could not determine: timeout: AIA fetch timed out",
+    ]
+    assert [attrs.strip() for attrs, _ in items] == [
+        'data-observed="ok"',
+        'data-observed="ok" class="negative"',
+        'data-observed="error"',
+    ]
+
+
+def test_trust_table(cert_page: str) -> None:
+    """One row per trust store, with a verdict badge in words, the anchor, reason, detail, AIA flag and path."""
+    shop = _section(cert_page, 1)
+    rows = _row_texts(_table(shop, "trust"))
+    assert rows == [
+        ["mozilla", "Trusted", "CN=Root CA,O=Corp", DASH, DASH, "yes", "3"],
+        ["file:/etc/<corp>.pem", "Not trusted", DASH, "unknown issuer", EVIL_DETAIL, "no", "0"],
+    ]
+    assert '<tr data-status="pass" data-store="mozilla">' in shop
+    assert '<tr data-status="fail" data-store="file:/etc/&lt;corp&gt;.pem">' in shop
+    assert '<span class="badge pass">Trusted</span>' in shop
+    assert '<span class="badge fail">Not trusted</span>' in shop
+    assert f'title="{LEAF_SHA} \u2192 {INTERMEDIATE_SHA} \u2192 {ROOT_SHA}"' in shop
+    assert _row_texts(_table(_section(cert_page, 2), "trust")) == [
+        ["mozilla", "Not trusted", DASH, "expired", "certificate has expired", "no", "0"]
+    ]
+
+
+def test_stapling_and_revocation(cert_page: str) -> None:
+    """The stapled response and every revocation check are listed; a revocation is red, with reason and time."""
+    shop, old = _section(cert_page, 1), _section(cert_page, 2)
+    stapled = re.search(r'<p class="ocsp-stapled" data-observed="ok">(.*?)</p>', shop, re.S)
+    assert stapled is not None
+    assert _text(stapled.group(1)) == (
+        "OCSP stapling: Revoked keyCompromise at 2024-04-20 08:30:00 UTC produced 2024-05-01 11:00:00 UTC,"
+        " this update 2024-05-01 10:00:00 UTC, next update 2024-05-07 12:00:00 UTC (tlsgate)"
+    )
+    assert _text(re.search(r'<p class="ocsp-stapled"[^>]*>(.*?)</p>', old, re.S).group(1)) == (  # type: ignore[union-attr]
+        "OCSP stapling: no response stapled (tlsgate)"
+    )
+    table = _table(shop, "revocation")
+    assert _row_texts(table) == [
+        ["CN=shop.example,O=Shop", "OCSP", "Good", EVIL_URL, DASH],
+        [
+            "CN=shop.example,O=Shop",
+            "CRL",
+            "Revoked keyCompromise at 2024-04-20 08:30:00 UTC",
+            "http://crl.example/issuing.crl",
+            DASH,
+        ],
+        ["CN=Issuing CA,O=Corp", "stapled OCSP", "Not checked", DASH, EVIL_DETAIL],
+    ]
+    revoked = re.search(r'<tr data-revocation="revoked">.*?</tr>', table, re.S)
+    assert revoked is not None and '<span class="badge fail">Revoked</span>' in revoked.group(0)
+    assert '<span class="badge pass">Good</span>' in table
+    assert '<span class="badge neutral">Not checked</span>' in table
+    assert "Revocation was not checked." in old
+
+
+def test_expiry_in_overview_and_list(cert_page: str, page: str) -> None:
+    """The overview shows each leaf's expiry; certificates expiring within 30 days (or expired) are listed."""
+    overview = cert_page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
+    assert '<th scope="col">Certificate expires</th>' in overview
+    cells = re.findall(r'<td class="cert-expiry ([a-z_]+)" data-validity="\1">(.*?)</td>', overview, re.S)
+    assert [(state, _text(body)) for state, body in cells] == [
+        ("valid", "2024-07-20 12:00:00 UTC 80 days remaining"),
+        ("expired", "2024-04-26 12:00:00 UTC expired 5 days ago"),
+        ("expiring", "2024-05-11 12:00:00 UTC 10 days remaining"),
+    ]
+    listing = re.search(r'<div class="alert expiring-list" role="note">(.*?)</div>', overview, re.S)
+    assert listing is not None
+    assert "<h3>Certificates expiring within 30 days</h3>" in listing.group(1)
+    items = [
+        html.unescape(" ".join(re.sub(r"<[^>]+>", "", item).split()))
+        for item in re.findall(r"<li[^>]*>(.*?)</li>", listing.group(1), re.S)
+    ]
+    assert items == [
+        f"shop.example:443: intermediate CN=Issuing CA,O=Corp {DASH} not after 2024-05-21 12:00:00 UTC,"
+        " 20 days remaining",
+        f"old.example:443: leaf CN=old.example {DASH} not after 2024-04-26 12:00:00 UTC, expired 5 days ago",
+        f"certs/<file>.pem: leaf CN=file.example {DASH} not after 2024-05-11 12:00:00 UTC, 10 days remaining",
+    ]
+    assert '<a href="#target-2">old.example:443</a>' in listing.group(1)
+    old = _section(cert_page, 2)
+    assert '<span class="vbar expired" aria-hidden="true"><span style="width: 100.0%"></span></span>' in old
+    assert '<span class="days expired">expired 5 days ago</span>' in old
+    # Without anything close to expiry there is no list; a target without a certificate shows a dash.
+    assert 'class="alert expiring-list"' not in page
+    assert re.search(r'<td class="cert-expiry"><span class="muted">\u2013</span></td>', page)
+
+
+def test_file_target(cert_page: str) -> None:
+    """A certificate file is labelled as such, with no host details and no empty protocol or probe sections."""
+    section = _section(cert_page, 3)
+    assert '<span class="badge large kind">Certificate file</span>' in section
+    assert '<dt>File</dt><dd class="mono">certs/&lt;file&gt;.pem</dd>' in section
+    for absent in ("<dt>Port</dt>", "<dt>SNI</dt>", "<h3>Protocols</h3>", "No protocol information", "Not probed:"):
+        assert absent not in section
+    assert "Certificates in the file" in section
+    assert '<table class="cert" data-position="0"' in section
+    assert '<p class="ocsp-stapled"' not in section  # not probed for a file: no line
+    assert "<h4>Trust</h4>" not in section and "<h4>Revocation</h4>" not in section
+    overview = cert_page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
+    assert '<a href="#target-3">certs/&lt;file&gt;.pem</a> <span class="muted">(certificate file)</span>' in overview
+    assert "<h3>Protocols</h3>" in _section(cert_page, 1)
+
+
+def test_certificate_values_are_escaped(cert_page: str) -> None:
+    """Values from certificates, stores and responders reach the page escaped, and URLs never become links."""
+    for raw in ("<img onerror=x>", "<b>evil</b>", "<i>unknown</i>", "<corp>", "<file>"):
+        assert raw not in cert_page
+    assert html.escape(EVIL_URL, quote=False) in cert_page
+    assert "issuer &lt;i&gt;unknown&lt;/i&gt; &amp; untrusted" in cert_page
+    assert 'href="http://ocsp.example' not in cert_page
+    assert 'href="http://crl.example' not in cert_page
+
+
+def test_certificate_validity_edge_cases() -> None:
+    """Remaining days come from the scan time when the facts lack them; naive times count as UTC."""
+    cert = _certificate("CN=x").model_copy(update={"days_remaining": None})
+    now = START.replace(tzinfo=None)
+    valid = html_render.certificate_validity(cert, now)
+    assert (valid.state, valid.days_remaining, valid.text) == ("valid", 80.0, "80 days remaining")
+    assert valid.elapsed_percent == pytest.approx(100 / 9)
+    soon = html_render.certificate_validity(cert, START + timedelta(days=79, hours=12))
+    assert (soon.state, soon.text) == ("expiring", "less than a day remaining")
+    assert html_render.certificate_validity(cert, START + timedelta(days=80, hours=1)).text == "expired today"
+    early = html_render.certificate_validity(cert, START - timedelta(days=12))
+    assert (early.state, early.elapsed_percent, early.text) == (
+        "not_yet_valid",
+        0.0,
+        "not yet valid (starts in 2 days)",
+    )
+    one = html_render.certificate_validity(cert.model_copy(update={"days_remaining": 1.5}), START)
+    assert one.text == "1 day remaining"
+    empty = cert.model_copy(update={"not_before": cert.not_after})
+    assert html_render.certificate_validity(empty, START).elapsed_percent == 100.0

@@ -7,15 +7,18 @@ that came from a scanned server (certificate names, error messages) is escaped b
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pydantic import BaseModel
 
 from scanner.facts import (
+    BasicConstraints,
     Behaviours,
+    Certificate,
     ClientAuthFacts,
     Facts,
     GroupFacts,
@@ -48,6 +51,21 @@ _STATUS_LABELS: dict[str, str] = {
 }
 _SEVERITY_ORDER: dict[str, int] = {severity: index for index, severity in enumerate(SEVERITIES)}
 _CIPHER_ORDER_LABELS: dict[str, str] = {"server": "server order", "client": "client order"}
+_REVOCATION_SOURCE_LABELS: dict[str, str] = {"ocsp": "OCSP", "crl": "CRL", "stapled_ocsp": "stapled OCSP"}
+# Revocation status: its label and the badge class that colours it (the label always says it in words too).
+_REVOCATION_STATUS: dict[str, tuple[str, str]] = {
+    "good": ("Good", "pass"),
+    "revoked": ("Revoked", "fail"),
+    "unknown": ("Unknown", "error"),
+    "error": ("Error", "error"),
+    "not_checked": ("Not checked", "neutral"),
+}
+
+# A certificate with fewer days left than this is flagged (amber bar, overview highlight, expiry list).
+EXPIRY_WARNING_DAYS = 30
+_DAY_SECONDS = 86400.0
+
+ValidityState = Literal["valid", "expiring", "expired", "not_yet_valid"]
 
 
 class FactRow(NamedTuple):
@@ -95,6 +113,116 @@ CLIENT_AUTH_ROWS: tuple[FactRow, ...] = (
     FactRow("throwaway_certificate_accepted", "Throwaway certificate accepted"),
     FactRow("provided_certificate_accepted", "Provided certificate accepted"),
 )
+
+
+class Validity(NamedTuple):
+    """Where the scan time falls in a certificate's validity period, for the validity bar and its text."""
+
+    state: ValidityState
+    days_remaining: float
+    elapsed_percent: float  # share of the validity period elapsed, 0 to 100: the filled width of the bar
+    text: str
+
+
+class ExpiringCertificate(NamedTuple):
+    """One served certificate that has expired or expires within EXPIRY_WARNING_DAYS, for the list atop the page."""
+
+    target_index: int  # the target's position in the report, 1-based (its section is #target-INDEX)
+    target: str
+    position: str
+    certificate: Certificate
+    validity: Validity
+
+
+def _utc(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC, so naive and aware values can be compared."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _days(count: int, unit: str = "day") -> str:
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def certificate_validity(cert: Certificate, now: datetime) -> Validity:
+    """The validity of ``cert`` at ``now`` (the scan time); the certificate's own ``days_remaining`` wins when set."""
+    total = (_utc(cert.not_after) - _utc(cert.not_before)).total_seconds() / _DAY_SECONDS
+    if cert.days_remaining is not None:
+        remaining = cert.days_remaining
+    else:
+        remaining = (_utc(cert.not_after) - _utc(now)).total_seconds() / _DAY_SECONDS
+    elapsed = total - remaining
+    percent = min(max(elapsed / total * 100.0, 0.0), 100.0) if total > 0 else 100.0
+    state: ValidityState
+    if remaining <= 0:
+        state = "expired"
+        ago = math.floor(-remaining)
+        text = f"expired {_days(ago)} ago" if ago >= 1 else "expired today"
+    elif elapsed < 0:
+        state = "not_yet_valid"
+        text = f"not yet valid (starts in {_days(math.ceil(-elapsed))})"
+    else:
+        state = "expiring" if remaining < EXPIRY_WARNING_DAYS else "valid"
+        left = math.floor(remaining)
+        text = f"{_days(left)} remaining" if left >= 1 else "less than a day remaining"
+    return Validity(state, remaining, percent, text)
+
+
+def chain_position(chain: list[Certificate], index: int) -> str:
+    """What a certificate is in the served chain: the leaf first, a self-signed last one the root."""
+    if index == 0:
+        return "Leaf"
+    if index == len(chain) - 1 and chain[index].self_signed:
+        return "Root"
+    return "Intermediate"
+
+
+def served_chain(facts: Facts) -> list[Certificate]:
+    """The certificates as served (or read from the file), leaf first; just the leaf when no chain was recorded."""
+    certificate = facts.certificate
+    if certificate.chain:
+        return list(certificate.chain)
+    return [certificate.leaf] if certificate.leaf is not None else []
+
+
+def expiring_certificates(report: Report) -> list[ExpiringCertificate]:
+    """Served certificates of every target that have expired or expire within EXPIRY_WARNING_DAYS."""
+    result: list[ExpiringCertificate] = []
+    for index, target in enumerate(report.targets, 1):
+        chain = served_chain(target.facts)
+        seen: set[str] = set()
+        for position, cert in enumerate(chain):
+            validity = certificate_validity(cert, target.facts.started_at)
+            if cert.sha256 in seen or validity.state not in ("expired", "expiring"):
+                continue
+            seen.add(cert.sha256)
+            result.append(ExpiringCertificate(index, target.target, chain_position(chain, position), cert, validity))
+    return result
+
+
+def basic_constraints_text(value: BasicConstraints | None) -> str:
+    if value is None:
+        return "no basic constraints extension"
+    if not value.ca:
+        return "not a CA"
+    return "CA" if value.path_length is None else f"CA, path length at most {value.path_length}"
+
+
+def revocation_source_label(value: str) -> str:
+    return _REVOCATION_SOURCE_LABELS.get(value, value)
+
+
+def revocation_status(value: str) -> tuple[str, str]:
+    """The label and badge class of a revocation status."""
+    return _REVOCATION_STATUS.get(value, (value, "neutral"))
+
+
+def code_label(value: str) -> str:
+    """A machine name (``unknown_issuer``, ``keyCompromise`` stays as is) as words: underscores to spaces."""
+    return value.replace("_", " ")
+
+
+def short_hash(value: str, length: int = 16) -> str:
+    return value if len(value) <= length else f"{value[:length]}\u2026"
 
 
 def format_datetime(value: datetime) -> str:
@@ -215,12 +343,22 @@ def _environment() -> Environment:
     env.filters["failed_by_severity"] = failed_by_severity
     env.filters["cipher_order"] = cipher_order_label
     env.filters["fact_text"] = fact_text
+    env.filters["basic_constraints"] = basic_constraints_text
+    env.filters["revocation_source"] = revocation_source_label
+    env.filters["code_label"] = code_label
+    env.filters["short_hash"] = short_hash
     env.tests["web_url"] = is_web_url
     env.globals["count_status"] = count_status
     env.globals["duration"] = format_duration
     env.globals["fact_rows"] = fact_rows
     env.globals["any_determined"] = any_determined
     env.globals["not_probed_groups"] = not_probed_groups
+    env.globals["certificate_validity"] = certificate_validity
+    env.globals["chain_position"] = chain_position
+    env.globals["served_chain"] = served_chain
+    env.globals["expiring_certificates"] = expiring_certificates
+    env.globals["revocation_status"] = revocation_status
+    env.globals["EXPIRY_WARNING_DAYS"] = EXPIRY_WARNING_DAYS
     env.globals["GROUP_ROWS"] = GROUP_ROWS
     env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS
     env.globals["SESSION_ROWS"] = SESSION_ROWS
