@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from scanner.facts import facts_schema
+from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "facts.schema.json": facts_schema,
     "report.schema.json": report_schema,
+    "pack.schema.json": pack_schema,
 }
 
 

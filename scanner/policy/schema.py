@@ -1,0 +1,122 @@
+"""The JSON Schema for rule packs, generated from the operator tables so it can never lag behind the engine.
+
+It is for editors and CI linters (YAML language servers read JSON Schema); ``tlsgate rules validate`` checks
+more than a schema can (fact paths, field names, enumerated values, parameters, cycles) with file:line:column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS
+from scanner.policy.pack import SEVERITIES
+
+PACK_SCHEMA_ID = "https://tlsgate.dev/schema/pack-1.json"
+
+_PARAM_REF = {
+    "type": "object",
+    "required": ["param"],
+    "additionalProperties": False,
+    "properties": {"param": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
+}
+_VALUE = {"description": "A value, or {param: NAME} for a pack parameter."}
+
+
+def _matcher() -> dict[str, Any]:
+    return {
+        "description": "A plain value (equals) or value operators, all of which must hold.",
+        "anyOf": [
+            {"type": ["string", "number", "boolean", "null"]},
+            _PARAM_REF,
+            {
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": False,
+                "properties": dict.fromkeys(VALUE_OPERATORS, _VALUE),
+            },
+        ],
+    }
+
+
+def _constraints() -> dict[str, Any]:
+    properties: dict[str, Any] = dict.fromkeys(VALUE_OPERATORS, _VALUE)
+    for name, operator in LIST_OPERATORS.items():
+        if operator.takes == "values":
+            properties[name] = {"anyOf": [{"type": "array"}, _PARAM_REF]}
+        else:
+            properties[name] = {
+                "anyOf": [
+                    {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
+                    {"$ref": "#/$defs/matcher"},
+                ]
+            }
+    return properties
+
+
+def pack_schema() -> dict[str, Any]:
+    constraint_names = sorted({*VALUE_OPERATORS, *LIST_OPERATORS})
+    one_constraint = {"oneOf": [{"required": [name]} for name in constraint_names]}
+    condition = {
+        "type": "object",
+        "properties": {"fact": {"type": "string"}, "param": {"type": "string"}, "where": {"type": "object"}}
+        | _constraints(),
+        "additionalProperties": False,
+        "allOf": [{"oneOf": [{"required": ["fact"]}, {"required": ["param"]}]}, one_constraint],
+    }
+    rule = {
+        "type": "object",
+        "required": ["id", "title", "severity", "fact"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[A-Z0-9][A-Z0-9._-]*$"},
+            "title": {"type": "string"},
+            "severity": {"enum": list(SEVERITIES)},
+            "fact": {
+                "type": "string",
+                "description": "Dotted path into the facts model (reports/schema/facts.schema.json).",
+            },
+            "where": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
+            "when": {
+                "anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "items": {"$ref": "#/$defs/condition"}}]
+            },
+            "rationale": {"type": "string"},
+            "remediation": {"type": "string"},
+            "references": {"type": "array", "items": {"type": "string"}},
+        }
+        | _constraints(),
+        "allOf": [one_constraint],
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": PACK_SCHEMA_ID,
+        "title": "tlsgate rule pack",
+        "type": "object",
+        "required": ["id", "title", "version", "rules"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
+            "title": {"type": "string"},
+            "version": {"type": ["string", "number"]},
+            "description": {"type": "string"},
+            "source": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    k: {"type": ["string", "number"]} for k in ("document", "section", "url", "date", "note")
+                },
+            },
+            "extends": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+            "params": {
+                "type": "object",
+                "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["default"],
+                    "additionalProperties": False,
+                    "properties": {"default": {}, "description": {"type": "string"}},
+                },
+            },
+            "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
+        },
+        "$defs": {"rule": rule, "condition": condition, "matcher": _matcher()},
+    }
