@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from scanner.policy.pack import builtin_pack_files
-
 from scanner.schemas import SCHEMAS, schema_dir, schema_text
 
 
