@@ -5,21 +5,37 @@ Only this module prints or exits.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
+import shutil
 import sys
 import tempfile
+import textwrap
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
 
 from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
 from scanner.findings import Status
-from scanner.policy.pack import PackError, RulePack, UnknownPack, builtin_pack_files, load_pack, resolve_pack
+from scanner.policy.operators import LIST_OPERATORS
+from scanner.policy.pack import (
+    Condition,
+    PackError,
+    Problem,
+    Rule,
+    RulePack,
+    UnknownPack,
+    builtin_pack_files,
+    load_pack,
+    resolve_pack,
+)
 from scanner.probe.certchain import CertificateOptions
 from scanner.probe.endpoint import ClientCredentials
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -64,7 +80,95 @@ def _root(
     """Scan TLS endpoints and judge them against declarative rule packs."""
 
 
-def _load_packs(refs: Sequence[str]) -> list[RulePack]:
+def _problem_line(problem: Problem) -> str:
+    # line 0 means the file itself (unreadable): no position to point at
+    return str(problem) if problem.line else f"{problem.file}: {problem.message}"
+
+
+def _fatal_lines(lines: Sequence[str], code: ExitCode) -> NoReturn:
+    for line in lines[:-1]:
+        typer.echo(f"tlsgate: error: {line}", err=True)
+    _fatal(lines[-1], code)
+
+
+@dataclass(frozen=True)
+class ParamSetting:
+    """One ``--param KEY=VALUE``: KEY is NAME (every selected pack declaring it) or PACK.NAME."""
+
+    key: str
+    value: Any
+
+
+PARAM_HELP = (
+    "Set a pack parameter for this run: NAME (every selected pack that declares it) or PACK.NAME; "
+    "VALUE is read as YAML (3072, true, 90d, [a, b]), or as text when it is not YAML. Repeatable."
+)
+
+
+def _parse_params(texts: Sequence[str]) -> list[ParamSetting]:
+    settings = []
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _fatal(f"--param {text!r}: expected KEY=VALUE, KEY being NAME or PACK.NAME", ExitCode.USAGE)
+        if not raw.strip():
+            _fatal(f"--param {key}: no value after '=' (an empty text is written '')", ExitCode.USAGE)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            # '*.example', '[a-z]+' and '@team' are not YAML but are plain enough text; the pack's type check
+            # still rejects text where a number or a list is due
+            value = raw
+        settings.append(ParamSetting(key, value))
+    return settings
+
+
+def _param_overrides(packs: Sequence[RulePack], settings: Sequence[ParamSetting]) -> list[dict[str, Any]]:
+    """Per pack (in order), the parameter values this run sets; a setting no selected pack takes is an error.
+
+    PACK.NAME outranks NAME for that pack, whatever their order on the command line; a key given twice takes
+    its last value.
+    """
+    overrides: list[dict[str, Any]] = [{} for _ in packs]
+    index = {pack.id: i for i, pack in enumerate(packs)}
+    known = sorted(f"{pack.id}.{name}" for pack in packs for name in pack.params)
+    listing = f"; parameters of the selected packs: {', '.join(known)}" if known else "; the selected packs have none"
+    problems: list[str] = []
+    qualified: list[tuple[int, str, ParamSetting]] = []
+    for setting in settings:
+        prefix, dot, name = setting.key.partition(".")
+        if dot:  # parameter names have no dots: this is PACK.NAME
+            if prefix in index:
+                qualified.append((index[prefix], name, setting))
+            else:
+                selected = ", ".join(pack.id for pack in packs)
+                problems.append(f"--param {setting.key}: no selected pack has the id {prefix!r} (selected: {selected})")
+            continue
+        takers = [i for i, pack in enumerate(packs) if setting.key in pack.params]
+        if not takers:
+            bare = sorted({k.partition(".")[2] for k in known} | set(known))
+            close = difflib.get_close_matches(setting.key, bare, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"--param {setting.key}: no selected pack has a parameter {setting.key!r}{hint}{listing}")
+        for i in takers:
+            overrides[i][setting.key] = setting.value
+    for i, name, setting in qualified:
+        if name not in packs[i].params:
+            problems.append(f"--param {setting.key}: pack {packs[i].id!r} has no parameter {name!r}{listing}")
+            continue
+        overrides[i][name] = setting.value
+    if problems:
+        _fatal_lines(problems, ExitCode.USAGE)
+    return overrides
+
+
+def _load_packs(refs: Sequence[str], params: Sequence[str] = ()) -> list[RulePack]:
+    """Every pack whole, or exit 2 with every problem: a pack is never half-applied.
+
+    Packs load once with their defaults, to learn who declares which parameter, and again with this run's values.
+    """
+    settings = _parse_params(params)
     packs: list[RulePack] = []
     problems: list[str] = []
     for ref in refs:
@@ -73,16 +177,29 @@ def _load_packs(refs: Sequence[str]) -> list[RulePack]:
         except UnknownPack as exc:
             problems.append(str(exc))
         except PackError as exc:
-            problems.extend(str(p) for p in exc.problems)
+            problems.extend(_problem_line(p) for p in exc.problems)
     if problems:
-        for line in problems[:-1]:
-            typer.echo(f"tlsgate: error: {line}", err=True)
-        _fatal(problems[-1], ExitCode.USAGE)
+        _fatal_lines(problems, ExitCode.USAGE)
     ids = [p.id for p in packs]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         _fatal(f"pack {duplicates[0]!r} is named more than once", ExitCode.USAGE)
-    return packs
+    if not settings:
+        return packs
+    overrides = _param_overrides(packs, settings)
+    loaded: list[RulePack] = []
+    for ref, pack, values in zip(refs, packs, overrides, strict=True):
+        if not values:
+            loaded.append(pack)
+            continue
+        try:
+            loaded.append(resolve_pack(ref, params=values))
+        except (UnknownPack, PackError) as exc:
+            found = exc.problems if isinstance(exc, PackError) else []
+            problems.extend([_problem_line(p) for p in found] or [str(exc)])
+    if problems:
+        _fatal_lines(problems, ExitCode.USAGE)
+    return loaded
 
 
 def _parse_targets(texts: Sequence[str]) -> list[Target]:
@@ -137,20 +254,24 @@ def _print_summary(report: Report) -> None:
                 typer.echo(f"      {head}: {finding.message}")
 
 
+def _deliver(report: Report, outputs: dict[OutputFormat, Path | None]) -> None:
+    written = _write_reports(report, outputs)
+    _print_summary(report)
+    for path in written:
+        typer.echo(f"report: {path}")
+
+
 def _scan(
     targets: list[tuple[Target, ConnectOptions]],
     packs: list[RulePack],
     probe: ProbeOptions,
     outputs: dict[OutputFormat, Path | None],
-) -> tuple[Report, list[Path]]:
+) -> Report:
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
     report = run_scan(targets, packs, probe)
-    written = _write_reports(report, outputs)
-    _print_summary(report)
-    for path in written:
-        typer.echo(f"report: {path}")
-    return report, written
+    _deliver(report, outputs)
+    return report
 
 
 def _credentials(
@@ -232,6 +353,9 @@ def scan(
     ] = None,
     html_path: Annotated[
         Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
     ] = None,
     timeout: Annotated[
         float,
@@ -326,7 +450,7 @@ def scan(
     from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415 - light, but keeps --help instant
 
     parsed = _parse_targets(targets)
-    packs = _load_packs(pack or DEFAULT_PACKS)
+    packs = _load_packs(pack or DEFAULT_PACKS, param or [])
     _check_output(json_path)
     _check_output(html_path)
     if sni is not None and no_sni:
@@ -367,7 +491,7 @@ def scan(
             timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
         )
         outputs = {OutputFormat.json: json_path, OutputFormat.html: html_path}
-        report, _ = _scan([(t, connect) for t in parsed], packs, probe, outputs)
+        report = _scan([(t, connect) for t in parsed], packs, probe, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
@@ -387,6 +511,9 @@ def cert(
     html_path: Annotated[
         Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
     ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
+    ] = None,
     password_env: Annotated[
         str | None,
         typer.Option("--password-env", metavar="VAR", help="Environment variable with the PKCS#12 password."),
@@ -405,16 +532,65 @@ def cert(
     from scanner.pipeline import judge  # noqa: PLC0415
     from scanner.report import ScanOptions  # noqa: PLC0415
 
-    packs = _load_packs(pack)
+    packs = _load_packs(pack, param or [])
     _check_output(json_path)
     _check_output(html_path)
     password = _password(password_env, password_file)
     started = datetime.now(UTC)
     report = judge(files_facts(files, password), packs, ScanOptions(timeout=0, packs=[p.id for p in packs]), started)
-    written = _write_reports(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
-    _print_summary(report)
-    for path in written:
-        typer.echo(f"report: {path}")
+    _deliver(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+
+
+@app.command(epilog="\b\n" + EXIT_CODE_HELP)
+def evaluate(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A JSON report (written by scan or cert --json), or facts JSON: one Facts object or a list.",
+            metavar="FILE...",
+            show_default=False,
+        ),
+    ],
+    pack: Annotated[
+        list[str],
+        typer.Option("--pack", "-p", metavar="ID|PATH", help="Built-in pack id or a pack file; repeatable. Required."),
+    ],
+    json_path: Annotated[
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+    ] = None,
+    html_path: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """Re-judge saved facts against rule packs, with no network access at all.
+
+    The facts are taken as they were saved (a target that could not be scanned stays an error); only the
+    judgement is new. Exit codes as for scan; a FILE that cannot be read or is neither a report nor facts is a
+    usage error (2).
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from scanner.pipeline import SavedFactsError, judge, read_saved_facts  # noqa: PLC0415 - keeps --help instant
+    from scanner.report import ScanOptions  # noqa: PLC0415
+
+    packs = _load_packs(pack, param or [])
+    _check_output(json_path)
+    _check_output(html_path)
+    saved = []
+    for file in files:
+        try:
+            saved.append(read_saved_facts(file))
+        except SavedFactsError as exc:
+            _fatal(str(exc), ExitCode.USAGE)
+    facts = [item for one in saved for item in one.facts]
+    timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)
+    started = datetime.now(UTC)
+    report = judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started)
+    _deliver(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
@@ -449,6 +625,203 @@ def rules_list() -> None:
         _fatal("; ".join(problems), ExitCode.INTERNAL)
 
 
+VALIDATE_EXIT_HELP = """Exit codes:
+  0  every FILE is a valid rule pack
+  2  at least one FILE has a problem: each is printed on stderr as
+     FILE:LINE:COLUMN: message"""
+
+
+def _pack_file(ref: str) -> Path:
+    """A path as given, or the file of a built-in pack when ``ref`` is an id and no such file exists."""
+    path = Path(ref)
+    if not path.exists():
+        for file in builtin_pack_files():
+            if file.stem == ref:
+                return file
+    return path
+
+
+@rules_app.command("validate", epilog="\b\n" + VALIDATE_EXIT_HELP)
+def rules_validate(
+    files: Annotated[
+        list[str],
+        typer.Argument(help="Rule pack files (or built-in pack ids) to check.", metavar="FILE...", show_default=False),
+    ],
+) -> None:
+    """Check rule packs without using them: every problem of every FILE, with line and column.
+
+    Prints "OK FILE (ID, N rules)" for each valid pack. A pack with any problem is never used by scan, cert or
+    evaluate.
+    """
+    invalid = problems = 0
+    for ref in files:
+        try:
+            pack = load_pack(_pack_file(ref))
+        except PackError as exc:
+            invalid += 1
+            problems += len(exc.problems)
+            for problem in exc.problems:
+                typer.echo(_problem_line(problem), err=True)
+            continue
+        typer.echo(f"OK {ref} ({pack.id}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
+    if invalid:
+        s = "s" * (problems != 1)
+        _fatal(f"{problems} problem{s} in {invalid} of {len(files)} pack file{'s' * (len(files) != 1)}", ExitCode.USAGE)
+
+
+@rules_app.command("show")
+def rules_show(
+    ref: Annotated[str, typer.Argument(help="Built-in pack id or a pack file.", metavar="ID|PATH", show_default=False)],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """Print a rule pack in words: its source, parameters, and what each rule demands and why.
+
+    With --param, the rules are shown with this run's parameter values.
+    """
+    (pack,) = _load_packs([ref], param or [])
+    typer.echo("\n".join(describe_pack(pack, _width())))
+
+
+def _width() -> int:
+    return max(60, min(100, shutil.get_terminal_size((88, 24)).columns))
+
+
+def _value(value: Any) -> str:
+    """A value as it would be written in a pack (YAML flow style)."""
+    try:
+        text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True)
+    except yaml.YAMLError:
+        return str(value)
+    return text.removesuffix("\n").removesuffix("\n...").strip()
+
+
+def _values(values: Any) -> str:
+    if isinstance(values, list | tuple):
+        return "[" + ", ".join(str(v) for v in values) + "]"
+    return _value(values)
+
+
+def _describe(argument: Any) -> str:
+    describe = getattr(argument, "describe", None)
+    return str(describe()) if callable(describe) else _values(argument)
+
+
+# Words for the list operators; {d} is the matcher's own describe(), {w} the where filter.
+_ELEMENT_WORDS = {
+    "each": ("every element{w} must satisfy: {d}", "every element{w} must {d}"),
+    "some": ("at least one element{w} must satisfy: {d}", "at least one element{w} must {d}"),
+    "none": ("no element{w} may satisfy: {d}", "no element{w} may {d}"),
+}
+_VALUES_WORDS = {
+    "only": "must contain only values from {v}",
+    "forbid": "must contain none of {v}",
+    "require_any": "must contain at least one of {v}",
+    "require_all": "must contain all of {v}",
+}
+
+
+def constraint_words(subject: str, operator: str, argument: Any, where: Any = None) -> str:
+    """``fact protocols: every element (of those where status must equal accepted) must satisfy: ...``."""
+    if operator in _VALUES_WORDS:
+        return f"{subject} {_VALUES_WORDS[operator].format(v=_values(argument))}"
+    if operator in _ELEMENT_WORDS:
+        on_objects, on_values = _ELEMENT_WORDS[operator]
+        plain_values = getattr(argument, "scalar", None) is not None
+        w = f" (of those where {_describe(where)})" if where is not None else ""
+        return f"{subject}: " + (on_values if plain_values else on_objects).format(w=w, d=_describe(argument))
+    if operator in LIST_OPERATORS:  # an operator added to the table after these words were written
+        return f"{subject} {operator}: {_describe(argument)}"
+    return f"{subject} must {_describe(argument)}"
+
+
+def _condition_words(condition: Condition) -> str:
+    if condition.fact is not None:
+        return constraint_words(f"fact {condition.fact}", condition.operator, condition.argument, condition.where)
+    subject = f"parameter {condition.param} (= {_value(condition.value)})"
+    return constraint_words(subject, condition.operator, condition.argument)
+
+
+def describe_rule(rule: Rule, width: int) -> list[str]:
+    indent = "    "
+
+    def para(label: str, text: str) -> list[str]:
+        if not text:
+            return []
+        head = f"{indent}{label}: " if label else indent
+        return textwrap.wrap(
+            " ".join(text.split()),
+            width,
+            initial_indent=head,
+            subsequent_indent=indent + "  ",
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+
+    lines = textwrap.wrap(
+        f"[{rule.severity}] {rule.id} {rule.title}", width, subsequent_indent="  ", break_long_words=False
+    )
+    lines += para("", constraint_words(f"fact {rule.fact}", rule.operator, rule.argument, rule.where))
+    for condition in rule.when:
+        lines += para("only when", _condition_words(condition))
+    lines += para("Rationale", rule.rationale)
+    lines += para("Remediation", rule.remediation)
+    if rule.references:
+        lines.append(f"{indent}References:")
+        lines += [f"{indent}  {ref}" for ref in rule.references]
+    return lines
+
+
+def describe_pack(pack: RulePack, width: int = 88) -> list[str]:
+    """The whole pack in plain words, for people reviewing what a policy demands."""
+
+    def wrapped(text: str, indent: str = "  ") -> list[str]:
+        return textwrap.wrap(
+            " ".join(text.split()), width, initial_indent=indent, subsequent_indent=indent, break_long_words=False
+        )
+
+    lines = [pack.title, "=" * min(len(pack.title), width), ""]
+    fields = [("id", pack.id), ("version", pack.version), ("file", pack.path), ("sha256", pack.sha256)]
+    if pack.extends:
+        fields.insert(2, ("extends", ", ".join(pack.extends)))
+    lines += [f"{name + ':':9}{value}" for name, value in fields]
+    if pack.source:
+        lines += ["", "Source"]
+        order = ["document", "section", "url", "date", "note"]
+        names = [n for n in order if n in pack.source] + [n for n in pack.source if n not in order]
+        for name in names:
+            lines += textwrap.wrap(
+                " ".join(str(pack.source[name]).split()),
+                width,
+                initial_indent=f"  {name + ':':10}",
+                subsequent_indent=" " * 12,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+    if pack.description:
+        lines += ["", "Description", *wrapped(pack.description)]
+    params = pack.params
+    if params:
+        lines += ["", "Parameters (set with --param NAME=VALUE or --param PACK.NAME=VALUE)"]
+        for name, param in params.items():
+            run = f" (this run: {_value(param.value)})" if param.value != param.default else ""
+            lines += textwrap.wrap(
+                f"{name} = {_value(param.default)}{run}",
+                width,
+                initial_indent="  ",
+                subsequent_indent="        ",
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            lines += wrapped(param.description, "      ")
+    count = len(pack.rules)
+    lines += ["", f"Rules ({count})"]
+    for rule in pack.rules:
+        lines += ["", *describe_rule(rule, width)]
+    return lines
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for the demo's reports.")] = Path("tlsgate-demo"),
@@ -470,7 +843,7 @@ def demo(
         typer.echo(f"demo endpoint listening on {server.target} (TLS 1.2 and 1.3)")
         outputs: dict[OutputFormat, Path | None] = {fmt: out / f"report.{fmt.value}" for fmt in OutputFormat}
         probe = ProbeOptions(timeout=timeout, plan=ALL)
-        report, _ = _scan([(parse_target(server.target), ConnectOptions())], packs, probe, outputs)
+        report = _scan([(parse_target(server.target), ConnectOptions())], packs, probe, outputs)
     if report.targets[0].verdict == "error":
         _fatal("the demo endpoint could not be scanned", ExitCode.NOT_CHECKED)
     typer.echo("demo done: open the HTML report in a browser")

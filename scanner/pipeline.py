@@ -1,15 +1,23 @@
-"""targets -> probe -> facts -> evaluate -> findings -> report, with no printing and no exiting."""
+"""targets -> probe -> facts -> evaluate -> findings -> report, with no printing and no exiting.
+
+Saved facts (a JSON report, or facts alone) re-enter the flow at ``judge``: re-judging them needs no network.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
 
 from scanner.facts import Facts
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.probe.run import probe_targets
 from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
 from scanner.targets import Target
 
@@ -22,6 +30,7 @@ def pack_info(pack: RulePack) -> PackInfo:
         sha256=pack.sha256,
         source=dict(pack.source),
         rules=len(pack.rules),
+        params={name: param.value for name, param in pack.params.items()},
     )
 
 
@@ -51,6 +60,76 @@ def judge(facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOption
 def run_scan(
     targets: Sequence[tuple[Target, ConnectOptions]], packs: Sequence[RulePack], probe: ProbeOptions
 ) -> Report:
+    # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
+    from scanner.probe.run import probe_targets  # noqa: PLC0415
+
     started = datetime.now(UTC)
     facts = probe_targets(targets, probe)
     return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs]), started)
+
+
+# --- saved facts ---------------------------------------------------------------------------------------
+
+
+class SavedFactsError(ValueError):
+    """A saved report or facts file that cannot be used; the message is one line and names the file."""
+
+
+@dataclass(frozen=True)
+class SavedFacts:
+    path: Path
+    kind: Literal["report", "facts"]
+    facts: tuple[Facts, ...]
+    timeout: float | None  # the scan's timeout, when the file is a report that recorded it
+
+
+_FACTS_LIST: TypeAdapter[list[Facts]] = TypeAdapter(list[Facts])
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _summary(exc: ValidationError) -> str:
+    """The first problem with where it is, and how many more: a whole pydantic dump is no one-liner."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    message = " ".join(str(first["msg"]).split())
+    more = len(errors) - 1
+    return f"{_location(first['loc'])}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def read_saved_facts(path: Path) -> SavedFacts:
+    """Facts from a JSON report written by ``scan --json`` / ``cert --json``, or from facts JSON (one object
+    or a list); raises SavedFactsError with a one-line message."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SavedFactsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SavedFactsError(f"{path}: not UTF-8 text, so not a JSON report or facts file") from None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SavedFactsError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    try:
+        if isinstance(data, dict) and "targets" in data:
+            report = Report.model_validate(data)
+            facts = tuple(t.facts for t in report.targets)
+            return SavedFacts(path, "report", facts, report.options.timeout)
+        if isinstance(data, dict) and "target" in data:
+            return SavedFacts(path, "facts", (Facts.model_validate(data),), None)
+        if isinstance(data, list):
+            facts = tuple(_FACTS_LIST.validate_python(data))
+            if not facts:
+                raise SavedFactsError(f"{path}: the list of facts is empty")
+            return SavedFacts(path, "facts", facts, None)
+    except ValidationError as exc:
+        what = "tlsgate report" if isinstance(data, dict) and "targets" in data else "tlsgate facts"
+        raise SavedFactsError(f"{path}: not a valid {what}: {_summary(exc)}") from None
+    raise SavedFactsError(
+        f"{path}: neither a tlsgate report (an object with 'targets') nor facts (an object with 'target', or a list)"
+    )

@@ -32,6 +32,7 @@ class PackInfo(_Frozen):
     sha256: str = Field(description="SHA-256 of the pack file as loaded.")
     source: dict[str, str] = Field(default_factory=dict)
     rules: int
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameter values this run used.")
 
 
 class ScanOptions(_Frozen):
