@@ -124,3 +124,14 @@ def test_hybrid_post_quantum_group_accepted(rsa_cert):
     assert facts.tls13.value[0].kind == "hybrid_pq"
     assert facts.hybrid_pq_accepted.value is True
     assert facts.preferred.value == "X25519MLKEM768"
+
+
+def test_tls12_curves_behind_an_ecdsa_certificate(tmp_path):
+    """With an ECDSA P-384 certificate every TLS 1.2 curve is still found (its curve stays in each offer)."""
+    ecdsa = issue_certificate(tmp_path, "ecdsa-groups", key_type="p384")
+    rsa = issue_certificate(tmp_path, "rsa-groups", key_type="rsa2048")
+    found = {}
+    for name, cert in (("ecdsa", ecdsa), ("rsa", rsa)):
+        with openssl_server(cert.cert, cert.key, "-groups", "P-256:P-384:X25519") as port:
+            found[name] = sorted(_names(probe_groups(_endpoint(port)).tls12))
+    assert found["ecdsa"] == found["rsa"] == ["secp256r1", "secp384r1", "x25519"]

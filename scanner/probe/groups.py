@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from scanner.facts import (
     ErrorClass,
     GroupFacts,
@@ -95,6 +98,10 @@ def _enumerate(
             return _Enumeration(picked, None, refused_version=not picked, connections=connections)
         if choice is None or choice is True:
             return _Enumeration(picked, _end_error(endpoint, reply, what), connections=connections)
+        if choice in picked:
+            # The server went back to a group it already chose (the ECDSA certificate's curve, which we keep
+            # offering): none of the remaining candidates is acceptable to it.
+            return _Enumeration(picked, None, connections=connections)
         if choice not in remaining:
             message = f"{what}: the server picked group 0x{choice:04X}, which was not offered"
             error = ProbeError(error_class=ErrorClass.probe_failed, message=message)
@@ -144,7 +151,31 @@ def _tls12(endpoint: Endpoint, key_exchange: str) -> Callable[[list[int]], tlswi
     return ask
 
 
+def _certificate_curve(reply: tlswire.ServerReply) -> int | None:
+    """The named group of an ECDSA leaf, from the TLS 1.2 Certificate message (sent in the clear)."""
+    certificate = reply.certificate
+    if certificate is None or not certificate.certificates:
+        return None
+    try:
+        key = x509.load_der_x509_certificate(certificate.certificates[0]).public_key()
+    except ValueError:
+        return None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        return None
+    info = iana.named_group_by_name(key.curve.name)
+    return info.code if info else None
+
+
 def _tls12_curves_of(endpoint: Endpoint) -> _Enumeration:
+    # RFC 4492 5.1: an ECDSA certificate is usable only with its own curve in supported_groups, so once the
+    # server has chosen that curve we keep offering it, last, and stop when it is chosen again.
+    ask_with = _tls12(endpoint, "ECDHE")
+    certificate_curve: list[int] = []
+
+    def ask(groups: list[int]) -> tlswire.ServerReply:
+        extra = [c for c in certificate_curve if c not in groups]
+        return ask_with(groups + extra)
+
     def pick(reply: tlswire.ServerReply) -> int | bool | None:
         hello = reply.server_hello
         if hello is not None and hello.protocol != ProtocolVersion.TLSv1_2:
@@ -152,9 +183,11 @@ def _tls12_curves_of(endpoint: Endpoint) -> _Enumeration:
         exchange = reply.server_key_exchange
         if hello is None or exchange is None:
             return None
+        if not certificate_curve and (curve := _certificate_curve(reply)) is not None:
+            certificate_curve.append(curve)
         return exchange.named_group
 
-    return _enumerate(endpoint, _tls12_curves(), _tls12(endpoint, "ECDHE"), pick, "TLS 1.2 curve probe")
+    return _enumerate(endpoint, _tls12_curves(), ask, pick, "TLS 1.2 curve probe")
 
 
 def _dh_bits(endpoint: Endpoint) -> Observed[int]:

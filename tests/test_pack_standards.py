@@ -1,0 +1,549 @@
+"""The standards packs (NIST SP 800-52r2, PCI DSS 4.0.1, BSI TR-02102-2, CA/B Forum BR): every rule passing, failing
+and not applying on constructed facts, and each pack against a real loopback server through the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+from scanner.exitcodes import ExitCode
+from scanner.facts import (
+    NOT_PROBED,
+    BasicConstraints,
+    Behaviours,
+    Certificate,
+    CertificateFacts,
+    CipherSuite,
+    ErrorClass,
+    ExtendedKeyUsage,
+    Facts,
+    GroupFacts,
+    NamedGroup,
+    Observed,
+    ProtocolSupport,
+    ProtocolVersion,
+    PublicKey,
+    RevocationResult,
+    TargetInfo,
+    TrustResult,
+    observed,
+    unobserved,
+)
+from scanner.findings import Status
+from scanner.policy.engine import evaluate
+from scanner.policy.pack import RulePack, load_pack
+from scanner.probe.certificates import certificate_facts
+from tests import pki
+from tests.helpers import REPO, openssl_server
+from tests.ocsp_crl_server import RevocationServer
+
+PACKS = ("nist-sp800-52r2", "pci-dss-4", "bsi-tr-02102-2", "cabf-server-cert")
+SCANNED = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
+PASS, FAIL, NA, ERROR = Status.passed, Status.failed, Status.not_applicable, Status.error
+
+
+def pack(pack_id: str, params: dict[str, Any] | None = None) -> RulePack:
+    return load_pack(REPO / "rules" / f"{pack_id}.yaml", params)
+
+
+# --- facts of an endpoint, built field by field ------------------------------------------------------------------
+
+GROUP_CODES = {
+    "secp192r1": ("0x0013", "ecdhe"),
+    "secp224r1": ("0x0015", "ecdhe"),
+    "secp256r1": ("0x0017", "ecdhe"),
+    "secp384r1": ("0x0018", "ecdhe"),
+    "secp521r1": ("0x0019", "ecdhe"),
+    "brainpoolP256r1": ("0x001A", "ecdhe"),
+    "x25519": ("0x001D", "ecdhe"),
+    "brainpoolP256r1tls13": ("0x001F", "ecdhe"),
+    "ffdhe2048": ("0x0100", "ffdhe"),
+    "ffdhe3072": ("0x0101", "ffdhe"),
+    "X25519MLKEM768": ("0x11EC", "hybrid_pq"),
+}
+EKU_OIDS = {
+    "serverAuth": "1.3.6.1.5.5.7.3.1",
+    "clientAuth": "1.3.6.1.5.5.7.3.2",
+    "anyExtendedKeyUsage": "2.5.29.37.0",
+}
+TLS12 = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")
+TLS13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384")
+P384 = ("EC", 384, "secp384r1")
+
+
+def suite(name: str) -> CipherSuite:
+    """A suite as the enumerator reports it: TLS 1.3 suites have key exchange 'any'."""
+    if "_WITH_" not in name:
+        return CipherSuite(name=name, key_exchange="any", authentication="any")
+    parts = name.removeprefix("TLS_").split("_WITH_")[0].split("_")
+    return CipherSuite(name=name, key_exchange=parts[0], authentication=parts[-1])
+
+
+def protocols(accepted: dict[str, tuple[str, ...]]) -> list[ProtocolSupport]:
+    """Every version from SSL 2.0 to TLS 1.3: those given accepted with their suites, the others not."""
+    return [
+        ProtocolSupport(
+            version=version,
+            status="accepted" if version.value in accepted else "not_accepted",
+            cipher_suites=[suite(name) for name in accepted.get(version.value, ())],
+        )
+        for version in ProtocolVersion
+    ]
+
+
+def certificate(
+    subject: str = "CN=www.example.gov",
+    *,
+    issuer: str = "CN=Example Issuing CA",
+    key: tuple[str, int | None, str | None] = P384,
+    signature_hash: str | None = "sha384",
+    not_before: dt.datetime = dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
+    validity_days: float = 90.0,
+    days_remaining: float = 60.0,
+    eku: tuple[str, ...] | None = ("serverAuth",),
+    ocsp: bool = True,
+    ca: bool = False,
+    self_signed: bool = False,
+) -> Certificate:
+    return Certificate(
+        subject=subject,
+        issuer=subject if self_signed else issuer,
+        serial="0a1b",
+        sha256=hashlib.sha256(subject.encode()).hexdigest(),
+        public_key=PublicKey(type=key[0], size=key[1], curve=key[2]),
+        signature_algorithm=f"signed-with-{signature_hash}",
+        signature_hash=signature_hash,
+        not_before=not_before,
+        not_after=not_before + dt.timedelta(days=validity_days),
+        validity_days=validity_days,
+        days_remaining=days_remaining,
+        extended_key_usage=None if eku is None else [ExtendedKeyUsage(name=n, oid=EKU_OIDS[n]) for n in eku],
+        basic_constraints=BasicConstraints(ca=ca),
+        ocsp_urls=["http://ocsp.example.gov"] if ocsp else [],
+        self_signed=self_signed,
+    )
+
+
+INTERMEDIATE = certificate(
+    "CN=Example Issuing CA", issuer="CN=Example Root CA", validity_days=1825, days_remaining=1500, eku=None, ca=True
+)
+
+
+def rsa(bits: int) -> tuple[str, int, None]:
+    return ("RSA", bits, None)
+
+
+def revocation(leaf: Certificate, *statuses: str) -> list[RevocationResult]:
+    return [RevocationResult(certificate=leaf.sha256, subject=leaf.subject, source="ocsp", status=s) for s in statuses]
+
+
+def fact(value: Any) -> Observed[Any]:
+    return value if isinstance(value, Observed) else observed(value)
+
+
+def groups(names: tuple[str, ...]) -> Observed[Any]:
+    return observed([NamedGroup(name=n, code=GROUP_CODES[n][0], kind=GROUP_CODES[n][1]) for n in names])
+
+
+def endpoint(
+    *,
+    versions: dict[str, tuple[str, ...]] | None = None,
+    leaf: Certificate | None = None,
+    chain: list[Certificate] | None = None,
+    groups12: tuple[str, ...] = ("secp256r1", "secp384r1"),
+    groups13: tuple[str, ...] = ("secp256r1", "secp384r1"),
+    dh_bits: int | None = None,
+    ems: Any = True,
+    renegotiation: Any = True,
+    stapling: Any = True,
+    trust: tuple[tuple[str, bool], ...] = (("mozilla", True),),
+    revoked: tuple[str, ...] = ("good",),
+) -> Facts:
+    """A scanned endpoint; the defaults meet every rule of the four packs (or make it not apply)."""
+    leaf = leaf or certificate()
+    chain = chain if chain is not None else [leaf, INTERMEDIATE]
+    dh = observed(dh_bits) if dh_bits else unobserved(ErrorClass.not_applicable, "the server accepts no DHE suite")
+    return Facts(
+        target=TargetInfo(
+            input="www.example.gov:443", host="www.example.gov", port=443, server_name="www.example.gov",
+            ip_address="192.0.2.10",
+        ),
+        started_at=SCANNED,
+        finished_at=SCANNED,
+        status="ok",
+        protocols=protocols(versions if versions is not None else {"TLSv1.2": TLS12, "TLSv1.3": TLS13}),
+        certificate=CertificateFacts(
+            status="ok", leaf=leaf, chain=chain,
+            trust=[TrustResult(store=store, trusted=trusted) for store, trusted in trust],
+            revocation=revocation(leaf, *revoked),
+        ),
+        groups=GroupFacts(status="ok", tls12=groups(groups12), tls13=groups(groups13), dh_parameter_bits=dh),
+        behaviours=Behaviours(
+            status="ok", extended_master_secret=fact(ems), secure_renegotiation=fact(renegotiation),
+            ocsp_stapling=fact(stapling),
+        ),
+    )  # fmt: skip
+
+
+def with_tls12(*names: str) -> Facts:
+    return endpoint(versions={"TLSv1.2": names, "TLSv1.3": TLS13})
+
+
+def with_tls13(*names: str) -> Facts:
+    return endpoint(versions={"TLSv1.2": TLS12, "TLSv1.3": names})
+
+
+def with_versions(*extra: str) -> Facts:
+    """The default endpoint that also accepts these (older) versions."""
+    return endpoint(
+        versions={"TLSv1.2": TLS12, "TLSv1.3": TLS13} | dict.fromkeys(extra, ("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",))
+    )
+
+
+def with_leaf(**changes: Any) -> Facts:
+    return endpoint(leaf=certificate(**changes))
+
+
+def issued(not_before: dt.datetime, lifetime: dt.timedelta) -> Facts:
+    """An endpoint serving a real certificate with this notBefore and lifetime, read as the probe reads it."""
+    days = lifetime / dt.timedelta(days=1)
+    leaf = pki.issue(pki.name("www.example.com"), not_before=not_before, days=days, eku=pki.SERVER_AUTH)
+    assert leaf.cert.not_valid_after_utc - leaf.cert.not_valid_before_utc == lifetime
+    facts = certificate_facts(leaf.cert, now=SCANNED)
+    return endpoint(leaf=facts, chain=[facts, INTERMEDIATE])
+
+
+def utc(year: int, month: int, day: int) -> dt.datetime:
+    return dt.datetime(year, month, day, tzinfo=dt.UTC)
+
+
+DAY, SECOND, HOUR = dt.timedelta(days=1), dt.timedelta(seconds=1), dt.timedelta(hours=1)
+
+
+# --- one case per rule and outcome -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    pack: str
+    rule: str
+    expected: Status
+    facts: Facts
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def case(pack_id: str, rule: str, expected: Status, facts: Facts, label: str, **params: Any) -> Any:
+    return pytest.param(Case(pack_id, rule, expected, facts, params), id=f"{rule}-{expected.value}-{label}")
+
+
+NIST, PCI, BSI, CABF = PACKS
+GOLD = endpoint()
+RSA_LEAF = with_leaf(key=rsa(3072))
+DHE_SUITES = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256")
+
+CASES = [
+    # NIST SP 800-52r2
+    case(NIST, "NIST52R2-001", PASS, GOLD, "tls12-tls13"),
+    case(NIST, "NIST52R2-001", FAIL, with_versions("SSLv3"), "sslv3"),
+    case(NIST, "NIST52R2-002", PASS, GOLD, "tls12"),
+    case(NIST, "NIST52R2-002", FAIL, endpoint(versions={"TLSv1.3": TLS13}), "tls13-only"),
+    case(NIST, "NIST52R2-002", NA, endpoint(versions={"TLSv1.3": TLS13}), "not-required", tls12_required=False),
+    case(NIST, "NIST52R2-003", PASS, GOLD, "tls13"),
+    case(NIST, "NIST52R2-003", FAIL, endpoint(versions={"TLSv1.2": TLS12}), "tls12-only"),
+    case(NIST, "NIST52R2-004", PASS, GOLD, "no-tls10"),
+    case(NIST, "NIST52R2-004", FAIL, with_versions("TLSv1.0"), "tls10"),
+    case(NIST, "NIST52R2-004", NA, with_versions("TLSv1.0"), "citizen-facing", citizen_or_business_facing=True),
+    case(NIST, "NIST52R2-005", PASS, GOLD, "no-tls11"),
+    case(NIST, "NIST52R2-005", FAIL, with_versions("TLSv1.1"), "tls11"),
+    case(NIST, "NIST52R2-005", NA, with_versions("TLSv1.1"), "citizen-facing", citizen_or_business_facing=True),
+    case(NIST, "NIST52R2-006", PASS, with_tls12("TLS_DH_RSA_WITH_AES_256_CBC_SHA", "TLS_DHE_RSA_WITH_AES_128_CCM_8"),
+         "static-dh-and-ccm8-listed"),
+    case(NIST, "NIST52R2-006", FAIL, with_tls12("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+                                                "TLS_RSA_WITH_AES_128_GCM_SHA256"), "rsa-key-transport"),
+    case(NIST, "NIST52R2-006", FAIL, with_tls12("TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"), "chacha20"),
+    case(NIST, "NIST52R2-007", PASS, with_tls13("TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"), "ccm"),
+    case(NIST, "NIST52R2-007", FAIL, with_tls13(*TLS13, "TLS_CHACHA20_POLY1305_SHA256"), "chacha20"),
+    case(NIST, "NIST52R2-008", PASS, RSA_LEAF, "rsa"),
+    case(NIST, "NIST52R2-008", FAIL, with_leaf(key=("Ed25519", 256, "Ed25519"), signature_hash=None), "ed25519"),
+    case(NIST, "NIST52R2-009", PASS, with_leaf(key=rsa(2048)), "rsa2048"),
+    case(NIST, "NIST52R2-009", FAIL, with_leaf(key=rsa(1024)), "rsa1024"),
+    case(NIST, "NIST52R2-009", NA, GOLD, "ecdsa"),
+    case(NIST, "NIST52R2-010", PASS, with_leaf(key=("EC", 256, "secp256r1")), "p256"),
+    case(NIST, "NIST52R2-010", FAIL, with_leaf(key=("EC", 521, "secp521r1")), "p521"),
+    case(NIST, "NIST52R2-010", NA, RSA_LEAF, "rsa"),
+    case(NIST, "NIST52R2-011", PASS, endpoint(chain=[certificate(signature_hash="sha256"), INTERMEDIATE]), "sha256"),
+    case(NIST, "NIST52R2-011", FAIL, endpoint(chain=[certificate(), certificate("CN=Old CA", signature_hash="sha1",
+                                                                                ca=True)]), "sha1-intermediate"),
+    case(NIST, "NIST52R2-012", PASS, GOLD, "ocsp-url"),
+    case(NIST, "NIST52R2-012", FAIL, with_leaf(ocsp=False), "no-ocsp-url"),
+    case(NIST, "NIST52R2-013", PASS, with_leaf(eku=("serverAuth", "clientAuth")), "server-and-client"),
+    case(NIST, "NIST52R2-013", FAIL, with_leaf(eku=None), "no-eku-extension"),
+    case(NIST, "NIST52R2-013", FAIL, with_leaf(eku=("clientAuth",)), "client-only"),
+    case(NIST, "NIST52R2-014", PASS, GOLD, "ems"),
+    case(NIST, "NIST52R2-014", FAIL, endpoint(ems=False), "no-ems"),
+    case(NIST, "NIST52R2-014", NA, endpoint(versions={"TLSv1.3": TLS13}, ems=False), "tls13-only"),
+    case(NIST, "NIST52R2-014", ERROR, endpoint(ems=unobserved(ErrorClass.timeout, "no answer")), "unobserved"),
+    case(NIST, "NIST52R2-015", PASS, GOLD, "secure-renegotiation"),
+    case(NIST, "NIST52R2-015", FAIL, endpoint(renegotiation=False), "legacy-renegotiation"),
+    case(NIST, "NIST52R2-015", NA, endpoint(versions={"TLSv1.3": TLS13}, renegotiation=False), "tls13-only"),
+    case(NIST, "NIST52R2-016", PASS, GOLD, "stapled"),
+    case(NIST, "NIST52R2-016", FAIL, endpoint(stapling=False), "not-stapled"),
+    case(NIST, "NIST52R2-016", ERROR, endpoint(stapling=NOT_PROBED), "not-probed"),
+    # PCI DSS 4.0.1
+    case(PCI, "PCIDSS4-001", PASS, GOLD, "tls12-tls13"),
+    case(PCI, "PCIDSS4-001", FAIL, with_versions("SSLv2"), "sslv2"),
+    case(PCI, "PCIDSS4-002", PASS, with_versions("TLSv1.1"), "tls11-is-not-tls10"),
+    case(PCI, "PCIDSS4-002", FAIL, with_versions("TLSv1.0"), "tls10"),
+    case(PCI, "PCIDSS4-003", PASS, GOLD, "no-tls11"),
+    case(PCI, "PCIDSS4-003", FAIL, with_versions("TLSv1.1"), "tls11"),
+    case(PCI, "PCIDSS4-003", NA, with_versions("TLSv1.1"), "tolerated", allow_tls11=True),
+    case(PCI, "PCIDSS4-004", PASS, with_tls12("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384"), "cbc-sha384"),
+    case(PCI, "PCIDSS4-004", FAIL, with_tls12("TLS_RSA_WITH_3DES_EDE_CBC_SHA"), "3des"),
+    case(PCI, "PCIDSS4-005", PASS, GOLD, "aes-gcm"),
+    case(PCI, "PCIDSS4-005", FAIL, with_tls13("TLS_CHACHA20_POLY1305_SHA256"), "chacha20"),
+    case(PCI, "PCIDSS4-006", PASS, with_leaf(key=rsa(2048)), "rsa2048"),
+    case(PCI, "PCIDSS4-006", FAIL, with_leaf(key=rsa(1024)), "rsa1024"),
+    case(PCI, "PCIDSS4-006", NA, GOLD, "ecdsa"),
+    case(PCI, "PCIDSS4-007", PASS, with_leaf(key=("EC", 224, "secp224r1")), "p224"),
+    case(PCI, "PCIDSS4-007", FAIL, with_leaf(key=("EC", 192, "secp192r1")), "p192"),
+    case(PCI, "PCIDSS4-007", NA, RSA_LEAF, "rsa"),
+    case(PCI, "PCIDSS4-008", PASS, endpoint(versions={"TLSv1.2": DHE_SUITES}, dh_bits=2048), "dh2048"),
+    case(PCI, "PCIDSS4-008", FAIL, endpoint(versions={"TLSv1.2": DHE_SUITES}, dh_bits=1024), "dh1024"),
+    case(PCI, "PCIDSS4-008", NA, GOLD, "no-dhe"),
+    case(PCI, "PCIDSS4-009", PASS, GOLD, "60-days-left"),
+    case(PCI, "PCIDSS4-009", FAIL, with_leaf(days_remaining=-0.5), "expired"),
+    case(PCI, "PCIDSS4-009", FAIL, with_leaf(days_remaining=0.0), "expires-now"),
+    case(PCI, "PCIDSS4-010", PASS, endpoint(trust=(("mozilla", False), ("file:/etc/pki/internal-ca.pem", True))),
+         "internal-ca-given"),
+    case(PCI, "PCIDSS4-010", FAIL, endpoint(trust=(("mozilla", False), ("system", False))), "untrusted"),
+    case(PCI, "PCIDSS4-011", PASS, endpoint(revoked=("good", "not_checked")), "good"),
+    case(PCI, "PCIDSS4-011", FAIL, endpoint(revoked=("not_checked", "revoked")), "revoked"),
+    # BSI TR-02102-2
+    case(BSI, "TR02102-001", PASS, GOLD, "tls12-tls13"),
+    case(BSI, "TR02102-001", FAIL, with_versions("TLSv1.1"), "tls11"),
+    case(BSI, "TR02102-002", PASS, with_tls12("TLS_DHE_RSA_WITH_AES_256_CCM", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"),
+         "ccm-and-cbc-sha256"),
+    case(BSI, "TR02102-002", FAIL, with_tls12("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA"), "sha1-hmac"),
+    case(BSI, "TR02102-002", FAIL, with_tls12("TLS_ECDH_RSA_WITH_AES_128_GCM_SHA256"), "no-forward-secrecy"),
+    case(BSI, "TR02102-003", PASS, with_tls13("TLS_AES_128_CCM_SHA256"), "ccm"),
+    case(BSI, "TR02102-003", FAIL, with_tls13("TLS_AES_128_CCM_8_SHA256"), "ccm8"),
+    case(BSI, "TR02102-004", PASS, endpoint(groups12=("brainpoolP256r1", "ffdhe3072")), "brainpool-ffdhe3072"),
+    case(BSI, "TR02102-004", FAIL, endpoint(groups12=("x25519", "secp256r1")), "x25519"),
+    case(BSI, "TR02102-005", PASS, endpoint(groups13=("brainpoolP256r1tls13", "secp521r1")), "brainpool-tls13"),
+    case(BSI, "TR02102-005", FAIL, endpoint(groups13=("X25519MLKEM768", "secp256r1")), "hybrid-x25519"),
+    case(BSI, "TR02102-005", FAIL, endpoint(groups13=("secp256r1", "ffdhe2048")), "ffdhe2048"),
+    case(BSI, "TR02102-006", PASS, RSA_LEAF, "rsa3072"),
+    case(BSI, "TR02102-006", FAIL, with_leaf(key=rsa(2048)), "rsa2048"),
+    case(BSI, "TR02102-006", PASS, with_leaf(key=rsa(2048)), "lowered-by-param", rsa_min_bits=2048),
+    case(BSI, "TR02102-006", NA, GOLD, "ecdsa"),
+    case(BSI, "TR02102-007", PASS, endpoint(versions={"TLSv1.2": DHE_SUITES}, dh_bits=3072), "dh3072"),
+    case(BSI, "TR02102-007", FAIL, endpoint(versions={"TLSv1.2": DHE_SUITES}, dh_bits=2048), "dh2048"),
+    case(BSI, "TR02102-007", NA, GOLD, "no-dhe"),
+    case(BSI, "TR02102-008", PASS, with_leaf(key=("EC", 256, "brainpoolP256r1")), "brainpool256"),
+    case(BSI, "TR02102-008", FAIL, with_leaf(key=("EC", 224, "secp224r1")), "p224"),
+    case(BSI, "TR02102-008", NA, RSA_LEAF, "rsa"),
+    # CA/Browser Forum: validity on real certificates, read as the probe reads them (a Validity Period counts
+    # notBefore through notAfter inclusive, so N days minus one second is exactly the N-day maximum)
+    case(CABF, "CABF-001", PASS, issued(utc(2025, 6, 1), 398 * DAY - SECOND), "398-days"),
+    case(CABF, "CABF-001", FAIL, issued(utc(2025, 6, 1), 398 * DAY + HOUR), "398-days-and-an-hour"),
+    case(CABF, "CABF-001", NA, issued(utc(2019, 6, 1), 825 * DAY), "before-2020-09-01"),
+    case(CABF, "CABF-001", NA, issued(utc(2026, 3, 15), 200 * DAY - SECOND), "from-2026-03-15"),
+    case(CABF, "CABF-002", PASS, issued(utc(2026, 3, 15), 200 * DAY - SECOND), "200-days"),
+    case(CABF, "CABF-002", FAIL, issued(utc(2026, 6, 1), 365 * DAY), "365-days"),
+    case(CABF, "CABF-002", FAIL, issued(utc(2027, 3, 14), 200 * DAY + HOUR), "200-days-and-an-hour"),
+    case(CABF, "CABF-002", NA, issued(utc(2025, 6, 1), 398 * DAY - SECOND), "before-2026-03-15"),
+    case(CABF, "CABF-003", PASS, issued(utc(2027, 3, 15), 100 * DAY - SECOND), "100-days"),
+    case(CABF, "CABF-003", FAIL, issued(utc(2028, 1, 1), 101 * DAY), "101-days"),
+    case(CABF, "CABF-003", NA, issued(utc(2029, 3, 15), 47 * DAY - SECOND), "from-2029-03-15"),
+    case(CABF, "CABF-004", PASS, issued(utc(2029, 3, 15), 47 * DAY - SECOND), "47-days"),
+    case(CABF, "CABF-004", FAIL, issued(utc(2030, 1, 1), 90 * DAY), "90-days"),
+    case(CABF, "CABF-004", NA, GOLD, "before-2029-03-15"),
+    case(CABF, "CABF-005", PASS, RSA_LEAF, "rsa-and-ecdsa"),
+    case(CABF, "CABF-005", FAIL, endpoint(chain=[certificate(), certificate("CN=Ed CA", key=("Ed25519", 256, "Ed25519"),
+                                                                            ca=True)]), "ed25519-intermediate"),
+    case(CABF, "CABF-006", PASS, endpoint(chain=[certificate(key=rsa(2048)), certificate("CN=CA", key=rsa(4096))]),
+         "rsa2048-rsa4096"),
+    case(CABF, "CABF-006", FAIL, endpoint(chain=[certificate(key=rsa(2048)), certificate("CN=CA", key=rsa(1024))]),
+         "rsa1024-intermediate"),
+    case(CABF, "CABF-007", PASS, endpoint(chain=[certificate(key=rsa(3072)), certificate("CN=CA", key=rsa(4096))]),
+         "rsa3072-rsa4096"),
+    case(CABF, "CABF-007", FAIL, with_leaf(key=rsa(2047)), "rsa2047"),
+    case(CABF, "CABF-007", FAIL, with_leaf(key=rsa(2052)), "rsa2052"),
+    case(CABF, "CABF-008", PASS, with_leaf(key=("EC", 521, "secp521r1")), "p521"),
+    case(CABF, "CABF-008", FAIL, with_leaf(key=("EC", 256, "brainpoolP256r1")), "brainpool"),
+    case(CABF, "CABF-008", FAIL, with_leaf(key=("EC", 256, "secp256k1")), "secp256k1"),
+    case(CABF, "CABF-009", PASS, with_leaf(signature_hash="sha256"), "sha256"),
+    case(CABF, "CABF-009", FAIL, with_leaf(signature_hash="sha1"), "sha1"),
+    case(CABF, "CABF-009", FAIL, with_leaf(signature_hash=None), "eddsa-no-hash"),
+    case(CABF, "CABF-010", PASS, endpoint(chain=[certificate(), INTERMEDIATE,
+                                                 certificate("CN=Old root", signature_hash="sha1", ca=True,
+                                                             self_signed=True)]), "sha1-root-not-judged"),
+    case(CABF, "CABF-010", FAIL, endpoint(chain=[certificate(), certificate("CN=Old CA", signature_hash="sha1",
+                                                                            ca=True)]), "sha1-intermediate"),
+    case(CABF, "CABF-011", PASS, with_leaf(eku=("serverAuth", "clientAuth")), "server-and-client"),
+    case(CABF, "CABF-011", FAIL, with_leaf(eku=None), "no-eku-extension"),
+    case(CABF, "CABF-012", PASS, GOLD, "server-only"),
+    case(CABF, "CABF-012", FAIL, with_leaf(eku=("serverAuth", "anyExtendedKeyUsage")), "any-eku"),
+    case(CABF, "CABF-013", PASS, with_leaf(not_before=utc(2027, 3, 15), eku=("serverAuth",)), "server-only"),
+    case(CABF, "CABF-013", FAIL, with_leaf(not_before=utc(2027, 3, 15), eku=("serverAuth", "clientAuth")),
+         "client-auth-from-2027-03-15"),
+    case(CABF, "CABF-013", NA, with_leaf(not_before=utc(2027, 3, 14), eku=("serverAuth", "clientAuth")),
+         "client-auth-before"),
+    case(CABF, "CABF-013", FAIL, with_leaf(not_before=utc(2026, 7, 1), eku=("serverAuth", "clientAuth")),
+         "chrome-1.7-date", clientauth_phaseout_from=dt.date(2026, 6, 15)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("example", CASES)
+def test_rule_verdict(example: Case):
+    """A standards rule gives exactly the expected status on facts made to pass it, fail it or not concern it."""
+    findings = evaluate(example.facts, [pack(example.pack, example.params)])
+    (finding,) = [f for f in findings if f.rule == example.rule]
+    assert finding.status == example.expected, finding.message
+
+
+def test_every_rule_has_a_passing_and_a_failing_case():
+    """Each rule of the four packs has at least one case that passes and one that fails, and no case names a ghost."""
+    covered: dict[tuple[str, str], set[Status]] = {}
+    for param in CASES:
+        (example,) = param.values
+        covered.setdefault((example.pack, example.rule), set()).add(example.expected)
+    rules = {(p, rule.id) for p in PACKS for rule in pack(p).rules}
+    assert set(covered) == rules
+    assert [key for key in sorted(rules) if not {PASS, FAIL} <= covered[key]] == []
+
+
+def test_default_endpoint_meets_all_four_packs():
+    """The endpoint the cases start from passes every rule of every pack that applies to it."""
+    findings = evaluate(GOLD, [pack(p) for p in PACKS])
+    not_applicable = {f.rule for f in findings if f.status == NA}
+    assert {f.rule for f in findings if f.status not in (NA, PASS)} == set()
+    assert not_applicable == {
+        "NIST52R2-009", "PCIDSS4-006", "PCIDSS4-008", "TR02102-006", "TR02102-007",
+        "CABF-001", "CABF-003", "CABF-004", "CABF-013",
+    }  # fmt: skip
+
+
+def test_modulus_rule_agrees_with_arithmetic():
+    """The regular expression of CABF-007 accepts a modulus size exactly when it is divisible by 8."""
+    (rule,) = [r for r in pack(CABF).rules if r.id == "CABF-007"]
+    wrong = [n for n in range(70_000) if rule.argument.test({"public_key": {"size": n}}) != (n % 8 == 0)]
+    assert wrong == []
+
+
+def test_packs_record_source_and_what_is_not_checked():
+    """Each pack names its document, section, URL and date, says what it cannot check remotely, and every rule has
+    its rationale, remediation and references under the pack's own id prefix."""
+    prefixes = {NIST: "NIST52R2-", PCI: "PCIDSS4-", BSI: "TR02102-", CABF: "CABF-"}
+    for pack_id in PACKS:
+        loaded = pack(pack_id)
+        assert {"document", "section", "url", "date", "note"} <= set(loaded.source)
+        assert "Not checked remotely" in loaded.description
+        for rule in loaded.rules:
+            assert rule.id.startswith(prefixes[pack_id])
+            assert rule.rationale and rule.remediation and rule.references, rule.id
+
+
+# --- each pack against a real server, through the command line ---------------------------------------------------
+
+NIST_TLS12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+GCM_TLS13 = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
+
+
+def statuses(report: Path) -> dict[str, str]:
+    (target,) = json.loads(report.read_text())["targets"]
+    return {f["rule"]: f["status"] for f in target["findings"]}
+
+
+def all_pass(pack_id: str, **others: str) -> dict[str, str]:
+    """Every rule of the pack passing, except those given."""
+    return {rule.id: "pass" for rule in pack(pack_id).rules} | others
+
+
+def test_nist_server_with_stapling_passes(tlsgate, tmp_path):
+    """An ECDSA server with only NIST suites, an OCSP URL and a stapled OCSP response meets every NIST rule."""
+    with RevocationServer() as responder:
+        root = pki.issue(pki.name("nist root CA"), ca=True, days=3650, key=pki.new_key("p384"))
+        intermediate = pki.issue(pki.name("nist intermediate CA"), issuer=root, ca=True, path_length=0, days=1825,
+                                 ocsp_url=responder.ocsp_url)  # fmt: skip
+        leaf = pki.issue(pki.name("localhost"), issuer=intermediate, days=90, sans=("localhost", "127.0.0.1"),
+                         eku=pki.SERVER_AUTH, ocsp_url=responder.ocsp_url)  # fmt: skip
+        responder.add_issuer("intermediate", intermediate)
+        staple = tmp_path / "staple.der"
+        staple.write_bytes(responder.ocsp_response(leaf.cert))
+        cert, key = leaf.write(tmp_path, "leaf")
+        chain, _ = intermediate.write(tmp_path, "chain")
+        args = ("-no_tls1", "-no_tls1_1", "-cipher", NIST_TLS12, "-ciphersuites", GCM_TLS13,
+                "-status_file", str(staple))  # fmt: skip
+        with openssl_server(cert, key, *args, chain=chain) as port:
+            run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", NIST, "--no-revocation",
+                          "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert run.code == ExitCode.OK, run.stdout + run.stderr
+    assert statuses(tmp_path / "r.json") == all_pass(NIST, **{"NIST52R2-009": "not_applicable"})
+
+
+def test_pci_server_with_revoked_certificate_fails(tlsgate, tmp_path):
+    """An RSA 2048 server with strong suites and a trusted chain fails PCI DSS 4.2.1 only for its revoked leaf."""
+    with RevocationServer() as responder:
+        root = pki.issue(pki.name("pci root CA"), ca=True, days=3650, key=pki.new_key("p384"))
+        intermediate = pki.issue(pki.name("pci intermediate CA"), issuer=root, ca=True, path_length=0, days=1825)
+        leaf = pki.issue(pki.name("localhost"), issuer=intermediate, key=pki.new_key("rsa2048"), days=90,
+                         sans=("localhost", "127.0.0.1"), eku=pki.SERVER_AUTH, ocsp_url=responder.ocsp_url,
+                         crl_url=responder.crl_url("intermediate"))  # fmt: skip
+        responder.add_issuer("intermediate", intermediate)
+        responder.revoke(leaf, x509.ReasonFlags.key_compromise)
+        cert, key = leaf.write(tmp_path, "leaf")
+        chain, _ = intermediate.write(tmp_path, "chain")
+        root_file, _ = root.write(tmp_path, "root")
+        args = ("-no_tls1", "-no_tls1_1", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256",
+                "-ciphersuites", "TLS_AES_128_GCM_SHA256")  # fmt: skip
+        with openssl_server(cert, key, *args, chain=chain) as port:
+            run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", PCI, "--ca-file", str(root_file),
+                          "--json", str(tmp_path / "r.json"))  # fmt: skip
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    assert statuses(tmp_path / "r.json") == all_pass(PCI, **{"PCIDSS4-007": "not_applicable", "PCIDSS4-011": "fail"})
+    assert "PCIDSS4-011" in run.stdout
+
+
+def test_bsi_server_with_recommended_parameters_passes(tlsgate, tmp_path):
+    """An RSA 3072 server with recommended suites, P-384/P-256 groups and a 3072-bit DH group meets TR-02102-2."""
+    hierarchy = pki.hierarchy("bsi", key=pki.new_key("rsa3072"))
+    cert, key = hierarchy.leaf.write(tmp_path, "leaf")
+    chain, _ = hierarchy.intermediate.write(tmp_path, "chain")
+    args = ("-no_tls1", "-no_tls1_1", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES256-GCM-SHA384",
+            "-ciphersuites", GCM_TLS13, "-groups", "secp384r1:secp256r1")  # fmt: skip
+    with openssl_server(cert, key, *args, chain=chain) as port:
+        run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", BSI, "--offline", "--json", str(tmp_path / "r.json"))
+    assert run.code == ExitCode.OK, run.stdout + run.stderr
+    assert statuses(tmp_path / "r.json") == all_pass(BSI, **{"TR02102-008": "not_applicable"})
+
+
+def test_cabf_year_long_certificate_issued_after_march_2026_fails(tlsgate, tmp_path):
+    """A leaf with notBefore 2026-06-01 and 365 days of validity breaks the 200-day limit and no other CA/B rule."""
+    hierarchy = pki.hierarchy("cabf", not_before=utc(2026, 6, 1), leaf_days=365)
+    cert, key = hierarchy.leaf.write(tmp_path, "leaf")
+    chain, _ = hierarchy.intermediate.write(tmp_path, "chain")
+    with openssl_server(cert, key, chain=chain) as port:
+        run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", CABF, "--offline", "--json", str(tmp_path / "r.json"))
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    expected = {"CABF-002": "fail"} | dict.fromkeys(("CABF-001", "CABF-003", "CABF-004", "CABF-013"), "not_applicable")
+    assert statuses(tmp_path / "r.json") == all_pass(CABF, **expected)
+    assert "CABF-002" in run.stdout
+
+
+def test_cabf_certificate_file_with_client_auth_fails_before_deployment(tlsgate, tmp_path):
+    """tlsgate cert judges a 100-day RSA leaf of April 2027 that still asserts clientAuth: only CABF-013 fails."""
+    hierarchy = pki.hierarchy("cabf-file", key=pki.new_key("rsa2048"), not_before=utc(2027, 4, 1),
+                              leaf_days=100 - 1 / 86400, eku=[*pki.SERVER_AUTH, *pki.CLIENT_AUTH])  # fmt: skip
+    cert, _ = hierarchy.leaf.write(tmp_path, "leaf", chain=[hierarchy.intermediate])
+    run = tlsgate("cert", str(cert), "--pack", CABF, "--json", str(tmp_path / "r.json"))
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    expected = {"CABF-013": "fail"} | dict.fromkeys(("CABF-001", "CABF-002", "CABF-004"), "not_applicable")
+    assert statuses(tmp_path / "r.json") == all_pass(CABF, **expected)
