@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
+from pydantic import ValidationError
 
 from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
@@ -41,7 +42,7 @@ from scanner.probe.endpoint import ClientCredentials
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ALL
 from scanner.probe.starttls import StartTls
-from scanner.render import OutputFormat, render, write_atomic
+from scanner.render import FILE_SUFFIXES, OutputFormat, json_report, render, write_atomic_all
 from scanner.report import Report
 from scanner.targets import Target, TargetError, parse_target
 
@@ -58,6 +59,8 @@ app = typer.Typer(
 )
 rules_app = typer.Typer(help="Inspect the rule packs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(rules_app, name="rules")
+report_app = typer.Typer(help="Work with saved reports.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(report_app, name="report")
 
 
 def _fatal(message: str, code: ExitCode) -> NoReturn:
@@ -212,6 +215,64 @@ def _parse_targets(texts: Sequence[str]) -> list[Target]:
     return targets
 
 
+STDOUT = "-"
+FORMAT_NAMES = ", ".join(fmt.value for fmt in OutputFormat)
+FORMAT_HELP = (
+    f"Write a report: FORMAT is one of {FORMAT_NAMES}; PATH a file, or - (also when =PATH is left out) for "
+    "standard output, which then carries nothing else. Repeatable, each FORMAT once."
+)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One report to write: its format, and its file or standard output (``path`` None)."""
+
+    format: OutputFormat
+    path: Path | None
+
+
+def _parse_outputs(specs: Sequence[str], aliases: Sequence[tuple[str, OutputFormat, Path | None]] = ()) -> list[Output]:
+    """The reports a command writes, from ``--format FORMAT[=PATH]`` and the ``--json``/``--html`` aliases.
+
+    Checked before anything is scanned: an unknown format, a format or file named twice, two reports for standard
+    output, or a path that cannot be written is a usage error.
+    """
+    named: list[tuple[str, OutputFormat, Path | None]] = []
+    for spec in specs:
+        name, sep, raw = spec.partition("=")
+        try:
+            fmt = OutputFormat(name.strip().lower())
+        except ValueError:
+            _fatal(f"--format {spec!r}: unknown format {name.strip()!r} (one of {FORMAT_NAMES})", ExitCode.USAGE)
+        if sep and not raw:
+            _fatal(f"--format {spec!r}: no path after '=' (use - for standard output)", ExitCode.USAGE)
+        path = None if not sep or raw == STDOUT else Path(raw)
+        named.append((f"--format {spec}", fmt, path))
+    for option, fmt, alias_path in aliases:
+        if alias_path is not None:
+            named.append((f"{option} {alias_path}", fmt, None if str(alias_path) == STDOUT else alias_path))
+    outputs: list[Output] = []
+    for index, (given, fmt, path) in enumerate(named):
+        earlier = next((g for g, f, _ in named[:index] if f is fmt), None)
+        if earlier is not None:
+            _fatal(f"the {fmt.value} report is asked for twice ({earlier} and {given})", ExitCode.USAGE)
+        outputs.append(Output(fmt, path))
+    to_stdout = [o.format.value for o in outputs if o.path is None]
+    if len(to_stdout) > 1:
+        _fatal(f"only one report can go to standard output, not {' and '.join(to_stdout)}", ExitCode.USAGE)
+    files = [o.path.resolve() for o in outputs if o.path is not None]
+    for path in files:
+        if files.count(path) > 1:
+            _fatal(f"two reports would be written to the same file {path}", ExitCode.USAGE)
+    for output in outputs:
+        _check_output(output.path)
+    return outputs
+
+
+def _aliases(json_path: Path | None, html_path: Path | None) -> list[tuple[str, OutputFormat, Path | None]]:
+    return [("--json", OutputFormat.json, json_path), ("--html", OutputFormat.html, html_path)]
+
+
 def _check_output(path: Path | None) -> None:
     """Refuse before scanning, not after: a long scan must not end in 'cannot write the report'."""
     if path is None:
@@ -225,47 +286,52 @@ def _check_output(path: Path | None) -> None:
         _fatal(f"cannot write {path}: directory {parent} is not writable", ExitCode.USAGE)
 
 
-def _write_reports(report: Report, outputs: dict[OutputFormat, Path | None]) -> list[Path]:
-    rendered = {fmt: (path, render(report, fmt)) for fmt, path in outputs.items() if path is not None}
-    written = []
-    for path, text in rendered.values():
-        try:
-            write_atomic(path, text)
-        except OSError as exc:
-            _fatal(f"cannot write {path}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
-        written.append(path)
-    return written
+def _write_reports(report: Report, outputs: Sequence[Output]) -> list[tuple[Output, str]]:
+    """Render every report first, then write every file or none (a render that breaks writes nothing)."""
+    rendered = [(output, render(report, output.format)) for output in outputs]
+    try:
+        write_atomic_all([(output.path, text) for output, text in rendered if output.path is not None])
+    except OSError as exc:
+        _fatal(f"cannot write {exc.filename or 'a report'}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+    return rendered
 
 
-def _print_summary(report: Report) -> None:
+def _print_summary(report: Report, err: bool = False) -> None:
+    """The verdicts for a person; on stderr (``err``) when standard output carries a report."""
     for target in report.targets:
         facts = target.facts
         if facts.error is not None:
             # The one-line reason a target could not be scanned goes to stderr, where CI logs keep errors.
             typer.echo(f"tlsgate: {target.target}: {facts.error.error_class.value}: {facts.error.message}", err=True)
-            typer.echo(f"ERROR {target.target}  not scanned ({facts.error.error_class.value})")
+            typer.echo(f"ERROR {target.target}  not scanned ({facts.error.error_class.value})", err=err)
             continue
         counts = {s: sum(1 for f in target.findings if f.status == s) for s in Status}
         parts = [f"{counts[s]} {s.value}" for s in (Status.failed, Status.error, Status.passed) if counts[s]]
-        typer.echo(f"{target.verdict.upper():5} {target.target}  ({', '.join(parts) or 'no rules'})")
+        typer.echo(f"{target.verdict.upper():5} {target.target}  ({', '.join(parts) or 'no rules'})", err=err)
         for finding in target.findings:
             if finding.status in (Status.failed, Status.error):
                 head = f"{finding.status.value} [{finding.severity}] {finding.rule} {finding.title}"
-                typer.echo(f"      {head}: {finding.message}")
+                typer.echo(f"      {head}: {finding.message}", err=err)
 
 
-def _deliver(report: Report, outputs: dict[OutputFormat, Path | None]) -> None:
-    written = _write_reports(report, outputs)
-    _print_summary(report)
-    for path in written:
-        typer.echo(f"report: {path}")
+def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True) -> None:
+    rendered = _write_reports(report, outputs)
+    to_stdout = any(output.path is None for output, _ in rendered)
+    for output, text in rendered:
+        if output.path is None:
+            typer.echo(text.encode("utf-8"), nl=False)  # bytes: UTF-8 like the files, whatever the locale
+    if summary:
+        _print_summary(report, err=to_stdout)
+    for output, _ in rendered:
+        if output.path is not None:
+            typer.echo(f"report: {output.path}", err=to_stdout)
 
 
 def _scan(
     targets: list[tuple[Target, ConnectOptions]],
     packs: list[RulePack],
     probe: ProbeOptions,
-    outputs: dict[OutputFormat, Path | None],
+    outputs: Sequence[Output],
 ) -> Report:
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
@@ -348,11 +414,15 @@ def scan(
             help="Built-in pack id or a pack file; repeatable. Default: tls13-only.",
         ),
     ] = None,
+    format_: Annotated[
+        list[str] | None,
+        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
+    ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
     ] = None,
     html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
@@ -451,8 +521,7 @@ def scan(
 
     parsed = _parse_targets(targets)
     packs = _load_packs(pack or DEFAULT_PACKS, param or [])
-    _check_output(json_path)
-    _check_output(html_path)
+    outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
     if sni is not None and no_sni:
         _fatal("--sni and --no-sni exclude each other", ExitCode.USAGE)
     if ip is not None and all_addresses:
@@ -490,7 +559,6 @@ def scan(
         probe = ProbeOptions(
             timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
         )
-        outputs = {OutputFormat.json: json_path, OutputFormat.html: html_path}
         report = _scan([(t, connect) for t in parsed], packs, probe, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
@@ -505,11 +573,15 @@ def cert(
         list[str],
         typer.Option("--pack", "-p", metavar="ID|PATH", help="Pack(s) with certificate rules; repeatable. Required."),
     ],
+    format_: Annotated[
+        list[str] | None,
+        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
+    ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
     ] = None,
     html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
@@ -533,12 +605,11 @@ def cert(
     from scanner.report import ScanOptions  # noqa: PLC0415
 
     packs = _load_packs(pack, param or [])
-    _check_output(json_path)
-    _check_output(html_path)
+    outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
     password = _password(password_env, password_file)
     started = datetime.now(UTC)
     report = judge(files_facts(files, password), packs, ScanOptions(timeout=0, packs=[p.id for p in packs]), started)
-    _deliver(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    _deliver(report, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
@@ -556,11 +627,15 @@ def evaluate(
         list[str],
         typer.Option("--pack", "-p", metavar="ID|PATH", help="Built-in pack id or a pack file; repeatable. Required."),
     ],
+    format_: Annotated[
+        list[str] | None,
+        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
+    ] = None,
     json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here.")
+        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
     ] = None,
     html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here.")
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
@@ -578,8 +653,7 @@ def evaluate(
     from scanner.report import ScanOptions  # noqa: PLC0415
 
     packs = _load_packs(pack, param or [])
-    _check_output(json_path)
-    _check_output(html_path)
+    outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
     saved = []
     for file in files:
         try:
@@ -590,7 +664,7 @@ def evaluate(
     timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)
     started = datetime.now(UTC)
     report = judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started)
-    _deliver(report, {OutputFormat.json: json_path, OutputFormat.html: html_path})
+    _deliver(report, outputs)
     raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
 
 
@@ -822,6 +896,48 @@ def describe_pack(pack: RulePack, width: int = 88) -> list[str]:
     return lines
 
 
+RENDER_EXIT_HELP = """Exit codes:
+  0  every report was written
+  2  usage error: bad --format, or SAVED is not a readable tlsgate JSON report
+  4  a report could not be written"""
+
+
+@report_app.command("render", epilog="\b\n" + RENDER_EXIT_HELP)
+def report_render(
+    saved: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSON report written by scan, cert or evaluate (--format json).",
+            metavar="SAVED.json",
+            show_default=False,
+        ),
+    ],
+    format_: Annotated[
+        list[str],
+        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
+    ],
+) -> None:
+    """Render a saved JSON report in other formats: nothing is scanned or judged again.
+
+    The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
+    evaluate), so the exit code says whether the reports were written, not whether the policy was met.
+    """
+    outputs = _parse_outputs(format_)
+    try:
+        text = saved.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _fatal(f"cannot read {saved}: {reason}", ExitCode.USAGE)
+    try:
+        report = json_report.load(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        detail = f"{where}: {first['msg']}" if where else first["msg"]
+        _fatal(f"{saved}: not a tlsgate JSON report ({detail})", ExitCode.USAGE)
+    _deliver(report, outputs, summary=False)
+
+
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for the demo's reports.")] = Path("tlsgate-demo"),
@@ -841,7 +957,7 @@ def demo(
         demo_endpoint(make_demo_pki(Path(tmp))) as server,
     ):
         typer.echo(f"demo endpoint listening on {server.target} (TLS 1.2 and 1.3)")
-        outputs: dict[OutputFormat, Path | None] = {fmt: out / f"report.{fmt.value}" for fmt in OutputFormat}
+        outputs = [Output(fmt, out / f"report{FILE_SUFFIXES[fmt]}") for fmt in OutputFormat]
         probe = ProbeOptions(timeout=timeout, plan=ALL)
         report = _scan([(parse_target(server.target), ConnectOptions())], packs, probe, outputs)
     if report.targets[0].verdict == "error":

@@ -236,6 +236,7 @@ class RevocationResult(Frozen):
 
     certificate: str = Field(description="SHA-256 of the certificate checked.")
     subject: str
+    leaf: bool = Field(default=False, description="The certificate checked is the server's (or file's) own.")
     source: Literal["ocsp", "crl", "stapled_ocsp"]
     url: str | None = None
     status: Literal["good", "revoked", "unknown", "not_checked", "error"]

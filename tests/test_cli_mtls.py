@@ -51,7 +51,7 @@ def test_with_pkcs12_certificate(tlsgate, mtls_server, tmp_path):
     out.mkdir()
     args = ["scan", f"127.0.0.1:{port}", "--all-facts", "--client-p12", str(pki.p12), "--client-password-env", env_name]
     for fmt in OutputFormat:
-        args += [f"--{fmt.value}", str(out / f"r.{fmt.value}")]
+        args += ["--format", f"{fmt.value}={out / f'r.{fmt.value}'}"]
     proc = subprocess.run(
         [sys.executable, "-m", "scanner.cli", *args],
         capture_output=True, text=True, timeout=300, check=False, env={**os.environ, env_name: pki.password},

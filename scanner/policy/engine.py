@@ -27,8 +27,14 @@ def _reason(obj: Any) -> str:
     return str(error.message) if error is not None else "not probed by this scan"
 
 
+def _is_observation(obj: Any) -> bool:
+    """An observation container (a fact group, an Observed value, a protocol entry) carries a ProbeError field;
+    a result *value* with a status of its own (a revocation check that errored) does not, and is judged as data."""
+    return isinstance(obj, BaseModel) and "error" in type(obj).model_fields
+
+
 def _unobserved(obj: Any, where: str) -> Unobserved | None:
-    if getattr(obj, "status", None) in _UNOBSERVED:
+    if _is_observation(obj) and getattr(obj, "status", None) in _UNOBSERVED:
         error = getattr(obj, "error", None)
         if error is not None and error.error_class == ErrorClass.not_applicable:
             return Unobserved(f"{where} does not apply: {error.message}", not_applicable=True)
@@ -50,7 +56,7 @@ def _gaps(items: list[Any], path: str) -> Unobserved | None:
     gaps = [
         f"{label(plain(e))}: {_reason(e)}"
         for e in items
-        if isinstance(e, BaseModel) and getattr(e, "status", None) in _UNOBSERVED
+        if _is_observation(e) and getattr(e, "status", None) in _UNOBSERVED
     ]
     return Unobserved(f"{path} not fully observed ({'; '.join(gaps)})") if gaps else None
 

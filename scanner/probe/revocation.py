@@ -565,8 +565,8 @@ def check_revocation(
         if _is_self_signed(cert):
             continue
         jobs += _jobs_for(cert, find_issuer(cert, candidates), fetcher, moment, ocsp_nonce)
-    if not jobs:
-        return results
-    with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs)), thread_name_prefix="revocation") as pool:
-        results += pool.map(lambda job: job(), jobs)
-    return results
+    if jobs:
+        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs)), thread_name_prefix="revocation") as pool:
+            results += pool.map(lambda job: job(), jobs)
+    leaf = _sha256(chain[0]) if chain else None
+    return [r.model_copy(update={"leaf": r.certificate == leaf}) for r in results]

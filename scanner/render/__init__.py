@@ -5,17 +5,33 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import assert_never
 
-from scanner.render import html, json_report
+from scanner.render import csv_report, html, json_report, junit, markdown, sarif
 from scanner.report import Report
 
 
 class OutputFormat(StrEnum):
     json = "json"
     html = "html"
+    sarif = "sarif"
+    junit = "junit"
+    markdown = "markdown"
+    csv = "csv"
+
+
+# The file name ending each format is written with when tlsgate picks the name itself (the demo).
+FILE_SUFFIXES: dict[OutputFormat, str] = {
+    OutputFormat.json: ".json",
+    OutputFormat.html: ".html",
+    OutputFormat.sarif: ".sarif",
+    OutputFormat.junit: ".junit.xml",
+    OutputFormat.markdown: ".md",
+    OutputFormat.csv: ".csv",
+}
 
 
 def render(report: Report, output_format: OutputFormat) -> str:
@@ -23,15 +39,24 @@ def render(report: Report, output_format: OutputFormat) -> str:
         return json_report.render(report)
     if output_format is OutputFormat.html:
         return html.render(report)
+    if output_format is OutputFormat.sarif:
+        return sarif.render(report)
+    if output_format is OutputFormat.junit:
+        return junit.render(report)
+    if output_format is OutputFormat.markdown:
+        return markdown.render(report)
+    if output_format is OutputFormat.csv:
+        return csv_report.render(report)
     assert_never(output_format)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write the whole file or nothing: a temp file in the same directory, fsync, then rename over."""
+def _write_temp(path: Path, text: str) -> Path:
+    """The whole text in a fsynced temp file beside ``path``, with the permissions of a freshly created file."""
     directory = path.parent if str(path.parent) else Path()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # newline="": the text is written as rendered (CSV's CRLF record ends must not be translated).
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -39,8 +64,44 @@ def write_atomic(path: Path, text: str) -> None:
         umask = os.umask(0)
         os.umask(umask)
         Path(tmp_name).chmod(0o666 & ~umask)
-        Path(tmp_name).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             Path(tmp_name).unlink()
         raise
+    return Path(tmp_name)
+
+
+class ReportWriteError(OSError):
+    """A report file that could not be written; ``filename`` is the report's path, not the temp file's."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror or str(cause), str(path))
+
+
+def write_atomic_all(files: Sequence[tuple[Path, str]]) -> None:
+    """Write every file whole, or replace none: all temp files are written and fsynced before the first rename.
+
+    A full disk or an unwritable directory therefore leaves every previous report as it was.
+    """
+    written: list[tuple[Path, Path]] = []
+    try:
+        for path, text in files:
+            try:
+                written.append((_write_temp(path, text), path))
+            except OSError as exc:
+                raise ReportWriteError(path, exc) from exc
+        for tmp, path in written:
+            try:
+                tmp.replace(path)
+            except OSError as exc:
+                raise ReportWriteError(path, exc) from exc
+    except BaseException:
+        for tmp, _ in written:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write the whole file or nothing: a temp file in the same directory, fsync, then rename over."""
+    write_atomic_all([(path, text)])

@@ -1,0 +1,226 @@
+"""SARIF 2.1.0 for code-scanning dashboards: one result per failed rule per target.
+
+Every rule the run judged is described once in ``tool.driver.rules`` (title, rationale, remediation as help text,
+the first web reference as help URI); severities become SARIF levels through one table. A target that could not be
+scanned, or a rule that could not be checked, is not a result but a tool execution notification: the dashboard
+should not show "could not check" as a vulnerability, nor as fixed. The log validates against the OASIS schema
+vendored in ``reports/schema/sarif-2.1.0.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any, Literal, NamedTuple
+from urllib.parse import quote, urlsplit
+
+from scanner import __version__
+from scanner.facts import Facts
+from scanner.findings import Finding, Status
+from scanner.report import Report, TargetReport
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_NAME = "tlsgate"
+INFORMATION_URI = "https://tlsgate.dev/"
+# Bumped when the fingerprint recipe changes, so a dashboard does not match old alerts against new ones.
+FINGERPRINT_KEY = "tlsgate/v1"
+
+Level = Literal["error", "warning", "note"]
+
+
+class SarifSeverity(NamedTuple):
+    """How one tlsgate severity appears in SARIF."""
+
+    level: Level
+    # GitHub code scanning's 0.0-10.0 score (9.0+ critical, 7.0+ high, 4.0+ medium, else low); None: not a
+    # security alert score at all (informational rules).
+    security_severity: str | None
+
+
+SEVERITY_TABLE: dict[str, SarifSeverity] = {
+    "critical": SarifSeverity("error", "9.5"),
+    "high": SarifSeverity("error", "8.0"),
+    "medium": SarifSeverity("warning", "5.5"),
+    "low": SarifSeverity("note", "3.0"),
+    "info": SarifSeverity("note", None),
+}
+# A saved report from a future tlsgate may name a severity this one does not know: SARIF's default level.
+UNKNOWN_SEVERITY = SarifSeverity("warning", None)
+
+
+def sarif_severity(severity: str) -> SarifSeverity:
+    return SEVERITY_TABLE.get(severity, UNKNOWN_SEVERITY)
+
+
+def rule_id(finding: Finding) -> str:
+    """Rule ids are unique within a pack, so the SARIF id carries the pack: ``tls13-only/TLS13ONLY-001``."""
+    return f"{finding.pack}/{finding.rule}"
+
+
+def target_uri(facts: Facts) -> str:
+    """The target as a URI: ``tls://host:port`` for an endpoint, the file itself for ``tlsgate cert``."""
+    info = facts.target
+    if info.source == "file":
+        path = PurePosixPath(info.input.replace("\\", "/"))
+        if path.is_absolute():
+            return path.as_uri()
+        return quote(str(path))  # relative, as a dashboard that knows the repository can link it
+    host = f"[{info.host}]" if ":" in info.host else quote(info.host, safe="")
+    return f"tls://{host}:{info.port}" if info.port else f"tls://{host}"
+
+
+def _utc(value: datetime) -> str:
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _is_web_url(value: str) -> bool:
+    """Only a well-formed http(s) URL becomes helpUri (a reference may just as well be "RFC 8446, 4.1")."""
+    parts = urlsplit(value)
+    return parts.scheme in ("https", "http") and bool(parts.netloc) and not any(c.isspace() for c in value)
+
+
+def _text(value: str, fallback: str) -> str:
+    return value.strip() or fallback
+
+
+def _rule_descriptor(finding: Finding) -> dict[str, Any]:
+    severity = sarif_severity(finding.severity)
+    properties: dict[str, Any] = {
+        "tags": ["security", "tls", finding.pack],
+        "severity": finding.severity,
+        # a rule judges observed facts, it does not guess: no false positives by construction
+        "precision": "very-high",
+    }
+    if severity.security_severity is not None:
+        properties["security-severity"] = severity.security_severity
+    descriptor: dict[str, Any] = {
+        "id": rule_id(finding),
+        "name": finding.rule,
+        "shortDescription": {"text": _text(finding.title, finding.rule)},
+        "fullDescription": {"text": _text(finding.rationale, finding.title or finding.rule)},
+        "help": {"text": _text(finding.remediation, finding.rationale or finding.title or finding.rule)},
+        "defaultConfiguration": {"level": severity.level},
+        "properties": properties,
+    }
+    web = [ref for ref in finding.references if _is_web_url(ref)]
+    if web:
+        descriptor["helpUri"] = web[0]
+    return descriptor
+
+
+def _location(target: TargetReport) -> dict[str, Any]:
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": target_uri(target.facts)}},
+        "logicalLocations": [{"name": target.target, "fullyQualifiedName": target.target, "kind": "resource"}],
+    }
+
+
+def _fingerprint(target: str, finding: Finding) -> str:
+    """Stable across runs for the same target and rule, so a dashboard tracks one alert until it is fixed."""
+    return hashlib.sha256(f"{target}\x00{rule_id(finding)}".encode()).hexdigest()
+
+
+def _result(target: TargetReport, finding: Finding, index: int) -> dict[str, Any]:
+    return {
+        "ruleId": rule_id(finding),
+        "ruleIndex": index,
+        "kind": "fail",
+        "level": sarif_severity(finding.severity).level,
+        "message": {"text": _text(finding.message, finding.title or finding.rule)},
+        "locations": [_location(target)],
+        "partialFingerprints": {FINGERPRINT_KEY: _fingerprint(target.target, finding)},
+        "properties": {
+            "target": target.target,
+            "pack": finding.pack,
+            "severity": finding.severity,
+            "evidence": finding.model_dump(mode="json")["evidence"],
+        },
+    }
+
+
+def _notifications(target: TargetReport, rule_index: dict[str, int]) -> list[dict[str, Any]]:
+    """Why a target, or a rule on it, could not be checked."""
+    error = target.facts.error
+    if target.facts.status != "ok":
+        reason = f"{error.error_class.value}: {error.message}" if error else "not scanned"
+        return [
+            {
+                "level": "error",
+                "message": {"text": f"{target.target}: could not be scanned ({reason})"},
+                "locations": [_location(target)],
+                "properties": {"target": target.target, "errorClass": error.error_class.value if error else None},
+            }
+        ]
+    # A scanned target's inconclusive rules; an unscanned target's rules would all repeat the reason above.
+    return [
+        {
+            "level": "warning",
+            "message": {"text": f"{target.target}: {rule_id(f)} could not be checked: {f.message}"},
+            "locations": [_location(target)],
+            "associatedRule": {"id": rule_id(f), "index": rule_index[rule_id(f)]},
+            "properties": {"target": target.target},
+        }
+        for f in target.findings
+        if f.status == Status.error
+    ]
+
+
+def sarif_log(report: Report) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = []
+    rule_index: dict[str, int] = {}
+    for target in report.targets:
+        for finding in target.findings:
+            if rule_id(finding) not in rule_index:
+                rule_index[rule_id(finding)] = len(rules)
+                rules.append(_rule_descriptor(finding))
+    results = [
+        _result(target, finding, rule_index[rule_id(finding)])
+        for target in report.targets
+        for finding in target.findings
+        if finding.status == Status.failed
+    ]
+    notifications = [n for target in report.targets for n in _notifications(target, rule_index)]
+    invocation: dict[str, Any] = {
+        # false when anything could not be checked: the run is then incomplete, whatever it found
+        "executionSuccessful": not notifications,
+        "startTimeUtc": _utc(report.started_at),
+        "endTimeUtc": _utc(report.finished_at),
+    }
+    if notifications:
+        invocation["toolExecutionNotifications"] = notifications
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": TOOL_NAME,
+                "version": report.tool.version,
+                "semanticVersion": report.tool.version,
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }
+        },
+        "invocations": [invocation],
+        # every target judged, passing or not, so the log says what was covered and not only what failed
+        "artifacts": [
+            {
+                "location": {"uri": target_uri(target.facts)},
+                "description": {"text": target.target},
+                "roles": ["analysisTarget"],
+            }
+            for target in report.targets
+        ],
+        "results": results,
+        "properties": {
+            "packs": [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in report.packs],
+            "summary": report.summary.model_dump(mode="json"),
+            "renderedBy": f"{TOOL_NAME} {__version__}",
+        },
+    }
+    return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+
+
+def render(report: Report) -> str:
+    return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
