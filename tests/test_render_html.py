@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import re
 from datetime import UTC, datetime, timedelta
@@ -39,6 +41,8 @@ from scanner.facts import (
     unobserved,
 )
 from scanner.findings import Finding, Status
+from scanner.policy.engine import evaluate
+from scanner.policy.pack import resolve_pack
 from scanner.render import html as html_render
 from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
 
@@ -192,6 +196,12 @@ def _finding(status: Status, message: str, evidence: dict[str, object]) -> Findi
     )
 
 
+def _evidence(facts: Facts, rule: str, pack: str = "tls13-only") -> dict[str, object]:
+    """The evidence the engine records for one rule of a built-in pack on these facts."""
+    (finding,) = [f for f in evaluate(facts, [resolve_pack(pack)]) if f.rule == rule]
+    return finding.evidence
+
+
 def _target_report(name: str, facts: Facts, findings: list[Finding]) -> TargetReport:
     return TargetReport(target=name, verdict=target_verdict(facts, findings), facts=facts, findings=findings)
 
@@ -227,11 +237,13 @@ def report() -> Report:
         error=ProbeError(error_class=ErrorClass.dns, message="missing.invalid does not resolve"),
     )
     targets = [
-        _target_report("good.example:443", good, [_finding(Status.passed, "Only TLSv1.3 is accepted.", {})]),
+        _target_report(
+            "good.example:443", good, [_finding(Status.passed, "Only TLSv1.3 is accepted.", _evidence(good, FAIL_RULE))]
+        ),
         _target_report(
             "legacy.example:443",
             bad,
-            [_finding(Status.failed, "TLSv1.2 is accepted.", {"offending_versions": ["TLSv1.2"]})],
+            [_finding(Status.failed, "TLSv1.2 is accepted.", _evidence(bad, FAIL_RULE))],
         ),
         _target_report(
             "missing.invalid:443",
@@ -281,13 +293,24 @@ def test_page_is_self_contained(page: str) -> None:
 
 
 def _assert_self_contained(page: str) -> None:
+    """No external resource of any kind; the one script is inline and is the only one the page's CSP runs."""
     lowered = page.lower()
-    assert "<script" not in lowered
-    assert "<link" not in lowered
-    assert "src=" not in lowered
-    assert "@import" not in lowered
-    assert "url(" not in lowered
+    for external in ("<link", "src=", "@import", "url(", "<img", "<iframe", "<object", "<embed", "fetch(", "xmlhttp"):
+        assert external not in lowered, external
+    assert not re.search(r"<[a-z][^>]*\son[a-z]+=", lowered), "inline event handler"
     assert "<style>" in lowered
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert len(scripts) == lowered.count("<script") == 1
+    attributes, script = scripts[0]
+    assert attributes == ""
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
+    assert csp is not None
+    assert page.index("Content-Security-Policy") < page.index("<style>")
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert csp.group(1) == (
+        "default-src 'none'; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
 
 
 def test_page_parses_with_balanced_tags(page: str) -> None:
@@ -324,7 +347,8 @@ def test_failing_finding_shows_rule_and_evidence(page: str) -> None:
     assert FAIL_RULE in row.group(0)
     assert "<details>" in row.group(0)
     text = html.unescape(row.group(0))
-    assert '"offending_versions": [\n    "TLSv1.2"\n  ]' in text
+    assert '"offending": [\n    {\n      "cipher_order": null,\n      "cipher_suites": [' in text
+    assert '"version": "TLSv1.2"' in text
     assert "Set the minimum protocol version to TLS 1.3." in text
     assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in section
 
@@ -856,3 +880,184 @@ def test_certificate_validity_edge_cases() -> None:
     assert one.text == "1 day remaining"
     empty = cert.model_copy(update={"not_before": cert.not_after})
     assert html_render.certificate_validity(empty, START).elapsed_percent == 100.0
+
+
+def _overview(page: str) -> str:
+    return page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
+
+
+def test_overview_matrix_and_severity_counts(page: str) -> None:
+    """The overview opens with the targets by verdict, failed findings by severity and a targets x packs matrix."""
+    overview = _overview(page)
+    assert overview.index('class="verdicts"') < overview.index('class="pack-matrix"') < overview.index('"overview"')
+    assert _row_texts(_table(overview, "verdicts")) == [["3", "1", "1", "1"]]
+    severities = _table(overview, "severity-counts")
+    assert re.findall(r'<th scope="col" class="sev sev-(\w+)">', severities) == list(html_render.SEVERITIES)
+    assert _row_texts(severities) == [["0", "1", "0", "0", "0"]]
+    assert '<td data-severity="high" data-count="1" class="sev-high nonzero">1</td>' in severities
+    matrix = _table(overview, "pack-matrix")
+    assert re.findall(r'<th scope="col"><code>([^<]+)</code></th>', matrix) == ["tls13-only"]
+    assert _row_texts(matrix) == [
+        ["good.example:443", "Pass 1 pass"],
+        ["legacy.example:443", "Fail 1 fail"],
+        ["missing.invalid:443", "Error 1 error"],
+    ]
+    assert re.findall(r'<td class="cell (\w+)" data-pack="tls13-only" data-status="\1">', matrix) == [
+        "pass",
+        "fail",
+        "error",
+    ]
+    assert '<a href="#target-2">legacy.example:443</a>' in matrix
+
+
+def test_pack_matrix_cells() -> None:
+    """A cell is fail over error over pass; its counts list each status once; a pack with no finding is "none"."""
+
+    def finding(pack: str, status: Status) -> Finding:
+        return Finding(pack=pack, rule="R-1", title="t", severity="low", status=status, message="m")
+
+    findings = [
+        finding("a", Status.passed),
+        finding("a", Status.error),
+        finding("a", Status.passed),
+        finding("b", Status.not_applicable),
+        finding("b", Status.passed),
+        finding("c", Status.error),
+        finding("c", Status.failed),
+        finding("d", Status.not_applicable),
+    ]
+    assert html_render.pack_cell("a", findings) == ("a", "error", (("error", 1), ("pass", 2)))
+    assert html_render.pack_cell("b", findings).status == "pass"
+    assert html_render.pack_cell("c", findings) == ("c", "fail", (("fail", 1), ("error", 1)))
+    assert html_render.pack_cell("d", findings).status == "not_applicable"
+    assert html_render.pack_cell("e", findings) == ("e", "none", ())
+
+
+def _policy_facts() -> Facts:
+    """TLS 1.2 with a GCM suite (Mozilla intermediate allows it) and a CBC one (it does not), and TLS 1.3."""
+    cbc = CipherSuite(name="TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", code="0xC027", key_exchange="ECDHE")
+    protocols = [
+        p.model_copy(update={"cipher_suites": [*p.cipher_suites, cbc]}) if p.version == ProtocolVersion.TLSv1_2 else p
+        for p in _protocols(ProtocolVersion.TLSv1_2, ProtocolVersion.TLSv1_3)
+    ]
+    return Facts(
+        target=_target("legacy.example", "192.0.2.2"),
+        started_at=START,
+        finished_at=START,
+        status="ok",
+        protocols=protocols,
+        certificate=CertificateFacts(status="ok", leaf=_certificate("CN=legacy.example")),
+    )
+
+
+def test_protocol_policy_reads_the_engines_evidence() -> None:
+    """Versions and suites in the offending evidence of failed rules are not allowed; a rule on the cipher order
+    alone marks no version; a suite accepted with a version that is not allowed is not allowed with it."""
+    findings = evaluate(_policy_facts(), [resolve_pack("tls13-only"), resolve_pack("mozilla-intermediate")])
+    failed = {f.rule for f in findings if f.status == Status.failed}
+    assert {"TLS13ONLY-001", "MOZILLA-INTERMEDIATE-003", "MOZILLA-INTERMEDIATE-013"} <= failed
+    policy = html_render.protocol_policy(findings)
+    assert policy.judged
+    assert {version: [r.rule for r in refs] for version, refs in policy.versions.items()} == {
+        "TLSv1.2": ["TLS13ONLY-001"]
+    }
+    assert {name: [r.rule for r in refs] for name, refs in policy.suites.items()} == {
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256": ["MOZILLA-INTERMEDIATE-003"]
+    }
+    assert policy.version("TLSv1.3") == ("allowed", ())
+    (ref,) = policy.version("TLSv1.2").rules
+    assert ref == ("tls13-only", "TLS13ONLY-001", "No protocol version other than TLS 1.3 is accepted")
+    cbc = policy.suite("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256")
+    assert cbc.state == "not_allowed"
+    assert [r.rule for r in cbc.rules] == ["MOZILLA-INTERMEDIATE-003", "TLS13ONLY-001"]
+    assert policy.suite("TLSv1.3", "TLS_AES_256_GCM_SHA384").state == "allowed"
+    # Without a rule on protocols nothing is judged; a pass judges without marking anything.
+    assert html_render.protocol_policy([]).version("TLSv1.2").state == "not_judged"
+    tls12 = evaluate(_policy_facts(), [resolve_pack("tls12-plus")])
+    assert html_render.protocol_policy(tls12).suite("TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256").state == (
+        "allowed"
+    )
+
+
+def test_protocol_policy_plain_names_and_missing_values() -> None:
+    """Names from ``protocols.version`` and ``protocols.cipher_suites.name`` mark too; what require_* lists is
+    missing, not accepted, so it marks nothing; neither do errors and other facts."""
+
+    def finding(fact: str, operator: str, offending: list[object], status: Status = Status.failed) -> Finding:
+        evidence = {"fact": fact, "expected": {operator: ["x"]}, "offending": offending}
+        return Finding(pack="p", rule="P-1", title="t", severity="low", status=status, message="m", evidence=evidence)
+
+    policy = html_render.protocol_policy(
+        [
+            finding("protocols.version", "only", ["TLSv1.1"]),
+            finding("protocols.cipher_suites.name", "forbid", ["TLS_RSA_WITH_RC4_128_SHA"]),
+            finding("protocols.version", "require_all", ["TLSv1.3"]),
+            finding("protocols.cipher_suites.name", "require_any", ["TLS_AES_128_GCM_SHA256"]),
+            finding("protocols.version", "only", ["SSLv3"], Status.error),
+            finding("groups.tls13.name", "only", ["TLSv1.0"]),
+        ]
+    )
+    assert set(policy.versions) == {"TLSv1.1"}
+    assert set(policy.suites) == {"TLS_RSA_WITH_RC4_128_SHA"}
+
+
+def test_protocols_and_suites_marked_by_policy(report: Report) -> None:
+    """The protocols table says which accepted version the packs allow; the protocol x suite table does the same
+    per suite and version, with the rules that do not allow it."""
+    facts = _policy_facts()
+    findings = evaluate(facts, [resolve_pack("tls13-only"), resolve_pack("mozilla-intermediate")])
+    target = _target_report("legacy.example:443", facts, findings)
+    page = html_render.render(report.model_copy(update={"targets": [target], "summary": summarise([target])}))
+    section = _section(page, 1)
+    protocols = {row[0]: row[1:] for row in _row_texts(_table(section, "protocols"))}
+    assert protocols["TLSv1.2"][-1] == "Not allowed TLS13ONLY-001"
+    assert protocols["TLSv1.3"][-1] == "Allowed"
+    assert protocols["TLSv1.1"][-1] == DASH
+    assert '<code title="tls13-only: No protocol version other than TLS 1.3 is accepted">TLS13ONLY-001</code>' in (
+        section
+    )
+    matrix = _table(section, "suite-matrix")
+    assert re.findall(r'<th scope="col">([^<]+)</th>', matrix) == [
+        "Cipher suite",
+        "TLSv1.3",
+        "TLSv1.2",
+        "Not allowed by",
+    ]
+    assert _row_texts(matrix) == [
+        ["TLS_AES_256_GCM_SHA384", "Allowed", DASH, DASH],
+        ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", DASH, "Not allowed", "TLS13ONLY-001"],
+        ["TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256", DASH, "Not allowed", "MOZILLA-INTERMEDIATE-003 TLS13ONLY-001"],
+    ]
+    assert re.findall(r'<tr data-suite="[^"]+" data-policy="(\w+)">', matrix) == [
+        "allowed",
+        "not_allowed",
+        "not_allowed",
+    ]
+    # Without rules on protocols, accepted suites are neither allowed nor not: they are shown as accepted.
+    bare = _target_report("legacy.example:443", facts, [])
+    page = html_render.render(report.model_copy(update={"targets": [bare], "summary": summarise([bare])}))
+    assert {row[1] for row in _row_texts(_table(_section(page, 1), "suite-matrix"))} == {"Accepted", DASH}
+
+
+def test_findings_filter_markup(page: str) -> None:
+    """The filter is hidden until its script shows it; its choices are the severities and packs of the report;
+    every finding row carries what it filters on; print shows every row whatever the filter."""
+    form = re.search(
+        r'<form class="filters" id="filters" hidden aria-label="Filter the findings">.*?</form>', page, re.S
+    )
+    assert form is not None
+    assert '<input type="checkbox" name="failed" id="filter-failed">' in form.group(0)
+    severity = re.search(r'<select name="severity" id="filter-severity">(.*?)</select>', form.group(0), re.S)
+    pack = re.search(r'<select name="pack" id="filter-pack">(.*?)</select>', form.group(0), re.S)
+    assert severity is not None and pack is not None
+    assert re.findall(r'<option value="([^"]*)">', severity.group(1)) == ["", "high"]
+    assert re.findall(r'<option value="([^"]*)">', pack.group(1)) == ["", "tls13-only"]
+    rows = re.findall(r"<tr (data-status=\"\w+\" data-severity[^>]*)>", page)
+    assert rows == [
+        f'data-status="{status}" data-severity="high" data-pack="tls13-only" data-rule="{FAIL_RULE}"'
+        for status in ("pass", "fail", "error")
+    ]
+    assert page.count('<tr class="no-match" hidden>') == 3
+    printed = page.split("@media print {", 1)[1].split("</style>", 1)[0]
+    assert ".filters { display: none !important; }" in printed
+    assert "table.findings tbody tr[data-status][hidden] { display: table-row; }" in printed

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the real servers the tests talk to on loopback (openssl s_server, nginx, gnutls-serv) and sslscan,
-# which a test compares with. Does nothing when they are already there.
+# Install the real servers the tests talk to on loopback (openssl s_server, nginx, gnutls-serv), sslscan,
+# which a test compares with, and Debian's chromium, the headless browser the HTML report is tested in.
+# Does nothing when they are already there.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v gnutls-serv >/dev/null || need+=(gnutls-bin)
 command -v sslscan >/dev/null || need+=(sslscan)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 ((${#need[@]})) || exit 0
 
 sudo_cmd=""

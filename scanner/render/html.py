@@ -1,24 +1,35 @@
-"""The HTML report: one self-contained page (inline CSS, no scripts, no external resources).
+"""The HTML report: one self-contained page (inline CSS and one small inline script, no external resources).
 
 The page is rendered from ``reports/templates/report.html.j2`` with autoescaping on, so every string
 that came from a scanned server (certificate names, error messages) is escaped before it reaches the page.
+Its Content-Security-Policy loads nothing from anywhere and runs only the page's own filter script (named by
+its SHA-256), so even a string that escaped escaping could not run or fetch anything.
+
+What the page shows is worked out here, not in the template: the targets x packs matrix, the counts by
+severity, and which protocol versions and cipher suites the packs do not allow.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 from pydantic import BaseModel
 
 from scanner.facts import (
     BasicConstraints,
     Behaviours,
     Certificate,
+    CipherSuite,
     ClientAuthFacts,
     Facts,
     GroupFacts,
@@ -29,7 +40,7 @@ from scanner.facts import (
 )
 from scanner.findings import Finding, Status
 from scanner.policy.pack import SEVERITIES
-from scanner.report import Report
+from scanner.report import Report, TargetReport
 from scanner.resources import reports_dir
 
 TEMPLATE = "report.html.j2"
@@ -326,6 +337,211 @@ def failed_by_severity(findings: list[Finding]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (_SEVERITY_ORDER.get(item[0], len(_SEVERITY_ORDER)), item[0]))
 
 
+def severity_counts(report: Report) -> list[tuple[str, int]]:
+    """Failed findings of the whole report per severity: every known severity (zeros too), most severe first."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for target in report.targets:
+        for f in target.findings:
+            if f.status == Status.failed:
+                counts[f.severity] = counts.get(f.severity, 0) + 1
+    return list(counts.items())
+
+
+def finding_severities(report: Report) -> list[str]:
+    """The severities of the report's findings, most severe first: the choices of the severity filter."""
+    present = {f.severity for t in report.targets for f in t.findings}
+    return sorted(present, key=lambda s: (_SEVERITY_ORDER.get(s, len(_SEVERITY_ORDER)), s))
+
+
+def pack_ids(report: Report) -> list[str]:
+    """The packs of the run in the order given, then any other pack a finding names (a re-evaluated report)."""
+    ids = [pack.id for pack in report.packs]
+    for target in report.targets:
+        for f in target.findings:
+            if f.pack not in ids:
+                ids.append(f.pack)
+    return ids
+
+
+# A matrix cell's status: the most telling status among the pack's findings on the target.
+_CELL_PRECEDENCE: tuple[str, ...] = (
+    Status.failed.value,
+    Status.error.value,
+    Status.passed.value,
+    Status.waived.value,
+    Status.not_applicable.value,
+)
+
+
+class PackCell(NamedTuple):
+    """One pack's result on one target: fail if any of its rules failed, else error if any was inconclusive,
+    else pass if any passed (then waived, then not applicable); ``none`` when the pack judged nothing there."""
+
+    pack: str
+    status: str
+    counts: tuple[tuple[str, int], ...]  # (status, number of findings), statuses that occur, most actionable first
+
+
+class MatrixRow(NamedTuple):
+    target_index: int  # the target's position in the report, 1-based (its section is #target-INDEX)
+    target: TargetReport
+    cells: tuple[PackCell, ...]  # one per pack, in the order of pack_ids()
+
+
+def pack_cell(pack: str, findings: list[Finding]) -> PackCell:
+    mine = [f.status.value for f in findings if f.pack == pack]
+    counts = tuple(
+        (status, mine.count(status))
+        for status in sorted(set(mine), key=lambda s: _STATUS_ORDER.get(s, len(_STATUS_ORDER)))
+    )
+    status = next((s for s in _CELL_PRECEDENCE if s in mine), "none")
+    return PackCell(pack, status, counts)
+
+
+def pack_matrix(report: Report) -> list[MatrixRow]:
+    """The targets x packs matrix of the overview: one row per target, one cell per pack."""
+    packs = pack_ids(report)
+    return [
+        MatrixRow(index, target, tuple(pack_cell(pack, target.findings) for pack in packs))
+        for index, target in enumerate(report.targets, 1)
+    ]
+
+
+class RuleRef(NamedTuple):
+    """A failed rule that does not allow a protocol version or cipher suite."""
+
+    pack: str
+    rule: str
+    title: str
+
+
+PolicyState = Literal["allowed", "not_allowed", "not_judged"]
+
+
+class PolicyMark(NamedTuple):
+    """What the packs say about one accepted protocol version or cipher suite."""
+
+    state: PolicyState
+    rules: tuple[RuleRef, ...] = ()  # the failed rules that do not allow it (empty unless not_allowed)
+
+
+# List operators whose ``offending`` are elements the rule does not allow. For require_any/require_all it is the
+# values that are missing, and ``some`` names none: those say nothing against what was accepted.
+_DISALLOWING_OPERATORS = frozenset({"each", "none", "only", "forbid"})
+
+
+@dataclass(frozen=True)
+class ProtocolPolicy:
+    """Which protocol versions and cipher suites of one target the packs do not allow.
+
+    Read from the evidence of the target's failed list rules on ``protocols...`` facts: a protocol object in
+    ``offending`` (fact ``protocols``) marks its version when the rule's constraint names ``version`` (a rule on
+    ``cipher_order`` alone says how a version behaves, not that it is not allowed); a suite object (fact
+    ``protocols.cipher_suites``) marks that suite; plain names do the same for ``protocols.version`` and
+    ``protocols.cipher_suites.name``. A suite accepted with a version that is not allowed is not allowed with it.
+    """
+
+    judged: bool  # some rule on the target's protocols or suites passed or failed
+    versions: Mapping[str, tuple[RuleRef, ...]]
+    suites: Mapping[str, tuple[RuleRef, ...]]
+
+    def version(self, version: str) -> PolicyMark:
+        rules = self.versions.get(str(version), ())
+        if rules:
+            return PolicyMark("not_allowed", rules)
+        return PolicyMark("allowed" if self.judged else "not_judged")
+
+    def suite(self, version: str, name: str) -> PolicyMark:
+        rules = tuple(dict.fromkeys((*self.suites.get(name, ()), *self.versions.get(str(version), ()))))
+        if rules:
+            return PolicyMark("not_allowed", rules)
+        return PolicyMark("allowed" if self.judged else "not_judged")
+
+
+def _constraint(evidence: Mapping[str, object]) -> tuple[str, object] | None:
+    expected = evidence.get("expected")
+    if isinstance(expected, Mapping) and len(expected) == 1:
+        ((operator, spec),) = expected.items()
+        return str(operator), spec
+    return None
+
+
+def protocol_policy(findings: list[Finding]) -> ProtocolPolicy:
+    """What the target's findings say against its protocol versions and cipher suites (see ProtocolPolicy)."""
+    versions: dict[str, list[RuleRef]] = {}
+    suites: dict[str, list[RuleRef]] = {}
+    judged = False
+
+    def mark(into: dict[str, list[RuleRef]], key: object, ref: RuleRef) -> None:
+        refs = into.setdefault(str(key), [])
+        if ref not in refs:
+            refs.append(ref)
+
+    for f in findings:
+        fact = f.evidence.get("fact")
+        if not isinstance(fact, str) or fact.split(".", 1)[0] != "protocols":
+            continue
+        judged = judged or f.status in (Status.passed, Status.failed)
+        constraint = _constraint(f.evidence)
+        offending = f.evidence.get("offending")
+        if f.status != Status.failed or constraint is None or not isinstance(offending, list):
+            continue
+        operator, spec = constraint
+        if operator not in _DISALLOWING_OPERATORS:
+            continue
+        ref = RuleRef(f.pack, f.rule, f.title)
+        for element in offending:
+            if isinstance(element, Mapping):
+                if fact == "protocols" and "version" in element and isinstance(spec, Mapping) and "version" in spec:
+                    mark(versions, element["version"], ref)
+                elif fact == "protocols.cipher_suites" and "name" in element:
+                    mark(suites, element["name"], ref)
+            elif fact == "protocols.version":
+                mark(versions, element, ref)
+            elif fact == "protocols.cipher_suites.name":
+                mark(suites, element, ref)
+    return ProtocolPolicy(
+        judged=judged,
+        versions={key: tuple(refs) for key, refs in versions.items()},
+        suites={key: tuple(refs) for key, refs in suites.items()},
+    )
+
+
+class SuiteRow(NamedTuple):
+    suite: CipherSuite  # as recorded with the newest version that accepted it
+    cells: tuple[PolicyMark | None, ...]  # one per column of SuiteMatrix.versions; None: not accepted with it
+    rules: tuple[RuleRef, ...]  # every rule that does not allow the suite with some version
+
+
+class SuiteMatrix(NamedTuple):
+    versions: tuple[str, ...]  # the accepted versions, newest first
+    rows: tuple[SuiteRow, ...]  # every accepted suite: newest version's first, each version's in its order
+
+
+def suite_matrix(facts: Facts, policy: ProtocolPolicy) -> SuiteMatrix:
+    """The protocol x cipher-suite table: which suite is accepted with which version, and whether it is allowed."""
+    accepted = [p for p in reversed(facts.protocols) if p.status == "accepted" and p.cipher_suites]
+    first: dict[str, CipherSuite] = {}
+    for protocol in accepted:
+        for suite in protocol.cipher_suites:
+            first.setdefault(suite.name, suite)
+    rows: list[SuiteRow] = []
+    for name, suite in first.items():
+        cells: list[PolicyMark | None] = []
+        for protocol in accepted:
+            with_it = any(s.name == name for s in protocol.cipher_suites)
+            cells.append(policy.suite(protocol.version, name) if with_it else None)
+        rules = tuple(dict.fromkeys(ref for cell in cells if cell is not None for ref in cell.rules))
+        rows.append(SuiteRow(suite, tuple(cells), rules))
+    return SuiteMatrix(tuple(p.version.value for p in accepted), tuple(rows))
+
+
+def csp_hash(script: str) -> Markup:
+    """The CSP source expression that allows exactly this inline script (quotes and base64: nothing to escape)."""
+    digest = hashlib.sha256(str(script).encode()).digest()
+    return Markup(f"'sha256-{base64.b64encode(digest).decode()}'")  # noqa: S704 - quotes and base64, no input
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
@@ -347,6 +563,7 @@ def _environment() -> Environment:
     env.filters["revocation_source"] = revocation_source_label
     env.filters["code_label"] = code_label
     env.filters["short_hash"] = short_hash
+    env.filters["csp_hash"] = csp_hash
     env.tests["web_url"] = is_web_url
     env.globals["count_status"] = count_status
     env.globals["duration"] = format_duration
@@ -358,6 +575,12 @@ def _environment() -> Environment:
     env.globals["served_chain"] = served_chain
     env.globals["expiring_certificates"] = expiring_certificates
     env.globals["revocation_status"] = revocation_status
+    env.globals["severity_counts"] = severity_counts
+    env.globals["finding_severities"] = finding_severities
+    env.globals["pack_ids"] = pack_ids
+    env.globals["pack_matrix"] = pack_matrix
+    env.globals["protocol_policy"] = protocol_policy
+    env.globals["suite_matrix"] = suite_matrix
     env.globals["EXPIRY_WARNING_DAYS"] = EXPIRY_WARNING_DAYS
     env.globals["GROUP_ROWS"] = GROUP_ROWS
     env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS
