@@ -29,7 +29,8 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-# openssl, nginx, gnutls-serv and sslscan from apt when missing: the tests run real servers on loopback.
+# openssl, nginx, gnutls-serv, sslscan and chromium from apt when missing: the tests run real servers on loopback
+# and open the HTML report in a real headless browser.
 servers:
 	bash tools/install-test-servers.sh
 
