@@ -23,10 +23,12 @@ import yaml
 from pydantic import ValidationError
 
 from scanner import __version__
-from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, exit_code
+from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
 from scanner.findings import Status
+from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.policy.operators import LIST_OPERATORS
 from scanner.policy.pack import (
+    SEVERITIES,
     Condition,
     PackError,
     Problem,
@@ -61,6 +63,12 @@ rules_app = typer.Typer(help="Inspect the rule packs.", no_args_is_help=True, ri
 app.add_typer(rules_app, name="rules")
 report_app = typer.Typer(help="Work with saved reports.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(report_app, name="report")
+baseline_app = typer.Typer(
+    help="Baselines: accept a run's failures, so that only new ones fail the next runs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(baseline_app, name="baseline")
 
 
 def _fatal(message: str, code: ExitCode) -> NoReturn:
@@ -296,22 +304,43 @@ def _write_reports(report: Report, outputs: Sequence[Output]) -> list[tuple[Outp
     return rendered
 
 
+# How much the terminal summary says: set by --quiet / --verbose on the commands that judge.
+_VERBOSITY = {"level": 1}
+
+
+def _set_quiet(value: bool) -> bool:
+    if value:
+        _VERBOSITY["level"] = 0
+    return value
+
+
+def _set_verbose(value: bool) -> bool:
+    if value:
+        _VERBOSITY["level"] = 2
+    return value
+
+
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", callback=_set_quiet, help="No summary: errors only, the exit code speaks.")
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", callback=_set_verbose, help="Every rule's result and a facts line per target."),
+]
+
+
 def _print_summary(report: Report, err: bool = False) -> None:
-    """The verdicts for a person; on stderr (``err``) when standard output carries a report."""
+    """The verdicts for a person (rich: colour on a terminal, plain when piped or NO_COLOR); on stderr (``err``)
+    when standard output carries a report. The one-line reason a target could not be scanned always goes to
+    stderr, where CI logs keep errors."""
+    from scanner.render.terminal import print_summary  # noqa: PLC0415 - rich loads only when printing
+
     for target in report.targets:
-        facts = target.facts
-        if facts.error is not None:
-            # The one-line reason a target could not be scanned goes to stderr, where CI logs keep errors.
-            typer.echo(f"tlsgate: {target.target}: {facts.error.error_class.value}: {facts.error.message}", err=True)
-            typer.echo(f"ERROR {target.target}  not scanned ({facts.error.error_class.value})", err=err)
-            continue
-        counts = {s: sum(1 for f in target.findings if f.status == s) for s in Status}
-        parts = [f"{counts[s]} {s.value}" for s in (Status.failed, Status.error, Status.passed) if counts[s]]
-        typer.echo(f"{target.verdict.upper():5} {target.target}  ({', '.join(parts) or 'no rules'})", err=err)
-        for finding in target.findings:
-            if finding.status in (Status.failed, Status.error):
-                head = f"{finding.status.value} [{finding.severity}] {finding.rule} {finding.title}"
-                typer.echo(f"      {head}: {finding.message}", err=err)
+        error = target.facts.error
+        if error is not None:
+            typer.echo(f"tlsgate: {target.target}: {error.error_class.value}: {error.message}", err=True)
+    if _VERBOSITY["level"] > 0:
+        print_summary(report, verbose=_VERBOSITY["level"] > 1, err=err)
 
 
 def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True) -> None:
@@ -322,8 +351,9 @@ def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True) ->
             typer.echo(text.encode("utf-8"), nl=False)  # bytes: UTF-8 like the files, whatever the locale
     if summary:
         _print_summary(report, err=to_stdout)
+        _print_gate(report, err=to_stdout)
     for output, _ in rendered:
-        if output.path is not None:
+        if output.path is not None and _VERBOSITY["level"] > 0:
             typer.echo(f"report: {output.path}", err=to_stdout)
 
 
@@ -332,10 +362,11 @@ def _scan(
     packs: list[RulePack],
     probe: ProbeOptions,
     outputs: Sequence[Output],
+    gate: Gate | None = None,
 ) -> Report:
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
-    report = run_scan(targets, packs, probe)
+    report = run_scan(targets, packs, probe, gate)
     _deliver(report, outputs)
     return report
 
@@ -393,6 +424,90 @@ def _trust_options(
         return with_anchors(CertificateOptions(tuple(stores), tuple(pins), revocation))
     except TrustStoreError as exc:
         _fatal(str(exc), ExitCode.USAGE)
+
+
+# --- the gate: --fail-on, --waivers, --baseline ----------------------------------------------------------
+
+SEVERITY_NAMES = ", ".join(SEVERITIES)
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        metavar="SEVERITY",
+        help=f"Fail (exit 1) only on failed rules of this severity or above: {SEVERITY_NAMES}. Default: info (any).",
+    ),
+]
+WaiversOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--waivers",
+        metavar="FILE",
+        help="YAML waivers (rule, target, reason, owner, expires): a matching failure is waived until it expires.",
+    ),
+]
+BaselineOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        metavar="FILE",
+        help="A baseline (tlsgate baseline create): the failures it lists are reported but do not fail the run.",
+    ),
+]
+
+
+def _load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate:
+    """The gate's options, every file read and checked now: a bad one is a usage error before scanning."""
+    severity = parse_severity(fail_on)
+    if severity is None:
+        close = difflib.get_close_matches(fail_on.strip().lower(), SEVERITIES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        _fatal(f"--fail-on {fail_on!r}: not a severity{hint}; one of {SEVERITY_NAMES}", ExitCode.USAGE)
+    problems: list[str] = []
+    loaded_waivers = loaded_baseline = None
+    try:
+        loaded_waivers = load_waivers(waivers) if waivers is not None else None
+    except GateFileError as exc:
+        problems.extend(_problem_line(p) for p in exc.problems)
+    try:
+        loaded_baseline = load_baseline(baseline) if baseline is not None else None
+    except GateFileError as exc:
+        problems.extend(_problem_line(p) for p in exc.problems)
+    if problems:
+        _fatal_lines(problems, ExitCode.USAGE)
+    return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def _print_gate(report: Report, err: bool = False) -> None:
+    """Expired waivers as warnings on stderr, and one line saying which failures did not count and why."""
+    gate = report.gate
+    for use in gate.waivers:
+        if use.status == "expired":
+            count = len(use.findings)
+            again = (
+                f"; {_plural(count, 'finding')} it covered {'fails' if count == 1 else 'fail'} again" if count else ""
+            )
+            typer.echo(
+                f"tlsgate: warning: waiver {use.source} ({use.rule} on {use.target}, owner {use.owner}) expired on "
+                f"{use.expires.isoformat()} and no longer applies{again}",
+                err=True,
+            )
+    if (gate.baseline is None and gate.waivers_file is None and gate.fail_on == "info") or _VERBOSITY["level"] == 0:
+        return
+    findings = [f for t in report.targets for f in t.findings]
+    failed = [f for f in findings if f.status == Status.failed]
+    in_baseline = sum(1 for f in failed if f.baseline)
+    below = sum(1 for f in failed if not f.baseline and not at_or_above(f, gate.fail_on))
+    waived = sum(1 for f in findings if f.status == Status.waived)
+    parts = [f"{in_baseline} in the baseline"] if in_baseline else []
+    parts += [f"{below} below --fail-on {gate.fail_on}"] if below else []
+    parts += [f"{waived} waived"] if waived else []
+    counted = len(failed) - in_baseline - below
+    line = f"gate: {_plural(counted, 'failure')} counted"
+    typer.echo(line + (f"; not counted: {', '.join(parts)}" if parts else ""), err=err)
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
@@ -515,6 +630,11 @@ def scan(
             help="Opt-in: wait this long, then test whether a session is still resumed.",
         ),
     ] = None,
+    fail_on: FailOnOption = "info",
+    waivers: WaiversOption = None,
+    baseline: BaselineOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
     from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415 - light, but keeps --help instant
@@ -522,6 +642,7 @@ def scan(
     parsed = _parse_targets(targets)
     packs = _load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
+    gate = _load_gate(fail_on, waivers, baseline)
     if sni is not None and no_sni:
         _fatal("--sni and --no-sni exclude each other", ExitCode.USAGE)
     if ip is not None and all_addresses:
@@ -559,8 +680,8 @@ def scan(
         probe = ProbeOptions(
             timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
         )
-        report = _scan([(t, connect) for t in parsed], packs, probe, outputs)
-    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+        report = _scan([(t, connect) for t in parsed], packs, probe, outputs, gate)
+    raise typer.Exit(int(report_exit_code(report)))
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
@@ -593,6 +714,11 @@ def cert(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
+    fail_on: FailOnOption = "info",
+    waivers: WaiversOption = None,
+    baseline: BaselineOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
 
@@ -606,11 +732,13 @@ def cert(
 
     packs = _load_packs(pack, param or [])
     outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
+    gate = _load_gate(fail_on, waivers, baseline)
     password = _password(password_env, password_file)
     started = datetime.now(UTC)
-    report = judge(files_facts(files, password), packs, ScanOptions(timeout=0, packs=[p.id for p in packs]), started)
+    options = ScanOptions(timeout=0, packs=[p.id for p in packs])
+    report = judge(files_facts(files, password), packs, options, started, gate)
     _deliver(report, outputs)
-    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+    raise typer.Exit(int(report_exit_code(report)))
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
@@ -640,6 +768,11 @@ def evaluate(
     param: Annotated[
         list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
     ] = None,
+    fail_on: FailOnOption = "info",
+    waivers: WaiversOption = None,
+    baseline: BaselineOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
     """Re-judge saved facts against rule packs, with no network access at all.
 
@@ -654,6 +787,7 @@ def evaluate(
 
     packs = _load_packs(pack, param or [])
     outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
+    gate = _load_gate(fail_on, waivers, baseline)
     saved = []
     for file in files:
         try:
@@ -663,9 +797,9 @@ def evaluate(
     facts = [item for one in saved for item in one.facts]
     timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)
     started = datetime.now(UTC)
-    report = judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started)
+    report = judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started, gate)
     _deliver(report, outputs)
-    raise typer.Exit(int(exit_code(t.verdict for t in report.targets)))
+    raise typer.Exit(int(report_exit_code(report)))
 
 
 def _password(env: str | None, file: Path | None) -> bytes | None:
@@ -936,6 +1070,69 @@ def report_render(
         detail = f"{where}: {first['msg']}" if where else first["msg"]
         _fatal(f"{saved}: not a tlsgate JSON report ({detail})", ExitCode.USAGE)
     _deliver(report, outputs, summary=False)
+
+
+BASELINE_EXIT_HELP = """Exit codes:
+  0  the baseline was written
+  2  usage error: a REPORT is not a readable tlsgate JSON report, or
+     the output path cannot be written
+  4  the baseline could not be written"""
+
+
+@baseline_app.command("create", epilog="\b\n" + BASELINE_EXIT_HELP)
+def baseline_create(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(
+            help="JSON reports written by scan, cert or evaluate (--format json).",
+            metavar="REPORT.json...",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Write the baseline here (- for standard output).")
+    ],
+) -> None:
+    """Make a baseline from saved reports: every failing (target, pack, rule) in them.
+
+    Scan, cert and evaluate with --baseline FILE then report those failures as before, marked as in the
+    baseline, but only failures that are not in it fail the run. Waived findings are left out: when their
+    waiver expires, they fail again.
+    """
+    from scanner.gate import baseline_text, make_baseline, read_report  # noqa: PLC0415
+    from scanner.render import write_atomic  # noqa: PLC0415
+
+    to_stdout = str(output) == STDOUT
+    if not to_stdout:
+        _check_output(output)
+    loaded = []
+    for path in reports:
+        try:
+            loaded.append((str(path), read_report(path)))
+        except GateFileError as exc:
+            _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    for name, report in loaded:
+        for target in report.targets:
+            if target.facts.status != "ok":
+                typer.echo(
+                    f"tlsgate: warning: {name}: {target.target} was not scanned; any failure it has later is new",
+                    err=True,
+                )
+    baseline = make_baseline(loaded)
+    text = baseline_text(baseline)
+    targets = len({entry.target for entry in baseline.findings})
+    if to_stdout:
+        typer.echo(text.encode("utf-8"), nl=False)
+    else:
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            _fatal(f"cannot write {output}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+    where = "standard output" if to_stdout else str(output)
+    typer.echo(
+        f"baseline: {where} ({_plural(len(baseline.findings), 'failing finding')} on {_plural(targets, 'target')})",
+        err=to_stdout,
+    )
 
 
 @app.command()

@@ -29,3 +29,8 @@ class Finding(BaseModel):
     rationale: str = ""
     remediation: str = ""
     references: list[str] = Field(default_factory=list)
+    baseline: bool = Field(
+        default=False,
+        description="A failure the --baseline already lists: still a failure, but not a new one, so it does not "
+        "fail the run.",
+    )

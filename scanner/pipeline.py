@@ -15,10 +15,11 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from scanner.facts import Facts
+from scanner.gate import Gate, apply_gate, target_names
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
+from scanner.report import GateInfo, PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
 from scanner.targets import Target
 
 
@@ -34,19 +35,23 @@ def pack_info(pack: RulePack) -> PackInfo:
     )
 
 
-def judge(facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOptions, started: datetime) -> Report:
-    """Evaluate saved or fresh facts against packs and assemble the report."""
-    targets = []
-    for item in facts:
-        findings = evaluate(item, list(packs))
-        targets.append(
-            TargetReport(
-                target=item.target.input,
-                verdict=target_verdict(item, findings),
-                facts=item,
-                findings=findings,
-            )
-        )
+def judge(
+    facts: Sequence[Facts],
+    packs: Sequence[RulePack],
+    options: ScanOptions,
+    started: datetime,
+    gate: Gate | None = None,
+) -> Report:
+    """Evaluate saved or fresh facts against packs, pass the findings through the gate, assemble the report."""
+    findings = [evaluate(item, list(packs)) for item in facts]
+    info = GateInfo()
+    if gate is not None:
+        names = [target_names(item.target) for item in facts]
+        findings, info = apply_gate(gate, list(zip(names, findings, strict=True)), started.astimezone(UTC).date())
+    targets = [
+        TargetReport(target=item.target.input, verdict=target_verdict(item, judged), facts=item, findings=judged)
+        for item, judged in zip(facts, findings, strict=True)
+    ]
     return Report(
         started_at=started,
         finished_at=datetime.now(UTC),
@@ -54,18 +59,22 @@ def judge(facts: Sequence[Facts], packs: Sequence[RulePack], options: ScanOption
         packs=[pack_info(p) for p in packs],
         targets=targets,
         summary=summarise(targets),
+        gate=info,
     )
 
 
 def run_scan(
-    targets: Sequence[tuple[Target, ConnectOptions]], packs: Sequence[RulePack], probe: ProbeOptions
+    targets: Sequence[tuple[Target, ConnectOptions]],
+    packs: Sequence[RulePack],
+    probe: ProbeOptions,
+    gate: Gate | None = None,
 ) -> Report:
     # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
     from scanner.probe.run import probe_targets  # noqa: PLC0415
 
     started = datetime.now(UTC)
     facts = probe_targets(targets, probe)
-    return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs]), started)
+    return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs]), started, gate)
 
 
 # --- saved facts ---------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding, Status
+from scanner.policy.pack import Severity
 
 REPORT_SCHEMA_VERSION = "1"
 
@@ -56,6 +57,40 @@ class Summary(_Frozen):
     failed_by_severity: dict[str, int]
 
 
+class FindingRef(_Frozen):
+    target: str
+    pack: str
+    rule: str
+
+
+WaiverStatus = Literal["applied", "expired", "unused"]
+
+
+class WaiverUse(_Frozen):
+    """One waiver of the --waivers file and what it did in this run."""
+
+    rule: str = Field(description="PACK/RULE-ID or RULE-ID; '*' matches any text, '?' one character.")
+    target: str = Field(description="Pattern on the target as written (or its host:port); '*' and '?' as for rule.")
+    reason: str
+    owner: str
+    expires: date = Field(description="The last day the waiver applies (UTC).")
+    source: str = Field(description="FILE:LINE of the waiver.")
+    status: WaiverStatus = Field(
+        description="applied: it waived the findings listed; expired: past its date, it waived nothing (the findings "
+        "listed still fail); unused: in force, but no failing finding matched it."
+    )
+    findings: list[FindingRef] = Field(default_factory=list, description="The failing findings it matched.")
+
+
+class GateInfo(_Frozen):
+    """What decided the exit code beyond the findings: --fail-on, --baseline and --waivers as this run used them."""
+
+    fail_on: Severity = Field(default="info", description="Failures below this severity do not fail the run.")
+    baseline: str | None = Field(default=None, description="The baseline file: failures it lists do not count.")
+    waivers_file: str | None = None
+    waivers: list[WaiverUse] = Field(default_factory=list)
+
+
 class Report(_Frozen):
     schema_version: Literal["1"] = "1"
     tool: ToolInfo = ToolInfo()
@@ -65,6 +100,7 @@ class Report(_Frozen):
     packs: list[PackInfo]
     targets: list[TargetReport]
     summary: Summary
+    gate: GateInfo = GateInfo()
 
 
 def target_verdict(facts: Facts, findings: list[Finding]) -> Verdict:

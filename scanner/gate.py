@@ -1,0 +1,412 @@
+"""The gate: which failures fail a pipeline. Waivers, a baseline and ``--fail-on`` sit between findings and the
+exit code; every finding stays in every report.
+
+- A **waiver** (a YAML file, validated whole like a pack, every problem as ``file:line:column``) names a rule and a
+  target pattern, with a reason, an owner and the last day it applies. A failing finding it matches becomes
+  ``waived``, with the waiver in its evidence. From the day after ``expires`` the waiver applies to nothing and
+  the report lists it as ``expired``.
+- A **baseline** (``tlsgate baseline create REPORT.json``) lists the failing (target, pack, rule) of a run. A
+  failure it lists stays ``fail`` in the reports, marked ``baseline: true``, and does not fail the run: only new
+  failures do. The evidence is deliberately not part of the key — certificate rules carry days-remaining and
+  dates that change every day, which would make every baselined failure "new" the next morning.
+- ``--fail-on SEVERITY`` is read by ``scanner.exitcodes``; it changes no finding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scanner.facts import TargetInfo
+from scanner.findings import Finding, Status
+from scanner.policy.pack import (
+    SEVERITIES,
+    Key,
+    Problem,
+    Severity,
+    _hint,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
+    _Loader,
+)
+from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse
+
+# --- patterns ---------------------------------------------------------------------------------------------
+
+
+@cache
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` any text, ``?`` one character, nothing else special: ``[::1]:8443`` is a target, not a class."""
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile(body, re.IGNORECASE | re.DOTALL)
+
+
+def matches(pattern: str, text: str) -> bool:
+    return _glob(pattern).fullmatch(text) is not None
+
+
+def target_names(target: TargetInfo) -> tuple[str, ...]:
+    """The names a target pattern is tried on: the target as written (the report's label), then its host:port,
+    or for a certificate file its file name."""
+    if target.source == "file":
+        other = target.host
+    else:
+        other = f"[{target.host}]:{target.port}" if ":" in target.host else f"{target.host}:{target.port}"
+    return (target.input,) if other == target.input else (target.input, other)
+
+
+# --- waivers ----------------------------------------------------------------------------------------------
+
+_WAIVER_KEYS = ("rule", "target", "reason", "owner", "expires")
+_FILE_KEYS = {"waivers"}
+_RULE_PATTERN = re.compile(r"^(?:[a-z0-9*?][a-z0-9*?-]*/)?[a-z0-9*?][a-z0-9._*?-]*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Waiver:
+    rule: str  # PACK/RULE-ID or RULE-ID, '*' and '?' allowed
+    target: str
+    reason: str
+    owner: str
+    expires: date  # the last day it applies
+    source: str  # FILE:LINE
+
+    def expired(self, today: date) -> bool:
+        return today > self.expires
+
+    def covers(self, names: Sequence[str], finding: Finding) -> bool:
+        pack, _, rule = self.rule.rpartition("/")
+        if pack and not matches(pack, finding.pack):
+            return False
+        return matches(rule, finding.rule) and any(matches(self.target, name) for name in names)
+
+    def evidence(self) -> dict[str, str]:
+        return {
+            "rule": self.rule,
+            "target": self.target,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires.isoformat(),
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class WaiverFile:
+    path: str
+    waivers: tuple[Waiver, ...]
+
+
+class GateFileError(Exception):
+    """A waivers or baseline file that cannot be used; carries every problem found (``line`` 0: the whole file)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _whole(file: str, message: str) -> GateFileError:
+    return GateFileError([Problem(file, 0, 0, message)])
+
+
+class _Checker:
+    def __init__(self, loader: _Loader) -> None:
+        self.loader = loader
+
+    def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
+        positions = self.loader.positions
+        where = (positions.keys.get(key) if on_key else None) or positions.values.get(key)
+        while where is None and key:
+            key = key[:-1]
+            where = positions.values.get(key)
+        self.loader.problem(where or (1, 1), message)
+
+    def reported(self, key: Key) -> bool:
+        """Whether the YAML reading already found a problem with this value (e.g. the date 2026-02-30)."""
+        where = self.loader.positions.values.get(key)
+        return any((p.line, p.column) == where for p in self.loader.problems)
+
+    def text(self, item: Mapping[str, Any], name: str, key: Key) -> str | None:
+        value = item.get(name)
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
+            if not self.reported((*key, name)):
+                self.at((*key, name), f"{name!r} must be non-empty text")
+            return None
+        return " ".join(str(value).split())
+
+    def expires(self, item: Mapping[str, Any], key: Key) -> date | None:
+        value = item.get("expires")
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):  # not a date: the message below says what is
+                value = date.fromisoformat(value.strip())
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        if not self.reported((*key, "expires")):
+            self.at((*key, "expires"), "'expires' must be a date, YYYY-MM-DD (the last day the waiver applies)")
+        return None
+
+    def waiver(self, item: Any, key: Key) -> Waiver | None:
+        if not isinstance(item, Mapping):
+            self.at(key, "a waiver is a mapping with rule, target, reason, owner and expires")
+            return None
+        for name in item:
+            if name not in _WAIVER_KEYS:
+                self.at((*key, name), f"unknown waiver key {name!r}{_hint(name, list(_WAIVER_KEYS))}", on_key=True)
+        missing = [name for name in _WAIVER_KEYS if name not in item]
+        if missing:
+            self.at(key, f"waiver is missing {', '.join(repr(m) for m in missing)}")
+            return None
+        rule, target = self.text(item, "rule", key), self.text(item, "target", key)
+        reason, owner = self.text(item, "reason", key), self.text(item, "owner", key)
+        expires = self.expires(item, key)
+        if rule is not None and not _RULE_PATTERN.match(rule):
+            self.at(
+                (*key, "rule"),
+                f"'rule' {rule!r} is not PACK/RULE-ID or RULE-ID (e.g. tls13-only/TLS13ONLY-001; "
+                "'*' matches any text, '?' one character)",
+            )
+            return None
+        if rule is None or target is None or reason is None or owner is None or expires is None:
+            return None
+        line = self.loader.positions.values.get(key, (0, 0))[0]
+        return Waiver(rule, target, reason, owner, expires, f"{self.loader.file}:{line}")
+
+
+def load_waivers(path: Path) -> WaiverFile:
+    """Read and check a waivers file whole; raises GateFileError listing every problem."""
+    file = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise _whole(file, f"cannot read waivers file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GateFileError([Problem(file, 1, 1, "waivers file is not UTF-8 text")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise GateFileError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
+    if node is None:
+        raise GateFileError([Problem(file, 1, 1, "waivers file is empty (write 'waivers: []' for none)")])
+    loader = _Loader(file)
+    data = loader.convert(node, ())
+    checker = _Checker(loader)
+    waivers: list[Waiver] = []
+    if not isinstance(data, Mapping) or "waivers" not in data:
+        checker.at((), "a waivers file is a mapping with one key, 'waivers': a list of waivers")
+    else:
+        for name in data:
+            if name not in _FILE_KEYS:
+                checker.at((name,), f"unknown key {name!r}{_hint(name, _FILE_KEYS)}", on_key=True)
+        items = data["waivers"]
+        if not isinstance(items, list):
+            checker.at(("waivers",), "'waivers' must be a list of waivers")
+            items = []
+        for index, item in enumerate(items):
+            waiver = checker.waiver(item, ("waivers", index))
+            if waiver is not None:
+                waivers.append(waiver)
+    if loader.problems:
+        raise GateFileError(sorted(loader.problems, key=lambda p: (p.line, p.column)))
+    return WaiverFile(file, tuple(waivers))
+
+
+# --- baseline ---------------------------------------------------------------------------------------------
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BaselineEntry(_Frozen):
+    target: str
+    pack: str
+    rule: str
+    severity: str = ""
+    title: str = ""
+    message: str = Field(default="", description="What the run saw: for people reading the file, never compared.")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target, self.pack, self.rule)
+
+
+class BaselineSource(_Frozen):
+    report: str = Field(description="The report file the baseline was made from.")
+    started_at: datetime
+
+
+class BaselineFile(_Frozen):
+    """``tlsgate baseline create``'s output: sorted and free of timestamps of its own, so it diffs well in a repo."""
+
+    kind: Literal["tlsgate-baseline"] = "tlsgate-baseline"
+    schema_version: Literal["1"] = "1"
+    tool: ToolInfo = ToolInfo()
+    sources: list[BaselineSource]
+    findings: list[BaselineEntry]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: str
+    keys: frozenset[tuple[str, str, str]]
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = exc.error_count() - 1
+    return f"{where}: {' '.join(str(first['msg']).split())}" + (f" (and {more} more)" if more else "")
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _whole(str(path), f"cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise _whole(str(path), f"not UTF-8 text, so not a {what}") from None
+    except json.JSONDecodeError as exc:
+        raise GateFileError([Problem(str(path), exc.lineno, exc.colno, f"not valid JSON: {exc.msg}")]) from None
+
+
+def read_report(path: Path) -> Report:
+    """A JSON report written by scan, cert or evaluate; raises GateFileError with one line."""
+    data = _read_json(path, "tlsgate JSON report")
+    try:
+        return Report.model_validate(data)
+    except ValidationError as exc:
+        raise _whole(str(path), f"not a tlsgate JSON report: {_one_line(exc)}") from None
+
+
+def make_baseline(reports: Sequence[tuple[str, Report]]) -> BaselineFile:
+    """The failing findings of saved reports (a waived finding is not failing: when its waiver expires, it is new)."""
+    entries: dict[tuple[str, str, str], BaselineEntry] = {}
+    for _, report in reports:
+        for target in report.targets:
+            for f in target.findings:
+                if f.status == Status.failed:
+                    entry = BaselineEntry(
+                        target=target.target,
+                        pack=f.pack,
+                        rule=f.rule,
+                        severity=f.severity,
+                        title=f.title,
+                        message=f.message,
+                    )
+                    entries.setdefault(entry.key, entry)
+    return BaselineFile(
+        sources=[BaselineSource(report=name, started_at=report.started_at) for name, report in reports],
+        findings=[entries[key] for key in sorted(entries)],
+    )
+
+
+def baseline_text(baseline: BaselineFile) -> str:
+    return baseline.model_dump_json(indent=2) + "\n"
+
+
+def load_baseline(path: Path) -> Baseline:
+    data = _read_json(path, "tlsgate baseline")
+    if isinstance(data, Mapping) and "targets" in data and "kind" not in data:
+        raise _whole(
+            str(path),
+            f"this is a tlsgate report, not a baseline; make one with: tlsgate baseline create {path} -o BASELINE",
+        )
+    try:
+        baseline = BaselineFile.model_validate(data)
+    except ValidationError as exc:
+        raise _whole(str(path), f"not a tlsgate baseline: {_one_line(exc)}") from None
+    return Baseline(str(path), frozenset(entry.key for entry in baseline.findings))
+
+
+# --- applying the gate ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The run's gate options, loaded and checked before anything is scanned."""
+
+    fail_on: Severity = "info"
+    waivers: WaiverFile | None = None
+    baseline: Baseline | None = None
+
+    def __post_init__(self) -> None:
+        if self.fail_on not in SEVERITIES:
+            raise ValueError(f"unknown severity {self.fail_on!r}")
+
+
+def parse_severity(text: str) -> Severity | None:
+    """``HIGH``, `` high `` -> ``high``; None for a word that is not a severity."""
+    name = text.strip().lower()
+    return cast("Severity", name) if name in SEVERITIES else None
+
+
+@dataclass
+class _Use:
+    waiver: Waiver
+    findings: list[FindingRef] = field(default_factory=list)
+
+
+def apply_gate(
+    gate: Gate, targets: Sequence[tuple[Sequence[str], list[Finding]]], today: date
+) -> tuple[list[list[Finding]], GateInfo]:
+    """Waive and mark the findings of each target (its names, the report label first) and say what each waiver did.
+
+    A failing finding is waived by the first waiver in force that covers it; every covering waiver lists it, an
+    expired one too (its findings are the ones that fail again). A failure that no waiver took and that the
+    baseline lists is marked ``baseline``. Only failures are touched: an inconclusive rule stays ``error``.
+    """
+    uses = [_Use(w) for w in (gate.waivers.waivers if gate.waivers else ())]
+    keys = gate.baseline.keys if gate.baseline else frozenset()
+    judged = [[_judge(finding, names, uses, keys, today) for finding in findings] for names, findings in targets]
+    info = GateInfo(
+        fail_on=gate.fail_on,
+        baseline=gate.baseline.path if gate.baseline else None,
+        waivers_file=gate.waivers.path if gate.waivers else None,
+        waivers=[_waiver_use(use, today) for use in uses],
+    )
+    return judged, info
+
+
+def _judge(
+    finding: Finding, names: Sequence[str], uses: list[_Use], keys: frozenset[tuple[str, str, str]], today: date
+) -> Finding:
+    if finding.status != Status.failed:
+        return finding
+    ref = FindingRef(target=names[0], pack=finding.pack, rule=finding.rule)
+    applied: Waiver | None = None
+    for use in uses:
+        if use.waiver.covers(names, finding):
+            use.findings.append(ref)
+            if applied is None and not use.waiver.expired(today):
+                applied = use.waiver
+    if applied is not None:
+        evidence = {**finding.evidence, "waiver": applied.evidence()}
+        return finding.model_copy(update={"status": Status.waived, "evidence": evidence})
+    if (ref.target, ref.pack, ref.rule) in keys:
+        return finding.model_copy(update={"baseline": True})
+    return finding
+
+
+def _waiver_use(use: _Use, today: date) -> WaiverUse:
+    w = use.waiver
+    status: WaiverStatus = "expired" if w.expired(today) else "applied" if use.findings else "unused"
+    return WaiverUse(
+        rule=w.rule,
+        target=w.target,
+        reason=w.reason,
+        owner=w.owner,
+        expires=w.expires,
+        source=w.source,
+        status=status,
+        findings=use.findings,
+    )

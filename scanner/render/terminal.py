@@ -1,0 +1,74 @@
+"""The summary a person reads after a scan: per target a verdict and its failed rules, one line each.
+
+Rendered with rich: colour on a terminal, plain text when output is piped or NO_COLOR is set (rich honours both),
+so CI logs stay clean.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from scanner.findings import Finding, Status
+from scanner.report import Report, TargetReport
+
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
+_STATUS_STYLE = {
+    Status.failed: "red",
+    Status.error: "yellow",
+    Status.passed: "green",
+    Status.not_applicable: "dim",
+    Status.waived: "cyan",
+}
+_SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "blue", "info": "dim"}
+
+
+def _counts(target: TargetReport) -> str:
+    order = (Status.failed, Status.error, Status.waived, Status.passed, Status.not_applicable)
+    counts = {s: sum(1 for f in target.findings if f.status == s) for s in order}
+    return ", ".join(f"{counts[s]} {s.value}" for s in order if counts[s]) or "no rules"
+
+
+def _finding_line(finding: Finding) -> Text:
+    label = finding.status.value
+    if getattr(finding, "baseline", False):
+        label = f"{label} (baseline)"
+    line = Text("      ")
+    line.append(label, style=_STATUS_STYLE.get(finding.status, ""))
+    line.append(" [")
+    line.append(finding.severity, style=_SEVERITY_STYLE.get(finding.severity, ""))
+    line.append(f"] {finding.rule} ")
+    line.append(finding.title, style="bold")
+    line.append(f": {finding.message}")
+    return line
+
+
+def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
+    """Per target a verdict line, then its failed and inconclusive rules (every rule when ``verbose``)."""
+    lines: list[Text] = []
+    for target in report.targets:
+        facts = target.facts
+        head = Text()
+        head.append(f"{target.verdict.upper():5}", style=_VERDICT_STYLE.get(target.verdict, ""))
+        head.append(f" {target.target}  ")
+        if facts.error is not None:
+            head.append(f"not scanned ({facts.error.error_class.value})", style="yellow")
+            lines.append(head)
+            continue
+        head.append(f"({_counts(target)})")
+        lines.append(head)
+        if verbose:
+            accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
+            lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
+            if facts.certificate.leaf is not None:
+                leaf = facts.certificate.leaf
+                lines.append(Text(f"      certificate: {leaf.subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+        shown = (Status.failed, Status.error) if not verbose else tuple(Status)
+        lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
+    return lines
+
+
+def print_summary(report: Report, *, verbose: bool = False, err: bool = False) -> None:
+    console = Console(stderr=err, highlight=False, soft_wrap=True)
+    for line in summary_lines(report, verbose=verbose):
+        console.print(line)
