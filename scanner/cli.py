@@ -510,6 +510,20 @@ def _print_gate(report: Report, err: bool = False) -> None:
     typer.echo(line + (f"; not counted: {', '.join(parts)}" if parts else ""), err=err)
 
 
+FormatOption = Annotated[
+    list[str] | None, typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False)
+]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
+]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
+]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
+]
+
+
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
 def scan(
     targets: Annotated[
@@ -529,19 +543,10 @@ def scan(
             help="Built-in pack id or a pack file; repeatable. Default: tls13-only.",
         ),
     ] = None,
-    format_: Annotated[
-        list[str] | None,
-        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
-    ] = None,
-    html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
-    ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
-    ] = None,
+    format_: FormatOption = None,
+    json_path: JsonOption = None,
+    html_path: HtmlOption = None,
+    param: ParamOption = None,
     timeout: Annotated[
         float,
         typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
@@ -694,19 +699,10 @@ def cert(
         list[str],
         typer.Option("--pack", "-p", metavar="ID|PATH", help="Pack(s) with certificate rules; repeatable. Required."),
     ],
-    format_: Annotated[
-        list[str] | None,
-        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
-    ] = None,
-    html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
-    ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
-    ] = None,
+    format_: FormatOption = None,
+    json_path: JsonOption = None,
+    html_path: HtmlOption = None,
+    param: ParamOption = None,
     password_env: Annotated[
         str | None,
         typer.Option("--password-env", metavar="VAR", help="Environment variable with the PKCS#12 password."),
@@ -755,19 +751,10 @@ def evaluate(
         list[str],
         typer.Option("--pack", "-p", metavar="ID|PATH", help="Built-in pack id or a pack file; repeatable. Required."),
     ],
-    format_: Annotated[
-        list[str] | None,
-        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
-    ] = None,
-    json_path: Annotated[
-        Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
-    ] = None,
-    html_path: Annotated[
-        Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
-    ] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
-    ] = None,
+    format_: FormatOption = None,
+    json_path: JsonOption = None,
+    html_path: HtmlOption = None,
+    param: ParamOption = None,
     fail_on: FailOnOption = "info",
     waivers: WaiversOption = None,
     baseline: BaselineOption = None,
@@ -880,9 +867,7 @@ def rules_validate(
 @rules_app.command("show")
 def rules_show(
     ref: Annotated[str, typer.Argument(help="Built-in pack id or a pack file.", metavar="ID|PATH", show_default=False)],
-    param: Annotated[
-        list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
-    ] = None,
+    param: ParamOption = None,
 ) -> None:
     """Print a rule pack in words: its source, parameters, and what each rule demands and why.
 
