@@ -71,17 +71,22 @@ def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None)
     openssl = shutil.which("openssl")
     assert openssl, "openssl is required (apt-get install openssl)"
     port = free_port()
-    proc = subprocess.Popen(
-        [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
-         "-www", "-quiet", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    command = [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
+               "-www", "-quiet", *args]  # fmt: skip
+    with server_process(command, port, "openssl s_server"):
+        yield port
+
+
+@contextlib.contextmanager
+def server_process(command: list[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until 127.0.0.1:port accepts connections, stop it afterwards."""
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
             if proc.poll() is not None:
                 stderr = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"openssl s_server exited: {stderr}")
+                raise RuntimeError(f"{name} exited: {stderr}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -89,7 +94,7 @@ def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None)
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
-        yield port
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -297,31 +302,10 @@ def gnutls_server(cert: Path, key: Path, *args: str) -> Iterator[int]:
     gnutls = shutil.which("gnutls-serv")
     assert gnutls, "gnutls-serv is required (apt-get install gnutls-bin)"
     port = free_port()
-    proc = subprocess.Popen(
-        [gnutls, "--x509certfile", str(cert), "--x509keyfile", str(key), "-p", str(port), "--quiet", "--http",
-         "--disable-client-cert", *args],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            if proc.poll() is not None:
-                stderr = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"gnutls-serv exited: {stderr}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    command = [gnutls, "--x509certfile", str(cert), "--x509keyfile", str(key), "-p", str(port), "--quiet",
+               "--http", "--disable-client-cert", *args]  # fmt: skip
+    with server_process(command, port, "gnutls-serv"):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @dataclass(frozen=True)
