@@ -26,6 +26,17 @@ from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
 from scanner.findings import Status
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
+from scanner.inventory import (
+    Inventory,
+    InventoryError,
+    InventoryTarget,
+    PlannedTarget,
+    Setting,
+    load_inventory,
+    plain_targets,
+    plan,
+    read_targets_file,
+)
 from scanner.policy.operators import LIST_OPERATORS
 from scanner.policy.pack import (
     SEVERITIES,
@@ -363,10 +374,11 @@ def _scan(
     probe: ProbeOptions,
     outputs: Sequence[Output],
     gate: Gate | None = None,
+    target_packs: Sequence[Sequence[RulePack]] | None = None,
 ) -> Report:
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
-    report = run_scan(targets, packs, probe, gate)
+    report = run_scan(targets, packs, probe, gate, target_packs)
     _deliver(report, outputs)
     return report
 
@@ -527,13 +539,13 @@ ParamOption = Annotated[
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
 def scan(
     targets: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="host, host:port, [ipv6]:port or https://host[:port]; port 443 when omitted.",
             show_default=False,
-            metavar="TARGET...",
+            metavar="[TARGET]...",
         ),
-    ],
+    ] = None,
     pack: Annotated[
         list[str] | None,
         typer.Option(
@@ -541,6 +553,28 @@ def scan(
             "-p",
             metavar="ID|PATH",
             help="Built-in pack id or a pack file; repeatable. Default: tls13-only.",
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            metavar="FILE",
+            help="YAML inventory: targets with their own packs, parameters, connection settings (docs/inventory.md).",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag", metavar="TAG", help="Scan only the inventory's targets having any of these tags; repeatable."
+        ),
+    ] = None,
+    targets_file: Annotated[
+        str | None,
+        typer.Option(
+            "--targets-file",
+            metavar="FILE",
+            help="More targets, one a line ('#' comments, blank lines ignored); - reads standard input.",
         ),
     ] = None,
     format_: FormatOption = None,
@@ -644,8 +678,15 @@ def scan(
     """Probe TARGETs and judge them against rule packs."""
     from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415 - light, but keeps --help instant
 
-    parsed = _parse_targets(targets)
-    packs = _load_packs(pack or DEFAULT_PACKS, param or [])
+    parsed = _parse_targets(targets or [])
+    if targets_file is not None:
+        parsed += _read_targets_file(targets_file)
+    if tag and inventory is None:
+        _fatal("--tag selects targets of an inventory: give --inventory FILE", ExitCode.USAGE)
+    if not parsed and inventory is None:
+        _fatal("no target: name TARGETs, or give --inventory FILE or --targets-file FILE", ExitCode.USAGE)
+    loaded_inventory = _load_inventory(inventory, tag or []) if inventory is not None else None
+    packs = _load_packs(pack or DEFAULT_PACKS, param or []) if loaded_inventory is None else []
     outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
     gate = _load_gate(fail_on, waivers, baseline)
     if sni is not None and no_sni:
@@ -657,9 +698,6 @@ def scan(
             ip = str(ipaddress.ip_address(ip))
         except ValueError:
             _fatal(f"--ip {ip!r} is not an IP address", ExitCode.USAGE)
-    plan = plan_for(packs, all_facts=all_facts)
-    if session_age_check is not None:
-        plan = plan | {ProbeKind.sessions}
     with tempfile.TemporaryDirectory(prefix="tlsgate-credentials-") as workdir:
         credentials = _credentials(
             client_cert, client_key, client_p12, client_password_env, client_password_file, Path(workdir)
@@ -672,6 +710,16 @@ def scan(
             starttls=starttls,
             credentials=credentials,
         )
+        scanned = [(t, connect) for t in parsed]
+        target_packs = None
+        if loaded_inventory is not None:
+            planned = _plan_inventory(loaded_inventory, parsed, pack or DEFAULT_PACKS, param or [], connect, workdir)
+            scanned = [(p.target, p.connect) for p in planned]
+            target_packs = [list(p.packs) for p in planned]
+            packs = list({id(p): p for one in target_packs for p in one}.values())
+        plan = plan_for(packs, all_facts=all_facts)
+        if session_age_check is not None:
+            plan = plan | {ProbeKind.sessions}
         trust = _trust_options(
             ca_file or [],
             ca_path or [],
@@ -685,8 +733,46 @@ def scan(
         probe = ProbeOptions(
             timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
         )
-        report = _scan([(t, connect) for t in parsed], packs, probe, outputs, gate)
+        report = _scan(scanned, packs, probe, outputs, gate, target_packs)
     raise typer.Exit(int(report_exit_code(report)))
+
+
+def _read_targets_file(name: str) -> list[Target]:
+    try:
+        if name == STDOUT:
+            return read_targets_file(None, sys.stdin.read())
+        return read_targets_file(Path(name))
+    except InventoryError as exc:
+        _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
+
+
+def _load_inventory(path: Path, tags: Sequence[str]) -> tuple[Inventory, list[InventoryTarget]]:
+    """The inventory's selected targets, checked whole: any problem is exit 2 with file:line:column lines."""
+    try:
+        loaded = load_inventory(path)
+    except InventoryError as exc:
+        _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    if tags and not loaded.select(tags):
+        known = ", ".join(loaded.tags) or "none"
+        _fatal(f"{path}: no target has the tag {' or '.join(map(repr, tags))} (tags in it: {known})", ExitCode.USAGE)
+    return loaded, loaded.select(tags)
+
+
+def _plan_inventory(
+    loaded: tuple[Inventory, list[InventoryTarget]],
+    plain: Sequence[Target],
+    fallback: Sequence[str],
+    params: Sequence[str],
+    connect: ConnectOptions,
+    workdir: str,
+) -> list[PlannedTarget]:
+    settings = [Setting(s.key, s.value) for s in _parse_params(params)]
+    inventory, selected = loaded
+    items = [*selected, *plain_targets(plain)]
+    try:
+        return plan(inventory, items, fallback, settings, connect, Path(workdir))
+    except InventoryError as exc:
+        _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)

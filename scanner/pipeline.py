@@ -41,9 +41,16 @@ def judge(
     options: ScanOptions,
     started: datetime,
     gate: Gate | None = None,
+    fact_packs: Sequence[Sequence[RulePack]] | None = None,
 ) -> Report:
-    """Evaluate saved or fresh facts against packs, pass the findings through the gate, assemble the report."""
-    findings = [evaluate(item, list(packs)) for item in facts]
+    """Evaluate saved or fresh facts against packs, pass the findings through the gate, assemble the report.
+
+    ``fact_packs``, when given, holds each facts item's own packs (an inventory's per-target packs); ``packs``
+    then lists every pack of the run, as the report does.
+    """
+    if fact_packs is None:
+        fact_packs = [packs] * len(facts)
+    findings = [evaluate(item, list(own)) for item, own in zip(facts, fact_packs, strict=True)]
     info = GateInfo()
     if gate is not None:
         names = [target_names(item.target) for item in facts]
@@ -63,18 +70,56 @@ def judge(
     )
 
 
+def union_packs(per_target: Sequence[Sequence[RulePack]]) -> list[RulePack]:
+    """Every distinct pack of a run in first-seen order (one pack with other parameter values counts again)."""
+    seen: dict[tuple[str, str], RulePack] = {}
+    for packs in per_target:
+        for pack in packs:
+            params = json.dumps({n: p.value for n, p in pack.params.items()}, sort_keys=True, default=str)
+            seen.setdefault((pack.sha256, params), pack)
+    return list(seen.values())
+
+
+def _packs_per_fact(
+    targets: Sequence[tuple[Target, ConnectOptions]], per_target: Sequence[Sequence[RulePack]], facts: Sequence[Facts]
+) -> list[Sequence[RulePack]]:
+    """Each facts item's packs: facts come in target order, a target with --all-addresses giving one per address
+    (labelled ``INPUT @ ADDRESS``)."""
+    result: list[Sequence[RulePack]] = []
+    index = 0
+    for (target, _), packs in zip(targets, per_target, strict=True):
+        prefix = f"{target.input} @ "
+        expanded = index < len(facts) and facts[index].target.input.startswith(prefix)
+        result.append(packs)
+        index += 1
+        while expanded and index < len(facts) and facts[index].target.input.startswith(prefix):
+            result.append(packs)
+            index += 1
+    if len(result) != len(facts):
+        raise RuntimeError("facts do not line up with the targets scanned")
+    return result
+
+
 def run_scan(
     targets: Sequence[tuple[Target, ConnectOptions]],
     packs: Sequence[RulePack],
     probe: ProbeOptions,
     gate: Gate | None = None,
+    target_packs: Sequence[Sequence[RulePack]] | None = None,
 ) -> Report:
+    """Probe and judge; ``target_packs`` (aligned with ``targets``) gives each target its own packs, ``packs``
+    then being ignored in favour of their union."""
     # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
     from scanner.probe.run import probe_targets  # noqa: PLC0415
 
     started = datetime.now(UTC)
     facts = probe_targets(targets, probe)
-    return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs]), started, gate)
+    fact_packs = None
+    if target_packs is not None:
+        packs = union_packs(target_packs)
+        fact_packs = _packs_per_fact(targets, target_packs, facts)
+    ids = list(dict.fromkeys(p.id for p in packs))
+    return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=ids), started, gate, fact_packs)
 
 
 # --- saved facts ---------------------------------------------------------------------------------------

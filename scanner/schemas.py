@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from scanner.facts import facts_schema
+from scanner.inventory import inventory_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
@@ -16,6 +17,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "facts.schema.json": facts_schema,
     "report.schema.json": report_schema,
     "pack.schema.json": pack_schema,
+    "inventory.schema.json": inventory_schema,
 }
 
 
