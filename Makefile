@@ -23,8 +23,8 @@ demo: $(VENV)/.runtime
 	$(BIN)/tlsgate demo --out tlsgate-demo
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check scanner tests tools
-	$(BIN)/ruff format --check scanner tests tools
+	$(BIN)/ruff check scanner tests tools bench
+	$(BIN)/ruff format --check scanner tests tools bench
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
