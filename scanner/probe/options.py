@@ -26,7 +26,7 @@ class ConnectOptions:
 @dataclass(frozen=True)
 class ProbeOptions:
     timeout: float = 5.0
-    concurrency: int = 10
+    concurrency: int = 32  # targets probed at once; per target, connections stay capped (politeness)
     per_server_connections: int = 5
     plan: frozenset[ProbeKind] = BASELINE
     session_age_check: float | None = None  # opt-in: seconds to wait before trying to resume
