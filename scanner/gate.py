@@ -34,8 +34,8 @@ from scanner.policy.pack import (
     Key,
     Problem,
     Severity,
-    _hint,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
-    _Loader,
+    YamlLoader,
+    did_you_mean,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
 )
 from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse
 
@@ -118,16 +118,11 @@ def _whole(file: str, message: str) -> GateFileError:
 
 
 class _Checker:
-    def __init__(self, loader: _Loader) -> None:
+    def __init__(self, loader: YamlLoader) -> None:
         self.loader = loader
 
     def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
-        positions = self.loader.positions
-        where = (positions.keys.get(key) if on_key else None) or positions.values.get(key)
-        while where is None and key:
-            key = key[:-1]
-            where = positions.values.get(key)
-        self.loader.problem(where or (1, 1), message)
+        self.loader.at(key, message, on_key=on_key)
 
     def reported(self, key: Key) -> bool:
         """Whether the YAML reading already found a problem with this value (e.g. the date 2026-02-30)."""
@@ -159,7 +154,9 @@ class _Checker:
             return None
         for name in item:
             if name not in _WAIVER_KEYS:
-                self.at((*key, name), f"unknown waiver key {name!r}{_hint(name, list(_WAIVER_KEYS))}", on_key=True)
+                self.at(
+                    (*key, name), f"unknown waiver key {name!r}{did_you_mean(name, list(_WAIVER_KEYS))}", on_key=True
+                )
         missing = [name for name in _WAIVER_KEYS if name not in item]
         if missing:
             self.at(key, f"waiver is missing {', '.join(repr(m) for m in missing)}")
@@ -197,7 +194,7 @@ def load_waivers(path: Path) -> WaiverFile:
         raise GateFileError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
     if node is None:
         raise GateFileError([Problem(file, 1, 1, "waivers file is empty (write 'waivers: []' for none)")])
-    loader = _Loader(file)
+    loader = YamlLoader(file)
     data = loader.convert(node, ())
     checker = _Checker(loader)
     waivers: list[Waiver] = []
@@ -206,7 +203,7 @@ def load_waivers(path: Path) -> WaiverFile:
     else:
         for name in data:
             if name not in _FILE_KEYS:
-                checker.at((name,), f"unknown key {name!r}{_hint(name, _FILE_KEYS)}", on_key=True)
+                checker.at((name,), f"unknown key {name!r}{did_you_mean(name, _FILE_KEYS)}", on_key=True)
         items = data["waivers"]
         if not isinstance(items, list):
             checker.at(("waivers",), "'waivers' must be a list of waivers")

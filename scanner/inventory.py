@@ -27,9 +27,9 @@ from scanner.policy.pack import (
     Problem,
     RulePack,
     UnknownPack,
-    _hint,
-    _Loader,
+    YamlLoader,
     _pack_path,
+    did_you_mean,
     load_pack,
 )
 from scanner.probe.options import ConnectOptions
@@ -142,7 +142,7 @@ class PlannedTarget:
 
 
 class _Reader:
-    def __init__(self, loader: _Loader, base: Path) -> None:
+    def __init__(self, loader: YamlLoader, base: Path) -> None:
         self.loader = loader
         self.base = base
 
@@ -150,19 +150,14 @@ class _Reader:
         self.loader.problem(self.where(key, on_key=on_key), message)
 
     def where(self, key: Key, *, on_key: bool = False) -> tuple[int, int]:
-        positions = self.loader.positions
-        found = (positions.keys.get(key) if on_key else None) or positions.values.get(key)
-        while found is None and key:
-            key = key[:-1]
-            found = positions.values.get(key)
-        return found or (1, 1)
+        return self.loader.where(key, on_key=on_key)
 
     def keys(self, data: Mapping[str, Any], allowed: Sequence[str], key: Key, what: str) -> None:
         for name in data:
             if name == "password":
                 self.at((*key, name), _INLINE_REFUSAL, on_key=True)
             elif name not in allowed:
-                self.at((*key, name), f"unknown {what} key {name!r}{_hint(name, list(allowed))}", on_key=True)
+                self.at((*key, name), f"unknown {what} key {name!r}{did_you_mean(name, list(allowed))}", on_key=True)
 
     def text(self, value: Any, key: Key, name: str) -> str | None:
         if isinstance(value, bool) or not isinstance(value, str | int | float) or not str(value).strip():
@@ -227,7 +222,8 @@ class _Reader:
                 names = [p.value for p in StartTls]
                 self.at(
                     (*key, "starttls"),
-                    f"'starttls' {value!r} is not a protocol{_hint(str(value), names)}; one of {', '.join(names)}",
+                    f"'starttls' {value!r} is not a protocol{did_you_mean(str(value), names)}; "
+                    f"one of {', '.join(names)}",
                 )
         if kwargs.get("sni") and kwargs.get("no_sni"):
             self.at((*key, "no_sni"), "'sni' and 'no_sni: true' exclude each other")
@@ -351,7 +347,7 @@ class _Reader:
         return [t for t in found if t is not None]
 
 
-def _compose(path: Path, what: str) -> tuple[_Loader, Any]:
+def _compose(path: Path, what: str) -> tuple[YamlLoader, Any]:
     file = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -367,7 +363,7 @@ def _compose(path: Path, what: str) -> tuple[_Loader, Any]:
         raise InventoryError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
     if node is None:
         raise InventoryError([Problem(file, 1, 1, f"{what} is empty")])
-    loader = _Loader(file)
+    loader = YamlLoader(file)
     return loader, loader.convert(node, ())
 
 
@@ -547,7 +543,8 @@ class _Planner:
                     name = setting.key.rpartition(".")[2]
                     self.at(
                         setting.where,
-                        f"parameter {setting.key!r}: no pack of the targets it applies to takes it{_hint(name, known)}",
+                        f"parameter {setting.key!r}: no pack of the targets it applies to takes it"
+                        f"{did_you_mean(name, known)}",
                         on_key=True,
                     )
         for setting in self.cli_settings:

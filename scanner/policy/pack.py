@@ -121,7 +121,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-class _Loader:
+class YamlLoader:
     def __init__(self, file: str) -> None:
         self.file = file
         self.positions = _Positions()
@@ -169,8 +169,19 @@ class _Loader:
     def problem(self, where: tuple[int, int], message: str) -> None:
         self.problems.append(Problem(self.file, where[0], where[1], message))
 
+    def where(self, key: Key, *, on_key: bool = False) -> tuple[int, int]:
+        """Line and column of a value (or of its key), else of the nearest enclosing value, else 1:1."""
+        found = (self.positions.keys.get(key) if on_key else None) or self.positions.values.get(key)
+        while found is None and key:
+            key = key[:-1]
+            found = self.positions.values.get(key)
+        return found or (1, 1)
 
-def _hint(name: str, choices: set[str] | list[str]) -> str:
+    def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
+        self.problem(self.where(key, on_key=on_key), message)
+
+
+def did_you_mean(name: str, choices: set[str] | list[str]) -> str:
     close = difflib.get_close_matches(name, sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -179,17 +190,12 @@ def _hint(name: str, choices: set[str] | list[str]) -> str:
 
 
 class _Validator:
-    def __init__(self, loader: _Loader) -> None:
+    def __init__(self, loader: YamlLoader) -> None:
         self.loader = loader
         self.params: dict[str, Param] = {}
 
     def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
-        positions = self.loader.positions
-        where = (positions.keys.get(key) if on_key else None) or positions.values.get(key)
-        while where is None and key:
-            key = key[:-1]
-            where = positions.values.get(key)
-        self.loader.problem(where or (1, 1), message)
+        self.loader.at(key, message, on_key=on_key)
 
     def text(self, data: Mapping[str, Any], name: str, key: Key) -> str:
         value = data.get(name)
@@ -203,7 +209,7 @@ class _Validator:
     def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], key: Key, what: str) -> None:
         for name in data:
             if name not in allowed:
-                self.at((*key, name), f"unknown {what} key {name!r}{_hint(name, allowed)}", on_key=True)
+                self.at((*key, name), f"unknown {what} key {name!r}{did_you_mean(name, allowed)}", on_key=True)
 
     def matcher(self, spec: Any, scalar: Any, key: Key, unit: str | None = None) -> dict[str, Any]:
         """Check a value constraint; return it normalised (durations such as 3y converted to the fact's unit)."""
@@ -217,7 +223,7 @@ class _Validator:
             arg = given
             op = VALUE_OPERATORS.get(name)
             if op is None:
-                hint = _hint(name, set(VALUE_OPERATORS)) or f"; operators: {', '.join(VALUE_OPERATORS)}"
+                hint = did_you_mean(name, set(VALUE_OPERATORS)) or f"; operators: {', '.join(VALUE_OPERATORS)}"
                 self.at((*key, name), f"unknown operator {name!r}{hint}", on_key=True)
                 continue
             where = (*key, name) if isinstance(spec, Mapping) else key
@@ -261,7 +267,7 @@ class _Validator:
             try:
                 field_type = resolve_type(name, path_type.model)
             except UnknownPath as exc:
-                self.at((*key, name), f"unknown field {exc.missing!r}{_hint(exc.missing, exc.known)}; "
+                self.at((*key, name), f"unknown field {exc.missing!r}{did_you_mean(exc.missing, exc.known)}; "
                         f"fields here: {', '.join(exc.known)}", on_key=True)  # fmt: skip
                 continue
             if field_type.kind != "scalar":
@@ -347,7 +353,7 @@ class _Validator:
         if "param" in item:
             name = item["param"]
             if name not in self.params:
-                self.at((*key, "param"), f"unknown parameter {name!r}{_hint(str(name), set(self.params))}")
+                self.at((*key, "param"), f"unknown parameter {name!r}{did_you_mean(str(name), set(self.params))}")
                 return None
             value = self.params[name].value
             value_type = PathType("list_of_scalars" if isinstance(value, list) else "scalar", scalar=type(value))
@@ -379,7 +385,7 @@ class _Validator:
             return resolve_type(fact)
         except UnknownPath as exc:
             names = f"; names here: {', '.join(exc.known)}" if exc.known else ""
-            hint = _hint(exc.missing, exc.known)
+            hint = did_you_mean(exc.missing, exc.known)
             self.at((*key, "fact"), f"unknown fact path {fact!r}: no {exc.missing!r}{hint}{names}")
             return None
 
@@ -456,7 +462,7 @@ class _Validator:
             if set(value) == {"param"}:
                 name = value["param"]
                 if name not in self.params:
-                    self.at(key, f"unknown parameter {name!r}{_hint(str(name), set(self.params))}")
+                    self.at(key, f"unknown parameter {name!r}{did_you_mean(str(name), set(self.params))}")
                     return value
                 return self.params[name].value
             return {k: (v if k == "param" else self.substitute(v, (*key, k))) for k, v in value.items()}
@@ -574,7 +580,7 @@ def _load(path: Path, params: dict[str, Any], stack: tuple[Path, ...]) -> RulePa
         raw = path.read_bytes()
     except OSError as exc:
         raise PackError([Problem(file, 0, 0, f"cannot read pack: {exc.strerror}")]) from None
-    loader = _Loader(file)
+    loader = YamlLoader(file)
     try:
         node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
     except UnicodeDecodeError:
@@ -651,7 +657,7 @@ def _pack_path(ref: str, base: Path | None = None) -> Path:
         if file.stem == ref:
             return file
     known = [f.stem for f in builtin_pack_files()]
-    raise UnknownPack(f"unknown pack {ref!r}{_hint(ref, known)}; built-in packs: {', '.join(known)}")
+    raise UnknownPack(f"unknown pack {ref!r}{did_you_mean(ref, known)}; built-in packs: {', '.join(known)}")
 
 
 def resolve_pack(ref: str, params: Mapping[str, Any] | None = None) -> RulePack:
