@@ -9,6 +9,7 @@ import difflib
 import ipaddress
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import textwrap
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 
 from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
+from scanner.facts import ErrorClass, Facts
 from scanner.findings import Status
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.inventory import (
@@ -37,7 +39,8 @@ from scanner.inventory import (
     plan,
     read_targets_file,
 )
-from scanner.policy.operators import LIST_OPERATORS
+from scanner.live import show_progress
+from scanner.policy.operators import LIST_OPERATORS, duration
 from scanner.policy.pack import (
     SEVERITIES,
     Condition,
@@ -348,15 +351,17 @@ def _print_summary(report: Report, err: bool = False) -> None:
 
     for target in report.targets:
         error = target.facts.error
-        if error is not None:
+        if error is not None and error.error_class != ErrorClass.interrupted:  # one line says it for them all
             typer.echo(f"tlsgate: {target.target}: {error.error_class.value}: {error.message}", err=True)
     if _VERBOSITY["level"] > 0:
         print_summary(report, verbose=_VERBOSITY["level"] > 1, err=err)
 
 
-def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True) -> None:
+def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True, stdout_taken: bool = False) -> None:
+    """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
+    is on standard output."""
     rendered = _write_reports(report, outputs)
-    to_stdout = any(output.path is None for output, _ in rendered)
+    to_stdout = stdout_taken or any(output.path is None for output, _ in rendered)
     for output, text in rendered:
         if output.path is None:
             typer.echo(text.encode("utf-8"), nl=False)  # bytes: UTF-8 like the files, whatever the locale
@@ -368,6 +373,14 @@ def _deliver(report: Report, outputs: Sequence[Output], summary: bool = True) ->
             typer.echo(f"report: {output.path}", err=to_stdout)
 
 
+@dataclass(frozen=True)
+class Live:
+    """How a scan shows and keeps its progress: the bar, and where finished targets are resumed from."""
+
+    progress: bool = False
+    resume: Path | None = None
+
+
 def _scan(
     targets: list[tuple[Target, ConnectOptions]],
     packs: list[RulePack],
@@ -375,12 +388,76 @@ def _scan(
     outputs: Sequence[Output],
     gate: Gate | None = None,
     target_packs: Sequence[Sequence[RulePack]] | None = None,
+    live: Live = Live(),
 ) -> Report:
+    """Scan with the JSON Lines journal (if asked for) written as targets finish, then write the other reports.
+
+    Ctrl-C or SIGTERM stops the scan: the reports are still written — every finished target, the others marked
+    ``interrupted`` — and the exit code is 130.
+    """
+    from scanner.live import Fanout, Journal, ProgressBar  # noqa: PLC0415
     from scanner.pipeline import run_scan  # noqa: PLC0415 - sslyze is slow to import; --help should not wait
 
-    report = run_scan(targets, packs, probe, gate, target_packs)
-    _deliver(report, outputs)
+    known = _resume(live.resume) if live.resume is not None else {}
+    listeners: list[Journal | ProgressBar] = []
+    for output in outputs:
+        if output.format is OutputFormat.jsonl:
+            same = output.path is not None and live.resume is not None and _same_file(output.path, live.resume)
+            listeners.append(Journal(output.path, append=same, skip=known if same else ()))
+    if live.progress:
+        listeners.append(ProgressBar())
+    fanout = Fanout(listeners)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        outcome = run_scan(targets, packs, probe, gate, target_packs, fanout, known)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        fanout.close()
+    report = outcome.report
+    streamed = any(o.format is OutputFormat.jsonl and o.path is None for o in outputs)
+    _deliver(report, [o for o in outputs if o.format is not OutputFormat.jsonl], stdout_taken=streamed)
+    for journal in listeners:
+        if isinstance(journal, Journal) and journal.path is not None and _VERBOSITY["level"] > 0:
+            typer.echo(f"report: {journal.path} (JSON Lines, written as targets finished)", err=streamed)
+    if outcome.interrupted:
+        done = sum(1 for t in report.targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
+        typer.echo(
+            f"tlsgate: interrupted: {done} of {len(report.targets)} targets had finished; reports written, "
+            "the unfinished targets marked interrupted",
+            err=True,
+        )
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
     return report
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (systemd, CI cancelling a job) stops a scan as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    return one.resolve() == other.resolve()
+
+
+RESUMABLE = ("interrupted", "time_budget")
+
+
+def _resume(path: Path) -> dict[str, Facts]:
+    """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
+    it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
+    from scanner.pipeline import SavedFactsError, read_saved_facts  # noqa: PLC0415
+
+    if not path.exists():
+        return {}
+    try:
+        saved = read_saved_facts(path)
+    except SavedFactsError as exc:
+        _fatal(f"--resume {exc}", ExitCode.USAGE)
+    return {
+        facts.target.input: facts
+        for facts in saved.facts
+        if facts.error is None or facts.error.error_class.value not in RESUMABLE
+    }
 
 
 def _credentials(
@@ -669,6 +746,56 @@ def scan(
             help="Opt-in: wait this long, then test whether a session is still resumed.",
         ),
     ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1024, metavar="N", help="Targets probed at once.")
+    ] = ProbeOptions.concurrency,
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", min=1, max=4096, metavar="N", help="Connections in flight across the run."),
+    ] = ProbeOptions.max_connections,
+    per_host: Annotated[
+        int,
+        typer.Option(
+            "--per-host",
+            min=1,
+            max=256,
+            metavar="N",
+            help="Connections in flight to one host (IP address, all its ports together): be gentle with one server.",
+        ),
+    ] = ProbeOptions.per_host,
+    time_budget: Annotated[
+        str | None,
+        typer.Option(
+            "--time-budget",
+            metavar="DURATION",
+            help="Stop the whole run after this long (90s, 10m, 1h); unfinished targets are reported as time_budget.",
+        ),
+    ] = None,
+    target_time: Annotated[
+        str | None,
+        typer.Option(
+            "--target-time",
+            metavar="DURATION",
+            help="At most this long for one target, all its probes together (e.g. 2m).",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="A progress bar on standard error. Default: only on a terminal, never with CI set or --quiet.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume",
+            metavar="FILE",
+            help="Keep the targets an earlier run finished (its --format jsonl file, or a JSON report) and scan only "
+            "the rest; with the same file as --format jsonl=FILE, it is continued.",
+        ),
+    ] = None,
     fail_on: FailOnOption = "info",
     waivers: WaiversOption = None,
     baseline: BaselineOption = None,
@@ -698,6 +825,8 @@ def scan(
             ip = str(ipaddress.ip_address(ip))
         except ValueError:
             _fatal(f"--ip {ip!r} is not an IP address", ExitCode.USAGE)
+    budget_seconds = _duration_option("--time-budget", time_budget)
+    target_seconds = _duration_option("--target-time", target_time)
     with tempfile.TemporaryDirectory(prefix="tlsgate-credentials-") as workdir:
         credentials = _credentials(
             client_cert, client_key, client_p12, client_password_env, client_password_file, Path(workdir)
@@ -731,10 +860,31 @@ def scan(
             not no_revocation,
         )
         probe = ProbeOptions(
-            timeout=timeout, plan=plan, session_age_check=session_age_check, certificates=trust, offline=offline
+            timeout=timeout,
+            concurrency=concurrency,
+            max_connections=max_connections,
+            per_host=per_host,
+            time_budget=budget_seconds,
+            target_time=target_seconds,
+            plan=plan,
+            session_age_check=session_age_check,
+            certificates=trust,
+            offline=offline,
         )
-        report = _scan(scanned, packs, probe, outputs, gate, target_packs)
+        live = Live(progress=show_progress(progress, quiet), resume=resume)
+        report = _scan(scanned, packs, probe, outputs, gate, target_packs, live)
     raise typer.Exit(int(report_exit_code(report)))
+
+
+def _duration_option(option: str, text: str | None) -> float | None:
+    """``90``, ``90s``, ``10m``, ``1h`` as seconds; anything else, or nothing positive, is a usage error."""
+    if text is None:
+        return None
+    raw = text.strip()
+    seconds = duration(raw + "s" if raw.replace(".", "", 1).isdigit() else raw, "seconds")
+    if seconds is None or seconds <= 0:
+        _fatal(f"{option} {text!r}: expected a positive duration such as 90s, 10m or 1h", ExitCode.USAGE)
+    return seconds
 
 
 def _read_targets_file(name: str) -> list[Target]:

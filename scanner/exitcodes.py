@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     NOT_CHECKED = 3  # nothing counted failed, but a target could not be scanned or a counted rule was inconclusive
     OUTPUT_FAILED = 4  # a report could not be written
     INTERNAL = 5  # a bug in tlsgate; the message says what broke
-    INTERRUPTED = 130  # stopped by Ctrl-C
+    INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM; the reports hold the targets that had finished
 
 
 EXIT_CODE_HELP = """Exit codes:
@@ -32,7 +32,7 @@ EXIT_CODE_HELP = """Exit codes:
      above --fail-on was inconclusive, and no counted rule failed
   4  a report could not be written
   5  internal error in tlsgate
-  130 interrupted"""
+  130 interrupted (Ctrl-C, SIGTERM): reports written for what finished"""
 
 
 def exit_code(verdicts: Iterable[Verdict]) -> ExitCode:

@@ -46,6 +46,8 @@ class ErrorClass(StrEnum):
     starttls_failed = "starttls_failed"  # the plaintext protocol refused to upgrade to TLS
     probe_failed = "probe_failed"  # a probe broke on this target (bug or unexpected reply)
     not_applicable = "not_applicable"  # the fact does not apply to this target (e.g. no client certificate asked)
+    interrupted = "interrupted"  # the run was stopped (Ctrl-C, SIGTERM) before this target finished
+    time_budget = "time_budget"  # the run's or the target's time budget ran out before this target finished
 
 
 class ProbeError(Frozen):

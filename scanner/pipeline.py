@@ -6,15 +6,15 @@ Saved facts (a JSON report, or facts alone) re-enter the flow at ``judge``: re-j
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import TypeAdapter, ValidationError
 
-from scanner.facts import Facts
+from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.gate import Gate, apply_gate, target_names
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
@@ -80,24 +80,33 @@ def union_packs(per_target: Sequence[Sequence[RulePack]]) -> list[RulePack]:
     return list(seen.values())
 
 
-def _packs_per_fact(
-    targets: Sequence[tuple[Target, ConnectOptions]], per_target: Sequence[Sequence[RulePack]], facts: Sequence[Facts]
-) -> list[Sequence[RulePack]]:
-    """Each facts item's packs: facts come in target order, a target with --all-addresses giving one per address
-    (labelled ``INPUT @ ADDRESS``)."""
-    result: list[Sequence[RulePack]] = []
-    index = 0
-    for (target, _), packs in zip(targets, per_target, strict=True):
-        prefix = f"{target.input} @ "
-        expanded = index < len(facts) and facts[index].target.input.startswith(prefix)
-        result.append(packs)
-        index += 1
-        while expanded and index < len(facts) and facts[index].target.input.startswith(prefix):
-            result.append(packs)
-            index += 1
-    if len(result) != len(facts):
-        raise RuntimeError("facts do not line up with the targets scanned")
-    return result
+def judge_one(facts: Facts, packs: Sequence[RulePack], gate: Gate | None, started: datetime) -> TargetReport:
+    """One target's verdict and findings, through the gate, as soon as its facts are final (for streaming)."""
+    findings = evaluate(facts, list(packs))
+    if gate is not None:
+        (findings,), _ = apply_gate(gate, [(target_names(facts.target), findings)], started.astimezone(UTC).date())
+    return TargetReport(
+        target=facts.target.input, verdict=target_verdict(facts, findings), facts=facts, findings=findings
+    )
+
+
+class Listener(Protocol):
+    """What a caller hears while a scan runs: how many results to expect, then each target as it finishes."""
+
+    def planned(self, total: int) -> None: ...
+
+    def finished(self, result: TargetReport) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    report: Report
+    interrupted: bool  # stopped by Ctrl-C/SIGTERM: targets not finished carry the error class "interrupted"
+
+
+INTERRUPTED = ProbeError(
+    error_class=ErrorClass.interrupted, message="the run was interrupted before this target finished"
+)
 
 
 def run_scan(
@@ -106,20 +115,46 @@ def run_scan(
     probe: ProbeOptions,
     gate: Gate | None = None,
     target_packs: Sequence[Sequence[RulePack]] | None = None,
-) -> Report:
+    listener: Listener | None = None,
+    known: Mapping[str, Facts] | None = None,
+) -> ScanOutcome:
     """Probe and judge; ``target_packs`` (aligned with ``targets``) gives each target its own packs, ``packs``
-    then being ignored in favour of their union."""
+    then being ignored in favour of their union. ``listener`` hears each target as it finishes; ``known`` holds
+    facts of an earlier run (by target label) that are judged again instead of probed.
+
+    Ctrl-C (KeyboardInterrupt) during probing stops the run: the report then holds every finished target, the
+    others with the error class ``interrupted``.
+    """
     # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
-    from scanner.probe.run import probe_targets  # noqa: PLC0415
+    from scanner.probe.limits import Stop  # noqa: PLC0415
+    from scanner.probe.run import ProbeRun, stopped_facts  # noqa: PLC0415
 
     started = datetime.now(UTC)
-    facts = probe_targets(targets, probe)
-    fact_packs = None
+    per_target = list(target_packs) if target_packs is not None else [packs] * len(targets)
     if target_packs is not None:
         packs = union_packs(target_packs)
-        fact_packs = _packs_per_fact(targets, target_packs, facts)
+    stop = Stop()
+    run = ProbeRun(targets, probe, stop, known)
+    fact_packs = [per_target[item.source] for item in run.items]
+    found: list[Facts | None] = [None] * len(run.items)
+    interrupted = False
+    if listener is not None:
+        listener.planned(len(run.items))
+    try:
+        for index, facts in run.results():
+            found[index] = facts
+            if listener is not None:
+                listener.finished(judge_one(facts, fact_packs[index], gate, started))
+    except KeyboardInterrupt:
+        stop.set(INTERRUPTED)
+        interrupted = True
+    facts_list = [
+        facts if facts is not None else stopped_facts(item, INTERRUPTED)
+        for item, facts in zip(run.items, found, strict=True)
+    ]
     ids = list(dict.fromkeys(p.id for p in packs))
-    return judge(facts, packs, ScanOptions(timeout=probe.timeout, packs=ids), started, gate, fact_packs)
+    report = judge(facts_list, packs, ScanOptions(timeout=probe.timeout, packs=ids), started, gate, fact_packs)
+    return ScanOutcome(report, interrupted)
 
 
 # --- saved facts ---------------------------------------------------------------------------------------
@@ -132,7 +167,7 @@ class SavedFactsError(ValueError):
 @dataclass(frozen=True)
 class SavedFacts:
     path: Path
-    kind: Literal["report", "facts"]
+    kind: Literal["report", "facts", "journal"]
     facts: tuple[Facts, ...]
     timeout: float | None  # the scan's timeout, when the file is a report that recorded it
 
@@ -168,7 +203,11 @@ def read_saved_facts(path: Path) -> SavedFacts:
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" or path.suffix == ".jsonl":
+            return _read_journal(path, text)
         raise SavedFactsError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    if isinstance(data, dict) and "facts" in data and "target" in data:
+        return _read_journal(path, text)  # a JSON Lines file of one target
     try:
         if isinstance(data, dict) and "targets" in data:
             report = Report.model_validate(data)
@@ -185,5 +224,24 @@ def read_saved_facts(path: Path) -> SavedFacts:
         what = "tlsgate report" if isinstance(data, dict) and "targets" in data else "tlsgate facts"
         raise SavedFactsError(f"{path}: not a valid {what}: {_summary(exc)}") from None
     raise SavedFactsError(
-        f"{path}: neither a tlsgate report (an object with 'targets') nor facts (an object with 'target', or a list)"
+        f"{path}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)"
     )
+
+
+def _read_journal(path: Path, text: str) -> SavedFacts:
+    """Facts from JSON Lines (``--format jsonl``): a target per line. A last line cut short — the writer was
+    killed mid-line — is left out; any other bad line is an error naming its line."""
+    facts: list[Facts] = []
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            facts.append(TargetReport.model_validate_json(raw).facts)
+        except ValidationError as exc:
+            if number == len(lines):  # no newline after it: the line was never finished
+                break
+            raise SavedFactsError(f"{path}:{number}: not a tlsgate JSON Lines target: {_summary(exc)}") from None
+    if not facts:
+        raise SavedFactsError(f"{path}: no finished target in this JSON Lines file")
+    return SavedFacts(path, "journal", tuple(facts), None)

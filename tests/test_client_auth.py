@@ -195,9 +195,9 @@ def test_sslyze_enumerates_suites_of_required_server(
             versions=frozenset({protocol}),
             extras=frozenset(),
         )
-        outcomes = list(sslyze_adapter.scan([request]))
+        outcomes = sslyze_adapter.scan_one(request)
     assert len(outcomes) == 1
-    outcome = outcomes[0][1]
+    outcome = outcomes[0]
     assert outcome.error is None
     [support] = outcome.protocols
     assert support.version == protocol

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from scanner.probe.limits import Stop
 from scanner.probe.starttls import StartTls, upgrade
 from scanner.targets import Target
 
@@ -28,6 +29,7 @@ class Endpoint:
     timeout: float
     credentials: ClientCredentials | None = None
     starttls: StartTls | None = None
+    stop: Stop | None = field(default=None, compare=False)  # checked before every connection
 
     @property
     def port(self) -> int:
@@ -41,8 +43,10 @@ class Endpoint:
         """A TCP connection, upgraded by the STARTTLS preamble if any, ready for a ClientHello.
 
         The probe timeout applies to connect and to every read. Raises OSError, or StartTlsError when the
-        plaintext side refuses to upgrade.
+        plaintext side refuses to upgrade; Cancelled (an OSError) once the run or target is stopped.
         """
+        if self.stop is not None:
+            self.stop.check()
         sock = socket.create_connection((self.address, self.port), timeout=self.timeout)
         if self.starttls is not None:
             try:

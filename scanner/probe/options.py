@@ -25,9 +25,13 @@ class ConnectOptions:
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    timeout: float = 5.0
-    concurrency: int = 32  # targets probed at once; per target, connections stay capped (politeness)
-    per_server_connections: int = 5
+    timeout: float = 5.0  # seconds for each connect and read
+    concurrency: int = 32  # targets probed at once
+    max_connections: int = 64  # connections in flight across the run
+    per_host: int = 8  # connections in flight to one host (IP address), whatever the port: politeness
+    per_server_connections: int = 5  # sslyze jobs of one target at once (also within per_host)
+    time_budget: float | None = None  # seconds for the whole run; targets not finished by then are reported so
+    target_time: float | None = None  # seconds for one target, all its probes together
     plan: frozenset[ProbeKind] = BASELINE
     session_age_check: float | None = None  # opt-in: seconds to wait before trying to resume
     certificates: CertificateOptions = field(default_factory=CertificateOptions)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Literal
@@ -505,7 +505,7 @@ def _stapled_result(leaf: x509.Certificate, stapled: Observed[OcspResponseFacts]
     return _ocsp_verdict(leaf, "stapled_ocsp", None, stapled.value, now)
 
 
-Job = Callable[[], RevocationResult]
+Job = partial[RevocationResult]
 
 
 def _jobs_for(
@@ -565,8 +565,12 @@ def check_revocation(
         if _is_self_signed(cert):
             continue
         jobs += _jobs_for(cert, find_issuer(cert, candidates), fetcher, moment, ocsp_nonce)
-    if jobs:
+    fetching = [job for job in jobs if job.func in (_check_ocsp, _check_crl)]
+    if len(fetching) > 1 and not fetcher.offline:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs)), thread_name_prefix="revocation") as pool:
             results += pool.map(lambda job: job(), jobs)
+    else:
+        # Nothing to fetch, or one request: threads would only cost (most chains have no URL for one of them).
+        results += [job() for job in jobs]
     leaf = _sha256(chain[0]) if chain else None
     return [r.model_copy(update={"leaf": r.certificate == leaf}) for r in results]

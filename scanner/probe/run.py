@@ -1,15 +1,20 @@
 """Run the probes for a list of targets: ``(targets, options) -> Facts``.
 
-Per target: a preflight (resolve, connect, one ClientHello) decides whether there is a TLS peer at all;
-then sslyze (SSLv2, certificate, behaviours and vulnerability plugins) and tlsgate's own probes run side
-by side, each filling its part of the facts. A probe that fails leaves its part as an error, never a
-default; a target that fails never stops the others.
+Each target runs its whole course on its own: a preflight (resolve, connect, one ClientHello) decides whether
+there is a TLS peer at all; tlsgate's own probes run one after another; then sslyze (SSL 2.0, the certificate
+chain, behaviours and vulnerability plugins); then the certificate analysis. Targets run side by side and each
+one's facts are final as soon as it is done, so results stream out in completion order. A probe that fails
+leaves its part as an error, never a default; a target that fails never stops the others.
+
+Connections go through ``Slots`` (a cap for the run and one per host) and check a ``Stop`` (Ctrl-C, the time
+budget, a target's own time limit): a stopped target is reported with that reason, never half-filled.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -35,6 +40,7 @@ from scanner.probe.clientauth import probe_client_auth
 from scanner.probe.endpoint import Endpoint
 from scanner.probe.fetch import Fetcher
 from scanner.probe.groups import probe_groups
+from scanner.probe.limits import Cancelled, Slots, Stop
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ProbeKind
 from scanner.probe.preflight import Reachable, preflight, resolve_all
@@ -45,6 +51,9 @@ from scanner.targets import Target
 G = TypeVar("G", SessionFacts, ClientAuthFacts, GroupFacts)
 
 
+_POLL = 0.2  # seconds between looks at the run's stop while waiting for results
+
+
 @dataclass(frozen=True)
 class ScanItem:
     """One (target, address) pair to probe: a name with all_addresses becomes several items."""
@@ -53,6 +62,7 @@ class ScanItem:
     options: ConnectOptions
     address: str | None = None
     label: str = ""
+    source: int = 0  # index of the target this item came from
 
     @property
     def server_name(self) -> str | None:
@@ -84,20 +94,20 @@ def expand(targets: Sequence[tuple[Target, ConnectOptions]]) -> list[ScanItem]:
     """One item per target, or per address when all_addresses is set (a name that does not resolve stays one
     item, so its DNS error is reported)."""
     items: list[ScanItem] = []
-    for target, options in targets:
+    for source, (target, options) in enumerate(targets):
         if options.all_addresses and options.connect_address is None and not target.is_ip:
             addresses = resolve_all(target)
             if isinstance(addresses, list) and len(addresses) > 1:
-                items.extend(ScanItem(target, options, a, f"{target.input} @ {a}") for a in addresses)
+                items.extend(ScanItem(target, options, a, f"{target.input} @ {a}", source) for a in addresses)
                 continue
             if isinstance(addresses, list):
-                items.append(ScanItem(target, options, addresses[0], target.input))
+                items.append(ScanItem(target, options, addresses[0], target.input, source))
                 continue
-        items.append(ScanItem(target, options, options.connect_address, target.input))
+        items.append(ScanItem(target, options, options.connect_address, target.input, source))
     return items
 
 
-def _endpoint(item: ScanItem, address: str, options: ProbeOptions) -> Endpoint:
+def _endpoint(item: ScanItem, address: str, options: ProbeOptions, stop: Stop) -> Endpoint:
     return Endpoint(
         target=item.target,
         address=address,
@@ -105,6 +115,7 @@ def _endpoint(item: ScanItem, address: str, options: ProbeOptions) -> Endpoint:
         timeout=item.options.timeout or options.timeout,
         credentials=item.options.credentials,
         starttls=item.options.starttls,
+        stop=stop,
     )
 
 
@@ -278,52 +289,149 @@ def _group(plan: frozenset[ProbeKind], kind: ProbeKind, found: G | None, partial
     return model(status="error", error=error)
 
 
-def probe_targets(targets: Sequence[tuple[Target, ConnectOptions]], options: ProbeOptions) -> list[Facts]:
-    """Probe every target; a target that fails yields Facts with an error and never stops the others."""
-    items = expand(targets)
-    started = datetime.now(UTC)
-    partials = [_Partial(item=item, started=started) for item in items]
-    workers = max(1, min(options.concurrency, len(items) or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="probe") as pool:
-        checks = list(
-            pool.map(
-                lambda it: preflight(
-                    it.target,
-                    it.options.timeout or options.timeout,
-                    address=it.address,
-                    server_name=it.server_name,
-                    starttls=it.options.starttls,
-                ),
-                items,
-            )
-        )
-        reachable: list[tuple[_Partial, Endpoint]] = []
-        for partial, check in zip(partials, checks, strict=True):
-            if isinstance(check, Reachable):
-                partial.address = check.ip_address
-                reachable.append((partial, _endpoint(partial.item, check.ip_address, options)))
-            else:
-                partial.error = check
+def stopped_facts(item: ScanItem, error: ProbeError, started: datetime | None = None) -> Facts:
+    """The facts of an item the run did not finish: only who it is and why it was not scanned."""
+    now = datetime.now(UTC)
+    partial = _Partial(item=item, started=started or now, address=item.address)
+    return Facts(target=_target_info(partial), started_at=partial.started, finished_at=now, status="error", error=error)
 
-        # tlsgate's own probes run one after another per target, and before sslyze: many TLS services
-        # (embedded stacks, openssl s_server) serve one connection at a time, and a probe waiting behind
-        # another's long connection would time out. Targets still run in parallel.
-        own = [pool.submit(_own_probes, endpoint, options) for _, endpoint in reachable]
-        for (partial, _), future in zip(reachable, own, strict=True):
-            for merge in future.result():
-                merge(partial)
-        requests = [_sslyze_request(endpoint, options.plan) for _, endpoint in reachable]
-        for index, outcome in sslyze_adapter.scan(
-            requests, per_server_connections=options.per_server_connections, concurrent_servers=options.concurrency
-        ):
-            _merge_sslyze(reachable[index][0], outcome)
+
+class ProbeRun:
+    """A probe run over many targets: ``results()`` yields each item's facts as soon as it is finished.
+
+    ``concurrency`` targets run at once, each in its own worker thread; their connections share ``Slots``.
+    ``stop`` ends the run early (the caller sets it on Ctrl-C); the time budget, when given, sets it by itself.
+    Items whose label is in ``known`` (facts from an earlier, interrupted run) are not probed again.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[tuple[Target, ConnectOptions]],
+        options: ProbeOptions,
+        stop: Stop | None = None,
+        known: Mapping[str, Facts] | None = None,
+    ) -> None:
+        self.options = options
+        self.items = expand(targets)
+        self.known = dict(known or {})
+        budget = options.time_budget
+        self.stop = (
+            Stop.after(budget, _budget_error(budget, "the run's time budget"), parent=stop)
+            if budget is not None
+            else Stop(parent=stop)
+        )
+        self.slots = Slots(options.max_connections, options.per_host)
         # Trust and revocation fetch AIA issuers, OCSP and CRLs: one Fetcher (one cache) for the whole run.
-        fetcher = Fetcher(options.timeout, offline=options.offline)
-        served = [(p, e, p.served) for p, e in reachable if p.served is not None]
-        analysed = pool.map(lambda item: _analyse(item[2], item[1], options, fetcher), served)
-        for (partial, _, _), facts in zip(served, analysed, strict=True):
-            partial.certificate = facts
-    return [_finish(partial, options.plan) for partial in partials]
+        self.fetcher = Fetcher(options.timeout, offline=options.offline)
+
+    def results(self) -> Iterator[tuple[int, Facts]]:
+        """(item index, facts) for every item, in the order they finish. Once the run is stopped, items not
+        yet finished come out promptly with the stop's reason as their error."""
+        results: queue.SimpleQueue[tuple[int, Facts] | None] = queue.SimpleQueue()
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index, item in enumerate(self.items):
+            found = self.known.get(item.label)
+            if found is not None:
+                results.put((index, found))
+            else:
+                todo.put(index)
+
+        def work() -> None:
+            while True:
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    results.put(None)  # this worker is done
+                    return
+                results.put((index, self._probe_guarded(self.items[index])))
+
+        workers = max(1, min(self.options.concurrency, len(self.items) - len(self.known) or 1))
+        # Daemon threads: after Ctrl-C the caller reports and exits without waiting on a read in progress.
+        for number in range(workers):
+            threading.Thread(target=work, name=f"probe-{number}", daemon=True).start()
+        running = workers
+        waiting = set(range(len(self.items)))
+        while running:
+            try:
+                got = results.get(timeout=_POLL)
+            except queue.Empty:
+                if (error := self.stop.error) is not None:
+                    # Out of time (or stopped): what is still in progress is reported now, not after its reads
+                    # time out. Its worker's late answer goes nowhere.
+                    for index in sorted(waiting):
+                        yield index, stopped_facts(self.items[index], error)
+                    return
+                continue
+            if got is None:
+                running -= 1
+                continue
+            waiting.discard(got[0])
+            yield got
+
+    def _probe_guarded(self, item: ScanItem) -> Facts:
+        started = datetime.now(UTC)
+        limit = self.options.target_time
+        stop = (
+            Stop.after(limit, _budget_error(limit, "the target's time limit"), parent=self.stop)
+            if limit is not None
+            else self.stop
+        )
+        try:
+            if stop.error is not None:
+                return stopped_facts(item, stop.error, started)
+            facts = self._probe(item, stop, started)
+        except Cancelled as exc:
+            return stopped_facts(item, exc.error, started)
+        except Exception as exc:  # a bug on one target must not lose the others
+            error = ProbeError(error_class=ErrorClass.probe_failed, message=f"probing failed: {exc!r}")
+            return stopped_facts(item, error, started)
+        # Whatever the probes saw after a stop is incomplete: report the stop, not half the facts.
+        return stopped_facts(item, stop.error, started) if stop.error is not None else facts
+
+    def _probe(self, item: ScanItem, stop: Stop, started: datetime) -> Facts:
+        options = self.options
+        partial = _Partial(item=item, started=started)
+        with self.slots.hold(item.address or item.target.host, stop):
+            check = preflight(
+                item.target,
+                item.options.timeout or options.timeout,
+                address=item.address,
+                server_name=item.server_name,
+                starttls=item.options.starttls,
+            )
+        if not isinstance(check, Reachable):
+            partial.error = check
+            return _finish(partial, options.plan)
+        partial.address = check.ip_address
+        endpoint = _endpoint(item, check.ip_address, options, stop)
+        # tlsgate's own probes run one after another, and before sslyze: many TLS services (embedded stacks,
+        # openssl s_server) serve one connection at a time, and a probe waiting behind another's long
+        # connection would time out. So they hold one connection slot between them.
+        with self.slots.hold(check.ip_address, stop):
+            merges = _own_probes(endpoint, options)
+        for merge in merges:
+            merge(partial)
+        stop.check()
+        request = _sslyze_request(endpoint, options.plan)
+        parallel = min(options.per_server_connections, options.per_host)
+        for outcome in sslyze_adapter.scan_one(request, parallel, lambda: self.slots.hold(check.ip_address, stop)):
+            _merge_sslyze(partial, outcome)
+        stop.check()
+        if partial.served is not None:
+            partial.certificate = _analyse(partial.served, endpoint, options, self.fetcher)
+        return _finish(partial, options.plan)
+
+
+def _budget_error(seconds: float, what: str) -> ProbeError:
+    return ProbeError(error_class=ErrorClass.time_budget, message=f"not finished within {what} ({seconds:g} s)")
+
+
+def probe_targets(targets: Sequence[tuple[Target, ConnectOptions]], options: ProbeOptions) -> list[Facts]:
+    """Probe every target and return the facts in target order; a target that fails yields Facts with an error
+    and never stops the others."""
+    run = ProbeRun(targets, options)
+    found: dict[int, Facts] = dict(run.results())
+    return [found[index] for index in range(len(run.items))]
 
 
 def _analyse(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from traceback import TracebackException
 from typing import Any
@@ -12,19 +14,26 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509 import ocsp
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EcDhEphemeralKeyInfo, EphemeralKeyInfo
+from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import (
     ConnectionToServerTimedOut,
     ServerRejectedConnection,
     ServerRejectedOpportunisticTlsNegotiation,
+    ServerRejectedTlsHandshake,
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.openssl_cipher_suites.implementation import CipherSuitesScanResult
-from sslyze.plugins.scan_commands import ScanCommand
-from sslyze.scanner.models import ServerScanRequest, ServerScanResult, ServerScanStatusEnum
-from sslyze.scanner.scan_command_attempt import ScanCommandAttemptStatusEnum, ScanCommandErrorReasonEnum
-from sslyze.scanner.scanner import Scanner
+from sslyze.plugins.plugin_base import ScanCommandWrongUsageError, ScanJob, ScanJobResult
+from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
+from sslyze.scanner.models import AllScanCommandsAttempts, get_scan_command_attempt_cls
+from sslyze.scanner.scan_command_attempt import (
+    ScanCommandAttempt,
+    ScanCommandAttemptStatusEnum,
+    ScanCommandErrorReasonEnum,
+)
+from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
 from sslyze.server_setting import (
     ClientAuthenticationCredentials,
     ServerNetworkConfiguration,
@@ -223,10 +232,7 @@ def _behaviours(attempts: Any) -> dict[str, Observed[Any]]:
     return values
 
 
-def _outcome(request: SslyzeRequest, result: ServerScanResult) -> SslyzeOutcome:
-    if result.scan_status != ServerScanStatusEnum.COMPLETED or result.scan_result is None:
-        return SslyzeOutcome(error=_connectivity_error(result.connectivity_error_trace))
-    attempts = result.scan_result
+def _outcome(request: SslyzeRequest, attempts: AllScanCommandsAttempts) -> SslyzeOutcome:
     protocols = [
         _protocol(version, getattr(attempts, command.value))
         for version, command in VERSION_COMMANDS.items()
@@ -280,36 +286,126 @@ def _split(request: SslyzeRequest) -> list[tuple[SslyzeRequest, bool]]:
     return [(sslv2, False), (rest, True)]
 
 
-def scan(
-    requests: Sequence[SslyzeRequest],
-    per_server_connections: int = 5,
-    concurrent_servers: int = 10,
-) -> Iterable[tuple[int, SslyzeOutcome]]:
-    """Run sslyze for each request; yield (index, outcome) as each part completes (a request may have two)."""
-    by_uuid: dict[Any, tuple[int, SslyzeRequest]] = {}
-    batch = []
-    for index, request in enumerate(requests):
-        for part, with_credentials in _split(request):
-            commands = _commands(part)
-            if not commands:
-                continue
-            endpoint = part.endpoint
-            scan_request = ServerScanRequest(
-                server_location=ServerNetworkLocation(
-                    hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address
-                ),
-                network_configuration=_network_config(endpoint, endpoint.timeout, with_credentials=with_credentials),
-                scan_commands=commands,
+Hold = Callable[[], AbstractContextManager[object]]
+
+
+def _no_limit() -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def scan_one(request: SslyzeRequest, per_server_connections: int = 5, hold: Hold = _no_limit) -> list[SslyzeOutcome]:
+    """Run sslyze's plugins for one server, here and now: one outcome per part (a request may have two).
+
+    sslyze's own Scanner batches servers and polls for finished work; driving its plugins directly lets each
+    target's facts be final as soon as its own connections are done. ``hold`` is entered around every
+    connection-making step (the connectivity test, each job), which is how the run's connection limits and
+    stop signal reach sslyze's connections; at most ``per_server_connections`` jobs run at once.
+    """
+    outcomes = []
+    for part, with_credentials in _split(request):
+        commands = _commands(part)
+        if commands:
+            outcomes.append(_scan_part(part, commands, with_credentials, per_server_connections, hold))
+    return outcomes
+
+
+def _scan_part(
+    request: SslyzeRequest, commands: set[ScanCommand], with_credentials: bool, parallel: int, hold: Hold
+) -> SslyzeOutcome:
+    endpoint = request.endpoint
+    location = ServerNetworkLocation(hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address)
+    config = _network_config(endpoint, endpoint.timeout, with_credentials=with_credentials)
+    try:
+        with hold():
+            probing = check_connectivity_to_server(location, config)
+    except Exception as exc:  # ConnectionToServerFailed and its kin; Cancelled when the run stopped
+        return SslyzeOutcome(error=_connectivity_error(TracebackException.from_exception(exc)))
+    server = ServerConnectivityInfo(server_location=location, network_configuration=config, tls_probing_result=probing)
+    attempts: dict[ScanCommand, ScanCommandAttempt[Any]] = {}
+    jobs: list[tuple[ScanCommand, ScanJob]] = []
+    for command in commands:
+        try:
+            implementation = ScanCommandsRepository.get_implementation_cls(command)
+            jobs += [(command, job) for job in implementation.scan_jobs_for_scan_command(server, None)]
+        except Exception as exc:  # sslyze's own failure to plan a command: that command's error, not the target's
+            reason = (
+                ScanCommandErrorReasonEnum.WRONG_USAGE
+                if isinstance(exc, ScanCommandWrongUsageError)
+                else ScanCommandErrorReasonEnum.BUG_IN_SSLYZE
             )
-            by_uuid[scan_request.uuid] = (index, part)
-            batch.append(scan_request)
-    if not batch:
-        return
-    scanner = Scanner(
-        per_server_concurrent_connections_limit=per_server_connections,
-        concurrent_server_scans_limit=concurrent_servers,
+            attempts[command] = _errored(command, reason, exc)
+    done = _run_jobs(jobs, parallel, hold)
+    for command in commands - attempts.keys():
+        results = [ScanJobResult(_return_value=value, _exception=error) for cmd, value, error in done if cmd == command]
+        attempts[command] = _completed(command, server, results)
+    for name in (f.name for f in fields(AllScanCommandsAttempts)):
+        attempts.setdefault(ScanCommand(name), _not_scheduled(ScanCommand(name)))
+    by_name: dict[str, Any] = {command.value: attempt for command, attempt in attempts.items()}
+    everything = AllScanCommandsAttempts(**by_name)
+    return _outcome(request, everything)
+
+
+def _run_jobs(
+    jobs: Sequence[tuple[ScanCommand, ScanJob]], parallel: int, hold: Hold
+) -> list[tuple[ScanCommand, Any, Exception | None]]:
+    """Every job, at most ``parallel`` at once, each inside ``hold``; its return value or its exception."""
+    pending = list(reversed(jobs))
+    done: list[tuple[ScanCommand, Any, Exception | None]] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                command, job = pending.pop()
+            try:
+                with hold():
+                    value = job.function_to_call(*job.function_arguments)
+                outcome: tuple[ScanCommand, Any, Exception | None] = (command, value, None)
+            except Exception as exc:  # recorded for the plugin to judge, as sslyze's own scanner does
+                outcome = (command, None, exc)
+            with lock:
+                done.append(outcome)
+
+    # Daemon threads: a run stopped by Ctrl-C must not wait at exit for a job stuck in a network read.
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, min(parallel, len(jobs))) - 1)]
+    for thread in threads:
+        thread.start()
+    work()
+    for thread in threads:
+        thread.join()
+    return done
+
+
+def _errored(command: ScanCommand, reason: ScanCommandErrorReasonEnum, exc: BaseException) -> ScanCommandAttempt[Any]:
+    return get_scan_command_attempt_cls(command)(
+        status=ScanCommandAttemptStatusEnum.ERROR,
+        error_reason=reason,
+        error_trace=TracebackException.from_exception(exc),
+        result=None,
     )
-    scanner.queue_scans(batch)
-    for result in scanner.get_results():
-        index, part = by_uuid[result.uuid]
-        yield index, _outcome(part, result)
+
+
+def _not_scheduled(command: ScanCommand) -> ScanCommandAttempt[Any]:
+    return get_scan_command_attempt_cls(command)(
+        status=ScanCommandAttemptStatusEnum.NOT_SCHEDULED, error_reason=None, error_trace=None, result=None
+    )
+
+
+def _completed(
+    command: ScanCommand, server: ServerConnectivityInfo, results: list[ScanJobResult]
+) -> ScanCommandAttempt[Any]:
+    """The plugin's verdict on its finished jobs; the errors it raises map to sslyze's own error reasons."""
+    implementation = ScanCommandsRepository.get_implementation_cls(command)
+    try:
+        result = implementation.result_for_completed_scan_jobs(server_info=server, scan_job_results=results)
+    except ClientCertificateRequested as exc:
+        return _errored(command, ScanCommandErrorReasonEnum.CLIENT_CERTIFICATE_NEEDED, exc)
+    except (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake, OSError) as exc:
+        return _errored(command, ScanCommandErrorReasonEnum.CONNECTIVITY_ISSUE, exc)
+    except Exception as exc:  # a plugin bug is that command's error
+        return _errored(command, ScanCommandErrorReasonEnum.BUG_IN_SSLYZE, exc)
+    return get_scan_command_attempt_cls(command)(
+        status=ScanCommandAttemptStatusEnum.COMPLETED, error_reason=None, error_trace=None, result=result
+    )

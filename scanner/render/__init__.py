@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import assert_never
 
-from scanner.render import csv_report, html, json_report, junit, markdown, sarif
+from scanner.render import csv_report, html, json_report, jsonl, junit, markdown, sarif
 from scanner.report import Report
 
 
@@ -21,6 +21,7 @@ class OutputFormat(StrEnum):
     junit = "junit"
     markdown = "markdown"
     csv = "csv"
+    jsonl = "jsonl"  # streamed by scan as targets finish; rendered whole elsewhere
 
 
 # The file name ending each format is written with when tlsgate picks the name itself (the demo).
@@ -31,6 +32,7 @@ FILE_SUFFIXES: dict[OutputFormat, str] = {
     OutputFormat.junit: ".junit.xml",
     OutputFormat.markdown: ".md",
     OutputFormat.csv: ".csv",
+    OutputFormat.jsonl: ".jsonl",
 }
 
 
@@ -47,6 +49,8 @@ def render(report: Report, output_format: OutputFormat) -> str:
         return markdown.render(report)
     if output_format is OutputFormat.csv:
         return csv_report.render(report)
+    if output_format is OutputFormat.jsonl:
+        return jsonl.render(report)
     assert_never(output_format)
 
 

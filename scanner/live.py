@@ -1,0 +1,124 @@
+"""What a scan shows and keeps while it runs: a progress bar on a terminal, and the JSON Lines journal.
+
+Both hear the pipeline's ``Listener`` calls: ``planned(total)`` once, then ``finished(target)`` as each target
+is done. Nothing here decides anything; the report at the end is still built from every target by the pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from scanner.render.jsonl import line
+from scanner.report import TargetReport
+
+
+class Journal:
+    """JSON Lines, one target a line, written and flushed to disk the moment the target is finished, so a run
+    that is killed keeps everything it finished. ``path`` None writes to standard output. With ``append`` the
+    file is continued (``--resume`` from this same file) and ``skip`` names the targets already in it."""
+
+    def __init__(self, path: Path | None, *, append: bool = False, skip: Iterable[str] = ()) -> None:
+        self.path = path
+        self._skip = set(skip)
+        self._own = path is not None
+        self._handle: IO[str] = (
+            path.open("a" if append else "w", encoding="utf-8", newline="\n") if path is not None else sys.stdout
+        )
+        self.written = 0
+
+    def planned(self, total: int) -> None:
+        pass
+
+    def finished(self, result: TargetReport) -> None:
+        if result.target in self._skip:
+            return
+        self._handle.write(line(result))
+        self._handle.flush()
+        if self._own:
+            os.fsync(self._handle.fileno())
+        self.written += 1
+
+    def close(self) -> None:
+        if self._own:
+            self._handle.close()
+
+
+class ProgressBar:
+    """A rich progress bar on standard error: targets done of all, failures so far, elapsed and remaining time.
+    Only for a terminal: the caller decides (CI logs and pipes get nothing)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich loads only when a bar is shown
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[tally]}"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task: Any = None
+        self._tally = {"pass": 0, "fail": 0, "error": 0}
+
+    def planned(self, total: int) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("scan", total=total, tally=self._text())
+
+    def finished(self, result: TargetReport) -> None:
+        self._tally[result.verdict] = self._tally.get(result.verdict, 0) + 1
+        if self._task is not None:
+            self._progress.update(self._task, advance=1, tally=self._text())
+
+    def _text(self) -> str:
+        t = self._tally
+        return f"pass {t['pass']} · fail {t['fail']} · not checked {t['error']}"
+
+    def close(self) -> None:
+        self._progress.stop()
+
+
+class Fanout:
+    """Several listeners as one; each is closed, whatever happens to the others."""
+
+    def __init__(self, listeners: Iterable[Journal | ProgressBar]) -> None:
+        self.listeners = list(listeners)
+
+    def planned(self, total: int) -> None:
+        for listener in self.listeners:
+            listener.planned(total)
+
+    def finished(self, result: TargetReport) -> None:
+        for listener in self.listeners:
+            listener.finished(result)
+
+    def close(self) -> None:
+        for listener in self.listeners:
+            listener.close()
+
+
+def show_progress(choice: bool | None, quiet: bool) -> bool:
+    """The bar's default: on a terminal (standard error), not when quiet, not in CI (``CI`` set), not with
+    ``TERM=dumb``; ``--progress``/``--no-progress`` decide otherwise."""
+    if choice is not None:
+        return choice
+    if quiet or os.environ.get("CI") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stderr.isatty()
