@@ -378,6 +378,7 @@ class Live:
     """How a scan shows and keeps its progress: the bar, and where finished targets are resumed from."""
 
     progress: bool = False
+    forced: bool = False  # --progress given: draw it even when standard error is no terminal
     resume: Path | None = None
 
 
@@ -405,7 +406,7 @@ def _scan(
             same = output.path is not None and live.resume is not None and _same_file(output.path, live.resume)
             listeners.append(Journal(output.path, append=same, skip=known if same else ()))
     if live.progress:
-        listeners.append(ProgressBar())
+        listeners.append(ProgressBar(force=live.forced))
     fanout = Fanout(listeners)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -871,7 +872,7 @@ def scan(
             certificates=trust,
             offline=offline,
         )
-        live = Live(progress=show_progress(progress, quiet), resume=resume)
+        live = Live(progress=show_progress(progress, quiet), forced=bool(progress), resume=resume)
         report = _scan(scanned, packs, probe, outputs, gate, target_packs, live)
     raise typer.Exit(int(report_exit_code(report)))
 

@@ -27,6 +27,7 @@ from typing import Any, Literal, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from scanner.exitcodes import gate_verdict
 from scanner.facts import TargetInfo
 from scanner.findings import Finding, Status
 from scanner.policy.pack import (
@@ -406,4 +407,52 @@ def _waiver_use(use: _Use, today: date) -> WaiverUse:
         source=w.source,
         status=status,
         findings=use.findings,
+    )
+
+
+# --- the gate as the reports show it ----------------------------------------------------------------------
+
+GateState = Literal["counted", "baseline", "waived", "below_fail_on"]
+
+
+def finding_gate_state(finding: Finding, fail_on: Severity = "info", scanned: bool = True) -> GateState | None:
+    """What the gate made of one finding, for the renderers to mark it; None for a pass or not-applicable rule.
+
+    ``counted``: a failure (or an inconclusive rule) that decides the exit code — 1 for a failure, 3 for an
+    inconclusive rule; ``baseline``: a failure the baseline lists; ``waived``; ``below_fail_on``: a failure or an
+    inconclusive rule below ``--fail-on``. The rule is ``gate_verdict``'s, asked of the finding alone; ``scanned``
+    is whether its target was scanned (every rule of a target that was not is inconclusive, and counts whatever
+    its severity, as the target does).
+    """
+    if finding.status == Status.waived:
+        return "waived"
+    if finding.status == Status.failed:
+        if finding.baseline:
+            return "baseline"
+        return "counted" if gate_verdict(True, [finding], fail_on) == "fail" else "below_fail_on"
+    if finding.status == Status.error:
+        return "counted" if gate_verdict(scanned, [finding], fail_on) == "error" else "below_fail_on"
+    return None
+
+
+def finding_waiver(finding: Finding) -> Waiver | None:
+    """The waiver a waived finding carries in its evidence (as ``apply_gate`` put it there); None when there is
+    none or it is not readable (a hand-edited saved report)."""
+    data = finding.evidence.get("waiver") if finding.status == Status.waived else None
+    if not isinstance(data, Mapping):
+        return None
+    fields = {name: data.get(name) for name in (*_WAIVER_KEYS, "source")}
+    if not all(isinstance(value, str) for value in fields.values()):
+        return None
+    try:
+        expires = date.fromisoformat(str(fields["expires"]))
+    except ValueError:
+        return None
+    return Waiver(
+        rule=str(fields["rule"]),
+        target=str(fields["target"]),
+        reason=str(fields["reason"]),
+        owner=str(fields["owner"]),
+        expires=expires,
+        source=str(fields["source"]),
     )

@@ -25,6 +25,8 @@ class Journal:
         self.path = path
         self._skip = set(skip)
         self._own = path is not None
+        if append and path is not None:
+            _drop_cut_line(path)
         self._handle: IO[str] = (
             path.open("a" if append else "w", encoding="utf-8", newline="\n") if path is not None else sys.stdout
         )
@@ -47,11 +49,22 @@ class Journal:
             self._handle.close()
 
 
+def _drop_cut_line(path: Path) -> None:
+    """Cut a last line that was never finished (its writer was killed mid-line) before appending after it."""
+    try:
+        with path.open("rb+") as handle:
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+    except FileNotFoundError:
+        pass
+
+
 class ProgressBar:
     """A rich progress bar on standard error: targets done of all, failures so far, elapsed and remaining time.
     Only for a terminal: the caller decides (CI logs and pipes get nothing)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, force: bool = False) -> None:
         from rich.console import Console  # noqa: PLC0415 - rich loads only when a bar is shown
         from rich.progress import (  # noqa: PLC0415
             BarColumn,
@@ -72,7 +85,7 @@ class ProgressBar:
             TimeElapsedColumn(),
             TextColumn("left"),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=Console(stderr=True, force_terminal=True if force else None),
             transient=True,
         )
         self._task: Any = None

@@ -271,6 +271,8 @@ def test_progress_bar_on_a_terminal_only(fleet: list[str], tmp_path: Path) -> No
     assert "scanning" not in shown
     code, shown = _under_pty("scan", *fleet, "--progress", env=env | {"CI": "true"})
     assert "scanning" in shown
-    # piped: nothing of it in the captured stderr
+    # piped: nothing of it in the captured stderr, unless asked for
     result = run("scan", *fleet)
     assert "scanning" not in result.stderr
+    result = run("scan", *fleet, "--progress")
+    assert f"{len(fleet)}/{len(fleet)}" in ANSI.sub("", result.stderr)

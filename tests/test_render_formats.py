@@ -120,7 +120,7 @@ def test_format_checks_are_really_applied():
 
 
 def test_sarif_validates_and_has_one_result_per_failed_rule_per_target(report):
-    """The SARIF log validates; results are exactly the failed findings; rules are listed once each."""
+    """The SARIF log validates; results are exactly the failed and waived findings; rules are listed once each."""
     log = json.loads(sarif.render(report))
     _validate_sarif(log)
     (run,) = log["runs"]
@@ -131,15 +131,18 @@ def test_sarif_validates_and_has_one_result_per_failed_rule_per_target(report):
     assert ids == sorted(set(ids), key=ids.index)  # no duplicates
     assert set(ids) == {f"demo-pack/R-{n}" for n in range(1, 6)}
     assert [a["description"]["text"] for a in run["artifacts"]] == [t.target for t in report.targets]
-    failed = [(t.target, f"demo-pack/{f.rule}") for t in report.targets for f in t.findings if f.status == "fail"]
+    failed = [
+        (t.target, f"demo-pack/{f.rule}") for t in report.targets for f in t.findings if f.status in ("fail", "waived")
+    ]
     results = [(r["properties"]["target"], r["ruleId"]) for r in run["results"]]
     assert results == failed
+    assert ["suppressions" in r for r in run["results"]] == [True, False, False, False]  # the waived one
     for result in run["results"]:
         assert driver["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
         assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith("tls://")
-    assert run["results"][0]["message"]["text"] == "TLSv1.2 accepted"
-    assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "tls://bad.example:443"
-    ipv6 = run["results"][2]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert run["results"][1]["message"]["text"] == "TLSv1.2 accepted"
+    assert run["results"][1]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "tls://bad.example:443"
+    ipv6 = run["results"][3]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert ipv6 == "tls://[::1]:8443"
 
 
@@ -262,7 +265,8 @@ def test_markdown_summary_table(report):
     assert "- **high** fail \u00b7 demo\\-pack/R\\-1" not in text  # list markers are not escaped needlessly
     assert "- **high** fail \u00b7 demo-pack/R-1 \u00b7 title of R-1: TLSv1.2 accepted" in text
     assert "Not scanned: refused: connection refused" in text
-    assert "good.example" not in text.split("|--:|", 1)[1].split("\n\n", 1)[1]  # a passing target has no details
+    assert not re.search(r"^### .*good\.example", text, re.MULTILINE)  # a passing target has no details
+    assert "- **medium** good.example:443 \u00b7 demo-pack/R-3" in text.split("### Waived", 1)[1]  # but its waiver
 
 
 def test_markdown_escapes_server_text(report):
@@ -293,7 +297,10 @@ def test_csv_one_row_per_finding(report):
     findings = [(t, f) for t in report.targets for f in t.findings]
     assert len(rows) - 1 == len(findings)
     first_target = findings[0][0]
-    assert rows[1] == [first_target.target, "demo-pack", "R-1", "high", "pass", "title of R-1", "observed", "fix R-1"]
+    assert rows[1] == [
+        first_target.target, "demo-pack", "R-1", "high", "pass", "title of R-1", "observed", "fix R-1", "",
+    ]  # fmt: skip
+    assert [row[-1] for row in rows[2:4]] == ["", "waived"]  # the gate column: nothing to count, waived
     hostile = next(row for row in rows if row[2] == "R-5")
     assert hostile[6] == HOSTILE  # commas, quotes and the newline survive the round trip
 

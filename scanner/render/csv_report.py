@@ -1,6 +1,8 @@
 """CSV of findings (RFC 4180: comma-separated, CRLF record ends, quotes where needed), one row per target x rule.
 
-For spreadsheets and ad-hoc filtering; the JSON report stays the complete record.
+For spreadsheets and ad-hoc filtering; the JSON report stays the complete record. The last column, ``gate``, says
+what the gate made of a row (appended last, so readers of the earlier columns keep working): ``counted`` (decides
+the exit code), ``baseline``, ``below_fail_on``, ``waived``, or empty for a rule that passed or does not apply.
 """
 
 from __future__ import annotations
@@ -8,9 +10,20 @@ from __future__ import annotations
 import csv
 import io
 
+from scanner.render.gate_marks import state
 from scanner.report import Report
 
-COLUMNS: tuple[str, ...] = ("target", "pack", "rule", "severity", "status", "title", "message", "remediation")
+COLUMNS: tuple[str, ...] = (
+    "target",
+    "pack",
+    "rule",
+    "severity",
+    "status",
+    "title",
+    "message",
+    "remediation",
+    "gate",
+)
 
 # A cell starting with one of these is a formula to Excel and LibreOffice. Messages quote what scanned servers
 # said (certificate names, error replies), so such a cell gets a leading apostrophe (the OWASP advice against
@@ -28,6 +41,7 @@ def render(report: Report) -> str:
     writer.writerow(COLUMNS)
     for target in report.targets:
         for f in target.findings:
-            row = (target.target, f.pack, f.rule, f.severity, f.status.value, f.title, f.message, f.remediation)
+            gate = state(report, target, f) or ""
+            row = (target.target, f.pack, f.rule, f.severity, f.status.value, f.title, f.message, f.remediation, gate)
             writer.writerow([cell(value) for value in row])
     return out.getvalue()

@@ -6,7 +6,8 @@ Its Content-Security-Policy loads nothing from anywhere and runs only the page's
 its SHA-256), so even a string that escaped escaping could not run or fetch anything.
 
 What the page shows is worked out here, not in the template: the targets x packs matrix, the counts by
-severity, and which protocol versions and cipher suites the packs do not allow.
+severity, which protocol versions and cipher suites the packs do not allow, and what the gate made of each finding
+(in the baseline, below --fail-on, waived and by which waiver, failing again because its waiver expired).
 """
 
 from __future__ import annotations
@@ -39,8 +40,20 @@ from scanner.facts import (
     SessionFacts,
 )
 from scanner.findings import Finding, Status
+from scanner.gate import GateState, Waiver, finding_waiver
 from scanner.policy.pack import SEVERITIES
-from scanner.report import Report, TargetReport
+from scanner.render.gate_marks import (
+    expired_waiver_text,
+    expired_waivers,
+    expired_waivers_of,
+    gate_in_use,
+    gate_line,
+    not_counted_reason,
+    state,
+    target_gate_verdict,
+    waiver_text,
+)
+from scanner.report import Report, TargetReport, WaiverUse
 from scanner.resources import reports_dir
 
 TEMPLATE = "report.html.j2"
@@ -536,6 +549,34 @@ def suite_matrix(facts: Facts, policy: ProtocolPolicy) -> SuiteMatrix:
     return SuiteMatrix(tuple(p.version.value for p in accepted), tuple(rows))
 
 
+class GateMark(NamedTuple):
+    """What the gate made of one finding, as its row in the findings table shows it (a row the gate does not count
+    carries ``data-gate``: ``baseline``, ``below_fail_on`` or ``waived``)."""
+
+    state: GateState | None  # None: a pass or not-applicable rule, nothing for the gate to decide
+    not_counted: str | None  # why it does not count ("in the baseline", "below --fail-on high"), None if it does
+    waiver: Waiver | None  # the waiver of a waived finding
+    expired: tuple[WaiverUse, ...]  # expired waivers that covered this failure: it counts again
+
+
+def gate_mark(report: Report, target: TargetReport, finding: Finding) -> GateMark:
+    gate_state = state(report, target, finding)
+    reason = not_counted_reason(gate_state, report.gate.fail_on) if gate_state != "waived" else None
+    expired = tuple(expired_waivers_of(report, target, finding)) if finding.status == Status.failed else ()
+    return GateMark(gate_state, reason, finding_waiver(finding), expired)
+
+
+def gate_options(report: Report) -> list[str]:
+    """The gate options of the run, as words for the page's header."""
+    gate = report.gate
+    options = [f"--fail-on {gate.fail_on}"]
+    if gate.baseline is not None:
+        options.append(f"baseline {gate.baseline}")
+    if gate.waivers_file is not None:
+        options.append(f"waivers {gate.waivers_file}")
+    return options
+
+
 def csp_hash(script: str) -> Markup:
     """The CSP source expression that allows exactly this inline script (quotes and base64: nothing to escape)."""
     digest = hashlib.sha256(str(script).encode()).digest()
@@ -581,6 +622,14 @@ def _environment() -> Environment:
     env.globals["pack_matrix"] = pack_matrix
     env.globals["protocol_policy"] = protocol_policy
     env.globals["suite_matrix"] = suite_matrix
+    env.globals["gate_in_use"] = gate_in_use
+    env.globals["gate_line"] = gate_line
+    env.globals["gate_options"] = gate_options
+    env.globals["gate_mark"] = gate_mark
+    env.globals["target_gate_verdict"] = target_gate_verdict
+    env.globals["expired_waivers"] = expired_waivers
+    env.globals["expired_waiver_text"] = expired_waiver_text
+    env.globals["waiver_text"] = waiver_text
     env.globals["EXPIRY_WARNING_DAYS"] = EXPIRY_WARNING_DAYS
     env.globals["GROUP_ROWS"] = GROUP_ROWS
     env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS

@@ -2,6 +2,12 @@
 
 A case is named ``[SEVERITY][RULE-ID] title`` with the target as its class name, so a CI view groups by target and
 sorts by severity. How each finding status becomes a JUnit outcome is one table; a failure carries the evidence.
+
+CI views count ``<failure>`` and ``<error>`` elements, so only what the gate counts is one: a failure in the
+baseline or below --fail-on (and an inconclusive rule below it) is ``<skipped>``, with the reason first in its
+message and the evidence in its text; a waived finding is ``<skipped message="waived: REASON (owner X, expires
+D)">``. The test view then agrees with the exit code: a ``<failure>`` exactly when it is 1, an ``<error>`` and no
+``<failure>`` when it is 3.
 """
 
 from __future__ import annotations
@@ -13,6 +19,15 @@ from typing import Literal
 from xml.etree import ElementTree as ET  # builds XML from the report model; nothing is parsed here
 
 from scanner.findings import Finding, Status
+from scanner.gate import GateState
+from scanner.render.gate_marks import (
+    expired_waiver_text,
+    expired_waivers_of,
+    gate_in_use,
+    state,
+    target_gate_verdict,
+    waived_text,
+)
 from scanner.report import Report, TargetReport
 
 # A finding's status as a JUnit outcome: the child element of <testcase>, or None for a plain pass.
@@ -24,6 +39,8 @@ OUTCOMES: dict[Status, Outcome | None] = {
     Status.not_applicable: "skipped",
     Status.waived: "skipped",
 }
+# What the gate makes of a finding it does not count: reported, but not a result that breaks the build.
+NOT_COUNTED: dict[GateState, Outcome] = {"baseline": "skipped", "below_fail_on": "skipped"}
 # The suite attribute that counts each outcome.
 _COUNT_ATTRIBUTES: dict[Outcome, str] = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
@@ -49,9 +66,9 @@ def case_name(finding: Finding) -> str:
     return f"[{finding.severity.upper()}][{finding.rule}] {finding.title}"
 
 
-def _details(finding: Finding) -> str:
+def _details(finding: Finding, notes: list[str] | None = None) -> str:
     """The body of a failure or error: what was observed, the evidence, and what to do about it."""
-    parts = [finding.message]
+    parts = [finding.message, *(notes or [])]
     if finding.evidence:
         evidence = json.dumps(finding.model_dump(mode="json")["evidence"], indent=2, ensure_ascii=False)
         parts.append(f"Evidence:\n{evidence}")
@@ -63,31 +80,63 @@ def _details(finding: Finding) -> str:
     return "\n\n".join(parts)
 
 
-def _testcase(target: TargetReport, finding: Finding) -> tuple[ET.Element, Outcome | None]:
+def outcome(finding: Finding, gate_state: GateState | None) -> Outcome | None:
+    """The JUnit outcome of a finding: its status's, unless the gate does not count it."""
+    if gate_state is not None and gate_state in NOT_COUNTED:
+        return NOT_COUNTED[gate_state]
+    return OUTCOMES.get(finding.status, "error")
+
+
+def _skipped_message(finding: Finding, gate_state: GateState | None, fail_on: str) -> str:
+    if finding.status == Status.waived:
+        return waived_text(finding)
+    if finding.status == Status.error and gate_state == "below_fail_on":
+        return f"not checked, below --fail-on {fail_on}: {finding.message}"
+    if gate_state == "baseline":
+        return f"in baseline, not counted: {finding.message}"
+    if gate_state == "below_fail_on":
+        return f"below --fail-on {fail_on}, not counted: {finding.message}"
+    return f"{finding.status.value}: {finding.message}"
+
+
+def _testcase(report: Report, target: TargetReport, finding: Finding) -> tuple[ET.Element, Outcome | None]:
     case = ET.Element("testcase", {"classname": _xml(target.target), "name": _xml(case_name(finding))})
-    outcome = OUTCOMES.get(finding.status, "error")
-    if outcome == "skipped":
-        ET.SubElement(case, "skipped", {"message": _xml(f"{finding.status.value}: {finding.message}")})
-    elif outcome is not None:
-        child = ET.SubElement(case, outcome, {"message": _xml(finding.message), "type": _xml(finding.severity)})
-        child.text = _xml(_details(finding))
-    return case, outcome
+    gate_state = state(report, target, finding)
+    result = outcome(finding, gate_state)
+    # an expired waiver is why this failure is back: say so where the failure is read
+    notes = [f"Not waived: {expired_waiver_text(use)}." for use in expired_waivers_of(report, target, finding)]
+    if result == "skipped":
+        message = _skipped_message(finding, gate_state, report.gate.fail_on)
+        child = ET.SubElement(case, "skipped", {"message": _xml(message)})
+        if finding.status == Status.waived:
+            child.text = _xml(_details(finding))
+        elif gate_state is not None:  # a failure or an inconclusive rule the gate did not count: still worth reading
+            child.text = _xml(_details(finding, notes))
+    elif result is not None:
+        child = ET.SubElement(case, result, {"message": _xml(finding.message), "type": _xml(finding.severity)})
+        child.text = _xml(_details(finding, notes))
+    return case, result
 
 
-def _testsuite(target: TargetReport) -> tuple[ET.Element, dict[str, int]]:
+def _testsuite(report: Report, target: TargetReport) -> tuple[ET.Element, dict[str, int]]:
     facts = target.facts
     suite = ET.Element("testsuite", {"name": _xml(target.target)})
     properties = ET.SubElement(suite, "properties")
     ET.SubElement(properties, "property", {"name": "verdict", "value": target.verdict})
+    if gate_in_use(report.gate):
+        # the verdict says what failed; the gate verdict what the exit code counts of it
+        verdict = target_gate_verdict(report, target)
+        ET.SubElement(properties, "property", {"name": "gate_verdict", "value": verdict})
+        ET.SubElement(properties, "property", {"name": "fail_on", "value": report.gate.fail_on})
     if facts.error is not None:
         ET.SubElement(properties, "property", {"name": "error_class", "value": facts.error.error_class.value})
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for finding in target.findings:
-        case, outcome = _testcase(target, finding)
+        case, result = _testcase(report, target, finding)
         suite.append(case)
         counts["tests"] += 1
-        if outcome is not None:
-            counts[_COUNT_ATTRIBUTES[outcome]] += 1
+        if result is not None:
+            counts[_COUNT_ATTRIBUTES[result]] += 1
     if facts.error is not None:
         # why the target could not be scanned, once for the suite rather than only in each case
         system_err = ET.SubElement(suite, "system-err")
@@ -103,7 +152,7 @@ def render(report: Report) -> str:
     root = ET.Element("testsuites", {"name": "tlsgate"})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for target in report.targets:
-        suite, counts = _testsuite(target)
+        suite, counts = _testsuite(report, target)
         root.append(suite)
         for name, value in counts.items():
             totals[name] += value

@@ -3,6 +3,10 @@
 One table with a row per target (verdict and failed rules by severity), then, per target, each failed or
 inconclusive rule on one line. Every string that came from a scanned server or a pack is escaped, so a
 certificate name cannot break the table or inject links, images or HTML into the comment.
+
+The headline follows the exit code, and the gate is spelt out: a line says what counted and what did not (as the
+terminal does), expired waivers get a warning section, a failure the gate does not count says why ("in the
+baseline, not counted"), and waived findings are listed with their reason, owner and expiry.
 """
 
 from __future__ import annotations
@@ -10,8 +14,20 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from scanner.exitcodes import ExitCode, report_exit_code
 from scanner.findings import Finding, Status
 from scanner.policy.pack import SEVERITIES
+from scanner.render.gate_marks import (
+    expired_waiver_text,
+    expired_waivers,
+    expired_waivers_of,
+    gate_in_use,
+    gate_line,
+    not_counted_reason,
+    state,
+    target_gate_verdict,
+    waived_text,
+)
 from scanner.report import Report, TargetReport, Verdict
 
 # GitHub refuses comments over 65,536 characters; the per-target details stop well before that.
@@ -24,6 +40,7 @@ VERDICT_LABELS: dict[Verdict, str] = {
     "error": "\u26a0\ufe0f not checked",
 }
 _STATUS_WORDS: dict[Status, str] = {Status.failed: "fail", Status.error: "not checked"}
+_GATE_VERDICT_WORDS: dict[Verdict, str] = {"pass": "pass", "fail": "fail", "error": "not checked"}
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones that start inline markup
 # (emphasis, code, links, images, HTML, table cells, entities, mentions). Escaped text never starts a line,
@@ -54,14 +71,39 @@ def _severities(report: Report) -> list[str]:
 
 
 def _headline(report: Report) -> str:
-    verdicts = {t.verdict for t in report.targets}
-    if "fail" in verdicts:
+    """What the exit code says: a failure the gate does not count does not make the headline "violated"."""
+    code = report_exit_code(report)
+    if code == ExitCode.POLICY_FAILED:
         return f"{VERDICT_LABELS['fail'].split()[0]} tlsgate: policy violated"
-    if "error" in verdicts:
+    if code == ExitCode.NOT_CHECKED:
         return f"{VERDICT_LABELS['error'].split()[0]} tlsgate: could not check every target"
     if not report.targets:
         return "tlsgate: no targets"
+    if any(state(report, t, f) is not None for t in report.targets for f in t.findings):
+        return f"{VERDICT_LABELS['pass'].split()[0]} tlsgate: no failure counted"
     return f"{VERDICT_LABELS['pass'].split()[0]} tlsgate: every rule passed"
+
+
+def _gate_summary(report: Report) -> list[str]:
+    """The gate's line (only when the run had gate options): what counted, what did not and why."""
+    if not gate_in_use(report.gate):
+        return []
+    gate = report.gate
+    options = [f"--fail-on {escape(gate.fail_on)}"]
+    if gate.baseline is not None:
+        options.append(f"baseline {escape(gate.baseline)}")
+    if gate.waivers_file is not None:
+        options.append(f"waivers {escape(gate.waivers_file)}")
+    return [f"**Gate:** {escape(gate_line(report))} ({', '.join(options)})", ""]
+
+
+def _expired_section(report: Report) -> list[str]:
+    """Expired waivers, where a reader cannot miss them: they waive nothing any more."""
+    expired = expired_waivers(report)
+    if not expired:
+        return []
+    lines = ["", "### \u26a0\ufe0f Expired waivers", ""]
+    return lines + [f"- {escape(expired_waiver_text(use), 2 * MAX_LINE_CHARS)}" for use in expired]
 
 
 def _summary_line(report: Report) -> str:
@@ -82,21 +124,34 @@ def _table(report: Report, severities: list[str]) -> list[str]:
     for target in report.targets:
         failed = [f.severity for f in target.findings if f.status == Status.failed]
         unchecked = sum(1 for f in target.findings if f.status == Status.error)
-        cells = [escape(target.target), VERDICT_LABELS.get(target.verdict, escape(target.verdict))]
+        verdict = VERDICT_LABELS.get(target.verdict, escape(target.verdict))
+        counted = target_gate_verdict(report, target)
+        if counted != target.verdict:  # what failed or went unchecked does not all count: say what the gate saw
+            verdict += f" (gate: {_GATE_VERDICT_WORDS[counted]})"
+        cells = [escape(target.target), verdict]
         cells += [str(failed.count(s)) for s in severities]
         cells.append(str(unchecked))
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
-def _finding_line(finding: Finding) -> str:
+def _finding_line(report: Report, target: TargetReport, finding: Finding) -> str:
     status = _STATUS_WORDS.get(finding.status, finding.status.value)
+    gate_state = state(report, target, finding)
+    reason = not_counted_reason(gate_state, report.gate.fail_on)
+    if reason is not None:
+        status += f" ({escape(reason)}, not counted)"
+    elif finding.status == Status.failed:
+        expired = expired_waivers_of(report, target, finding)
+        if expired:
+            status += f" (waiver expired {expired[0].expires.isoformat()})"
     head = f"**{escape(finding.severity)}** {status} \u00b7 {escape(finding.pack)}/{escape(finding.rule)}"
     return f"- {head} \u00b7 {escape(finding.title)}: {escape(finding.message)}"
 
 
-def _target_details(target: TargetReport) -> list[str]:
-    """Nothing for a passing target; otherwise a heading and one line per failed or inconclusive rule."""
+def _target_details(report: Report, target: TargetReport) -> list[str]:
+    """Nothing for a passing target; otherwise a heading and one line per failed or inconclusive rule, those
+    the gate counts first."""
     if target.verdict == "pass":
         return []
     lines = ["", f"### {VERDICT_LABELS.get(target.verdict, escape(target.verdict))} {escape(target.target)}", ""]
@@ -108,18 +163,36 @@ def _target_details(target: TargetReport) -> list[str]:
     listed = [f for f in target.findings if f.status == Status.failed]
     listed += [f for f in target.findings if f.status == Status.error]
     severity_order = {s: i for i, s in enumerate(SEVERITIES)}
-    listed.sort(key=lambda f: (f.status != Status.failed, severity_order.get(f.severity, len(SEVERITIES))))
-    return lines + [_finding_line(f) for f in listed]
+    listed.sort(
+        key=lambda f: (
+            f.status != Status.failed,
+            state(report, target, f) != "counted",
+            severity_order.get(f.severity, len(SEVERITIES)),
+        )
+    )
+    return lines + [_finding_line(report, target, f) for f in listed]
+
+
+def _waived_details(report: Report) -> list[str]:
+    """Every waived finding, whichever its target: the accepted risks, each with its reason, owner and expiry."""
+    waived = [(t, f) for t in report.targets for f in t.findings if f.status == Status.waived]
+    if not waived:
+        return []
+    lines = ["", "### Waived", ""]
+    for target, f in waived:
+        where = f"{escape(target.target)} \u00b7 {escape(f.pack)}/{escape(f.rule)}"
+        lines.append(f"- **{escape(f.severity)}** {where} \u00b7 {escape(f.title)}: {escape(waived_text(f))}")
+    return lines
 
 
 def render(report: Report) -> str:
-    lines = [f"## {_headline(report)}", "", _summary_line(report), ""]
+    lines = [f"## {_headline(report)}", "", _summary_line(report), "", *_gate_summary(report)]
     if report.targets:
         lines += _table(report, _severities(report))
+    lines += _expired_section(report)
     used = 0
     omitted = 0
-    for target in report.targets:
-        details = _target_details(target)
+    for details in [*(_target_details(report, target) for target in report.targets), _waived_details(report)]:
         size = sum(len(line) + 1 for line in details)
         if used + size > MAX_DETAIL_CHARS:
             omitted += sum(1 for line in details if line.startswith("- ")) or (1 if details else 0)

@@ -1,10 +1,17 @@
-"""SARIF 2.1.0 for code-scanning dashboards: one result per failed rule per target.
+"""SARIF 2.1.0 for code-scanning dashboards: one result per failed or waived rule per target.
 
 Every rule the run judged is described once in ``tool.driver.rules`` (title, rationale, remediation as help text,
 the first web reference as help URI); severities become SARIF levels through one table. A target that could not be
 scanned, or a rule that could not be checked, is not a result but a tool execution notification: the dashboard
 should not show "could not check" as a vulnerability, nor as fixed. The log validates against the OASIS schema
 vendored in ``reports/schema/sarif-2.1.0.json``.
+
+The gate is in the log too (SARIF 2.1.0 §3.27.24 and §3.35): a failure has ``baselineState`` ``unchanged`` when the
+baseline lists it and ``new`` otherwise (no baseline: every failure is new, as the exit code counts it); a waived
+finding is a result with an accepted external suppression carrying the waiver; every result says in
+``properties.gate`` / ``properties.counted`` whether it counts towards the exit code (a failure below --fail-on
+keeps its level). An expired waiver is a warning notification of the invocation. A waived result has no
+``baselineState``: waivers outrank the baseline, so the report does not record whether the baseline lists it.
 """
 
 from __future__ import annotations
@@ -13,13 +20,15 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 from urllib.parse import quote, urlsplit
 
 from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding, Status
-from scanner.report import Report, TargetReport
+from scanner.gate import finding_waiver
+from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, state
+from scanner.report import Report, TargetReport, WaiverStatus, WaiverUse
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -124,25 +133,59 @@ def _fingerprint(target: str, finding: Finding) -> str:
     return hashlib.sha256(f"{target}\x00{rule_id(finding)}".encode()).hexdigest()
 
 
-def _result(target: TargetReport, finding: Finding, index: int) -> dict[str, Any]:
-    return {
+def _suppression(finding: Finding) -> dict[str, Any]:
+    """A waiver as SARIF sees it: suppressed outside the analysed artifact (the waivers file), and accepted.
+
+    Accepted is said by leaving the status out, which SARIF 2.1.0 reads as ``accepted``: the OASIS Standard names
+    the property ``status``, while the Committee Specification schema vendored for the tests (and still found in
+    the wild) names it ``state`` and forbids ``status`` — an absent one is valid, and means the same, under both.
+    """
+    suppression: dict[str, Any] = {"kind": "external"}
+    waiver = finding_waiver(finding)
+    if waiver is not None:
+        suppression["justification"] = waiver.reason
+        suppression["properties"] = {
+            "owner": waiver.owner,
+            "expires": waiver.expires.isoformat(),
+            "rule": waiver.rule,
+            "target": waiver.target,
+            "source": waiver.source,
+        }
+    return suppression
+
+
+def _result(report: Report, target: TargetReport, finding: Finding, index: int) -> dict[str, Any]:
+    gate_state = state(report, target, finding)
+    properties: dict[str, Any] = {
+        "target": target.target,
+        "pack": finding.pack,
+        "severity": finding.severity,
+        "evidence": finding.model_dump(mode="json")["evidence"],
+        # whether this result decides the exit code: counted, baseline, below_fail_on or waived
+        "gate": gate_state,
+        "counted": gate_state == "counted",
+    }
+    if gate_state == "below_fail_on":
+        properties["failOn"] = report.gate.fail_on
+    result: dict[str, Any] = {
         "ruleId": rule_id(finding),
         "ruleIndex": index,
         "kind": "fail",
+        # the severity's level whatever the gate did: the level says how bad, the gate whether it counts
         "level": sarif_severity(finding.severity).level,
         "message": {"text": _text(finding.message, finding.title or finding.rule)},
         "locations": [_location(target)],
         "partialFingerprints": {FINGERPRINT_KEY: _fingerprint(target.target, finding)},
-        "properties": {
-            "target": target.target,
-            "pack": finding.pack,
-            "severity": finding.severity,
-            "evidence": finding.model_dump(mode="json")["evidence"],
-        },
+        "properties": properties,
     }
+    if finding.status == Status.failed:
+        result["baselineState"] = "unchanged" if gate_state == "baseline" else "new"
+    else:
+        result["suppressions"] = [_suppression(finding)]
+    return result
 
 
-def _notifications(target: TargetReport, rule_index: dict[str, int]) -> list[dict[str, Any]]:
+def _notifications(report: Report, target: TargetReport, rule_index: dict[str, int]) -> list[dict[str, Any]]:
     """Why a target, or a rule on it, could not be checked."""
     error = target.facts.error
     if target.facts.status != "ok":
@@ -162,11 +205,43 @@ def _notifications(target: TargetReport, rule_index: dict[str, int]) -> list[dic
             "message": {"text": f"{target.target}: {rule_id(f)} could not be checked: {f.message}"},
             "locations": [_location(target)],
             "associatedRule": {"id": rule_id(f), "index": rule_index[rule_id(f)]},
-            "properties": {"target": target.target},
+            "properties": {"target": target.target, "gate": state(report, target, f)},
         }
         for f in target.findings
         if f.status == Status.error
     ]
+
+
+def _expired_waiver_notification(use: WaiverUse) -> dict[str, Any]:
+    """An expired waiver applies to nothing: the run says so, as the command line warns."""
+    return {
+        "level": "warning",
+        "message": {"text": expired_waiver_text(use)},
+        "properties": {
+            "waiver": {
+                "rule": use.rule,
+                "target": use.target,
+                "reason": use.reason,
+                "owner": use.owner,
+                "expires": use.expires.isoformat(),
+                "source": use.source,
+                "status": use.status,
+            },
+            "findings": [ref.model_dump(mode="json") for ref in use.findings],
+        },
+    }
+
+
+def _gate_properties(report: Report) -> dict[str, Any]:
+    gate = report.gate
+    return {
+        "failOn": gate.fail_on,
+        "baseline": gate.baseline,
+        "waiversFile": gate.waivers_file,
+        "waivers": {
+            status: sum(1 for use in gate.waivers if use.status == status) for status in get_args(WaiverStatus)
+        },
+    }
 
 
 def sarif_log(report: Report) -> dict[str, Any]:
@@ -178,15 +253,17 @@ def sarif_log(report: Report) -> dict[str, Any]:
                 rule_index[rule_id(finding)] = len(rules)
                 rules.append(_rule_descriptor(finding))
     results = [
-        _result(target, finding, rule_index[rule_id(finding)])
+        _result(report, target, finding, rule_index[rule_id(finding)])
         for target in report.targets
         for finding in target.findings
-        if finding.status == Status.failed
+        if finding.status in (Status.failed, Status.waived)
     ]
-    notifications = [n for target in report.targets for n in _notifications(target, rule_index)]
+    not_checked = [n for target in report.targets for n in _notifications(report, target, rule_index)]
+    notifications = not_checked + [_expired_waiver_notification(use) for use in expired_waivers(report)]
     invocation: dict[str, Any] = {
-        # false when anything could not be checked: the run is then incomplete, whatever it found
-        "executionSuccessful": not notifications,
+        # false when anything could not be checked: the run is then incomplete, whatever it found (an expired
+        # waiver is a warning about the policy, not about the run)
+        "executionSuccessful": not not_checked,
         "startTimeUtc": _utc(report.started_at),
         "endTimeUtc": _utc(report.finished_at),
     }
@@ -217,6 +294,7 @@ def sarif_log(report: Report) -> dict[str, Any]:
             "packs": [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in report.packs],
             "summary": report.summary.model_dump(mode="json"),
             "renderedBy": f"{TOOL_NAME} {__version__}",
+            **({"gate": _gate_properties(report)} if gate_in_use(report.gate) else {}),
         },
     }
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}

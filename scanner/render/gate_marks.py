@@ -1,0 +1,91 @@
+"""The gate in words, shared by the report formats: which findings count, and why the others do not.
+
+Which findings count is decided once, by ``scanner.gate.finding_gate_state`` (``scanner.exitcodes``' rule asked of
+one finding); this module only words it, so SARIF, JUnit, Markdown, CSV and HTML say the same thing as the
+terminal summary and the exit code.
+"""
+
+from __future__ import annotations
+
+from scanner.exitcodes import gate_verdict
+from scanner.findings import Finding, Status
+from scanner.gate import GateState, Waiver, finding_gate_state, finding_waiver
+from scanner.report import GateInfo, Report, TargetReport, Verdict, WaiverUse
+
+
+def gate_in_use(gate: GateInfo) -> bool:
+    """Whether the run had any gate option: otherwise every failure counts and there is nothing to say."""
+    return gate.baseline is not None or gate.waivers_file is not None or gate.fail_on != "info"
+
+
+def state(report: Report, target: TargetReport, finding: Finding) -> GateState | None:
+    """The gate's state of one finding of ``target``, with the --fail-on the report records."""
+    return finding_gate_state(finding, report.gate.fail_on, target.facts.status == "ok")
+
+
+def target_gate_verdict(report: Report, target: TargetReport) -> Verdict:
+    """The target's verdict as the exit code counts it: its failures in the baseline, waived or below --fail-on do
+    not fail it (its ``verdict`` still says they failed)."""
+    return gate_verdict(target.facts.status == "ok", target.findings, report.gate.fail_on)
+
+
+def not_counted_reason(gate_state: GateState | None, fail_on: str) -> str | None:
+    """Why a finding does not count, in a few words; None when it counts (or there is nothing to count)."""
+    if gate_state == "baseline":
+        return "in the baseline"
+    if gate_state == "below_fail_on":
+        return f"below --fail-on {fail_on}"
+    if gate_state == "waived":
+        return "waived"
+    return None
+
+
+def waiver_text(waiver: Waiver | None) -> str:
+    """``REASON (owner X, expires D)``: what a waived finding says about its waiver."""
+    if waiver is None:
+        return "no waiver recorded in the report"
+    return f"{waiver.reason} (owner {waiver.owner}, expires {waiver.expires.isoformat()})"
+
+
+def waived_text(finding: Finding) -> str:
+    """``waived: REASON (owner X, expires D)``."""
+    return f"waived: {waiver_text(finding_waiver(finding))}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def expired_waiver_text(use: WaiverUse) -> str:
+    """The sentence the command line warns with, so every format words an expired waiver alike."""
+    count = len(use.findings)
+    again = f"; {_plural(count, 'finding')} it covered {'fails' if count == 1 else 'fail'} again" if count else ""
+    return (
+        f"waiver {use.source} ({use.rule} on {use.target}, owner {use.owner}) expired on "
+        f"{use.expires.isoformat()} and no longer applies{again}"
+    )
+
+
+def expired_waivers(report: Report) -> list[WaiverUse]:
+    return [use for use in report.gate.waivers if use.status == "expired"]
+
+
+def expired_waivers_of(report: Report, target: TargetReport, finding: Finding) -> list[WaiverUse]:
+    """The expired waivers that covered this finding: it fails again because of their date."""
+    key = (target.target, finding.pack, finding.rule)
+    return [use for use in expired_waivers(report) if any((r.target, r.pack, r.rule) == key for r in use.findings)]
+
+
+def gate_line(report: Report) -> str:
+    """``1 failure counted; not counted: 3 in the baseline, 1 below --fail-on high, 2 waived`` (as the terminal)."""
+    states = [
+        state(report, t, f) for t in report.targets for f in t.findings if f.status in (Status.failed, Status.waived)
+    ]
+    counted = states.count("counted")
+    parts = [
+        f"{states.count(name)} {not_counted_reason(name, report.gate.fail_on)}"
+        for name in ("baseline", "below_fail_on", "waived")
+        if states.count(name)
+    ]
+    line = f"{_plural(counted, 'failure')} counted"
+    return line + (f"; not counted: {', '.join(parts)}" if parts else "")
