@@ -6,7 +6,7 @@ same endpoints:
   tlsgate-full   tlsgate scan TARGETS --all-facts --json FILE   every version, every suite, certificate, sessions ...
   tlsgate-enum   tlsgate scan TARGETS --json FILE               the default plan: protocols x suites + certificate
   sslyze         sslyze TARGETS --json_out=FILE                 sslyze's CLI default scan commands: its full scan
-  nmap           nmap -Pn -n -p PORTS --script +ssl-enum-ciphers -oX FILE 127.0.0.1
+  nmap           nmap -Pn -n -p PORTS --script +ssl-enum-ciphers -oX FILE HOSTS
 
 and measures for each:
 
@@ -23,15 +23,23 @@ and measures for each:
   machine busy    share of all CPUs busy during the run (tool, endpoints and anything else on the machine; the
              1-minute load average before each run is recorded too: other work skews the figures)
   ok         targets the tool reported on completely (tlsgate: facts status ok; sslyze: scan COMPLETED;
-             nmap: an ssl-enum-ciphers result for the port)
-  same suites    targets for which the tool found the same number of accepted suites per protocol version as
-             sslyze / nmap did: a fast run that missed suites would be no win
+             nmap: an ssl-enum-ciphers result for the host and port)
+  same suites    targets (host, port) for which the tool found the same number of accepted suites per protocol
+             version as sslyze / nmap did: a fast run that missed suites would be no win
+
+The endpoints form a fleet, not one machine: S = 5 services (ports) on each of N / 5 hosts, the loopback
+addresses 127.0.0.2, 127.0.0.3 ... (N=50: 10 hosts x 5 services; N=200: 40 hosts x 5). TARGETS are the N
+``host:port`` endpoints; nmap gets the hosts and, as PORTS, the 5 ports every host listens on: each tool scans
+exactly the N endpoints. The spread matters because scanners are polite to one host: tlsgate holds at most
+``per_host`` connections to one IP address whatever the port (and at most ``max_connections`` in all), and its
+defaults stay on. With every endpoint on 127.0.0.1 the benchmark would measure one machine with 200 services,
+throttled by that per-host cap, instead of a fleet.
 
 With --repeat R each tool runs R times per N (interleaved with the others) and the table shows the run with the
 median wall time, with the highest peak memory of all runs. It prints a Markdown table with the ratios against
 sslyze and nmap, checks the goals of issue 7, and writes every run to bench/results-DATE.json. Nothing of tlsgate
-is tuned: its default options (politeness cap ProbeOptions.per_server_connections, concurrency) are read and
-recorded, never changed.
+is tuned: its default options (ProbeOptions: concurrency, max_connections, the politeness caps per_host and
+per_server_connections, timeout) are read and recorded, never changed.
 
     python bench/run.py                # N = 50 and 200, all four tools
     python bench/run.py -n 50 --tools tlsgate-full,sslyze
@@ -56,7 +64,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from servers import PROFILES, Fleet, install_signal_handlers
+from servers import PROFILES, SERVICES_PER_HOST, Fleet, install_signal_handlers
 
 BENCH = Path(__file__).resolve().parent
 NETNS_MARK = "TLSGATE_BENCH_NETNS"
@@ -253,6 +261,8 @@ def command_for(tool: str, fleet: Fleet, out: Path) -> list[str]:
     if tool == "nmap":
         # "+" runs the script on every open port, whatever its number: without it, ssl-enum-ciphers runs only on
         # ports nmap already knows as TLS ones (443, 993 ...) unless -sV service detection (slower) says so.
+        # Every host listens on the same ports (servers.SERVICES_PER_HOST), so hosts x ports is exactly the fleet;
+        # when N is not a multiple of it, the last host's missing ports are closed ones nmap reports no result for.
         ports = ",".join(str(p) for p in fleet.ports)
         return [
             tool_path("nmap"),
@@ -264,12 +274,12 @@ def command_for(tool: str, fleet: Fleet, out: Path) -> list[str]:
             "+ssl-enum-ciphers",
             "-oX",
             str(out),
-            "127.0.0.1",
+            *fleet.hosts,
         ]
     raise ValueError(tool)
 
 
-Suites = dict[int, dict[str, int]]  # port -> {protocol version: accepted suites}
+Suites = dict[tuple[str, int], dict[str, int]]  # (host address, port) -> {protocol version: accepted suites}
 
 SSLYZE_VERSIONS = {
     "ssl_2_0_cipher_suites": "SSLv2", "ssl_3_0_cipher_suites": "SSLv3", "tls_1_0_cipher_suites": "TLSv1.0",
@@ -278,7 +288,7 @@ SSLYZE_VERSIONS = {
 
 
 def read_output(tool: str, out: Path) -> tuple[int, Suites]:
-    """(targets the tool reported on completely, accepted suites per version per port), from its own output file.
+    """(targets the tool reported on completely, accepted suites per version per (host, port)), from its output.
 
     The suites let the benchmark check that every tool did the same work: a fast run that missed suites is no win.
     """
@@ -290,7 +300,8 @@ def read_output(tool: str, out: Path) -> tuple[int, Suites]:
             for target in report["targets"]:
                 facts = target["facts"]
                 ok += facts["status"] == "ok"
-                suites[facts["target"]["port"]] = {
+                where = facts["target"]
+                suites[(where["ip_address"] or where["host"], where["port"])] = {
                     p["version"]: len(p.get("cipher_suites") or [])
                     for p in facts["protocols"]
                     if p["status"] == "accepted"
@@ -308,20 +319,26 @@ def read_output(tool: str, out: Path) -> tuple[int, Suites]:
                     )
                     if accepted:
                         found[version] = accepted
-                suites[result["server_location"]["port"]] = found
+                where = result["server_location"]
+                suites[(where.get("ip_address") or where["hostname"], where["port"])] = found
             return ok, suites
         if tool == "nmap":
             root = ET.parse(out).getroot()  # noqa: S314 -- nmap's own output, written by this run
             ok = 0
-            for port in root.iter("port"):
-                script = port.find("script[@id='ssl-enum-ciphers']")
-                if script is None:
-                    continue
-                ok += 1
-                suites[int(port.get("portid", "0"))] = {
-                    table.get("key", "?"): len(table.findall("table[@key='ciphers']/table"))
-                    for table in script.findall("table")
-                }
+            for host in root.iter("host"):
+                address = host.find("address[@addrtype='ipv4']")
+                if address is None:
+                    address = host.find("address")
+                addr = address.get("addr", "?") if address is not None else "?"
+                for port in host.iter("port"):
+                    script = port.find("script[@id='ssl-enum-ciphers']")
+                    if script is None:
+                        continue
+                    ok += 1
+                    suites[(addr, int(port.get("portid", "0")))] = {
+                        table.get("key", "?"): len(table.findall("table[@key='ciphers']/table"))
+                        for table in script.findall("table")
+                    }
             return ok, suites
     except (OSError, ValueError, KeyError, TypeError, ET.ParseError):
         return 0, suites
@@ -330,7 +347,7 @@ def read_output(tool: str, out: Path) -> tuple[int, Suites]:
 
 def agreement(mine: Suites, reference: Suites) -> int:
     """Targets for which both tools found the same number of accepted suites for each protocol version."""
-    return sum(1 for port, found in reference.items() if mine.get(port) == found)
+    return sum(1 for endpoint, found in reference.items() if mine.get(endpoint) == found)
 
 
 # --- facts about the run ---------------------------------------------------------------------------------------
@@ -354,7 +371,8 @@ def machine_facts() -> dict[str, object]:
     probe = (
         "import json, ssl; from scanner import __version__ as v; from scanner.probe.options import ProbeOptions as P;"
         "o = P(); print(json.dumps({'tlsgate': v, 'openssl': ssl.OPENSSL_VERSION,"
-        " 'per_server_connections': o.per_server_connections, 'concurrency': o.concurrency, 'timeout': o.timeout}))"
+        " 'concurrency': o.concurrency, 'max_connections': o.max_connections, 'per_host': o.per_host,"
+        " 'per_server_connections': o.per_server_connections, 'timeout': o.timeout}))"
     )
     tlsgate = json.loads(
         subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
@@ -523,11 +541,18 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="tlsgate-bench-out-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
     mixes: dict[int, dict[str, int]] = {}
+    layouts: dict[int, dict[str, object]] = {}
     try:
         for n in counts:
             with Fleet(n) as fleet:
                 mixes[n] = fleet.mix()
-                print(f"\n## N={n}: {len(fleet.endpoints)} endpoints up: {mixes[n]}", file=sys.stderr)
+                layouts[n] = {"hosts": len(fleet.hosts), "services_per_host": SERVICES_PER_HOST,
+                              "addresses": f"{fleet.hosts[0]}-{fleet.hosts[-1]}", "ports": fleet.ports}  # fmt: skip
+                print(
+                    f"\n## N={n}: {len(fleet.endpoints)} endpoints up on {len(fleet.hosts)} hosts "
+                    f"({layouts[n]['addresses']}, ports {fleet.ports}): {mixes[n]}",
+                    file=sys.stderr,
+                )
                 for run in range(1, args.repeat + 1):
                     results.extend(run_tools(tools, fleet, run, work, args.timeout))
     except KeyboardInterrupt:
@@ -547,6 +572,7 @@ def main(argv: list[str]) -> int:
         "machine": facts,
         "profiles": [{"name": p.name, "description": p.description, "s_server_args": list(p.args)} for p in PROFILES],
         "mix": mixes,
+        "fleet": layouts,
         "summary": [asdict(m) for m in summary],
         "runs": [asdict(m) for m in results],
         "goals": verdicts,

@@ -1,9 +1,19 @@
-"""Start N loopback TLS endpoints of mixed configurations for the benchmark.
+"""Start N loopback TLS endpoints of mixed configurations for the benchmark, spread over hosts like a fleet.
 
 Each endpoint is one ``openssl s_server`` process (single-threaded: one connection at a time, as many appliances
-and embedded stacks are) on 127.0.0.1 with its own port. The configurations cycle through ``PROFILES`` so that
-every N holds the same mix. Certificates are made here with cryptography: one root and one intermediate CA, and
-an RSA-2048 and an ECDSA P-256 leaf for ``localhost``/``127.0.0.1``; each endpoint serves leaf + intermediate.
+and embedded stacks are). Endpoint i listens on host ``127.0.0.(2 + i // S)`` at port ``base + i % S``, with
+``S = SERVICES_PER_HOST`` (5): N=50 is 10 hosts x 5 services, N=200 is 40 hosts x 5. All of 127.0.0.0/8 is
+loopback on Linux (also in the benchmark's own network namespace), so every host is a distinct IP address on
+this machine. The spread is what a fleet looks like, and it matters: scanners limit the connections they hold to
+one host (tlsgate's ``--per-host``, one IP address whatever the port, stays at its default), and 200 services on
+one address would measure "one machine with 200 services" instead. Every host listens on the same S ports, so
+nmap scans exactly the N endpoints with one ``-p`` list.
+
+The configurations cycle through ``PROFILES`` over the endpoints (endpoint i has ``PROFILES[i % len(PROFILES)]``)
+so that every N holds the same mix; with S = len(PROFILES) = 5 each host runs one endpoint of each profile, the
+same profile on the same port of every host. Certificates are made here with cryptography: one root and one
+intermediate CA, and an RSA-2048 and an ECDSA P-256 leaf for ``localhost`` and every host's address; each
+endpoint serves leaf + intermediate.
 
 Run alone to try it out: ``python bench/servers.py 10`` starts ten endpoints, prints them, and waits for Ctrl-C.
 """
@@ -29,6 +39,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+# Services (ports) per host. 5 rather than 4: both benchmark sizes, 50 and 200, are multiples of 5, so every host
+# has exactly the same ports (nmap's one -p list then names no closed port), and 5 a host is a plausible server
+# (https, imaps, smtps, an admin UI ...). The last host has fewer when N is not a multiple of S.
+SERVICES_PER_HOST = 5
+FIRST_HOST = ipaddress.IPv4Address("127.0.0.2")  # 127.0.0.1 stays out: it is "the machine itself"
 
 
 @dataclass(frozen=True)
@@ -68,7 +84,13 @@ def _name(common_name: str) -> x509.Name:
 
 
 def _certificate(
-    subject: str, key: Any, issuer_name: x509.Name | None, issuer_key: Any, *, ca: bool
+    subject: str,
+    key: Any,
+    issuer_name: x509.Name | None,
+    issuer_key: Any,
+    *,
+    ca: bool,
+    addresses: tuple[ipaddress.IPv4Address, ...] = (),
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
     builder = (
@@ -88,14 +110,14 @@ def _certificate(
         )
     if not ca:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), *(x509.IPAddress(a) for a in addresses)]),
             critical=False,
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
-    """Write the CA files and both leaves; return {"rsa"|"ecdsa": (cert, key, chain)} and ``ca.pem``."""
+def make_pki(directory: Path, addresses: tuple[ipaddress.IPv4Address, ...]) -> dict[str, tuple[Path, Path, Path]]:
+    """Write the CA files and both leaves (valid for ``addresses``); return {"rsa"|"ecdsa": (cert, key, chain)}."""
     pem = serialization.Encoding.PEM
     root_key = ec.generate_private_key(ec.SECP384R1())
     root = _certificate("tlsgate bench root CA", root_key, None, root_key, ca=True)
@@ -109,7 +131,7 @@ def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
         ("rsa", rsa.generate_private_key(65537, 2048)),
         ("ecdsa", ec.generate_private_key(ec.SECP256R1())),
     ):
-        leaf = _certificate("localhost", key, inter.subject, inter_key, ca=False)
+        leaf = _certificate("localhost", key, inter.subject, inter_key, ca=False, addresses=addresses)
         cert, key_path = directory / f"{kind}.pem", directory / f"{kind}-key.pem"
         cert.write_bytes(leaf.public_bytes(pem))
         key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -117,24 +139,40 @@ def make_pki(directory: Path) -> dict[str, tuple[Path, Path, Path]]:
     return files
 
 
+def host_of(index: int) -> str:
+    """The address endpoint ``index`` listens on: SERVICES_PER_HOST endpoints a host."""
+    return str(FIRST_HOST + index // SERVICES_PER_HOST)
+
+
 @dataclass
 class Endpoint:
+    host: str
     port: int
     profile: Profile
     process: subprocess.Popen[bytes]
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
-def _port_is_free(port: int) -> bool:
+def _port_is_free(host: str, port: int) -> bool:
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def _free_base_port(hosts: list[str], start: int) -> int:
+    """The first base port from ``start`` whose SERVICES_PER_HOST ports are free on every host (all the same)."""
+    base = start
+    while not all(_port_is_free(h, base + k) for h in hosts for k in range(SERVICES_PER_HOST)):
+        base += SERVICES_PER_HOST
+        if base + SERVICES_PER_HOST > 65536:
+            raise RuntimeError(f"no {SERVICES_PER_HOST} consecutive ports free on every host from {start}")
+    return base
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -168,8 +206,14 @@ class Fleet:
         return [e.target for e in self.endpoints]
 
     @property
+    def hosts(self) -> list[str]:
+        """Every host's address, in order."""
+        return list(dict.fromkeys(e.host for e in self.endpoints))
+
+    @property
     def ports(self) -> list[int]:
-        return [e.port for e in self.endpoints]
+        """The ports the hosts listen on: the same SERVICES_PER_HOST on each (the last host may have fewer)."""
+        return sorted({e.port for e in self.endpoints})
 
     @property
     def ca_file(self) -> Path:
@@ -188,21 +232,20 @@ class Fleet:
             raise SystemExit("openssl is required (apt-get install openssl)")
         _raise_fd_limit(4 * self.count + 256)
         self._tmp = tempfile.TemporaryDirectory(prefix="tlsgate-bench-")
-        files = make_pki(Path(self._tmp.name))
-        port = self.base_port
+        hosts = list(dict.fromkeys(host_of(index) for index in range(self.count)))
+        files = make_pki(Path(self._tmp.name), tuple(ipaddress.IPv4Address(h) for h in hosts))
+        base = _free_base_port(hosts, self.base_port)
         for index in range(self.count):
-            while not _port_is_free(port):
-                port += 1
+            host, port = host_of(index), base + index % SERVICES_PER_HOST
             profile = PROFILES[index % len(PROFILES)]
             cert, key, chain = files[profile.key]
             process = subprocess.Popen(
-                [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
+                [openssl, "s_server", "-accept", f"{host}:{port}", "-cert", str(cert), "-key", str(key),
                  "-cert_chain", str(chain), "-www", "-quiet", *profile.args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C in the terminal reaches the harness only; it stops them
             )  # fmt: skip
-            self.endpoints.append(Endpoint(port, profile, process))
-            port += 1
+            self.endpoints.append(Endpoint(host, port, profile, process))
         self._wait_listening()
 
     def _wait_listening(self, seconds: float = 30) -> None:
@@ -212,9 +255,9 @@ class Fleet:
             still = []
             for endpoint in pending:
                 if endpoint.process.poll() is not None:
-                    raise RuntimeError(f"s_server on {endpoint.port} ({endpoint.profile.name}) exited")
+                    raise RuntimeError(f"s_server on {endpoint.target} ({endpoint.profile.name}) exited")
                 try:
-                    socket.create_connection(("127.0.0.1", endpoint.port), timeout=0.5).close()
+                    socket.create_connection((endpoint.host, endpoint.port), timeout=0.5).close()
                 except OSError:
                     still.append(endpoint)
             pending = still
@@ -262,7 +305,11 @@ def main() -> int:
         with Fleet(args.count, args.base_port) as fleet:
             for endpoint in fleet.endpoints:
                 print(endpoint.target, endpoint.profile.name, f"pid={endpoint.process.pid}")
-            print(f"{len(fleet.endpoints)} endpoints up (CA: {fleet.ca_file}); Ctrl-C stops them", file=sys.stderr)
+            print(
+                f"{len(fleet.endpoints)} endpoints on {len(fleet.hosts)} hosts up (CA: {fleet.ca_file}); "
+                "Ctrl-C stops them",
+                file=sys.stderr,
+            )
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from sslyze.errors import (
     ServerTlsConfigurationNotSupported,
     TlsHandshakeTimedOut,
 )
+from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
 from sslyze.plugins.openssl_cipher_suites.implementation import CipherSuitesScanResult
 from sslyze.plugins.plugin_base import ScanCommandWrongUsageError, ScanJob, ScanJobResult
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
@@ -187,26 +188,53 @@ def _protocol(version: ProtocolVersion, attempt: Any) -> ProtocolSupport:
     return ProtocolSupport(version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites)
 
 
-def _certificate(attempt: Any) -> ServedCertificates | CertificateFacts:
-    if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
-        return CertificateFacts(status="error", error=_attempt_error(attempt))
-    deployments = attempt.result.certificate_deployments
-    if not deployments or not deployments[0].received_certificate_chain:
-        return CertificateFacts(
-            status="error",
-            error=ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate"),
+Chain = ServedCertificates | ProbeError  # the served chain, or why it could not be had
+
+
+def _certificate(chain: Chain) -> ServedCertificates | CertificateFacts:
+    if isinstance(chain, ProbeError):
+        return CertificateFacts(status="error", error=chain)
+    return chain
+
+
+def _ocsp_stapling(chain: Chain) -> Observed[Any]:
+    if isinstance(chain, ProbeError):
+        return Observed[Any](status="error", error=chain, source=SOURCE)
+    return observed(chain.stapled is not None, SOURCE)
+
+
+def _served_chain(value: Any, error: Exception | None) -> Chain:
+    """The outcome of sslyze's get_certificate_chain job: (PEM chain, nassl OCSP response, ...) or what it raised."""
+    if error is not None:
+        if isinstance(error, ValueError) and "did not present a certificate" in str(error):
+            return ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate")
+        if isinstance(error, ClientCertificateRequested):
+            return ProbeError(
+                error_class=ErrorClass.client_cert_required,
+                message="the server requires a client certificate (scan with --client-cert/--client-p12)",
+            )
+        if isinstance(error, (ConnectionToServerTimedOut, TlsHandshakeTimedOut, ServerRejectedTlsHandshake, OSError)):
+            return ProbeError(
+                error_class=ErrorClass.reset, message=_describe_trace(TracebackException.from_exception(error))
+            )
+        return ProbeError(
+            error_class=ErrorClass.probe_failed,
+            message=f"certificate: {_describe_trace(TracebackException.from_exception(error))}",
         )
-    return ServedCertificates(list(deployments[0].received_certificate_chain), deployments[0].ocsp_response)
+    pems, stapled_response, _, _ = value
+    if not pems:
+        return ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate")
+    chain = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in pems]
+    stapled = None
+    if stapled_response is not None:
+        try:
+            stapled = ocsp.load_der_ocsp_response(stapled_response.as_der_bytes())
+        except ValueError:
+            stapled = None  # a stapled response that does not even parse is as good as none
+    return ServedCertificates(chain, stapled)
 
 
-def _ocsp_stapling(attempt: Any) -> Observed[Any]:
-    if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
-        return Observed[Any](status="error", error=_attempt_error(attempt), source=SOURCE)
-    deployments = attempt.result.certificate_deployments
-    return observed(bool(deployments and deployments[0].ocsp_response is not None), SOURCE)
-
-
-def _behaviours(attempts: Any) -> dict[str, Observed[Any]]:
+def _behaviours(attempts: Any, chain: Chain) -> dict[str, Observed[Any]]:
     """Map sslyze's plugin results onto Behaviours field names."""
     values: dict[str, Observed[Any]] = {}
 
@@ -228,21 +256,22 @@ def _behaviours(attempts: Any) -> dict[str, Observed[Any]]:
     take("heartbleed", ScanCommand.HEARTBLEED, lambda r: r.is_vulnerable_to_heartbleed)
     take("ccs_injection", ScanCommand.OPENSSL_CCS_INJECTION, lambda r: r.is_vulnerable_to_ccs_injection)
     take("robot", ScanCommand.ROBOT, lambda r: r.robot_result.value.lower())
-    values["ocsp_stapling"] = _ocsp_stapling(attempts.certificate_info)
+    values["ocsp_stapling"] = _ocsp_stapling(chain)
     return values
 
 
-def _outcome(request: SslyzeRequest, attempts: AllScanCommandsAttempts) -> SslyzeOutcome:
+def _outcome(request: SslyzeRequest, attempts: AllScanCommandsAttempts, chain: Chain | None) -> SslyzeOutcome:
     protocols = [
         _protocol(version, getattr(attempts, command.value))
         for version, command in VERSION_COMMANDS.items()
         if version in request.versions
     ]
-    wants_certificate = Extra.certificate in request.extras
+    missing = ProbeError(error_class=ErrorClass.probe_failed, message="the certificate chain was not fetched")
+    chain = chain if chain is not None else missing
     return SslyzeOutcome(
         protocols=protocols,
-        certificate=_certificate(attempts.certificate_info) if wants_certificate else None,
-        behaviours=_behaviours(attempts) if Extra.behaviours in request.extras else {},
+        certificate=_certificate(chain) if Extra.certificate in request.extras else None,
+        behaviours=_behaviours(attempts, chain) if Extra.behaviours in request.extras else {},
     )
 
 
@@ -270,6 +299,8 @@ def _network_config(endpoint: Endpoint, timeout: float, *, with_credentials: boo
 def _commands(request: SslyzeRequest) -> set[ScanCommand]:
     commands = {VERSION_COMMANDS[v] for v in request.versions}
     if Extra.certificate in request.extras or Extra.behaviours in request.extras:
+        # Not sslyze's CERTIFICATE_INFO command (four handshakes, each chain validated against five trust
+        # stores): one handshake for the chain as served, which certchain analyses (see _scan_part).
         commands.add(ScanCommand.CERTIFICATE_INFO)
     if Extra.behaviours in request.extras:
         commands.update(_BEHAVIOUR_COMMANDS.values())
@@ -323,7 +354,12 @@ def _scan_part(
     server = ServerConnectivityInfo(server_location=location, network_configuration=config, tls_probing_result=probing)
     attempts: dict[ScanCommand, ScanCommandAttempt[Any]] = {}
     jobs: list[tuple[ScanCommand, ScanJob]] = []
-    for command in commands:
+    if ScanCommand.CERTIFICATE_INFO in commands:
+        # The default chain (highest version, SNI as configured, OCSP stapling asked for) as sslyze's own
+        # certificate job fetches it — the first deployment its CERTIFICATE_INFO would report.
+        fetch = ScanJob(function_to_call=get_certificate_chain, function_arguments=(server, None, None, None, True))
+        jobs.append((ScanCommand.CERTIFICATE_INFO, fetch))
+    for command in commands - {ScanCommand.CERTIFICATE_INFO}:
         try:
             implementation = ScanCommandsRepository.get_implementation_cls(command)
             jobs += [(command, job) for job in implementation.scan_jobs_for_scan_command(server, None)]
@@ -335,14 +371,15 @@ def _scan_part(
             )
             attempts[command] = _errored(command, reason, exc)
     done = _run_jobs(jobs, parallel, hold)
-    for command in commands - attempts.keys():
+    chain = next((_served_chain(v, e) for c, v, e in done if c == ScanCommand.CERTIFICATE_INFO), None)
+    for command in commands - attempts.keys() - {ScanCommand.CERTIFICATE_INFO}:
         results = [ScanJobResult(_return_value=value, _exception=error) for cmd, value, error in done if cmd == command]
         attempts[command] = _completed(command, server, results)
     for name in (f.name for f in fields(AllScanCommandsAttempts)):
         attempts.setdefault(ScanCommand(name), _not_scheduled(ScanCommand(name)))
     by_name: dict[str, Any] = {command.value: attempt for command, attempt in attempts.items()}
     everything = AllScanCommandsAttempts(**by_name)
-    return _outcome(request, everything)
+    return _outcome(request, everything, chain)
 
 
 def _run_jobs(
