@@ -26,6 +26,7 @@ follows ours does not (``"client"``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Sequence
@@ -137,8 +138,14 @@ def candidate_suites(version: ProtocolVersion) -> list[int]:
     The order matters twice: it is our preference when the server follows the client's order, and when a
     server chokes on long hellos the first, short hello holds the suites it most likely accepts.
     """
-    suites = iana.suites_for_version(version)
-    return [s.code for s in sorted(suites, key=_preference)]
+    return list(_ordered_suites(version))
+
+
+@functools.cache
+def _ordered_suites(version: ProtocolVersion) -> tuple[int, ...]:
+    # The registry does not change during a run: sorting it once per version, not once per hello, is most of
+    # the enumerator's own CPU time saved.
+    return tuple(s.code for s in sorted(iana.suites_for_version(version), key=_preference))
 
 
 # --- classifying one reply ------------------------------------------------------------------------------------

@@ -391,7 +391,7 @@ def _u16(data: bytes) -> bytes:
 
 
 def _u16_list(values: Sequence[int]) -> bytes:
-    return b"".join(struct.pack("!H", v) for v in values)
+    return struct.pack(f"!{len(values)}H", *values)
 
 
 def _ext(ext_type: int, body: bytes) -> bytes:
