@@ -410,7 +410,8 @@ def _scan(
     fanout = Fanout(listeners)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        outcome = run_scan(targets, packs, probe, gate, target_packs, fanout, known)
+        resumed = str(live.resume) if live.resume is not None and known else None
+        outcome = run_scan(targets, packs, probe, gate, target_packs, fanout, known, resumed)
     finally:
         signal.signal(signal.SIGTERM, previous)
         fanout.close()

@@ -19,7 +19,7 @@ from scanner.gate import Gate, apply_gate, target_names
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.report import GateInfo, PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
+from scanner.report import GateInfo, PackInfo, Report, RunLimits, ScanOptions, TargetReport, summarise, target_verdict
 from scanner.targets import Target
 
 
@@ -117,6 +117,7 @@ def run_scan(
     target_packs: Sequence[Sequence[RulePack]] | None = None,
     listener: Listener | None = None,
     known: Mapping[str, Facts] | None = None,
+    resumed_from: str | None = None,
 ) -> ScanOutcome:
     """Probe and judge; ``target_packs`` (aligned with ``targets``) gives each target its own packs, ``packs``
     then being ignored in favour of their union. ``listener`` hears each target as it finishes; ``known`` holds
@@ -153,7 +154,17 @@ def run_scan(
         for item, facts in zip(run.items, found, strict=True)
     ]
     ids = list(dict.fromkeys(p.id for p in packs))
-    report = judge(facts_list, packs, ScanOptions(timeout=probe.timeout, packs=ids), started, gate, fact_packs)
+    limits = RunLimits(
+        concurrency=probe.concurrency,
+        max_connections=probe.max_connections,
+        per_host=probe.per_host,
+        time_budget=probe.time_budget,
+        target_time=probe.target_time,
+    )
+    options = ScanOptions(
+        timeout=probe.timeout, packs=ids, limits=limits, interrupted=interrupted, resumed_from=resumed_from
+    )
+    report = judge(facts_list, packs, options, started, gate, fact_packs)
     return ScanOutcome(report, interrupted)
 
 

@@ -36,9 +36,24 @@ class PackInfo(_Frozen):
     params: dict[str, Any] = Field(default_factory=dict, description="Parameter values this run used.")
 
 
+class RunLimits(_Frozen):
+    """How a scan was bounded: what it may do at once and how long it may take (seconds)."""
+
+    concurrency: int = Field(description="Targets probed at once.")
+    max_connections: int = Field(description="Connections in flight across the run.")
+    per_host: int = Field(description="Connections in flight to one host (IP address).")
+    time_budget: float | None = Field(default=None, description="Seconds the whole run could take; none if unset.")
+    target_time: float | None = Field(default=None, description="Seconds one target could take; none if unset.")
+
+
 class ScanOptions(_Frozen):
     timeout: float
     packs: list[str]
+    limits: RunLimits | None = Field(default=None, description="Set for scans; none for evaluate and cert.")
+    interrupted: bool = Field(default=False, description="Stopped by Ctrl-C or SIGTERM before every target finished.")
+    resumed_from: str | None = Field(
+        default=None, description="The file (--resume) whose finished targets were kept instead of scanned again."
+    )
 
 
 class TargetReport(_Frozen):

@@ -189,7 +189,8 @@ def test_interrupt_writes_reports_for_what_finished(fleet: list[str], tmp_path: 
     journal, report, junit = tmp_path / "j.jsonl", tmp_path / "r.json", tmp_path / "r.xml"
     with silent_servers(["127.0.0.12"] * 2, accepts) as silent:
         proc = popen("scan", *fleet, *silent, "--timeout", "60", "--format", f"jsonl={journal}", "--json",
-                     str(report), "--format", f"junit={junit}")  # fmt: skip
+                     str(report), "--format", f"junit={junit}", "--format", f"markdown={tmp_path / 'r.md'}",
+                     "--per-host", "3", "--time-budget", "10m")  # fmt: skip
         wait_for_lines(journal, len(fleet), proc)
         proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=30)
@@ -203,6 +204,15 @@ def test_interrupt_writes_reports_for_what_finished(fleet: list[str], tmp_path: 
         assert targets[name]["facts"]["error"]["error_class"] == "interrupted"
     assert sorted(line["target"] for line in _lines(journal)) == sorted(fleet)
     assert junit.read_text().startswith("<?xml")
+    options = json.loads(report.read_text())["options"]
+    assert options["interrupted"] is True
+    assert options["limits"] == {
+        "concurrency": 32, "max_connections": 64, "per_host": 3, "time_budget": 600.0, "target_time": None
+    }  # fmt: skip
+    assert (
+        "**Interrupted:** the scan was stopped before every target finished (2 not finished)."
+        in (tmp_path / "r.md").read_text()
+    )
 
 
 def test_killed_run_resumes_from_its_journal(fleet: list[str], tmp_path: Path) -> None:
@@ -225,7 +235,10 @@ def test_killed_run_resumes_from_its_journal(fleet: list[str], tmp_path: Path) -
     lines = _lines(journal)
     assert [line["target"] for line in lines[: len(kept)]] == [line["target"] for line in kept]
     assert sorted(line["target"] for line in lines) == sorted([*fleet, *silent])
-    targets = {t["target"]: t for t in json.loads(report.read_text())["targets"]}
+    whole = json.loads(report.read_text())
+    assert whole["options"]["resumed_from"] == str(journal)
+    assert whole["options"]["interrupted"] is False
+    targets = {t["target"]: t for t in whole["targets"]}
     assert targets[silent[0]]["facts"]["error"]["error_class"] == "refused"
     for line in kept:  # the same facts, from the journal: not probed again
         assert targets[line["target"]]["facts"]["started_at"] == line["facts"]["started_at"]  # type: ignore[index]

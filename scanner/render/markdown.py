@@ -84,6 +84,17 @@ def _headline(report: Report) -> str:
     return f"{VERDICT_LABELS['pass'].split()[0]} tlsgate: every rule passed"
 
 
+def _run_notes(report: Report) -> list[str]:
+    """A run that was stopped or resumed says so before anything else is read into it."""
+    notes = []
+    if report.options.interrupted:
+        stopped = sum(1 for t in report.targets if t.facts.error and t.facts.error.error_class == "interrupted")
+        notes.append(f"**Interrupted:** the scan was stopped before every target finished ({stopped} not finished).")
+    if report.options.resumed_from:
+        notes.append(f"**Resumed:** targets finished earlier were kept from {escape(report.options.resumed_from)}.")
+    return [*notes, ""] if notes else []
+
+
 def _gate_summary(report: Report) -> list[str]:
     """The gate's line (only when the run had gate options): what counted, what did not and why."""
     if not gate_in_use(report.gate):
@@ -186,7 +197,7 @@ def _waived_details(report: Report) -> list[str]:
 
 
 def render(report: Report) -> str:
-    lines = [f"## {_headline(report)}", "", _summary_line(report), "", *_gate_summary(report)]
+    lines = [f"## {_headline(report)}", "", _summary_line(report), "", *_run_notes(report), *_gate_summary(report)]
     if report.targets:
         lines += _table(report, _severities(report))
     lines += _expired_section(report)
