@@ -675,6 +675,14 @@ def scan(
     all_addresses: Annotated[
         bool, typer.Option("--all-addresses", help="Scan every A/AAAA address of each name as its own result.")
     ] = False,
+    no_name_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-name-check",
+            help="Judge trust by the chain alone, not for the host name: for peers identified by their DN (MQ "
+            "channels, replication links). hostname_match is still reported.",
+        ),
+    ] = False,
     starttls: Annotated[
         StartTls | None,
         typer.Option("--starttls", metavar="PROTOCOL", help="Upgrade a plaintext protocol first: " + _STARTTLS_NAMES),
@@ -838,6 +846,7 @@ def scan(
             no_sni=no_sni,
             connect_address=ip,
             all_addresses=all_addresses,
+            check_name=not no_name_check,
             starttls=starttls,
             credentials=credentials,
         )

@@ -260,6 +260,11 @@ class CertificateFacts(Frozen):
         default=NOT_PROBED, description="The served chain needs no intermediate from elsewhere to reach an anchor."
     )
     trust: list[TrustResult] = Field(default_factory=list, description="One verdict per trust store consulted.")
+    trust_name: str | None = Field(
+        default=None,
+        description="The name trust was judged for; null when judged by the chain alone (--no-name-check: peers "
+        "identified by their DN) or for a certificate file.",
+    )
     ocsp_stapled: Observed[OcspResponseFacts] = Field(
         default=NOT_PROBED, description="The stapled OCSP response, if the server sent one (null value: none)."
     )

@@ -39,7 +39,9 @@ from scanner.targets import Target, TargetError, parse_target
 INVENTORY_SCHEMA_ID = "https://tlsgate.dev/schema/inventory-1.json"
 
 _TOP_KEYS = ("defaults", "groups", "targets")
-_SETTING_KEYS = ("packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "client", "tags")
+_SETTING_KEYS = (
+    "packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "name_check", "client", "tags"
+)  # fmt: skip
 _GROUP_KEYS = (*_SETTING_KEYS, "targets")
 _TARGET_KEYS = ("name", "target", "host", "port", *_SETTING_KEYS)
 _CLIENT_KEYS = ("cert", "key", "p12", "password_env", "password_file")
@@ -87,6 +89,7 @@ class _Scope:
     no_sni: bool | None = None
     connect: str | None = None
     starttls: StartTls | None = None
+    name_check: bool | None = None
     client: ClientSpec | None = None
     tags: frozenset[str] = frozenset()
 
@@ -199,14 +202,11 @@ class _Reader:
         return _Scope(key=key, **kwargs)
 
     def connection(self, data: Mapping[str, Any], key: Key, kwargs: dict[str, Any]) -> None:
-        """sni, no_sni, connect and starttls, into ``kwargs``."""
+        """sni, no_sni, connect, starttls and name_check, into ``kwargs``."""
         if "sni" in data:
             kwargs["sni"] = self.text(data["sni"], (*key, "sni"), "sni")
-        if "no_sni" in data:
-            if not isinstance(data["no_sni"], bool):
-                self.at((*key, "no_sni"), "'no_sni' must be true or false")
-            else:
-                kwargs["no_sni"] = data["no_sni"]
+        self.flag(data, key, "no_sni", kwargs)
+        self.flag(data, key, "name_check", kwargs)
         if "connect" in data:
             text = self.text(data["connect"], (*key, "connect"), "connect")
             if text is not None:
@@ -227,6 +227,14 @@ class _Reader:
                 )
         if kwargs.get("sni") and kwargs.get("no_sni"):
             self.at((*key, "no_sni"), "'sni' and 'no_sni: true' exclude each other")
+
+    def flag(self, data: Mapping[str, Any], key: Key, name: str, kwargs: dict[str, Any]) -> None:
+        if name not in data:
+            return
+        if isinstance(data[name], bool):
+            kwargs[name] = data[name]
+        else:
+            self.at((*key, name), f"'{name}' must be true or false")
 
     def packs(self, value: Any, key: Key) -> tuple[tuple[str, Key], ...] | None:
         if isinstance(value, str):
@@ -561,6 +569,27 @@ def _client_problem(inventory: Inventory, item: InventoryTarget, message: str) -
     return Problem(inventory.path, line, column, f"target {item.name!r}: client certificate: {message}")
 
 
+def _connect_settings(item: InventoryTarget, connect: ConnectOptions) -> ConnectOptions:
+    """The target's own connection settings (the most specific level that sets each) over ``connect``."""
+    sni, no_sni = item.first("sni"), item.first("no_sni")
+    if sni is not None:
+        connect = replace(connect, server_name=sni, no_sni=False)
+    if no_sni is not None:
+        connect = replace(connect, no_sni=no_sni, server_name=None if no_sni else connect.server_name)
+    address = item.first("connect")
+    if address is not None:
+        connect = replace(connect, connect_address=address, all_addresses=False)
+    starttls, timeout = item.first("starttls"), item.first("timeout")
+    if starttls is not None:
+        connect = replace(connect, starttls=starttls)
+    if timeout is not None:
+        connect = replace(connect, timeout=timeout)
+    name_check = item.first("name_check")
+    if name_check is not None:
+        connect = replace(connect, check_name=name_check)
+    return connect
+
+
 def plan(
     inventory: Inventory,
     items: Sequence[InventoryTarget],
@@ -593,19 +622,7 @@ def plan(
                 planner.problems.append(_client_problem(inventory, item, str(exc)))
                 continue
             connect = replace(connect, credentials=credentials)
-        sni, no_sni = item.first("sni"), item.first("no_sni")
-        if sni is not None:
-            connect = replace(connect, server_name=sni, no_sni=False)
-        if no_sni is not None:
-            connect = replace(connect, no_sni=no_sni, server_name=None if no_sni else connect.server_name)
-        address = item.first("connect")
-        if address is not None:
-            connect = replace(connect, connect_address=address, all_addresses=False)
-        starttls, timeout = item.first("starttls"), item.first("timeout")
-        if starttls is not None:
-            connect = replace(connect, starttls=starttls)
-        if timeout is not None:
-            connect = replace(connect, timeout=timeout)
+        connect = _connect_settings(item, connect)
         if packs is not None:
             planned.append(PlannedTarget(item.target, connect, packs))
     planner.unused([*inventory.targets, *items])
@@ -640,6 +657,10 @@ def _settings_properties() -> dict[str, Any]:
         "no_sni": {"type": "boolean", "description": "Send no SNI at all."},
         "connect": {"type": "string", "description": "Connect to this IP address; the host name stays the SNI."},
         "starttls": {"enum": [p.value for p in StartTls], "description": "Upgrade this plaintext protocol first."},
+        "name_check": {
+            "type": "boolean",
+            "description": "false: judge trust by the chain alone, not for the host name (peers identified by DN).",
+        },
         "client": {
             "description": "Client certificate for mTLS: file paths and the NAME of the password's variable, "
             "never a password.",

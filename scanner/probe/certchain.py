@@ -40,11 +40,16 @@ def analyse(
     options: CertificateOptions,
     fetcher: Fetcher,
     now: datetime | None = None,
+    *,
+    check_name: bool = True,
 ) -> CertificateFacts:
+    """Everything about a served chain for the target ``name``. ``check_name`` False judges trust by the chain
+    alone (peers identified by their DN, as MQ channels are); ``hostname_match`` is reported either way."""
     now = now or datetime.now(UTC)
     served = list(chain)
     certificates, hostname_match, order = chain_facts(served, name, now)
-    trust, complete = evaluate_trust(served, name, list(options.stores), list(options.pins), fetcher, now)
+    trust_name = name if check_name else None
+    trust, complete = evaluate_trust(served, trust_name, list(options.stores), list(options.pins), fetcher, now)
     issuer = find_issuer(served[0], [*served[1:], *options.anchors])
     stapled_fact = stapled_ocsp(stapled, served[0], issuer, now=now)
     if options.revocation:
@@ -59,6 +64,7 @@ def analyse(
         chain_order_valid=order,
         chain_complete=complete,
         trust=trust,
+        trust_name=trust_name,
         ocsp_stapled=stapled_fact,
         revocation=revocation,
     )

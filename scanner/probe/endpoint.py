@@ -30,6 +30,7 @@ class Endpoint:
     credentials: ClientCredentials | None = None
     starttls: StartTls | None = None
     stop: Stop | None = field(default=None, compare=False)  # checked before every connection
+    check_name: bool = True  # judge trust for the target's name (False: by the chain alone)
 
     @property
     def port(self) -> int:

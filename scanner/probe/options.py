@@ -21,6 +21,7 @@ class ConnectOptions:
     starttls: StartTls | None = None
     credentials: ClientCredentials | None = None
     timeout: float | None = None  # overrides ProbeOptions.timeout for this target
+    check_name: bool = True  # False: trust judged by the chain alone (peers identified by their DN)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def _endpoint(item: ScanItem, address: str, options: ProbeOptions, stop: Stop) -
         credentials=item.options.credentials,
         starttls=item.options.starttls,
         stop=stop,
+        check_name=item.options.check_name,
     )
 
 
@@ -439,7 +440,9 @@ def _analyse(
 ) -> CertificateFacts:
     name = endpoint.server_name or endpoint.target.host
     try:
-        return analyse(served.chain, served.stapled, name, options.certificates, fetcher)
+        return analyse(
+            served.chain, served.stapled, name, options.certificates, fetcher, check_name=endpoint.check_name
+        )
     except Exception as exc:  # one odd certificate must not lose the target's other facts
         error = ProbeError(error_class=ErrorClass.probe_failed, message=f"certificate analysis failed: {exc!r}")
         return CertificateFacts(status="error", error=error)
