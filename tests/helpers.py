@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import ipaddress
 import shutil
 import socket
 import ssl
@@ -16,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from scanner.demo import LoopbackServer, tls_handler
+from tests import pki
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,61 +135,18 @@ def issue_certificate(
     days: int = 365,
     sans: tuple[str, ...] = ("localhost", "127.0.0.1"),
 ) -> IssuedCert:
-    """A CA and a leaf made with cryptography, with the key type, EKU and validity a test asks for."""
+    """A CA (``CN={name} test CA``) and a leaf it issued, with the key type, EKU and validity a test asks for."""
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key: Any
-    if key_type.startswith("rsa"):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[3:]))
-    elif key_type == "p384":
-        key = ec.generate_private_key(ec.SECP384R1())
-    elif key_type == "ed25519":
-        key = ed25519.Ed25519PrivateKey.generate()
-    else:
-        raise ValueError(key_type)
-    alt_names: list[x509.GeneralName] = []
-    for san in sans:
-        try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(san)))
-        except ValueError:
-            alt_names.append(x509.DNSName(san))
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "tlsgate tests"),
-                                 x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now - dt.timedelta(minutes=1) + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    ca_name = pki.name(f"{name} test CA", organization=None)
+    ca = pki.issue(ca_name, ca=True, not_before=now - dt.timedelta(days=1), days=3651)
+    leaf = pki.issue(
+        pki.name(name), issuer=ca, key=pki.new_key(key_type), not_before=now - dt.timedelta(minutes=1), days=days,
+        sans=sans, eku=eku,
     )  # fmt: skip
-    if eku is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-    leaf = builder.sign(ca_key, hashes.SHA256())
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path, ca_path = (
-        directory / f"{name}.pem",
-        directory / f"{name}-key.pem",
-        directory / f"{name}-ca.pem",
-    )
-    pem = serialization.Encoding.PEM
-    cert_path.write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
-    key_path.write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    ca_path.write_bytes(ca.public_bytes(pem))
-    return IssuedCert(cert_path, key_path, ca_path, leaf)
+    cert_path, key_path = leaf.write(directory, name, chain=[ca])
+    ca_path = directory / f"{name}-ca.pem"
+    ca_path.write_bytes(ca.pem)
+    return IssuedCert(cert_path, key_path, ca_path, leaf.cert)
 
 
 def loopback_endpoint(
@@ -226,71 +180,35 @@ class ClientPki:
 
 
 def client_pki(directory: Path, password: str = "correct horse battery staple") -> ClientPki:  # noqa: S107 - a test PKI
-    """Make a client PKI with cryptography; the CA's name needs RFC 4514 escaping and is not ASCII."""
+    """Make a client PKI; the CA's name needs RFC 4514 escaping and is not ASCII."""
     from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415 - only mTLS tests need it
-    from cryptography.x509.oid import ExtendedKeyUsageOID  # noqa: PLC0415
 
     now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Müller, Schmidt & Co"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "tlsgate client CA"),
-        ]
-    )
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tlsgate test client")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    pem = serialization.Encoding.PEM
-    pkcs8 = serialization.PrivateFormat.PKCS8
+    ca = pki.issue(
+        pki.name("tlsgate client CA", "Müller, Schmidt & Co", country="DE"), ca=True,
+        not_before=now - dt.timedelta(days=1), days=3651,
+    )  # fmt: skip
+    client = pki.issue(  # from a minute ago until 30 days from now
+        pki.name("tlsgate test client", organization=None), issuer=ca, not_before=now - dt.timedelta(minutes=1),
+        days=30 + 1 / 1440, eku=pki.CLIENT_AUTH,
+    )  # fmt: skip
+    cert, key = client.write(directory, "client", chain=[ca])
     files = ClientPki(
         ca=directory / "client-ca.pem",
-        ca_name=ca_name.rfc4514_string(),
-        cert=directory / "client.pem",
-        key=directory / "client-key.pem",
+        ca_name=ca.cert.subject.rfc4514_string(),
+        cert=cert,
+        key=key,
         encrypted_key=directory / "client-key-encrypted.pem",
         combined=directory / "client-combined.pem",
         p12=directory / "client.p12",
         password=password,
     )
-    chain = cert.public_bytes(pem) + ca.public_bytes(pem)
-    plain_key = key.private_bytes(pem, pkcs8, serialization.NoEncryption())
-    files.ca.write_bytes(ca.public_bytes(pem))
-    files.cert.write_bytes(chain)
-    files.key.write_bytes(plain_key)
-    files.encrypted_key.write_bytes(
-        key.private_bytes(pem, pkcs8, serialization.BestAvailableEncryption(password.encode()))
-    )
-    files.combined.write_bytes(chain + plain_key)
+    encryption = serialization.BestAvailableEncryption(password.encode())
+    files.ca.write_bytes(ca.pem)
+    files.encrypted_key.write_bytes(client.key.private_bytes(pki.PEM, serialization.PrivateFormat.PKCS8, encryption))
+    files.combined.write_bytes(client.pem + ca.pem + client.key_pem)
     files.p12.write_bytes(
-        pkcs12.serialize_key_and_certificates(
-            b"tlsgate test client", key, cert, [ca], serialization.BestAvailableEncryption(password.encode())
-        )
+        pkcs12.serialize_key_and_certificates(b"tlsgate test client", client.key, client.cert, [ca.cert], encryption)
     )
     return files
 

@@ -29,11 +29,13 @@ def new_key(kind: str = "p256") -> Any:
     raise ValueError(kind)
 
 
-def name(common_name: str, organization: str = "tlsgate tests", country: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization)]
+def name(common_name: str, organization: str | None = "tlsgate tests", country: str | None = None) -> x509.Name:
+    """C, O, CN in that order; ``organization=None`` leaves O out."""
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     if country:
         attributes.insert(0, x509.NameAttribute(NameOID.COUNTRY_NAME, country))
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)
 
 
