@@ -404,7 +404,10 @@ def _scan(
     for output in outputs:
         if output.format is OutputFormat.jsonl:
             same = output.path is not None and live.resume is not None and _same_file(output.path, live.resume)
-            listeners.append(Journal(output.path, append=same, skip=known if same else ()))
+            try:
+                listeners.append(Journal(output.path, append=same, skip=known if same else ()))
+            except OSError as exc:
+                _fatal(f"cannot write {output.path}: {exc.strerror or exc}", ExitCode.USAGE)
     if live.progress:
         listeners.append(ProgressBar(force=live.forced))
     fanout = Fanout(listeners)
@@ -419,7 +422,12 @@ def _scan(
     streamed = any(o.format is OutputFormat.jsonl and o.path is None for o in outputs)
     _deliver(report, [o for o in outputs if o.format is not OutputFormat.jsonl], stdout_taken=streamed)
     for journal in listeners:
-        if isinstance(journal, Journal) and journal.path is not None and _VERBOSITY["level"] > 0:
+        if not isinstance(journal, Journal):
+            continue
+        if journal.failure is not None:
+            where = journal.path or "standard output"
+            _fatal(f"cannot write {where}: {journal.failure} (the other reports were written)", ExitCode.OUTPUT_FAILED)
+        if journal.path is not None and _VERBOSITY["level"] > 0:
             typer.echo(f"report: {journal.path} (JSON Lines, written as targets finished)", err=streamed)
     if outcome.interrupted:
         done = sum(1 for t in report.targets if t.facts.error is None or t.facts.error.error_class != "interrupted")

@@ -31,17 +31,22 @@ class Journal:
             path.open("a" if append else "w", encoding="utf-8", newline="\n") if path is not None else sys.stdout
         )
         self.written = 0
+        self.failure: str | None = None  # why writing stopped (disk full ...); the scan itself goes on
 
     def planned(self, total: int) -> None:
         pass
 
     def finished(self, result: TargetReport) -> None:
-        if result.target in self._skip:
+        if result.target in self._skip or self.failure is not None:
             return
-        self._handle.write(line(result))
-        self._handle.flush()
-        if self._own:
-            os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(line(result))
+            self._handle.flush()
+            if self._own:
+                os.fsync(self._handle.fileno())
+        except OSError as exc:
+            self.failure = exc.strerror or str(exc)
+            return
         self.written += 1
 
     def close(self) -> None:

@@ -289,3 +289,15 @@ def test_progress_bar_on_a_terminal_only(fleet: list[str], tmp_path: Path) -> No
     assert "scanning" not in result.stderr
     result = run("scan", *fleet, "--progress")
     assert f"{len(fleet)}/{len(fleet)}" in ANSI.sub("", result.stderr)
+
+
+def test_journal_that_cannot_be_written_is_exit_4_after_the_other_reports(fleet: list[str], tmp_path: Path) -> None:
+    """A full disk under the journal does not stop the scan: the other reports are written, then exit 4 says which
+    one is missing."""
+    report = tmp_path / "r.json"
+    result = run("scan", *fleet, "--format", "jsonl=/dev/full", "--json", str(report))
+    assert result.returncode == ExitCode.OUTPUT_FAILED
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tlsgate: error: cannot write /dev/full: No space left on device (the other reports were written)"
+    )
+    assert len(json.loads(report.read_text())["targets"]) == len(fleet)
