@@ -8,12 +8,12 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scanner.facts import ClientAuthFacts, ErrorClass, ProtocolVersion
+from scanner.facts import ClientAuthFacts, ErrorClass
 from scanner.probe import sslyze_adapter
 from scanner.probe.clientauth import _throwaway_certificate, probe_client_auth
 from scanner.probe.credentials import load_credentials
 from scanner.probe.endpoint import ClientCredentials
-from scanner.probe.sslyze_adapter import SslyzeRequest
+from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeRequest
 from tests.helpers import ClientPki, ServerFiles, client_pki, issue_certificate, loopback_endpoint, openssl_server
 
 # s_server lets any client certificate through unless told to fail on a verification error.
@@ -184,25 +184,20 @@ def test_silent_server_times_out(silent_server) -> None:
 
 
 @pytest.mark.parametrize("version", VERSION_FLAGS)
-def test_sslyze_enumerates_suites_of_required_server(
+def test_sslyze_fetches_the_chain_of_a_required_server(
     pki: ServerFiles, client: ClientPki, credentials: ClientCredentials, version: str
 ) -> None:
-    """With the right client certificate, sslyze lists the suites of a server that requires one."""
-    protocol = ProtocolVersion(version)
+    """With the right client certificate, sslyze's handshake gets the chain a server requiring one sends."""
     with openssl_server(pki.cert, pki.key, *REQUIRED, "-CAfile", str(client.ca), VERSION_FLAGS[version]) as port:
         request = SslyzeRequest(
-            endpoint=loopback_endpoint(port, credentials=credentials),
-            versions=frozenset({protocol}),
-            extras=frozenset(),
+            endpoint=loopback_endpoint(port, credentials=credentials), extras=frozenset({Extra.certificate})
         )
-        outcomes = sslyze_adapter.scan_one(request)
-    assert len(outcomes) == 1
-    outcome = outcomes[0]
+        outcome = sslyze_adapter.scan_one(request)
+    assert outcome is not None
     assert outcome.error is None
-    [support] = outcome.protocols
-    assert support.version == protocol
-    assert support.status == "accepted", support.error
-    assert support.cipher_suites
+    assert isinstance(outcome.certificate, ServedCertificates), outcome.certificate
+    served = x509.load_pem_x509_certificate(pki.cert.read_bytes())
+    assert outcome.certificate.chain[0] == served
 
 
 def test_encrypted_key_never_prompts(pki: ServerFiles, client: ClientPki) -> None:

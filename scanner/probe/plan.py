@@ -12,7 +12,7 @@ from scanner.policy.pack import RulePack
 
 
 class ProbeKind(StrEnum):
-    protocols = "protocols"  # versions and suites (enumerator; sslyze for SSLv2)
+    protocols = "protocols"  # versions and suites (enumerator; one SSL 2.0 CLIENT-HELLO)
     certificate = "certificate"  # the served chain (sslyze certificate_info)
     groups = "groups"  # named groups, DH size, hybrid PQ
     behaviours = "behaviours"  # renegotiation, compression, SCSV, EMS, stapling, ALPN, 0-RTT, vulnerabilities

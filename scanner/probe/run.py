@@ -1,10 +1,11 @@
 """Run the probes for a list of targets: ``(targets, options) -> Facts``.
 
 Each target runs its whole course on its own: a preflight (resolve, connect, one ClientHello) decides whether
-there is a TLS peer at all; tlsgate's own probes run one after another; then sslyze (SSL 2.0, the certificate
-chain, behaviours and vulnerability plugins); then the certificate analysis. Targets run side by side and each
-one's facts are final as soon as it is done, so results stream out in completion order. A probe that fails
-leaves its part as an error, never a default; a target that fails never stops the others.
+there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
+another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins); then the
+certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
+stream out in completion order. A probe that fails leaves its part as an error, never a default; a target that
+fails never stops the others.
 
 Connections go through ``Slots`` (a cap for the run and one per host) and check a ``Stop`` (Ctrl-C, the time
 budget, a target's own time limit): a stopped target is reported with that reason, never half-filled.
@@ -45,6 +46,7 @@ from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ProbeKind
 from scanner.probe.preflight import Reachable, preflight, resolve_all
 from scanner.probe.sessions import probe_sessions
+from scanner.probe.sslv2 import probe_sslv2
 from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
 
@@ -133,23 +135,20 @@ def _target_info(partial: _Partial) -> TargetInfo:
 
 
 def _sslyze_request(endpoint: Endpoint, plan: frozenset[ProbeKind]) -> SslyzeRequest:
-    # tlsgate's enumerator covers SSLv3 to TLS 1.3 (the whole IANA registry, in accepted + 1 round trips);
-    # sslyze keeps SSL 2.0, whose hello our wire code does not speak.
-    versions = frozenset({ProtocolVersion.SSLv2}) if ProbeKind.protocols in plan else frozenset()
+    # tlsgate's own probes cover every protocol version (SSL 2.0 included) and suite; sslyze fetches the chain
+    # as served and runs the behaviour and vulnerability plugins.
     extras = set()
     if ProbeKind.certificate in plan:
         extras.add(Extra.certificate)
     if ProbeKind.behaviours in plan:
         extras.add(Extra.behaviours)
-    return SslyzeRequest(endpoint=endpoint, versions=versions, extras=frozenset(extras))
+    return SslyzeRequest(endpoint=endpoint, extras=frozenset(extras))
 
 
 def _merge_sslyze(partial: _Partial, outcome: SslyzeOutcome) -> None:
     if outcome.error is not None:
         partial.sslyze_error = outcome.error
         return
-    for protocol in outcome.protocols:
-        partial.protocols.setdefault(protocol.version, protocol)
     if isinstance(outcome.certificate, ServedCertificates):
         partial.served = outcome.certificate
     elif outcome.certificate is not None:
@@ -171,7 +170,7 @@ def _client_auth_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
 
 
 def _ciphers_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    protocols = enumerate_all(endpoint)
+    protocols = [probe_sslv2(endpoint), *enumerate_all(endpoint)]
 
     def merge(partial: _Partial) -> None:
         for protocol in protocols:
@@ -415,7 +414,8 @@ class ProbeRun:
         stop.check()
         request = _sslyze_request(endpoint, options.plan)
         parallel = min(options.per_server_connections, options.per_host)
-        for outcome in sslyze_adapter.scan_one(request, parallel, lambda: self.slots.hold(check.ip_address, stop)):
+        outcome = sslyze_adapter.scan_one(request, parallel, lambda: self.slots.hold(check.ip_address, stop))
+        if outcome is not None:
             _merge_sslyze(partial, outcome)
         stop.check()
         if partial.served is not None:

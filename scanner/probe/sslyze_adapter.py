@@ -13,7 +13,6 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509 import ocsp
-from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EcDhEphemeralKeyInfo, EphemeralKeyInfo
 from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
 from sslyze.errors import (
@@ -25,7 +24,6 @@ from sslyze.errors import (
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
-from sslyze.plugins.openssl_cipher_suites.implementation import CipherSuitesScanResult
 from sslyze.plugins.plugin_base import ScanCommandWrongUsageError, ScanJob, ScanJobResult
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
 from sslyze.scanner.models import AllScanCommandsAttempts, get_scan_command_attempt_cls
@@ -44,28 +42,15 @@ from sslyze.server_setting import (
 from scanner.facts import (
     Behaviours,
     CertificateFacts,
-    CipherSuite,
     ErrorClass,
     Observed,
     ProbeError,
-    ProtocolSupport,
-    ProtocolVersion,
     observed,
 )
-from scanner.probe import iana
 from scanner.probe.endpoint import Endpoint
 from scanner.probe.starttls import StartTls
 
 SOURCE = "sslyze"
-
-VERSION_COMMANDS: dict[ProtocolVersion, ScanCommand] = {
-    ProtocolVersion.SSLv2: ScanCommand.SSL_2_0_CIPHER_SUITES,
-    ProtocolVersion.SSLv3: ScanCommand.SSL_3_0_CIPHER_SUITES,
-    ProtocolVersion.TLSv1_0: ScanCommand.TLS_1_0_CIPHER_SUITES,
-    ProtocolVersion.TLSv1_1: ScanCommand.TLS_1_1_CIPHER_SUITES,
-    ProtocolVersion.TLSv1_2: ScanCommand.TLS_1_2_CIPHER_SUITES,
-    ProtocolVersion.TLSv1_3: ScanCommand.TLS_1_3_CIPHER_SUITES,
-}
 
 
 class Extra(StrEnum):
@@ -101,7 +86,6 @@ _STARTTLS: dict[StartTls, ProtocolWithOpportunisticTlsEnum] = {
 @dataclass(frozen=True)
 class SslyzeRequest:
     endpoint: Endpoint
-    versions: frozenset[ProtocolVersion]
     extras: frozenset[Extra]
 
 
@@ -115,7 +99,6 @@ class ServedCertificates:
 
 @dataclass(frozen=True)
 class SslyzeOutcome:
-    protocols: list[ProtocolSupport] = field(default_factory=list)
     certificate: ServedCertificates | CertificateFacts | None = None  # CertificateFacts only for an error
     behaviours: dict[str, Observed[Any]] = field(default_factory=dict)
     error: ProbeError | None = None  # sslyze could not connect at all
@@ -155,37 +138,6 @@ def _attempt_error(attempt: Any) -> ProbeError:
         return ProbeError(error_class=ErrorClass.reset, message=_describe_trace(attempt.error_trace))
     label = reason.value if reason else "not scheduled"
     return ProbeError(error_class=ErrorClass.probe_failed, message=f"{label}: {_describe_trace(attempt.error_trace)}")
-
-
-def _ephemeral(key: EphemeralKeyInfo | None) -> str | None:
-    if isinstance(key, EcDhEphemeralKeyInfo):
-        return f"ECDH {key.curve_name} {key.size}"
-    if isinstance(key, DhEphemeralKeyInfo):
-        return f"DH {key.size}"
-    return None
-
-
-def _suite(accepted: Any) -> CipherSuite:
-    suite = accepted.cipher_suite
-    info = iana.cipher_suite_by_name(suite.name)
-    ephemeral = _ephemeral(accepted.ephemeral_key)
-    if info is not None:
-        return iana.to_fact(info, ephemeral_key=ephemeral).model_copy(update={"openssl_name": suite.openssl_name})
-    return CipherSuite(
-        name=suite.name,
-        openssl_name=suite.openssl_name,
-        key_bits=suite.key_size,
-        anonymous=suite.is_anonymous,
-        ephemeral_key=ephemeral,
-    )
-
-
-def _protocol(version: ProtocolVersion, attempt: Any) -> ProtocolSupport:
-    if attempt.status != ScanCommandAttemptStatusEnum.COMPLETED:
-        return ProtocolSupport(version=version, status="error", error=_attempt_error(attempt))
-    result: CipherSuitesScanResult = attempt.result
-    suites = [_suite(accepted) for accepted in result.accepted_cipher_suites]
-    return ProtocolSupport(version=version, status="accepted" if suites else "not_accepted", cipher_suites=suites)
 
 
 Chain = ServedCertificates | ProbeError  # the served chain, or why it could not be had
@@ -261,15 +213,9 @@ def _behaviours(attempts: Any, chain: Chain) -> dict[str, Observed[Any]]:
 
 
 def _outcome(request: SslyzeRequest, attempts: AllScanCommandsAttempts, chain: Chain | None) -> SslyzeOutcome:
-    protocols = [
-        _protocol(version, getattr(attempts, command.value))
-        for version, command in VERSION_COMMANDS.items()
-        if version in request.versions
-    ]
     missing = ProbeError(error_class=ErrorClass.probe_failed, message="the certificate chain was not fetched")
     chain = chain if chain is not None else missing
     return SslyzeOutcome(
-        protocols=protocols,
         certificate=_certificate(chain) if Extra.certificate in request.extras else None,
         behaviours=_behaviours(attempts, chain) if Extra.behaviours in request.extras else {},
     )
@@ -280,9 +226,9 @@ def behaviours_from(values: dict[str, Observed[Any]]) -> dict[str, Observed[Any]
     return {k: v for k, v in values.items() if k in Behaviours.model_fields}
 
 
-def _network_config(endpoint: Endpoint, timeout: float, *, with_credentials: bool = True) -> ServerNetworkConfiguration:
+def _network_config(endpoint: Endpoint, timeout: float) -> ServerNetworkConfiguration:
     credentials = None
-    if endpoint.credentials is not None and with_credentials:
+    if endpoint.credentials is not None:
         credentials = ClientAuthenticationCredentials(
             certificate_chain_path=endpoint.credentials.cert_chain, key_path=endpoint.credentials.key
         )
@@ -297,7 +243,7 @@ def _network_config(endpoint: Endpoint, timeout: float, *, with_credentials: boo
 
 
 def _commands(request: SslyzeRequest) -> set[ScanCommand]:
-    commands = {VERSION_COMMANDS[v] for v in request.versions}
+    commands: set[ScanCommand] = set()
     if Extra.certificate in request.extras or Extra.behaviours in request.extras:
         # Not sslyze's CERTIFICATE_INFO command (four handshakes, each chain validated against five trust
         # stores): one handshake for the chain as served, which certchain analyses (see _scan_part).
@@ -307,16 +253,6 @@ def _commands(request: SslyzeRequest) -> set[ScanCommand]:
     return commands
 
 
-def _split(request: SslyzeRequest) -> list[tuple[SslyzeRequest, bool]]:
-    """(request, with_credentials) parts. sslyze's SSL 2.0 client (its legacy OpenSSL) cannot load every key a
-    modern client certificate has, and SSL 2.0 has no client authentication anyway: probe it without."""
-    if request.endpoint.credentials is None or ProtocolVersion.SSLv2 not in request.versions:
-        return [(request, True)]
-    sslv2 = SslyzeRequest(request.endpoint, frozenset({ProtocolVersion.SSLv2}), frozenset())
-    rest = SslyzeRequest(request.endpoint, request.versions - {ProtocolVersion.SSLv2}, request.extras)
-    return [(sslv2, False), (rest, True)]
-
-
 Hold = Callable[[], AbstractContextManager[object]]
 
 
@@ -324,34 +260,32 @@ def _no_limit() -> AbstractContextManager[object]:
     return nullcontext()
 
 
-def scan_one(request: SslyzeRequest, per_server_connections: int = 5, hold: Hold = _no_limit) -> list[SslyzeOutcome]:
-    """Run sslyze's plugins for one server, here and now: one outcome per part (a request may have two).
+def scan_one(request: SslyzeRequest, per_server_connections: int = 5, hold: Hold = _no_limit) -> SslyzeOutcome | None:
+    """Run sslyze's plugins for one server, here and now; None when the request asks for nothing.
 
     sslyze's own Scanner batches servers and polls for finished work; driving its plugins directly lets each
     target's facts be final as soon as its own connections are done. ``hold`` is entered around every
     connection-making step (the connectivity test, each job), which is how the run's connection limits and
     stop signal reach sslyze's connections; at most ``per_server_connections`` jobs run at once.
     """
-    outcomes = []
-    for part, with_credentials in _split(request):
-        commands = _commands(part)
-        if commands:
-            outcomes.append(_scan_part(part, commands, with_credentials, per_server_connections, hold))
-    return outcomes
+    commands = _commands(request)
+    return _scan_part(request, commands, per_server_connections, hold) if commands else None
 
 
-def _scan_part(
-    request: SslyzeRequest, commands: set[ScanCommand], with_credentials: bool, parallel: int, hold: Hold
-) -> SslyzeOutcome:
+def _scan_part(request: SslyzeRequest, commands: set[ScanCommand], parallel: int, hold: Hold) -> SslyzeOutcome:
     endpoint = request.endpoint
     location = ServerNetworkLocation(hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address)
-    config = _network_config(endpoint, endpoint.timeout, with_credentials=with_credentials)
+    config = _network_config(endpoint, endpoint.timeout)
     try:
         with hold():
             probing = check_connectivity_to_server(location, config)
     except Exception as exc:  # ConnectionToServerFailed and its kin; Cancelled when the run stopped
         return SslyzeOutcome(error=_connectivity_error(TracebackException.from_exception(exc)))
-    server = ServerConnectivityInfo(server_location=location, network_configuration=config, tls_probing_result=probing)
+    # The jobs run ``parallel`` at once against a server that may serve one connection at a time (s_server,
+    # many appliances): a job's handshake can wait behind the others', so its timeout allows for that queue.
+    # The connectivity test above, alone on the server, keeps the plain timeout.
+    patient = _network_config(endpoint, endpoint.timeout * max(1, min(parallel, 4)))
+    server = ServerConnectivityInfo(server_location=location, network_configuration=patient, tls_probing_result=probing)
     attempts: dict[ScanCommand, ScanCommandAttempt[Any]] = {}
     jobs: list[tuple[ScanCommand, ScanJob]] = []
     if ScanCommand.CERTIFICATE_INFO in commands:
