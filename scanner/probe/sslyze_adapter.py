@@ -54,7 +54,7 @@ SOURCE = "sslyze"
 
 
 class Extra(StrEnum):
-    """What we ask of sslyze beyond cipher suites."""
+    """What we ask of sslyze: the chain as served, and the behaviour and vulnerability plugins."""
 
     certificate = "certificate"
     behaviours = "behaviours"
