@@ -21,7 +21,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
-from pydantic import ValidationError
 
 from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
@@ -58,7 +57,7 @@ from scanner.probe.endpoint import ClientCredentials
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.plan import ALL
 from scanner.probe.starttls import StartTls
-from scanner.render import FILE_SUFFIXES, OutputFormat, json_report, render, write_atomic_all
+from scanner.render import FILE_SUFFIXES, OutputFormat, render, write_atomic_all
 from scanner.report import Report
 from scanner.targets import Target, TargetError, parse_target
 
@@ -997,7 +996,7 @@ def evaluate(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="A JSON report (written by scan or cert --json), or facts JSON: one Facts object or a list.",
+            help="A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
             metavar="FILE...",
             show_default=False,
         ),
@@ -1296,19 +1295,13 @@ def report_render(
     The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
     evaluate), so the exit code says whether the reports were written, not whether the policy was met.
     """
+    from scanner.gate import read_report  # noqa: PLC0415
+
     outputs = _parse_outputs(format_)
     try:
-        text = saved.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        _fatal(f"cannot read {saved}: {reason}", ExitCode.USAGE)
-    try:
-        report = json_report.load(text)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        detail = f"{where}: {first['msg']}" if where else first["msg"]
-        _fatal(f"{saved}: not a tlsgate JSON report ({detail})", ExitCode.USAGE)
+        report = read_report(saved)
+    except GateFileError as exc:
+        _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
     _deliver(report, outputs, summary=False)
 
 

@@ -38,7 +38,7 @@ from scanner.policy.pack import (
     YamlLoader,
     did_you_mean,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
 )
-from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse
+from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse, validation_summary
 
 # --- patterns ---------------------------------------------------------------------------------------------
 
@@ -259,13 +259,6 @@ class Baseline:
     keys: frozenset[tuple[str, str, str]]
 
 
-def _one_line(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    more = exc.error_count() - 1
-    return f"{where}: {' '.join(str(first['msg']).split())}" + (f" (and {more} more)" if more else "")
-
-
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -283,7 +276,7 @@ def read_report(path: Path) -> Report:
     try:
         return Report.model_validate(data)
     except ValidationError as exc:
-        raise _whole(str(path), f"not a tlsgate JSON report: {_one_line(exc)}") from None
+        raise _whole(str(path), f"not a tlsgate JSON report: {validation_summary(exc)}") from None
 
 
 def make_baseline(reports: Sequence[tuple[str, Report]]) -> BaselineFile:
@@ -322,7 +315,7 @@ def load_baseline(path: Path) -> Baseline:
     try:
         baseline = BaselineFile.model_validate(data)
     except ValidationError as exc:
-        raise _whole(str(path), f"not a tlsgate baseline: {_one_line(exc)}") from None
+        raise _whole(str(path), f"not a tlsgate baseline: {validation_summary(exc)}") from None
     return Baseline(str(path), frozenset(entry.key for entry in baseline.findings))
 
 

@@ -15,11 +15,22 @@ from typing import Any, Literal, Protocol
 from pydantic import TypeAdapter, ValidationError
 
 from scanner.facts import ErrorClass, Facts, ProbeError
+from scanner.findings import Finding
 from scanner.gate import Gate, apply_gate, target_names
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.report import GateInfo, PackInfo, Report, RunLimits, ScanOptions, TargetReport, summarise, target_verdict
+from scanner.report import (
+    GateInfo,
+    PackInfo,
+    Report,
+    RunLimits,
+    ScanOptions,
+    TargetReport,
+    summarise,
+    target_verdict,
+    validation_summary,
+)
 from scanner.targets import Target
 
 
@@ -42,15 +53,22 @@ def judge(
     started: datetime,
     gate: Gate | None = None,
     fact_packs: Sequence[Sequence[RulePack]] | None = None,
+    evaluated: Sequence[list[Finding] | None] | None = None,
 ) -> Report:
     """Evaluate saved or fresh facts against packs, pass the findings through the gate, assemble the report.
 
     ``fact_packs``, when given, holds each facts item's own packs (an inventory's per-target packs); ``packs``
-    then lists every pack of the run, as the report does.
+    then lists every pack of the run, as the report does. ``evaluated`` holds findings already evaluated (before
+    the gate) as targets finished; an item without them is evaluated here.
     """
     if fact_packs is None:
         fact_packs = [packs] * len(facts)
-    findings = [evaluate(item, list(own)) for item, own in zip(facts, fact_packs, strict=True)]
+    if evaluated is None:
+        evaluated = [None] * len(facts)
+    findings = [
+        given if given is not None else evaluate(item, list(own))
+        for item, own, given in zip(facts, fact_packs, evaluated, strict=True)
+    ]
     info = GateInfo()
     if gate is not None:
         names = [target_names(item.target) for item in facts]
@@ -80,9 +98,8 @@ def union_packs(per_target: Sequence[Sequence[RulePack]]) -> list[RulePack]:
     return list(seen.values())
 
 
-def judge_one(facts: Facts, packs: Sequence[RulePack], gate: Gate | None, started: datetime) -> TargetReport:
+def gated(facts: Facts, findings: list[Finding], gate: Gate | None, started: datetime) -> TargetReport:
     """One target's verdict and findings, through the gate, as soon as its facts are final (for streaming)."""
-    findings = evaluate(facts, list(packs))
     if gate is not None:
         (findings,), _ = apply_gate(gate, [(target_names(facts.target), findings)], started.astimezone(UTC).date())
     return TargetReport(
@@ -138,14 +155,16 @@ def run_scan(
     run = ProbeRun(targets, probe, stop, known)
     fact_packs = [per_target[item.source] for item in run.items]
     found: list[Facts | None] = [None] * len(run.items)
+    evaluated: list[list[Finding] | None] = [None] * len(run.items)
     interrupted = False
     if listener is not None:
         listener.planned(len(run.items))
     try:
         for index, facts in run.results():
             found[index] = facts
+            evaluated[index] = findings = evaluate(facts, list(fact_packs[index]))
             if listener is not None:
-                listener.finished(judge_one(facts, fact_packs[index], gate, started))
+                listener.finished(gated(facts, findings, gate, started))
     except KeyboardInterrupt:
         stop.set(INTERRUPTED)
         interrupted = True
@@ -164,7 +183,7 @@ def run_scan(
     options = ScanOptions(
         timeout=probe.timeout, packs=ids, limits=limits, interrupted=interrupted, resumed_from=resumed_from
     )
-    report = judge(facts_list, packs, options, started, gate, fact_packs)
+    report = judge(facts_list, packs, options, started, gate, fact_packs, evaluated)
     return ScanOutcome(report, interrupted)
 
 
@@ -184,22 +203,6 @@ class SavedFacts:
 
 
 _FACTS_LIST: TypeAdapter[list[Facts]] = TypeAdapter(list[Facts])
-
-
-def _location(loc: Sequence[int | str]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "(top level)"
-
-
-def _summary(exc: ValidationError) -> str:
-    """The first problem with where it is, and how many more: a whole pydantic dump is no one-liner."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    message = " ".join(str(first["msg"]).split())
-    more = len(errors) - 1
-    return f"{_location(first['loc'])}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
 
 def read_saved_facts(path: Path) -> SavedFacts:
@@ -233,7 +236,7 @@ def read_saved_facts(path: Path) -> SavedFacts:
             return SavedFacts(path, "facts", facts, None)
     except ValidationError as exc:
         what = "tlsgate report" if isinstance(data, dict) and "targets" in data else "tlsgate facts"
-        raise SavedFactsError(f"{path}: not a valid {what}: {_summary(exc)}") from None
+        raise SavedFactsError(f"{path}: not a valid {what}: {validation_summary(exc)}") from None
     raise SavedFactsError(
         f"{path}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)"
     )
@@ -252,7 +255,9 @@ def _read_journal(path: Path, text: str) -> SavedFacts:
         except ValidationError as exc:
             if number == len(lines):  # no newline after it: the line was never finished
                 break
-            raise SavedFactsError(f"{path}:{number}: not a tlsgate JSON Lines target: {_summary(exc)}") from None
+            raise SavedFactsError(
+                f"{path}:{number}: not a tlsgate JSON Lines target: {validation_summary(exc)}"
+            ) from None
     if not facts:
         raise SavedFactsError(f"{path}: no finished target in this JSON Lines file")
     return SavedFacts(path, "journal", tuple(facts), None)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scanner import __version__
 from scanner.facts import Facts
@@ -148,3 +149,22 @@ def report_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://tlsgate.dev/schema/report-{REPORT_SCHEMA_VERSION}.json"
     return schema
+
+
+# --- reading saved files: one line for what pydantic found wrong ---------------------------------------
+
+
+def _location(loc: Sequence[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """The first problem with where it is, and how many more: a whole pydantic dump is no one-liner."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    message = " ".join(str(first["msg"]).split())
+    more = len(errors) - 1
+    return f"{_location(first['loc'])}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")

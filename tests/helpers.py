@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
+import os
+import pty
+import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 
 from scanner.demo import LoopbackServer, tls_handler
+from scanner.facts import ErrorClass, Facts, ProbeError, ProtocolSupport, TargetInfo
 from tests import pki
 
 REPO = Path(__file__).resolve().parent.parent
@@ -108,14 +116,73 @@ class Run:
     seconds: float
 
 
-def run_tlsgate(*args: str, cwd: Path | None = None, timeout: float = 300) -> Run:
+def tlsgate_command(*args: str) -> list[str]:
+    """The real command line, as a child process runs it."""
+    return [sys.executable, "-m", "scanner.cli", *args]
+
+
+def run_tlsgate(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict[str, str] | None = None) -> Run:
     """Run the real command line in a child process, as a user or a pipeline would."""
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "scanner.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+        tlsgate_command(*args),
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False, env=env, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+
+# CSI and OSC sequences and charset switches: what a terminal shows, without its controls
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Z0-9]")
+
+
+def run_tlsgate_on_terminal(
+    *args: str, cwd: Path | None = None, timeout: float = 180, env: dict[str, str] | None = None
+) -> Run:
+    """The same with standard error on a pseudo-terminal (160 columns), read as it comes; ``stderr`` is what the
+    terminal received, escape sequences removed."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        tlsgate_command(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=follower, cwd=cwd, env=env,
+    )  # fmt: skip
+    os.close(follower)
+    received: list[bytes] = []
+
+    def drain() -> None:  # a terminal's buffer is small: a bar that cannot write would stall the scan
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: every writer has closed the terminal
+                return
+            if not data:
+                return
+            received.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        stdout, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(10)
+        os.close(leader)
+    text = ANSI.sub("", b"".join(received).decode("utf-8", errors="replace").replace("\r", "\n"))
+    return Run(proc.returncode, stdout.decode(), text, time.monotonic() - started)
+
+
+def protocol_facts(target: str, accepted: list[str], at: dt.datetime, *, scanned: bool = True) -> Facts:
+    """Facts of a target that accepts ``accepted`` protocol versions (no suites), or was refused."""
+    host, _, port = target.rpartition(":")
+    info = TargetInfo(input=target, host=host, port=int(port), server_name=None, ip_address=None)
+    if not scanned:
+        error = ProbeError(error_class=ErrorClass.refused, message="connection refused")
+        return Facts(target=info, started_at=at, finished_at=at, status="error", error=error)
+    protocols = [ProtocolSupport(version=v, status="accepted") for v in accepted]
+    return Facts(target=info, started_at=at, finished_at=at, status="ok", protocols=protocols)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pty
 import re
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,9 +20,15 @@ import pytest
 
 from scanner.demo import LoopbackServer
 from scanner.exitcodes import ExitCode
-from tests.helpers import REPO, ServerFiles, python_tls_server, server_context
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from tests.helpers import (
+    ANSI,
+    ServerFiles,
+    python_tls_server,
+    run_tlsgate,
+    run_tlsgate_on_terminal,
+    server_context,
+    tlsgate_command,
+)
 
 
 class Accepts:
@@ -56,16 +60,10 @@ def silent_servers(hosts: list[str], accepts: Accepts) -> Iterator[list[str]]:
         yield [server.target for server in servers]
 
 
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "scanner.cli", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
 def popen(*args: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     return subprocess.Popen(
-        [sys.executable, "-m", "scanner.cli", *args],
+        tlsgate_command(*args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -88,15 +86,15 @@ def test_per_host_limit_caps_connections_to_one_host() -> None:
     when the first ones time out (1 s later). Raising the limit lets all six in at once."""
     accepts = Accepts()
     with silent_servers(["127.0.0.3"] * 6, accepts) as targets:
-        result = run("scan", *targets, "--timeout", "1", "--per-host", "2", "-q")
-    assert result.returncode == ExitCode.NOT_CHECKED, result.stderr
+        result = run_tlsgate("scan", *targets, "--timeout", "1", "--per-host", "2", "-q")
+    assert result.code == ExitCode.NOT_CHECKED, result.stderr
     assert len(accepts.times) == 6
     assert accepts.first_wave() == 2
 
     accepts = Accepts()
     with silent_servers(["127.0.0.3"] * 6, accepts) as targets:
-        result = run("scan", *targets, "--timeout", "1", "--per-host", "6", "-q")
-    assert result.returncode == ExitCode.NOT_CHECKED, result.stderr
+        result = run_tlsgate("scan", *targets, "--timeout", "1", "--per-host", "6", "-q")
+    assert result.code == ExitCode.NOT_CHECKED, result.stderr
     assert accepts.first_wave() == 6
 
 
@@ -105,8 +103,8 @@ def test_global_limit_caps_connections_across_hosts() -> None:
     accepts = Accepts()
     hosts = ["127.0.0.4", "127.0.0.5", "127.0.0.6"] * 2
     with silent_servers(hosts, accepts) as targets:
-        result = run("scan", *targets, "--timeout", "1", "--max-connections", "2", "-q")
-    assert result.returncode == ExitCode.NOT_CHECKED, result.stderr
+        result = run_tlsgate("scan", *targets, "--timeout", "1", "--max-connections", "2", "-q")
+    assert result.code == ExitCode.NOT_CHECKED, result.stderr
     assert len(accepts.times) == 6
     assert accepts.first_wave() == 2
 
@@ -117,13 +115,11 @@ def test_time_budget_reports_unfinished_targets(tls13_server: LoopbackServer, tm
     accepts = Accepts()
     report = tmp_path / "r.json"
     with silent_servers(["127.0.0.7"] * 3, accepts) as silent:
-        started = time.monotonic()
-        result = run(
+        result = run_tlsgate(
             "scan", tls13_server.target, *silent, "--timeout", "30", "--time-budget", "2s", "--json", str(report)
         )
-        seconds = time.monotonic() - started
-    assert seconds < 25, "the budget did not cut the 30 s reads short"
-    assert result.returncode == ExitCode.NOT_CHECKED, result.stderr
+    assert result.seconds < 25, "the budget did not cut the 30 s reads short"
+    assert result.code == ExitCode.NOT_CHECKED, result.stderr
     targets = {t["target"]: t for t in json.loads(report.read_text())["targets"]}
     assert targets[tls13_server.target]["verdict"] == "pass"
     for name in silent:
@@ -135,8 +131,8 @@ def test_time_budget_reports_unfinished_targets(tls13_server: LoopbackServer, tm
 
 @pytest.mark.parametrize("text", ["soon", "0s", "-5m", "10 parsecs"])
 def test_bad_time_budget_is_a_usage_error(text: str) -> None:
-    result = run("scan", "127.0.0.1:1", "--time-budget", text)
-    assert result.returncode == ExitCode.USAGE
+    result = run_tlsgate("scan", "127.0.0.1:1", "--time-budget", text)
+    assert result.code == ExitCode.USAGE
     assert result.stderr.strip().splitlines() == [
         f"tlsgate: error: --time-budget {text!r}: expected a positive duration such as 90s, 10m or 1h"
     ]
@@ -159,8 +155,8 @@ def _lines(path: Path) -> list[dict[str, object]]:
 
 def test_journal_holds_every_target_as_json_lines(fleet: list[str], tmp_path: Path) -> None:
     journal, report = tmp_path / "run.jsonl", tmp_path / "run.json"
-    result = run("scan", *fleet, "--format", f"jsonl={journal}", "--json", str(report))
-    assert result.returncode == ExitCode.POLICY_FAILED, result.stderr
+    result = run_tlsgate("scan", *fleet, "--format", f"jsonl={journal}", "--json", str(report))
+    assert result.code == ExitCode.POLICY_FAILED, result.stderr
     lines = _lines(journal)
     assert sorted(line["target"] for line in lines) == sorted(fleet)
     whole = json.loads(report.read_text())
@@ -169,15 +165,15 @@ def test_journal_holds_every_target_as_json_lines(fleet: list[str], tmp_path: Pa
         assert line == by_target[line["target"]]
     assert f"report: {journal} (JSON Lines, written as targets finished)" in result.stderr + result.stdout
     # the journal reads back: offline evaluation of it gives the same verdicts
-    again = run("evaluate", str(journal), "--pack", "tls13-only", "--json", str(tmp_path / "again.json"))
-    assert again.returncode == ExitCode.POLICY_FAILED, again.stderr
+    again = run_tlsgate("evaluate", str(journal), "--pack", "tls13-only", "--json", str(tmp_path / "again.json"))
+    assert again.code == ExitCode.POLICY_FAILED, again.stderr
     verdicts = {t["target"]: t["verdict"] for t in json.loads((tmp_path / "again.json").read_text())["targets"]}
     assert verdicts == {name: by_target[name]["verdict"] for name in fleet}
 
 
 def test_journal_to_stdout_streams_lines(fleet: list[str]) -> None:
-    result = run("scan", *fleet, "--format", "jsonl")
-    assert result.returncode == ExitCode.POLICY_FAILED, result.stderr
+    result = run_tlsgate("scan", *fleet, "--format", "jsonl")
+    assert result.code == ExitCode.POLICY_FAILED, result.stderr
     assert sorted(json.loads(line)["target"] for line in result.stdout.splitlines()) == sorted(fleet)
 
 
@@ -229,9 +225,9 @@ def test_killed_run_resumes_from_its_journal(fleet: list[str], tmp_path: Path) -
     assert sorted(line["target"] for line in kept) == sorted(fleet)
     # The silent server is gone now: resumed, it is refused; the finished targets are not scanned again.
     report = tmp_path / "r.json"
-    result = run("scan", *fleet, *silent, "--resume", str(journal), "--format", f"jsonl={journal}", "--json",
+    result = run_tlsgate("scan", *fleet, *silent, "--resume", str(journal), "--format", f"jsonl={journal}", "--json",
                  str(report), "--timeout", "2")  # fmt: skip
-    assert result.returncode == ExitCode.POLICY_FAILED, result.stderr
+    assert result.code == ExitCode.POLICY_FAILED, result.stderr
     lines = _lines(journal)
     assert [line["target"] for line in lines[: len(kept)]] == [line["target"] for line in kept]
     assert sorted(line["target"] for line in lines) == sorted([*fleet, *silent])
@@ -247,47 +243,27 @@ def test_killed_run_resumes_from_its_journal(fleet: list[str], tmp_path: Path) -
 def test_resume_from_a_file_that_is_not_a_journal(fleet: list[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"target": "x"}\nnot json\n')
-    result = run("scan", *fleet, "--resume", str(bad))
-    assert result.returncode == ExitCode.USAGE
+    result = run_tlsgate("scan", *fleet, "--resume", str(bad))
+    assert result.code == ExitCode.USAGE
     assert result.stderr.startswith(f"tlsgate: error: --resume {bad}:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def _under_pty(*args: str, env: dict[str, str]) -> tuple[int, str]:
-    """Run with standard error on a pseudo-terminal; return the exit code and what the terminal showed."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "scanner.cli", *args], stdout=subprocess.DEVNULL, stderr=follower, env=env, cwd=REPO
-    )
-    os.close(follower)
-    shown = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-    os.close(leader)
-    return proc.wait(timeout=60), ANSI.sub("", shown.decode("utf-8", "replace").replace("\r", "\n"))
-
-
 def test_progress_bar_on_a_terminal_only(fleet: list[str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm"}
-    code, shown = _under_pty("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env)
-    assert code == ExitCode.POLICY_FAILED
-    assert re.search(rf"scanning .* {len(fleet)}/{len(fleet)} pass 2 · fail 2 · not checked 0", shown), shown
+    shown = run_tlsgate_on_terminal("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env)
+    assert shown.code == ExitCode.POLICY_FAILED
+    assert re.search(rf"scanning .* {len(fleet)}/{len(fleet)} pass 2 · fail 2 · not checked 0", shown.stderr), shown
     # CI set: no bar, even on a terminal; --progress forces it back
-    code, shown = _under_pty("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env | {"CI": "true"})
-    assert code == ExitCode.POLICY_FAILED
-    assert "scanning" not in shown
-    code, shown = _under_pty("scan", *fleet, "--progress", env=env | {"CI": "true"})
-    assert "scanning" in shown
+    shown = run_tlsgate_on_terminal("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env | {"CI": "true"})
+    assert shown.code == ExitCode.POLICY_FAILED
+    assert "scanning" not in shown.stderr
+    shown = run_tlsgate_on_terminal("scan", *fleet, "--progress", env=env | {"CI": "true"})
+    assert "scanning" in shown.stderr
     # piped: nothing of it in the captured stderr, unless asked for
-    result = run("scan", *fleet)
+    result = run_tlsgate("scan", *fleet)
     assert "scanning" not in result.stderr
-    result = run("scan", *fleet, "--progress")
+    result = run_tlsgate("scan", *fleet, "--progress")
     assert f"{len(fleet)}/{len(fleet)}" in ANSI.sub("", result.stderr)
 
 
@@ -295,8 +271,8 @@ def test_journal_that_cannot_be_written_is_exit_4_after_the_other_reports(fleet:
     """A full disk under the journal does not stop the scan: the other reports are written, then exit 4 says which
     one is missing."""
     report = tmp_path / "r.json"
-    result = run("scan", *fleet, "--format", "jsonl=/dev/full", "--json", str(report))
-    assert result.returncode == ExitCode.OUTPUT_FAILED
+    result = run_tlsgate("scan", *fleet, "--format", "jsonl=/dev/full", "--json", str(report))
+    assert result.code == ExitCode.OUTPUT_FAILED
     assert result.stderr.strip().splitlines()[-1] == (
         "tlsgate: error: cannot write /dev/full: No space left on device (the other reports were written)"
     )

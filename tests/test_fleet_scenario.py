@@ -9,18 +9,13 @@ violation; an expired waiver is reported and waives nothing.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import pty
 import re
 import signal
 import socket
 import ssl
-import struct
 import subprocess
-import sys
-import termios
 import threading
 import time
 from collections import Counter
@@ -38,7 +33,16 @@ from scanner.demo import LoopbackServer, tls_handler
 from scanner.exitcodes import ExitCode
 from scanner.report import report_schema
 from tests import pki as test_pki
-from tests.helpers import ClientPki, ServerFiles, client_pki, server_context
+from tests.helpers import (
+    ClientPki,
+    Run,
+    ServerFiles,
+    client_pki,
+    run_tlsgate,
+    run_tlsgate_on_terminal,
+    server_context,
+    tlsgate_command,
+)
 
 HOSTS = [f"127.0.0.{n}" for n in range(2, 12)]  # all loopback on Linux: ten "servers"
 TIMEOUT = "4"  # seconds per connect and read: what the silent endpoint costs; the others answer in milliseconds
@@ -49,7 +53,6 @@ EXPECTED_VERDICT = {"silent": "error", "mtls": "fail", "gone": "error", "legacy"
 SWITCHED = "modern-03"  # the endpoint that is reconfigured to accept TLS 1.2 too: the new violation
 CANARIES = ["modern-01", "modern-02", "legacy-01", "legacy-02"]  # a small tag for the waiver run
 REPORT_SCHEMA = report_schema()
-ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][A-Z0-9]|\r")
 
 
 class Endpoint:
@@ -94,63 +97,14 @@ class Fleet:
         return env
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "scanner.cli", *args]
-
-
-def tlsgate(fleet: Fleet, *args: str, timeout: float = 180) -> Result:
+def tlsgate(fleet: Fleet, *args: str, timeout: float = 180) -> Run:
     """The real command line in a child process, standard error a pipe (so: no progress bar by default)."""
-    started = time.monotonic()
-    proc = subprocess.run(
-        _command(*args), capture_output=True, text=True, timeout=timeout, cwd=fleet.workdir,
-        env=fleet.env(), check=False, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    return run_tlsgate(*args, cwd=fleet.workdir, env=fleet.env(), timeout=timeout)
 
 
-def tlsgate_on_a_terminal(fleet: Fleet, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Result:
-    """The same with standard error on a pseudo-terminal (160 columns), read as it comes; ``stderr`` is what the
-    terminal received, escape sequences removed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        _command(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, cwd=fleet.workdir,
-        env=fleet.env(**(env or {})),
-    )  # fmt: skip
-    os.close(slave)
-    received: list[bytes] = []
-
-    def drain() -> None:  # a terminal's buffer is small: a bar that cannot write would stall the scan
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: every writer has closed the terminal
-                return
-            if not data:
-                return
-            received.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
-        os.close(master)
-    text = ANSI.sub("", b"".join(received).decode("utf-8", errors="replace"))
-    return Result(proc.returncode, stdout.decode(), text, time.monotonic() - started)
+def tlsgate_on_a_terminal(fleet: Fleet, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Run:
+    """The same with standard error on a pseudo-terminal."""
+    return run_tlsgate_on_terminal(*args, cwd=fleet.workdir, env=fleet.env(**(env or {})), timeout=timeout)
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -303,7 +257,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 
 
 @pytest.fixture(scope="module")
-def first_run(fleet: Fleet) -> tuple[Result, Path, Path]:
+def first_run(fleet: Fleet) -> tuple[Run, Path, Path]:
     """Run 1: the whole inventory, standard error on a terminal, so the progress bar is on by default."""
     report, journal = fleet.directory / "first.json", fleet.directory / "first.jsonl"
     run = tlsgate_on_a_terminal(
@@ -317,7 +271,7 @@ def first_run(fleet: Fleet) -> tuple[Result, Path, Path]:
 
 
 def test_first_run_scans_the_whole_inventory_with_a_progress_bar(
-    fleet: Fleet, first_run: tuple[Result, Path, Path]
+    fleet: Fleet, first_run: tuple[Run, Path, Path]
 ) -> None:
     """50 targets: exit 1 (failures outrank the unreachable), every verdict as the fleet was built, the mTLS
     endpoint scanned with the inventory's PKCS#12, the unreachable ones classed, the bar drawn on the terminal, and
@@ -400,7 +354,7 @@ def test_a_run_stopped_midway_writes_every_report(fleet: Fleet, tmp_path: Path, 
     the finished ones with their verdicts, the others interrupted — and the journal exactly the finished ones."""
     journal, report_path, junit = tmp_path / "run.jsonl", tmp_path / "run.json", tmp_path / "run.xml"
     proc = subprocess.Popen(
-        _command("scan", "--inventory", str(fleet.inventory), "--timeout", "60", "--concurrency", "3",
+        tlsgate_command("scan", "--inventory", str(fleet.inventory), "--timeout", "60", "--concurrency", "3",
                  "--format", f"jsonl={journal}", "--json", str(report_path), "--format", f"junit={junit}"),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=fleet.workdir, env=fleet.env(),
@@ -444,7 +398,7 @@ def test_killed_run_keeps_its_lines_and_is_resumed(fleet: Fleet, tmp_path: Path)
     file (50 lines, each target once); evaluate reads the journal offline."""
     journal, report_path = tmp_path / "run.jsonl", tmp_path / "resumed.json"
     proc = subprocess.Popen(
-        _command("scan", "--inventory", str(fleet.inventory), "--timeout", "60", "--concurrency", "3",
+        tlsgate_command("scan", "--inventory", str(fleet.inventory), "--timeout", "60", "--concurrency", "3",
                  "--format", f"jsonl={journal}"),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=fleet.workdir,
         env=fleet.env(),
@@ -510,7 +464,7 @@ def test_resume_continues_a_journal_cut_mid_line(fleet: Fleet, tmp_path: Path) -
 
 
 def test_baseline_passes_the_second_run_and_a_new_violation_fails_the_third(
-    fleet: Fleet, first_run: tuple[Result, Path, Path], tmp_path: Path
+    fleet: Fleet, first_run: tuple[Run, Path, Path], tmp_path: Path
 ) -> None:
     """A baseline from run 1; run 2 over the reachable targets passes; one endpoint then also accepts TLS 1.2 and
     run 3 fails on that failure alone."""

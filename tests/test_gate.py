@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, gate_exit_code, gate_verdict, report_exit_code
-from scanner.facts import ErrorClass, Facts, ProbeError, ProtocolSupport, TargetInfo
+from scanner.facts import Facts, TargetInfo
 from scanner.findings import Finding, Status
 from scanner.gate import (
     Baseline,
@@ -30,7 +30,7 @@ from scanner.gate import (
 from scanner.pipeline import judge
 from scanner.policy.pack import resolve_pack
 from scanner.report import Report, ScanOptions
-from tests.helpers import REPO
+from tests.helpers import REPO, protocol_facts
 
 TODAY = date(2026, 3, 15)
 START = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)
@@ -363,13 +363,7 @@ def test_waiver_outranks_baseline(tmp_path):
 
 
 def _facts(target: str, accepted: list[str], scanned: bool = True) -> Facts:
-    host, _, port = target.rpartition(":")
-    info = TargetInfo(input=target, host=host, port=int(port), server_name=None, ip_address=None)
-    if not scanned:
-        error = ProbeError(error_class=ErrorClass.refused, message="connection refused")
-        return Facts(target=info, started_at=START, finished_at=START, status="error", error=error)
-    protocols = [ProtocolSupport(version=v, status="accepted") for v in accepted]
-    return Facts(target=info, started_at=START, finished_at=START, status="ok", protocols=protocols)
+    return protocol_facts(target, accepted, START, scanned=scanned)
 
 
 def _report(facts: list[Facts], gate: Gate | None = None, when: datetime = START) -> Report:

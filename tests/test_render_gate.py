@@ -20,7 +20,7 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase
 
 from scanner.exitcodes import ExitCode, gate_verdict, report_exit_code
-from scanner.facts import ErrorClass, Facts, ProbeError, ProtocolSupport, TargetInfo
+from scanner.facts import Facts
 from scanner.findings import Finding, Status
 from scanner.gate import Baseline, Gate, GateState, finding_gate_state, finding_waiver, load_waivers
 from scanner.pipeline import judge
@@ -28,6 +28,7 @@ from scanner.policy.pack import Severity, resolve_pack
 from scanner.render import OutputFormat, csv_report, html, junit, markdown, render, sarif
 from scanner.report import Report, ScanOptions
 from scanner.schemas import schema_dir
+from tests.helpers import protocol_facts
 from tests.test_render_html import _assert_parses, _assert_self_contained
 
 START = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)  # the run's day decides which waivers are in force
@@ -71,13 +72,7 @@ waivers:
 
 
 def _facts(target: str, accepted: list[str], scanned: bool = True) -> Facts:
-    host, _, port = target.rpartition(":")
-    info = TargetInfo(input=target, host=host, port=int(port), server_name=None, ip_address=None)
-    if not scanned:
-        error = ProbeError(error_class=ErrorClass.refused, message="connection refused")
-        return Facts(target=info, started_at=START, finished_at=START, status="error", error=error)
-    protocols = [ProtocolSupport(version=v, status="accepted") for v in accepted]
-    return Facts(target=info, started_at=START, finished_at=START, status="ok", protocols=protocols)
+    return protocol_facts(target, accepted, START, scanned=scanned)
 
 
 def _judge(tmp_path: Path, facts: list[Facts], fail_on: Severity = "medium", old_pack: bool = True) -> Report:

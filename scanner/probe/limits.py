@@ -63,14 +63,6 @@ class Stop:
         if error is not None:
             raise Cancelled(error)
 
-    def remaining(self) -> float | None:
-        """Seconds to the nearest deadline of this stop and its parents, or None without one."""
-        own = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
-        above = self._parent.remaining() if self._parent is not None else None
-        if own is None:
-            return above
-        return own if above is None else min(own, above)
-
 
 class Slots:
     """Connections in flight: at most ``total`` in the run and ``per_host`` to one host. A holder takes its
@@ -84,10 +76,6 @@ class Slots:
         self._global = threading.BoundedSemaphore(total)
         self._hosts: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
-        self._in_flight = 0
-        self.peak = 0  # the most connections held at once, for tests and the benchmark
-        self._host_peaks: dict[str, int] = {}
-        self._host_counts: dict[str, int] = {}
 
     def _host(self, host: str) -> threading.BoundedSemaphore:
         with self._lock:
@@ -95,10 +83,6 @@ class Slots:
             if found is None:
                 found = self._hosts[host] = threading.BoundedSemaphore(self.per_host)
             return found
-
-    def host_peak(self, host: str) -> int:
-        with self._lock:
-            return self._host_peaks.get(host, 0)
 
     def hold(self, host: str, stop: Stop | None = None) -> Held:
         """One connection slot to ``host`` for the duration of a ``with`` block; raises Cancelled if ``stop``
@@ -113,16 +97,8 @@ class Slots:
         except BaseException:
             per_host.release()
             raise
-        with self._lock:
-            self._in_flight += 1
-            self.peak = max(self.peak, self._in_flight)
-            count = self._host_counts[key] = self._host_counts.get(key, 0) + 1
-            self._host_peaks[key] = max(self._host_peaks.get(key, 0), count)
 
     def _give(self, key: str) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            self._host_counts[key] -= 1
         self._global.release()
         self._host(key).release()
 

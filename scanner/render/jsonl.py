@@ -1,8 +1,8 @@
 """JSON Lines: one target per line, each a ``TargetReport`` object of the JSON report's schema.
 
 A scan writes this as it goes, a line (flushed to disk) the moment a target is finished, in the order they
-finish: a run that is killed keeps every finished target, and ``tlsgate evaluate``, ``report render`` and
-``scan --resume`` read the file back. Rendered from a whole report, the lines come in the report's order.
+finish: a run that is killed keeps every finished target, and ``tlsgate evaluate`` and ``scan --resume``
+read the file back. Rendered from a whole report, the lines come in the report's order.
 """
 
 from __future__ import annotations
