@@ -83,27 +83,28 @@ def _pop3(sock: socket.socket, host: str) -> None:
     _expect(_read_line(sock), b"+OK", "STLS")
 
 
+def _read_until(sock: socket.socket, marker: bytes, where: str) -> bytes:
+    """Everything up to and including ``marker`` (and whatever came with it); StartTlsError if the peer closes."""
+    buffer = b""
+    while marker not in buffer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise StartTlsError(f"connection closed {where}")
+        buffer += chunk
+    return buffer
+
+
 def _xmpp(namespace: str) -> Callable[[socket.socket, str], None]:
     def negotiate(sock: socket.socket, host: str) -> None:
         sock.sendall(
             f"<stream:stream xmlns='{namespace}' xmlns:stream='http://etherx.jabber.org/streams' "
             f"xmlns:tls='http://www.ietf.org/rfc/rfc2595.txt' to='{host}' version='1.0'>".encode()
         )
-        buffer = b""
-        while b"</stream:features>" not in buffer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise StartTlsError("connection closed before XMPP stream features")
-            buffer += chunk
-        if b"starttls" not in buffer:
+        features = _read_until(sock, b"</stream:features>", "before XMPP stream features")
+        if b"starttls" not in features:
             raise StartTlsError("XMPP server does not offer STARTTLS")
         sock.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-        reply = b""
-        while b">" not in reply:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise StartTlsError("connection closed after XMPP starttls")
-            reply += chunk
+        reply = _read_until(sock, b">", "after XMPP starttls")
         if b"<proceed" not in reply:
             raise StartTlsError("XMPP server refused STARTTLS")
 
