@@ -82,10 +82,6 @@ def resolve_type(path: str, root: type[BaseModel] = Facts) -> PathType:
     return current
 
 
-def fields_of(model: type[BaseModel]) -> list[str]:
-    return sorted(model.model_fields)
-
-
 def scalar_name(scalar: Any) -> str:
     if isinstance(scalar, type) and issubclass(scalar, Enum):
         return "one of " + ", ".join(str(m.value) for m in scalar)

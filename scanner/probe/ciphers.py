@@ -88,10 +88,6 @@ class ConnectionCounter:
             table = self.ordering if ordering else self.enumeration
             table[version] = table.get(version, 0) + 1
 
-    def for_version(self, version: ProtocolVersion) -> int:
-        with self._lock:
-            return self.enumeration.get(version, 0) + self.ordering.get(version, 0)
-
     @property
     def total(self) -> int:
         with self._lock:
