@@ -53,11 +53,12 @@ EKU_OIDS = {
 TIMEOUT = ProbeError(error_class=ErrorClass.timeout, message="no answer within 5s")
 
 
-def target(host: str, port: int, ip_address: str | None, *, source: str = "network") -> TargetInfo:
-    """A target given as ``host:port`` and reached at ``ip_address`` with the host as SNI."""
-    return TargetInfo(
-        input=f"{host}:{port}", host=host, port=port, server_name=host, ip_address=ip_address, source=source
-    )  # type: ignore[arg-type]
+def target(
+    host: str, port: int, ip_address: str | None, *, source: str = "network", input: str | None = None
+) -> TargetInfo:
+    """A target given as ``host:port`` (or ``input``) and reached at ``ip_address`` with the host as SNI."""
+    given = f"{host}:{port}" if input is None else input
+    return TargetInfo(input=given, host=host, port=port, server_name=host, ip_address=ip_address, source=source)  # type: ignore[arg-type]
 
 
 def scanned(target: TargetInfo, **parts: Any) -> Facts:
