@@ -61,9 +61,9 @@ def target(
     return TargetInfo(input=given, host=host, port=port, server_name=host, ip_address=ip_address, source=source)  # type: ignore[arg-type]
 
 
-def scanned(target: TargetInfo, **parts: Any) -> Facts:
-    """Facts of a target scanned at NOW, made of ``parts`` (protocols, certificate, groups ...)."""
-    return Facts(target=target, started_at=NOW, finished_at=NOW, status="ok", **parts)
+def scanned(target: TargetInfo, *, at: datetime = NOW, **parts: Any) -> Facts:
+    """Facts of a target scanned ``at`` NOW, made of ``parts`` (protocols, certificate, groups ...)."""
+    return Facts(target=target, started_at=at, finished_at=at, status="ok", **parts)
 
 
 def iana_suite(name: str) -> CipherSuite:
