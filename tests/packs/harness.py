@@ -266,8 +266,18 @@ def all_pass(pack: str, **others: str) -> dict[str, str]:
     return dict.fromkeys(rule_ids(pack), PASS) | others
 
 
-def scan(tlsgate: Callable[..., Any], target: str, report: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
-    """`tlsgate scan target --json report *args` that judges (exit code 0 or 1): its code and findings by rule."""
-    run = tlsgate("scan", target, "--timeout", "3", "--json", str(report), *args)
+def judge(tlsgate: Callable[..., Any], report: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    """`tlsgate *args --json report`, a run that judges (exit code 0 or 1): its code and findings by rule."""
+    run = tlsgate(*args, "--json", str(report))
     assert run.code in (0, 1), run.stdout + run.stderr
     return run.code, findings(report)
+
+
+def scan(tlsgate: Callable[..., Any], target: str, report: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    """`tlsgate scan target *args` (3 s timeout), as ``judge``."""
+    return judge(tlsgate, report, "scan", target, "--timeout", "3", *args)
+
+
+def cert(tlsgate: Callable[..., Any], path: Path, report: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    """`tlsgate cert path *args`, as ``judge``."""
+    return judge(tlsgate, report, "cert", str(path), *args)

@@ -7,18 +7,8 @@ import pytest
 from scanner.facts import Facts
 from scanner.policy.pack import resolve_pack
 from tests.helpers import openssl_server
-from tests.packs.harness import (
-    ERROR,
-    FAIL,
-    Case,
-    case_test,
-    coverage_test,
-    protocols,
-    rule_ids,
-    scanned,
-    statuses,
-    target,
-)
+from tests.packs import harness
+from tests.packs.harness import ERROR, FAIL, Case, case_test, coverage_test, statuses
 
 PACKS = ("tls11-plus", "tls12-plus")
 PREFIX = {"tls11-plus": "TLS11PLUS", "tls12-plus": "TLS12PLUS"}
@@ -26,8 +16,9 @@ PREFIX = {"tls11-plus": "TLS11PLUS", "tls12-plus": "TLS12PLUS"}
 
 def make_facts(accepted: set[str], errors: set[str]) -> Facts:
     """A scanned endpoint accepting ``accepted`` versions; versions in ``errors`` could not be probed."""
-    return scanned(
-        target("mq.example", 1414, "192.0.2.20"), protocols=protocols(dict.fromkeys(accepted, ()), errors=errors)
+    return harness.scanned(
+        harness.target("mq.example", 1414, "192.0.2.20"),
+        protocols=harness.protocols(dict.fromkeys(accepted, ()), errors=errors),
     )
 
 
@@ -92,6 +83,6 @@ def test_loopback_servers(options, code, expect, pki, tlsgate, tmp_path):
         run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", "tls11-plus", "--pack", "tls12-plus",
                       "--json", str(report))  # fmt: skip
     found = statuses(report)
-    rules = [rule for pack in PACKS for rule in rule_ids(pack)]
+    rules = [rule for pack in PACKS for rule in harness.rule_ids(pack)]
     assert found == {rule: expect.get(rule, "pass") for rule in rules}
     assert run.code == code, run.stderr

@@ -38,16 +38,8 @@ from scanner.policy.pack import RulePack, resolve_pack
 from scanner.probe import iana
 from tests import pki
 from tests.helpers import REPO, openssl_server
-from tests.packs.harness import (
-    Case,
-    case_test,
-    certificate,
-    certificate_error,
-    coverage_test,
-    protocols,
-    scanned,
-    target,
-)
+from tests.packs import harness
+from tests.packs.harness import Case, case_test, coverage_test
 
 GENERATOR = REPO / "tools" / "generate_mozilla_packs.py"
 GUIDELINES = REPO / "scanner" / "data" / "mozilla-server-side-tls-5.7.json"
@@ -196,7 +188,7 @@ def unobserved() -> Observed[Any]:
 def leaf(
     key: str = "EC", size: int = 256, curve: str | None = "secp256r1", sig: str = "ecdsa-with-SHA256", days: float = 90
 ) -> Certificate:
-    return certificate(
+    return harness.certificate(
         "CN=www.example.com", issuer="CN=Example CA", key=(key, size, curve), signature_algorithm=sig,
         signature_hash=None, days=days,
     )  # fmt: skip
@@ -225,13 +217,13 @@ def make_facts(
         dh_parameter_bits=dh_fact,
     )
     if cert == ERROR:
-        certificate_facts = certificate_error("no certificate")
+        certificate_facts = harness.certificate_error("no certificate")
     else:
         certificate_leaf = cert if isinstance(cert, Certificate) else leaf()
         certificate_facts = CertificateFacts(status="ok", leaf=certificate_leaf, chain=[certificate_leaf])
-    return scanned(
-        target("www.example.com", 443, "192.0.2.10", input="www.example.com"),
-        protocols=protocols(accepted, errors=errors, error=RESET, order=order),
+    return harness.scanned(
+        harness.target("www.example.com", 443, "192.0.2.10", input="www.example.com"),
+        protocols=harness.protocols(accepted, errors=errors, error=RESET, order=order),
         groups=groups,
         certificate=certificate_facts,
         behaviours=Behaviours(status="ok", ocsp_stapling=unobserved() if stapling == ERROR else observed(stapling)),

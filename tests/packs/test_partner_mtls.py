@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,23 +22,10 @@ from scanner.facts import (
     observed,
     unobserved,
 )
-from tests.helpers import client_pki, openssl_server
+from tests.helpers import ClientPki, client_pki, openssl_server
 from tests.nginx import nginx_binary, nginx_server
 from tests.packs import harness
-from tests.packs.harness import (
-    NOW,
-    Case,
-    case_test,
-    client_auth,
-    client_auth_error,
-    coverage_test,
-    findings,
-    protocols,
-    scanned,
-    statuses,
-    target,
-    validate_test,
-)
+from tests.packs.harness import NOW, Case, case_test, cert, coverage_test, scan, statuses, validate_test
 from tests.pki import CLIENT_AUTH, SERVER_AUTH, issue, name, new_key
 
 PACK = "partner-mtls"
@@ -76,23 +64,23 @@ class ScannedEndpoint:
     client_auth_error: str | None = None
 
     def facts(self) -> Facts:
-        return scanned(
-            target("api.example.com", 443, "192.0.2.10"),
-            protocols=protocols(self.accepted),
+        return harness.scanned(
+            harness.target("api.example.com", 443, "192.0.2.10"),
+            protocols=harness.protocols(self.accepted),
             certificate=CertificateFacts(
                 status="ok", leaf=self.leaf, chain=[self.leaf], trust=self.trust, hostname_match=observed(True)
             ),
             sessions=SessionFacts(status="ok", ticket_lifetime=self.ticket_lifetime),
-            client_auth=client_auth_error(self.client_auth_error)
+            client_auth=harness.client_auth_error(self.client_auth_error)
             if self.client_auth_error
-            else client_auth(self.requirement, self.throwaway),
+            else harness.client_auth(self.requirement, self.throwaway),
         )
 
 
 def client_file(leaf: Certificate | None = None) -> Facts:
     """Facts of a client certificate file as `tlsgate cert` makes them: certificates and nothing else."""
     leaf = leaf or certificate(eku=("clientAuth",), subject=CLIENT_SUBJECT)
-    return scanned(
+    return harness.scanned(
         TargetInfo(input="client.pem", host="client.pem", port=0, server_name=None, ip_address=None, source="file"),
         certificate=CertificateFacts(status="ok", leaf=leaf, chain=[leaf]),
     )
@@ -283,24 +271,35 @@ test_pack_is_valid = validate_test(PACK, len(RULES))
 needs_nginx = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
 
-def test_loopback_endpoint_passes_all_but_the_public_ca_rule(tlsgate, tmp_path) -> None:
-    """openssl s_server, TLS 1.3 only, RSA 3072, client certificate required: only the public-CA rule fails."""
+@dataclass(frozen=True)
+class MtlsServer:
+    """An RSA 3072 server certificate from a private root (not publicly trusted) and a client PKI."""
+
+    cert: Path
+    key: Path
+    clients: ClientPki
+
+    def scan(self, tlsgate, target: str, report: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+        """Scan with the pack, presenting the client certificate."""
+        credentials = ("--client-cert", str(self.clients.cert), "--client-key", str(self.clients.key))
+        return scan(tlsgate, target, report, "--pack", PACK, *credentials)
+
+
+def mtls_server(directory: Path) -> MtlsServer:
     root = issue(name("partner test root CA"), ca=True, days=3650, key=new_key("p384"))
     leaf = issue(name("localhost"), issuer=root, key=new_key("rsa3072"), days=90, sans=("127.0.0.1",), eku=SERVER_AUTH)
-    cert, key = leaf.write(tmp_path, "server")
-    clients = client_pki(tmp_path / "client")
+    cert, key = leaf.write(directory, "server")
+    return MtlsServer(cert, key, client_pki(directory / "client"))
+
+
+def test_loopback_endpoint_passes_all_but_the_public_ca_rule(tlsgate, tmp_path) -> None:
+    """openssl s_server, TLS 1.3 only, RSA 3072, client certificate required: only the public-CA rule fails."""
+    server = mtls_server(tmp_path)
     # s_server announces a fixed 7200 s ticket lifetime: it issues none here, so the ticket rule does not apply
-    mtls = ("-tls1_3", "-num_tickets", "0", "-Verify", "1", "-verify_return_error", "-CAfile", str(clients.ca))
-    with openssl_server(cert, key, *mtls) as port:
-        run = tlsgate(
-            "scan", f"127.0.0.1:{port}", "--pack", PACK, "--client-cert", str(clients.cert), "--client-key",
-            str(clients.key), "--timeout", "3", "--json", str(tmp_path / "r.json"),
-        )  # fmt: skip
-    assert run.code == 1, run.stdout + run.stderr
-    found = findings(tmp_path / "r.json")
-    assert statuses(found) == NETWORK_OK | {
-        "PMTLS-013": "not_applicable", "PMTLS-016": "fail",
-    }  # fmt: skip
+    mtls = ("-tls1_3", "-num_tickets", "0", "-Verify", "1", "-verify_return_error", "-CAfile", str(server.clients.ca))
+    with openssl_server(server.cert, server.key, *mtls) as port:
+        code, found = server.scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json")
+    assert (code, statuses(found)) == (1, NETWORK_OK | {"PMTLS-013": "not_applicable", "PMTLS-016": "fail"})
     public_ca = found["PMTLS-016"]
     assert public_ca["message"].startswith("certificate.trust: none found where store must equal mozilla")
     assert "unknown_issuer" in json.dumps(public_ca["evidence"]["observed"])
@@ -311,18 +310,11 @@ def test_loopback_endpoint_passes_all_but_the_public_ca_rule(tlsgate, tmp_path) 
 def test_loopback_ticket_lifetime_of_300_seconds(tlsgate, tmp_path) -> None:
     """nginx with ssl_session_timeout 300s passes the ticket rule; it checks client certificates only after the
     handshake (HTTP 400), so at the TLS level a client certificate is optional and any certificate is accepted."""
-    root = issue(name("partner test root CA"), ca=True, days=3650, key=new_key("p384"))
-    leaf = issue(name("localhost"), issuer=root, key=new_key("rsa3072"), days=90, sans=("127.0.0.1",), eku=SERVER_AUTH)
-    cert, key = leaf.write(tmp_path, "server")
-    clients = client_pki(tmp_path / "client")
-    extra = f"ssl_verify_client on; ssl_client_certificate {clients.ca};"
-    with nginx_server(cert, key, protocols=("TLSv1.3",), session_timeout="300s", extra=extra) as server:
-        run = tlsgate(
-            "scan", server.target, "--pack", PACK, "--client-cert", str(clients.cert), "--client-key",
-            str(clients.key), "--timeout", "3", "--json", str(tmp_path / "r.json"),
-        )  # fmt: skip
-    assert run.code == 1, run.stdout + run.stderr
-    found = findings(tmp_path / "r.json")
+    server = mtls_server(tmp_path)
+    extra = f"ssl_verify_client on; ssl_client_certificate {server.clients.ca};"
+    with nginx_server(server.cert, server.key, protocols=("TLSv1.3",), session_timeout="300s", extra=extra) as nginx:
+        code, found = server.scan(tlsgate, nginx.target, tmp_path / "r.json")
+    assert code == 1
     assert (found["PMTLS-013"]["status"], found["PMTLS-013"]["evidence"]["observed"]) == ("pass", 300)
     assert (found["PMTLS-014"]["status"], found["PMTLS-014"]["evidence"]["observed"]) == ("fail", "optional")
     assert found["PMTLS-015"]["status"] == "fail"
@@ -335,11 +327,10 @@ def test_loopback_endpoint_failing_several_rules(tlsgate, tmp_path) -> None:
     )
     cert, key = leaf.write(tmp_path, "server")
     with openssl_server(cert, key) as port:
-        run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", PACK, "--timeout", "3", "--json", str(tmp_path / "r.json"))
-    assert run.code == 1, run.stdout + run.stderr
-    found = findings(tmp_path / "r.json")
+        code, found = scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json", "--pack", PACK)
     failed = ["PMTLS-001", "PMTLS-004", "PMTLS-006", "PMTLS-009", "PMTLS-012", "PMTLS-013", "PMTLS-014", "PMTLS-016"]
-    assert statuses(found) == NETWORK_OK | dict.fromkeys(failed, "fail") | {"PMTLS-015": "not_applicable"}
+    expected = NETWORK_OK | dict.fromkeys(failed, "fail") | {"PMTLS-015": "not_applicable"}
+    assert (code, statuses(found)) == (1, expected)
     assert found["PMTLS-006"]["evidence"]["observed"] == 2048
     assert found["PMTLS-013"]["evidence"]["observed"] == 7200
     assert found["PMTLS-009"]["evidence"]["offending"] == ["clientAuth"]
@@ -351,14 +342,9 @@ def test_client_certificate_file(tlsgate, tmp_path) -> None:
         name("gw-4711.partner.example", "Partner Ltd", country="DE"), key=new_key("rsa3072"), days=730, eku=CLIENT_AUTH
     )
     path, _ = client.write(tmp_path, "client")
-    run = tlsgate(
-        "cert", str(path), "--pack", PACK, "--param", f"client_subject_pattern={CLIENT_PATTERN}",
-        "--json", str(tmp_path / "ok.json"),
-    )  # fmt: skip
-    assert run.code == 0, run.stdout + run.stderr
-    assert statuses(tmp_path / "ok.json") == FILE_OK
-    run = tlsgate("cert", str(path), "--pack", PACK, "--json", str(tmp_path / "unset.json"))
-    assert run.code == 1, run.stdout + run.stderr
-    unset = findings(tmp_path / "unset.json")
-    assert statuses(unset) == FILE_OK | {"PMTLS-017": "fail"}
+    agreed = f"client_subject_pattern={CLIENT_PATTERN}"
+    code, found = cert(tlsgate, path, tmp_path / "ok.json", "--pack", PACK, "--param", agreed)
+    assert (code, statuses(found)) == (0, FILE_OK)
+    code, unset = cert(tlsgate, path, tmp_path / "unset.json", "--pack", PACK)
+    assert (code, statuses(unset)) == (1, FILE_OK | {"PMTLS-017": "fail"})
     assert "set --param client_subject_pattern" in unset["PMTLS-017"]["message"]

@@ -11,21 +11,8 @@ from cryptography.hazmat.primitives import hashes
 
 from scanner.facts import CertificateFacts, ErrorClass, Facts, observed, unobserved
 from tests.helpers import ServerFiles, openssl_server
-from tests.packs.harness import (
-    FAIL,
-    NA,
-    Case,
-    case_test,
-    certificate,
-    certificate_error,
-    coverage_test,
-    protocols,
-    scan,
-    scanned,
-    statuses,
-    target,
-    validate_test,
-)
+from tests.packs import harness
+from tests.packs.harness import FAIL, NA, Case, case_test, cert, coverage_test, scan, statuses, validate_test
 from tests.pki import SERVER_AUTH, issue, name, new_key
 
 PACK = "pinned-peer"
@@ -46,20 +33,20 @@ class Peer:
     source: str = "network"
 
     def facts(self) -> Facts:
-        leaf = certificate(
+        leaf = harness.certificate(
             "CN=plc-17.plant.example", key=("RSA", 4096), days=730, sha256=self.sha256,
             subject_alt_names=["DNS:plc-17.plant.example"],
         )  # fmt: skip
         if self.certificate_error:
-            cert = certificate_error(self.certificate_error)
+            cert = harness.certificate_error(self.certificate_error)
         elif self.source == "file":
             cert = CertificateFacts(status="ok", leaf=leaf, chain=[leaf])
         else:
             cert = CertificateFacts(status="ok", leaf=leaf, chain=[leaf], hostname_match=self.hostname_match)
         accepted = {version: [SUITES[version]] for version in self.accepted}
-        return scanned(
-            target("plc-17.plant.example", 4840, "192.0.2.17", source=self.source),
-            protocols=protocols(accepted) if self.source == "network" else [],
+        return harness.scanned(
+            harness.target("plc-17.plant.example", 4840, "192.0.2.17", source=self.source),
+            protocols=harness.protocols(accepted) if self.source == "network" else [],
             certificate=cert,
         )
 
@@ -159,9 +146,6 @@ def test_pinned_certificate_file(tlsgate, tmp_path) -> None:
     """`tlsgate cert` tells whether a certificate file is one of the pins, before it is deployed."""
     device = issue(name("localhost"), days=90, sans=("localhost",), eku=SERVER_AUTH)
     path, _ = device.write(tmp_path, "device")
-    run = tlsgate(
-        "cert", str(path), "--pack", PACK, "--param", f"pinned_sha256=[{device.sha256}]",
-        "--json", str(tmp_path / "r.json"),
-    )  # fmt: skip
-    assert run.code == 0, run.stdout + run.stderr
-    assert statuses(tmp_path / "r.json") == dict.fromkeys(RULES, NA) | {"PINNED-003": "pass"}
+    pin = f"pinned_sha256=[{device.sha256}]"
+    code, found = cert(tlsgate, path, tmp_path / "r.json", "--pack", PACK, "--param", pin)
+    assert (code, statuses(found)) == (0, dict.fromkeys(RULES, NA) | {"PINNED-003": "pass"})

@@ -15,19 +15,8 @@ from scanner.facts import CertificateFacts, Facts, RevocationResult, TrustResult
 from scanner.probe.iana import cipher_suite_by_name, to_fact
 from tests.helpers import client_pki, openssl_server
 from tests.ocsp_crl_server import RevocationServer
-from tests.packs.harness import (
-    Case,
-    case_test,
-    certificate,
-    client_auth,
-    coverage_test,
-    protocols,
-    scan,
-    scanned,
-    statuses,
-    target,
-    validate_test,
-)
+from tests.packs import harness
+from tests.packs.harness import Case, case_test, coverage_test, scan, statuses, validate_test
 from tests.pki import SERVER_AUTH, Issued, issue, name, new_key
 
 PACK = "queue-manager-channel"
@@ -79,19 +68,21 @@ class Channel:
     source: str = "network"
 
     def facts(self) -> Facts:
-        leaf = certificate(self.subject, issuer=ISSUER_DN, sha256=LEAF_SHA, serial="1001", days=365)
-        chain = [leaf, certificate(ISSUER_DN, issuer="CN=Example Bank Root CA", sha256=ISSUER_SHA, serial="1001",
-                                   days=365)]  # fmt: skip
-        at = target("qm1.bank.example", 1414, "192.0.2.14", source=self.source)
+        leaf = harness.certificate(self.subject, issuer=ISSUER_DN, sha256=LEAF_SHA, serial="1001", days=365)
+        issuer = harness.certificate(
+            ISSUER_DN, issuer="CN=Example Bank Root CA", sha256=ISSUER_SHA, serial="1001", days=365
+        )
+        chain = [leaf, issuer]
+        at = harness.target("qm1.bank.example", 1414, "192.0.2.14", source=self.source)
         if self.source == "file":
-            return scanned(at, certificate=CertificateFacts(status="ok", leaf=leaf, chain=chain))
-        return scanned(
-            at, protocols=protocols(self.accepted),
+            return harness.scanned(at, certificate=CertificateFacts(status="ok", leaf=leaf, chain=chain))
+        return harness.scanned(
+            at, protocols=harness.protocols(self.accepted),
             certificate=CertificateFacts(
                 status="ok", leaf=leaf, chain=chain, trust=list(self.trust), revocation=list(self.revocation),
                 hostname_match=observed(True),
             ),
-            client_auth=client_auth(self.requirement, self.throwaway),
+            client_auth=harness.client_auth(self.requirement, self.throwaway),
         )  # fmt: skip
 
 

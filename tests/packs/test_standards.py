@@ -35,7 +35,7 @@ from tests import pki
 from tests.helpers import REPO, openssl_server
 from tests.ocsp_crl_server import RevocationServer
 from tests.packs import harness
-from tests.packs.harness import all_pass, case_test, coverage_test, protocols, scanned, statuses, target
+from tests.packs.harness import all_pass, case_test, coverage_test, statuses
 
 PACKS = ("nist-sp800-52r2", "pci-dss-4", "bsi-tr-02102-2", "cabf-server-cert")
 SCANNED = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -135,9 +135,10 @@ def endpoint(
     leaf = leaf or certificate()
     chain = chain if chain is not None else [leaf, INTERMEDIATE]
     dh = observed(dh_bits) if dh_bits else unobserved(ErrorClass.not_applicable, "the server accepts no DHE suite")
-    return scanned(
-        target("www.example.gov", 443, "192.0.2.10"), at=SCANNED,
-        protocols=protocols(versions if versions is not None else {"TLSv1.2": TLS12, "TLSv1.3": TLS13}, suite=suite),
+    accepted = versions if versions is not None else {"TLSv1.2": TLS12, "TLSv1.3": TLS13}
+    return harness.scanned(
+        harness.target("www.example.gov", 443, "192.0.2.10"), at=SCANNED,
+        protocols=harness.protocols(accepted, suite=suite),
         certificate=CertificateFacts(
             status="ok", leaf=leaf, chain=chain,
             trust=[TrustResult(store=store, trusted=trusted) for store, trusted in trust],
@@ -469,7 +470,6 @@ def test_cabf_certificate_file_with_client_auth_fails_before_deployment(tlsgate,
     hierarchy = pki.hierarchy("cabf-file", key=pki.new_key("rsa2048"), not_before=utc(2027, 4, 1),
                               leaf_days=100 - 1 / 86400, eku=[*pki.SERVER_AUTH, *pki.CLIENT_AUTH])  # fmt: skip
     cert, _ = hierarchy.leaf.write(tmp_path, "leaf", chain=[hierarchy.intermediate])
-    run = tlsgate("cert", str(cert), "--pack", CABF, "--json", str(tmp_path / "r.json"))
-    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    code, found = harness.cert(tlsgate, cert, tmp_path / "r.json", "--pack", CABF)
     expected = {"CABF-013": "fail"} | dict.fromkeys(("CABF-001", "CABF-002", "CABF-004"), "not_applicable")
-    assert statuses(tmp_path / "r.json") == all_pass(CABF, **expected)
+    assert (code, statuses(found)) == (ExitCode.POLICY_FAILED, all_pass(CABF, **expected))
