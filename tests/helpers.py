@@ -302,14 +302,7 @@ class SslyzeSuites:
 
 def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str, SslyzeSuites]:
     """sslyze's own cipher suite scan of 127.0.0.1:port, SSLv3 to TLS 1.3, keyed by our version names."""
-    from sslyze import (  # noqa: PLC0415 - only the comparison tests need sslyze's API
-        ScanCommand,
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-        ServerScanStatusEnum,
-    )
+    from sslyze import ScanCommand  # noqa: PLC0415 - only the comparison tests need sslyze's API
 
     commands = {
         "SSLv3": ScanCommand.SSL_3_0_CIPHER_SUITES,
@@ -318,15 +311,7 @@ def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str,
         "TLSv1.2": ScanCommand.TLS_1_2_CIPHER_SUITES,
         "TLSv1.3": ScanCommand.TLS_1_3_CIPHER_SUITES,
     }
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
-        scan_commands=set(commands.values()),
-    )
-    scanner = Scanner(per_server_concurrent_connections_limit=5)
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
-    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    result = sslyze_scan_result(port, set(commands.values()), server_name)
     found: dict[str, SslyzeSuites] = {}
     for version, command in commands.items():
         attempt = getattr(result.scan_result, command.value)
@@ -340,6 +325,29 @@ def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str,
         }
         found[version] = SslyzeSuites(accepted=accepted, tested=accepted | rejected, dh_bits=dh_bits)
     return found
+
+
+def sslyze_scan_result(port: int, commands: set[Any], server_name: str = "localhost") -> Any:
+    """sslyze's scan of 127.0.0.1:port with these scan commands (5 connections at most): its one ServerScanResult,
+    asserted complete."""
+    from sslyze import (  # noqa: PLC0415 - only the comparison tests need sslyze's API
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+        ServerScanStatusEnum,
+    )
+
+    request = ServerScanRequest(
+        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
+        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
+        scan_commands=commands,
+    )
+    scanner = Scanner(per_server_concurrent_connections_limit=5)
+    scanner.queue_scans([request])
+    (result,) = list(scanner.get_results())
+    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    return result
 
 
 @dataclass

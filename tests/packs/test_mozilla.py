@@ -37,7 +37,7 @@ from scanner.facts import (
 from scanner.policy.pack import RulePack, resolve_pack
 from scanner.probe import iana
 from tests import pki
-from tests.helpers import REPO, openssl_server
+from tests.helpers import REPO, openssl_server, sslyze_scan_result
 from tests.packs import harness
 from tests.packs.harness import Case, case_test, coverage_test
 
@@ -433,13 +433,7 @@ def servers(tmp_path_factory) -> dict[str, tuple[Path, Path, list[str]]]:
 
 def sslyze_mozilla_issues(port: int) -> dict[str, set[str]]:
     """sslyze's own Mozilla checker on 127.0.0.1:port: the issue keys it reports, per configuration."""
-    from sslyze import (  # noqa: PLC0415 - only the comparison needs sslyze's API
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-    )
-    from sslyze.mozilla_tls_profile.tls_config_checker import (  # noqa: PLC0415
+    from sslyze.mozilla_tls_profile.tls_config_checker import (  # noqa: PLC0415 - only the comparison needs it
         SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
         MozillaTlsConfiguration,
         ServerNotCompliantWithTlsConfiguration,
@@ -447,14 +441,7 @@ def sslyze_mozilla_issues(port: int) -> dict[str, set[str]]:
         check_server_against_tls_configuration,
     )
 
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication="localhost", network_timeout=5),
-        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
-    )
-    scanner = Scanner(per_server_concurrent_connections_limit=5)
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
+    result = sslyze_scan_result(port, SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER)
     issues: dict[str, set[str]] = {}
     for profile in PROFILES:
         try:
