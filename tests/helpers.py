@@ -83,15 +83,19 @@ def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None)
 
 
 @contextlib.contextmanager
-def server_process(command: list[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process, wait until 127.0.0.1:port accepts connections, stop it afterwards."""
+def server_process(
+    command: list[str], port: int, name: str, *, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until 127.0.0.1:port accepts connections, stop it afterwards. A process that
+    exits first raises RuntimeError with its exit code, its standard error and what it wrote to ``log``, if given."""
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
             if proc.poll() is not None:
-                stderr = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"{name} exited: {stderr}")
+                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                logged = log.read_text(errors="replace") if log is not None and log.exists() else ""
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {stderr}{logged}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -106,6 +110,9 @@ def server_process(command: list[str], port: int, name: str) -> Iterator[subproc
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=5)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 @dataclass(frozen=True)
