@@ -58,7 +58,7 @@ def target(
 ) -> TargetInfo:
     """A target given as ``host:port`` (or ``input``) and reached at ``ip_address`` with the host as SNI."""
     given = f"{host}:{port}" if input is None else input
-    return TargetInfo(input=given, host=host, port=port, server_name=host, ip_address=ip_address, source=source)  # type: ignore[arg-type]
+    return TargetInfo(input=given, host=host, port=port, server_name=host, ip_address=ip_address, source=source)
 
 
 def scanned(target: TargetInfo, *, at: datetime = NOW, **parts: Any) -> Facts:
@@ -91,7 +91,7 @@ def protocols(
             order_seen = order if len(suites) > 1 else None
             result.append(
                 ProtocolSupport(version=version, status="accepted", cipher_suites=suites, cipher_order=order_seen)
-            )  # type: ignore[arg-type]
+            )
         else:
             result.append(ProtocolSupport(version=version, status="not_accepted"))
     return result
@@ -154,9 +154,9 @@ def certificate_error(message: str) -> CertificateFacts:
 
 @dataclass(frozen=True)
 class Case:
-    """One must-pass or must-fail case: ``pack`` (with ``params``) judges ``facts`` and gives each rule in
-    ``expected`` that status, and every other rule of the pack ``others`` (None: the other rules are not judged).
-    ``messages`` gives the exact message of some findings."""
+    """One must-pass or must-fail case, ``name``d in the test id: ``pack`` (with ``params``) judges ``facts`` (or
+    what the callable builds) and gives each rule in ``expected`` that status, and every other rule of the pack
+    ``others`` (None: the other rules are not judged). ``messages`` gives the exact message of some findings."""
 
     name: str
     pack: str
@@ -171,7 +171,7 @@ class Case:
         facts = self.facts if isinstance(self.facts, Facts) else self.facts()
         return {f.rule: f for f in evaluate(facts, [load(self.pack, self.params)])}
 
-    def statuses(self) -> dict[str, str]:
+    def wanted(self) -> dict[str, str]:
         """The status the case expects of each rule it judges."""
         if self.others is None:
             return dict(self.expected)
@@ -193,7 +193,7 @@ def check(case: Case) -> None:
     found = case.judge()
     judged = found if case.others is not None else {rule: found[rule] for rule in case.expected}
     actual = {rule: finding.status.value for rule, finding in judged.items()}
-    want = case.statuses()
+    want = case.wanted()
     assert actual == want, {rule: found[rule].message for rule in actual if actual[rule] != want.get(rule)}
     assert {rule: found[rule].message for rule in case.messages} == case.messages
 
@@ -223,7 +223,7 @@ def coverage_test(cases: Sequence[Case], rules: Mapping[str, Sequence[str]] | No
         judged: dict[str, set[str]] = {}
         for case in (c for c in cases if c.pack == pack):
             found = case.judge()
-            for rule, status in case.statuses().items():
+            for rule, status in case.wanted().items():
                 expected.setdefault(rule, set()).add(status)
                 judged.setdefault(rule, set()).add(found[rule].status.value)
         assert set(expected) == set(ids), f"rules without a case: {sorted(set(ids) - set(expected))}"
