@@ -83,15 +83,19 @@ def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None)
 
 
 @contextlib.contextmanager
-def server_process(command: list[str], port: int, name: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process, wait until 127.0.0.1:port accepts connections, stop it afterwards."""
+def server_process(
+    command: list[str], port: int, name: str, *, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server process, wait until 127.0.0.1:port accepts connections, stop it afterwards. A process that
+    exits first raises RuntimeError with its exit code, its standard error and what it wrote to ``log``, if given."""
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
         while True:
             if proc.poll() is not None:
-                stderr = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"{name} exited: {stderr}")
+                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                logged = log.read_text(errors="replace") if log is not None and log.exists() else ""
+                raise RuntimeError(f"{name} exited with {proc.returncode}: {stderr}{logged}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -106,6 +110,9 @@ def server_process(command: list[str], port: int, name: str) -> Iterator[subproc
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=5)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 @dataclass(frozen=True)
@@ -302,14 +309,7 @@ class SslyzeSuites:
 
 def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str, SslyzeSuites]:
     """sslyze's own cipher suite scan of 127.0.0.1:port, SSLv3 to TLS 1.3, keyed by our version names."""
-    from sslyze import (  # noqa: PLC0415 - only the comparison tests need sslyze's API
-        ScanCommand,
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-        ServerScanStatusEnum,
-    )
+    from sslyze import ScanCommand  # noqa: PLC0415 - only the comparison tests need sslyze's API
 
     commands = {
         "SSLv3": ScanCommand.SSL_3_0_CIPHER_SUITES,
@@ -318,15 +318,7 @@ def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str,
         "TLSv1.2": ScanCommand.TLS_1_2_CIPHER_SUITES,
         "TLSv1.3": ScanCommand.TLS_1_3_CIPHER_SUITES,
     }
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
-        scan_commands=set(commands.values()),
-    )
-    scanner = Scanner(per_server_concurrent_connections_limit=5)
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
-    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    result = sslyze_scan_result(port, set(commands.values()), server_name)
     found: dict[str, SslyzeSuites] = {}
     for version, command in commands.items():
         attempt = getattr(result.scan_result, command.value)
@@ -340,6 +332,29 @@ def sslyze_cipher_suites(port: int, server_name: str = "localhost") -> dict[str,
         }
         found[version] = SslyzeSuites(accepted=accepted, tested=accepted | rejected, dh_bits=dh_bits)
     return found
+
+
+def sslyze_scan_result(port: int, commands: set[Any], server_name: str = "localhost") -> Any:
+    """sslyze's scan of 127.0.0.1:port with these scan commands (5 connections at most): its one ServerScanResult,
+    asserted complete."""
+    from sslyze import (  # noqa: PLC0415 - only the comparison tests need sslyze's API
+        Scanner,
+        ServerNetworkConfiguration,
+        ServerNetworkLocation,
+        ServerScanRequest,
+        ServerScanStatusEnum,
+    )
+
+    request = ServerScanRequest(
+        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
+        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
+        scan_commands=commands,
+    )
+    scanner = Scanner(per_server_concurrent_connections_limit=5)
+    scanner.queue_scans([request])
+    (result,) = list(scanner.get_results())
+    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
+    return result
 
 
 @dataclass

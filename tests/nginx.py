@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tests.helpers import free_port
+from tests.helpers import free_port, server_process
 
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "nginx")
 
@@ -44,26 +42,27 @@ def nginx_binary() -> str | None:
     return None
 
 
-def nginx_config(
-    directory: Path,
-    port: int,
-    cert: Path,
-    key: Path,
-    *,
-    protocols: Sequence[str] = ("TLSv1.2", "TLSv1.3"),
-    session_timeout: str = "300s",
-    session_tickets: bool = True,
-    session_cache: str | None = "shared:tlsgate:1m",
-    http2: bool = False,
-    extra: str = "",
-) -> str:
-    """The nginx.conf text; ``session_cache`` None writes ``ssl_session_cache off`` (no server-side cache at all).
+@dataclass(frozen=True)
+class NginxOptions:
+    """What the generated nginx.conf sets; ``session_cache`` None writes ``ssl_session_cache off`` (no server-side
+    cache at all).
 
     nginx 1.22 enables HTTP/2 (and so ALPN ``h2``) with ``listen ... ssl http2``; the ``http2 on`` directive came
     in 1.25.1.
     """
-    d = directory
-    listen = f"127.0.0.1:{port} ssl" + (" http2" if http2 else "")
+
+    protocols: Sequence[str] = ("TLSv1.2", "TLSv1.3")
+    session_timeout: str = "300s"
+    session_tickets: bool = True
+    session_cache: str | None = "shared:tlsgate:1m"
+    http2: bool = False
+    extra: str = ""
+
+
+def nginx_config(directory: Path, port: int, cert: Path, key: Path, options: NginxOptions) -> str:
+    """The nginx.conf text."""
+    d, o = directory, options
+    listen = f"127.0.0.1:{port} ssl" + (" http2" if o.http2 else "")
     return f"""\
 user root;
 daemon off;
@@ -85,48 +84,23 @@ http {{
         server_name localhost;
         ssl_certificate {cert};
         ssl_certificate_key {key};
-        ssl_protocols {" ".join(protocols)};
-        ssl_session_timeout {session_timeout};
-        ssl_session_tickets {"on" if session_tickets else "off"};
-        ssl_session_cache {session_cache or "off"};
-        {extra}
+        ssl_protocols {" ".join(o.protocols)};
+        ssl_session_timeout {o.session_timeout};
+        ssl_session_tickets {"on" if o.session_tickets else "off"};
+        ssl_session_cache {o.session_cache or "off"};
+        {o.extra}
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
 """
 
 
-def _wait_until_accepting(proc: subprocess.Popen[bytes], port: int, directory: Path, deadline: float) -> None:
-    while True:
-        if proc.poll() is not None:
-            log = (directory / "error.log").read_text(errors="replace") if (directory / "error.log").exists() else ""
-            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {stderr}{log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @contextlib.contextmanager
-def nginx_server(
-    cert: Path,
-    key: Path,
-    *,
-    protocols: Sequence[str] = ("TLSv1.2", "TLSv1.3"),
-    session_timeout: str = "300s",
-    session_tickets: bool = True,
-    session_cache: str | None = "shared:tlsgate:1m",
-    http2: bool = False,
-    extra: str = "",
-) -> Iterator[NginxServer]:
+def nginx_server(cert: Path, key: Path, **options: Any) -> Iterator[NginxServer]:
     """nginx serving TLS on a free 127.0.0.1 port; yields once the port accepts connections, stops it on exit.
 
-    ``cert`` is the PEM chain to serve (leaf first), ``key`` its private key. Raises RuntimeError with nginx's
-    own words when the configuration is refused.
+    ``cert`` is the PEM chain to serve (leaf first), ``key`` its private key; ``options`` are NginxOptions fields.
+    Raises RuntimeError with nginx's own words when the configuration is refused.
     """
     binary = nginx_binary()
     if binary is None:
@@ -135,28 +109,10 @@ def nginx_server(
         directory = Path(tmp)
         port = free_port()
         config = directory / "nginx.conf"
-        config.write_text(
-            nginx_config(
-                directory, port, cert, key,
-                protocols=protocols, session_timeout=session_timeout, session_tickets=session_tickets,
-                session_cache=session_cache, http2=http2, extra=extra,
-            )
-        )  # fmt: skip
+        config.write_text(nginx_config(directory, port, cert, key, NginxOptions(**options)))
+        log = directory / "error.log"
         # -e: the error log before the config is read (the built-in default may not be writable);
         # -p: the prefix, so no relative path reaches /usr/share/nginx or /var/lib/nginx.
-        proc = subprocess.Popen(
-            [binary, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            _wait_until_accepting(proc, port, directory, time.monotonic() + 10)
+        command = [binary, "-p", str(directory), "-e", str(log), "-c", str(config)]
+        with server_process(command, port, "nginx", log=log):
             yield NginxServer(port=port, directory=directory)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-            if proc.stderr:
-                proc.stderr.close()

@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-
 import pytest
 
-from scanner.facts import ErrorClass, Facts, ProbeError, ProtocolSupport, ProtocolVersion, TargetInfo
-from scanner.policy.engine import evaluate
+from scanner.facts import Facts
 from scanner.policy.pack import resolve_pack
 from tests.helpers import openssl_server
+from tests.packs import harness
+from tests.packs.harness import ERROR, FAIL, Case, case_test, coverage_test, statuses
 
-NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
-VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 PACKS = ("tls11-plus", "tls12-plus")
+PREFIX = {"tls11-plus": "TLS11PLUS", "tls12-plus": "TLS12PLUS"}
 
 
 def make_facts(accepted: set[str], errors: set[str]) -> Facts:
     """A scanned endpoint accepting ``accepted`` versions; versions in ``errors`` could not be probed."""
-    protocols = []
-    for version in VERSIONS:
-        if version in errors:
-            error = ProbeError(error_class=ErrorClass.timeout, message="no answer within 5s")
-            protocols.append(ProtocolSupport(version=ProtocolVersion(version), status="error", error=error))
-        else:
-            status = "accepted" if version in accepted else "not_accepted"
-            protocols.append(ProtocolSupport(version=ProtocolVersion(version), status=status))
-    return Facts(
-        target=TargetInfo(input="mq.example:1414", host="mq.example", port=1414, server_name="mq.example",
-                          ip_address="192.0.2.20"),
-        started_at=NOW, finished_at=NOW, status="ok", protocols=protocols,
-    )  # fmt: skip
+    return harness.scanned(
+        harness.target("mq.example", 1414, "192.0.2.20"),
+        protocols=harness.protocols(dict.fromkeys(accepted, ()), errors=errors),
+    )
 
 
-FAIL, ERR = "fail", "error"
-ALL_ERROR = {"tls11-plus": dict.fromkeys(("001", "002", "003", "004"), ERR),
-             "tls12-plus": dict.fromkeys(("001", "002", "003", "004", "005"), ERR)}  # fmt: skip
+ALL_ERROR = {"tls11-plus": dict.fromkeys(("001", "002", "003", "004"), ERROR),
+             "tls12-plus": dict.fromkeys(("001", "002", "003", "004", "005"), ERROR)}  # fmt: skip
 # (name, accepted versions, unobserved versions, per pack: rule number -> status for every rule that does not pass)
 CASES = [
     ("tls13-only", {"TLSv1.3"}, set(), {"tls11-plus": {}, "tls12-plus": {}}),
@@ -54,35 +41,13 @@ CASES = [
     # One version that could not be probed leaves the protocol list incomplete: every rule is inconclusive.
     ("sslv2-unobserved", {"TLSv1.3"}, {"SSLv2"}, ALL_ERROR),
 ]  # fmt: skip
-PARAMS = [
-    pytest.param(pack, accepted, errors, expect[pack], id=f"{pack}-{name}")
+TABLE = [
+    Case(name, pack, make_facts(accepted, errors), {f"{PREFIX[pack]}-{n}": s for n, s in expect[pack].items()})
     for name, accepted, errors, expect in CASES
     for pack in PACKS
 ]
-
-
-def judge(pack_id: str, accepted: set[str], errors: set[str]) -> dict[str, str]:
-    pack = resolve_pack(pack_id)
-    return {f.rule: f.status.value for f in evaluate(make_facts(accepted, errors), [pack])}
-
-
-@pytest.mark.parametrize(("pack_id", "accepted", "errors", "expect"), PARAMS)
-def test_rule_statuses_on_fixture_facts(pack_id, accepted, errors, expect):
-    """Every rule of the pack has exactly the status the fixture expects (pass unless listed)."""
-    pack = resolve_pack(pack_id)
-    numbers = {r.id.rsplit("-", 1)[1] for r in pack.rules}
-    assert set(expect) <= numbers, f"no such rules: {set(expect) - numbers}"
-    assert judge(pack_id, accepted, errors) == {r.id: expect.get(r.id.rsplit("-", 1)[1], "pass") for r in pack.rules}
-
-
-@pytest.mark.parametrize("pack_id", PACKS)
-def test_every_rule_has_passing_and_failing_fixtures(pack_id):
-    """Each rule of each pack passes in some fixture and fails in another."""
-    seen: dict[str, set[str]] = {}
-    for _, accepted, errors, _ in CASES:
-        for rule, status in judge(pack_id, accepted, errors).items():
-            seen.setdefault(rule, set()).add(status)
-    assert not {rule: statuses for rule, statuses in seen.items() if not {"pass", "fail"} <= statuses}
+test_rule_statuses_on_fixture_facts = case_test(TABLE)
+test_every_rule_has_passing_and_failing_fixtures = coverage_test(TABLE)
 
 
 @pytest.mark.parametrize("pack_id", PACKS)
@@ -97,11 +62,6 @@ def test_pack_is_traceable(pack_id):
 
 
 # --- real servers through the command line -------------------------------------------------------------------
-
-
-def statuses(report) -> dict[str, str]:
-    (target,) = json.loads(report.read_text())["targets"]
-    return {f["rule"]: f["status"] for f in target["findings"]}
 
 
 # s_server options; SECLEVEL=0 lets OpenSSL 3 negotiate TLS 1.0/1.1 (SHA-1 handshake signatures).
@@ -123,6 +83,6 @@ def test_loopback_servers(options, code, expect, pki, tlsgate, tmp_path):
         run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", "tls11-plus", "--pack", "tls12-plus",
                       "--json", str(report))  # fmt: skip
     found = statuses(report)
-    rules = [r.id for pack in PACKS for r in resolve_pack(pack).rules]
+    rules = [rule for pack in PACKS for rule in harness.rule_ids(pack)]
     assert found == {rule: expect.get(rule, "pass") for rule in rules}
     assert run.code == code, run.stderr

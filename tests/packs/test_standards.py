@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography import x509
 
 from scanner.exitcodes import ExitCode
@@ -22,16 +18,11 @@ from scanner.facts import (
     CertificateFacts,
     CipherSuite,
     ErrorClass,
-    ExtendedKeyUsage,
     Facts,
     GroupFacts,
     NamedGroup,
     Observed,
-    ProtocolSupport,
-    ProtocolVersion,
-    PublicKey,
     RevocationResult,
-    TargetInfo,
     TrustResult,
     observed,
     unobserved,
@@ -43,6 +34,8 @@ from scanner.probe.certificates import certificate_facts
 from tests import pki
 from tests.helpers import REPO, openssl_server
 from tests.ocsp_crl_server import RevocationServer
+from tests.packs import harness
+from tests.packs.harness import all_pass, case_test, coverage_test, statuses
 
 PACKS = ("nist-sp800-52r2", "pci-dss-4", "bsi-tr-02102-2", "cabf-server-cert")
 SCANNED = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
@@ -68,11 +61,6 @@ GROUP_CODES = {
     "ffdhe3072": ("0x0101", "ffdhe"),
     "X25519MLKEM768": ("0x11EC", "hybrid_pq"),
 }
-EKU_OIDS = {
-    "serverAuth": "1.3.6.1.5.5.7.3.1",
-    "clientAuth": "1.3.6.1.5.5.7.3.2",
-    "anyExtendedKeyUsage": "2.5.29.37.0",
-}
 TLS12 = ("TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384")
 TLS13 = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384")
 P384 = ("EC", 384, "secp384r1")
@@ -84,18 +72,6 @@ def suite(name: str) -> CipherSuite:
         return CipherSuite(name=name, key_exchange="any", authentication="any")
     parts = name.removeprefix("TLS_").split("_WITH_")[0].split("_")
     return CipherSuite(name=name, key_exchange=parts[0], authentication=parts[-1])
-
-
-def protocols(accepted: dict[str, tuple[str, ...]]) -> list[ProtocolSupport]:
-    """Every version from SSL 2.0 to TLS 1.3: those given accepted with their suites, the others not."""
-    return [
-        ProtocolSupport(
-            version=version,
-            status="accepted" if version.value in accepted else "not_accepted",
-            cipher_suites=[suite(name) for name in accepted.get(version.value, ())],
-        )
-        for version in ProtocolVersion
-    ]
 
 
 def certificate(
@@ -112,23 +88,12 @@ def certificate(
     ca: bool = False,
     self_signed: bool = False,
 ) -> Certificate:
-    return Certificate(
-        subject=subject,
-        issuer=subject if self_signed else issuer,
-        serial="0a1b",
-        sha256=hashlib.sha256(subject.encode()).hexdigest(),
-        public_key=PublicKey(type=key[0], size=key[1], curve=key[2]),
-        signature_algorithm=f"signed-with-{signature_hash}",
-        signature_hash=signature_hash,
-        not_before=not_before,
-        not_after=not_before + dt.timedelta(days=validity_days),
-        validity_days=validity_days,
-        days_remaining=days_remaining,
-        extended_key_usage=None if eku is None else [ExtendedKeyUsage(name=n, oid=EKU_OIDS[n]) for n in eku],
-        basic_constraints=BasicConstraints(ca=ca),
-        ocsp_urls=["http://ocsp.example.gov"] if ocsp else [],
-        self_signed=self_signed,
-    )
+    return harness.certificate(
+        subject, issuer=None if self_signed else issuer, key=key, signature_algorithm=f"signed-with-{signature_hash}",
+        signature_hash=signature_hash, not_before=not_before, days=validity_days, days_remaining=days_remaining,
+        eku=eku, serial="0a1b", sha256=hashlib.sha256(subject.encode()).hexdigest(),
+        basic_constraints=BasicConstraints(ca=ca), ocsp_urls=["http://ocsp.example.gov"] if ocsp else [],
+    )  # fmt: skip
 
 
 INTERMEDIATE = certificate(
@@ -170,15 +135,10 @@ def endpoint(
     leaf = leaf or certificate()
     chain = chain if chain is not None else [leaf, INTERMEDIATE]
     dh = observed(dh_bits) if dh_bits else unobserved(ErrorClass.not_applicable, "the server accepts no DHE suite")
-    return Facts(
-        target=TargetInfo(
-            input="www.example.gov:443", host="www.example.gov", port=443, server_name="www.example.gov",
-            ip_address="192.0.2.10",
-        ),
-        started_at=SCANNED,
-        finished_at=SCANNED,
-        status="ok",
-        protocols=protocols(versions if versions is not None else {"TLSv1.2": TLS12, "TLSv1.3": TLS13}),
+    accepted = versions if versions is not None else {"TLSv1.2": TLS12, "TLSv1.3": TLS13}
+    return harness.scanned(
+        harness.target("www.example.gov", 443, "192.0.2.10"), at=SCANNED,
+        protocols=harness.protocols(accepted, suite=suite),
         certificate=CertificateFacts(
             status="ok", leaf=leaf, chain=chain,
             trust=[TrustResult(store=store, trusted=trusted) for store, trusted in trust],
@@ -230,17 +190,9 @@ DAY, SECOND, HOUR = dt.timedelta(days=1), dt.timedelta(seconds=1), dt.timedelta(
 # --- one case per rule and outcome -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Case:
-    pack: str
-    rule: str
-    expected: Status
-    facts: Facts
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def case(pack_id: str, rule: str, expected: Status, facts: Facts, label: str, **params: Any) -> Any:
-    return pytest.param(Case(pack_id, rule, expected, facts, params), id=f"{rule}-{expected.value}-{label}")
+def case(pack_id: str, rule: str, expected: Status, facts: Facts, label: str, **params: Any) -> harness.Case:
+    """One rule of one pack must give ``expected`` on ``facts`` (the pack's other rules are not judged)."""
+    return harness.Case(f"{rule}-{expected.value}-{label}", pack_id, facts, {rule: expected.value}, params, others=None)
 
 
 NIST, PCI, BSI, CABF = PACKS
@@ -401,23 +353,8 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("example", CASES)
-def test_rule_verdict(example: Case):
-    """A standards rule gives exactly the expected status on facts made to pass it, fail it or not concern it."""
-    findings = evaluate(example.facts, [pack(example.pack, example.params)])
-    (finding,) = [f for f in findings if f.rule == example.rule]
-    assert finding.status == example.expected, finding.message
-
-
-def test_every_rule_has_a_passing_and_a_failing_case():
-    """Each rule of the four packs has at least one case that passes and one that fails, and no case names a ghost."""
-    covered: dict[tuple[str, str], set[Status]] = {}
-    for param in CASES:
-        (example,) = param.values
-        covered.setdefault((example.pack, example.rule), set()).add(example.expected)
-    rules = {(p, rule.id) for p in PACKS for rule in pack(p).rules}
-    assert set(covered) == rules
-    assert [key for key in sorted(rules) if not {PASS, FAIL} <= covered[key]] == []
+test_rule_verdict = case_test(CASES)
+test_every_rule_has_a_passing_and_a_failing_case = coverage_test(CASES)
 
 
 def test_default_endpoint_meets_all_four_packs():
@@ -455,16 +392,6 @@ def test_packs_record_source_and_what_is_not_checked():
 
 NIST_TLS12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
 GCM_TLS13 = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
-
-
-def statuses(report: Path) -> dict[str, str]:
-    (target,) = json.loads(report.read_text())["targets"]
-    return {f["rule"]: f["status"] for f in target["findings"]}
-
-
-def all_pass(pack_id: str, **others: str) -> dict[str, str]:
-    """Every rule of the pack passing, except those given."""
-    return {rule.id: "pass" for rule in pack(pack_id).rules} | others
 
 
 def test_nist_server_with_stapling_passes(tlsgate, tmp_path):
@@ -543,7 +470,6 @@ def test_cabf_certificate_file_with_client_auth_fails_before_deployment(tlsgate,
     hierarchy = pki.hierarchy("cabf-file", key=pki.new_key("rsa2048"), not_before=utc(2027, 4, 1),
                               leaf_days=100 - 1 / 86400, eku=[*pki.SERVER_AUTH, *pki.CLIENT_AUTH])  # fmt: skip
     cert, _ = hierarchy.leaf.write(tmp_path, "leaf", chain=[hierarchy.intermediate])
-    run = tlsgate("cert", str(cert), "--pack", CABF, "--json", str(tmp_path / "r.json"))
-    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    code, found = harness.cert(tlsgate, cert, tmp_path / "r.json", "--pack", CABF)
     expected = {"CABF-013": "fail"} | dict.fromkeys(("CABF-001", "CABF-002", "CABF-004"), "not_applicable")
-    assert statuses(tmp_path / "r.json") == all_pass(CABF, **expected)
+    assert (code, statuses(found)) == (ExitCode.POLICY_FAILED, all_pass(CABF, **expected))

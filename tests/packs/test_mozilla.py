@@ -26,24 +26,20 @@ from scanner.facts import (
     Behaviours,
     Certificate,
     CertificateFacts,
-    CipherSuite,
     ErrorClass,
     Facts,
     GroupFacts,
     NamedGroup,
     Observed,
     ProbeError,
-    ProtocolSupport,
-    ProtocolVersion,
-    PublicKey,
-    TargetInfo,
     observed,
 )
-from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack, resolve_pack
 from scanner.probe import iana
 from tests import pki
-from tests.helpers import REPO, openssl_server
+from tests.helpers import REPO, openssl_server, sslyze_scan_result
+from tests.packs import harness
+from tests.packs.harness import Case, case_test, coverage_test
 
 GENERATOR = REPO / "tools" / "generate_mozilla_packs.py"
 GUIDELINES = REPO / "scanner" / "data" / "mozilla-server-side-tls-5.7.json"
@@ -173,16 +169,10 @@ def test_every_rule_traces_to_a_field_of_the_guidelines(profile):
 
 # --- rule by rule, on constructed facts ------------------------------------------------------------------------
 
-VERSIONS = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 TLS13 = ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"]
 GROUPS = ["x25519", "secp256r1", "secp384r1"]
 ERROR = "error"  # stands for a fact that could not be observed
-
-
-def suite(name: str) -> CipherSuite:
-    info = iana.cipher_suite_by_name(name)
-    # sslyze reports SSL 2.0 suites by names outside the IANA registry, without a key exchange
-    return iana.to_fact(info) if info is not None else CipherSuite(name=name)
+RESET = ProbeError(error_class=ErrorClass.reset, message="connection reset")
 
 
 def group(name: str) -> NamedGroup:
@@ -195,33 +185,12 @@ def unobserved() -> Observed[Any]:
     return Observed[Any](status="error", error=ProbeError(error_class=ErrorClass.timeout, message="no answer in 5s"))
 
 
-def protocols(accepted: dict[str, list[str]], order: str, errors: tuple[str, ...]) -> list[ProtocolSupport]:
-    result = []
-    for version in VERSIONS:
-        if version in errors:
-            error = ProbeError(error_class=ErrorClass.reset, message="connection reset")
-            result.append(ProtocolSupport(version=ProtocolVersion(version), status="error", error=error))
-        elif version in accepted:
-            suites = [suite(n) for n in accepted[version]]
-            result.append(
-                ProtocolSupport(
-                    version=ProtocolVersion(version), status="accepted", cipher_suites=suites,
-                    cipher_order=order if len(suites) > 1 else None,
-                )
-            )  # fmt: skip
-        else:
-            result.append(ProtocolSupport(version=ProtocolVersion(version), status="not_accepted"))
-    return result
-
-
 def leaf(
     key: str = "EC", size: int = 256, curve: str | None = "secp256r1", sig: str = "ecdsa-with-SHA256", days: float = 90
 ) -> Certificate:
-    start = NOW - dt.timedelta(days=10)
-    return Certificate(
-        subject="CN=www.example.com", issuer="CN=Example CA", serial="01", sha256="ab" * 32,
-        public_key=PublicKey(type=key, size=size, curve=curve), signature_algorithm=sig, signature_hash=None,
-        not_before=start, not_after=start + dt.timedelta(days=days), validity_days=days, self_signed=False,
+    return harness.certificate(
+        "CN=www.example.com", issuer="CN=Example CA", key=(key, size, curve), signature_algorithm=sig,
+        signature_hash=None, days=days,
     )  # fmt: skip
 
 
@@ -248,21 +217,17 @@ def make_facts(
         dh_parameter_bits=dh_fact,
     )
     if cert == ERROR:
-        certificate = CertificateFacts(
-            status="error", error=ProbeError(error_class=ErrorClass.handshake_failed, message="no certificate")
-        )
+        certificate_facts = harness.certificate_error("no certificate")
     else:
         certificate_leaf = cert if isinstance(cert, Certificate) else leaf()
-        certificate = CertificateFacts(status="ok", leaf=certificate_leaf, chain=[certificate_leaf])
-    return Facts(
-        target=TargetInfo(input="www.example.com", host="www.example.com", port=443,
-                          server_name="www.example.com", ip_address="192.0.2.10"),
-        started_at=NOW, finished_at=NOW, status="ok",
-        protocols=protocols(accepted, order, errors),
+        certificate_facts = CertificateFacts(status="ok", leaf=certificate_leaf, chain=[certificate_leaf])
+    return harness.scanned(
+        harness.target("www.example.com", 443, "192.0.2.10", input="www.example.com"),
+        protocols=harness.protocols(accepted, errors=errors, error=RESET, order=order),
         groups=groups,
-        certificate=certificate,
+        certificate=certificate_facts,
         behaviours=Behaviours(status="ok", ocsp_stapling=unobserved() if stapling == ERROR else observed(stapling)),
-    )  # fmt: skip
+    )
 
 
 RSA_LEAF = leaf("RSA", 2048, None, "sha256WithRSAEncryption", 365)
@@ -309,10 +274,11 @@ def with_accepted(profile: str, **versions: list[str]) -> dict[str, list[str]]:
     return accepted
 
 
-def case(profile: str, name: str, expect: dict[str, str], **changes: Any) -> Any:
+def case(profile: str, name: str, expect: dict[str, str], **changes: Any) -> Case:
     """One fixture: the profile's compliant facts with ``changes``; ``expect`` gives each rule (by number) that
     does not pass its status; every other rule of the pack must pass."""
-    return pytest.param(profile, {**BASE[profile], **changes}, expect, id=f"{profile}-{name}")
+    expected = {f"MOZILLA-{profile.upper()}-{number}": status for number, status in expect.items()}
+    return Case(name, f"mozilla-{profile}", make_facts(**{**BASE[profile], **changes}), expected)
 
 
 FAIL, NA, ERR = "fail", "not_applicable", "error"
@@ -394,32 +360,8 @@ CASES = [
 # fmt: on
 
 
-def judge(profile: str, parts: dict[str, Any]) -> dict[str, str]:
-    pack = resolve_pack(f"mozilla-{profile}")
-    return {f.rule: f.status.value for f in evaluate(make_facts(**parts), [pack])}
-
-
-@pytest.mark.parametrize(("profile", "parts", "expect"), CASES)
-def test_rule_statuses_on_fixture_facts(profile, parts, expect):
-    """Every rule of the pack has exactly the status the fixture expects (pass unless listed)."""
-    pack = resolve_pack(f"mozilla-{profile}")
-    numbers = {r.id.rsplit("-", 1)[1] for r in pack.rules}
-    assert set(expect) <= numbers, f"no such rules: {set(expect) - numbers}"
-    want = {r.id: expect.get(r.id.rsplit("-", 1)[1], "pass") for r in pack.rules}
-    assert judge(profile, parts) == want
-
-
-@pytest.mark.parametrize("profile", PROFILES)
-def test_every_rule_has_passing_and_failing_fixtures(profile):
-    """Each rule of each Mozilla pack passes in some fixture and fails in another."""
-    seen: dict[str, set[str]] = {}
-    for param in CASES:
-        case_profile, parts, _ = param.values
-        if case_profile == profile:
-            for rule, status in judge(profile, parts).items():
-                seen.setdefault(rule, set()).add(status)
-    missing = {rule: statuses for rule, statuses in seen.items() if not {"pass", "fail"} <= statuses}
-    assert not missing
+test_rule_statuses_on_fixture_facts = case_test(CASES)
+test_every_rule_has_passing_and_failing_fixtures = coverage_test(CASES)
 
 
 # --- real servers: tlsgate's packs and sslyze's checker on the same endpoints ----------------------------------
@@ -491,13 +433,7 @@ def servers(tmp_path_factory) -> dict[str, tuple[Path, Path, list[str]]]:
 
 def sslyze_mozilla_issues(port: int) -> dict[str, set[str]]:
     """sslyze's own Mozilla checker on 127.0.0.1:port: the issue keys it reports, per configuration."""
-    from sslyze import (  # noqa: PLC0415 - only the comparison needs sslyze's API
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-    )
-    from sslyze.mozilla_tls_profile.tls_config_checker import (  # noqa: PLC0415
+    from sslyze.mozilla_tls_profile.tls_config_checker import (  # noqa: PLC0415 - only the comparison needs it
         SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
         MozillaTlsConfiguration,
         ServerNotCompliantWithTlsConfiguration,
@@ -505,14 +441,7 @@ def sslyze_mozilla_issues(port: int) -> dict[str, set[str]]:
         check_server_against_tls_configuration,
     )
 
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication="localhost", network_timeout=5),
-        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
-    )
-    scanner = Scanner(per_server_concurrent_connections_limit=5)
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
+    result = sslyze_scan_result(port, SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER)
     issues: dict[str, set[str]] = {}
     for profile in PROFILES:
         try:

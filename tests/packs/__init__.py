@@ -1,0 +1,1 @@
+"""The built-in rule packs, each judged case by case through one harness (harness.py), then on loopback."""
