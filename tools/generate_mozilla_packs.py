@@ -1,7 +1,7 @@
 """Write rules/mozilla-{modern,intermediate,old}.yaml from Mozilla's Server Side TLS guidelines JSON.
 
 The packs are committed output: edit this generator or the data file (scanner/data/mozilla-server-side-tls-5.7.json,
-see scanner/data/MOZILLA.md), never the YAML. tests/test_pack_mozilla.py regenerates into a temporary directory and
+see scanner/data/MOZILLA.md), never the YAML. tests/packs/test_mozilla.py regenerates into a temporary directory and
 compares byte for byte, so packs and guidelines cannot drift apart.
 
     python tools/generate_mozilla_packs.py            # rewrite the three packs in rules/
