@@ -21,21 +21,14 @@ from typing import TYPE_CHECKING
 
 from scanner.facts import Facts
 from scanner.gate import Gate
-from scanner.inventory import (
-    Inventory,
-    InventoryError,
-    InventoryTarget,
-    PlannedTarget,
-    Setting,
-    plain_targets,
-    plan,
-)
 from scanner.live import Fanout, Journal
 from scanner.policy.pack import Problem, RulePack
 from scanner.probe.certchain import CertificateOptions
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.report import Report, ScanOptions
 from scanner.targets import Target
+from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget, PlannedTarget, Setting
+from scanner.targets.planning import plain_targets, plan
 
 if TYPE_CHECKING:
     from scanner.pipeline import Listener
