@@ -10,10 +10,13 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from scanner.render.jsonl import line
 from scanner.report import TargetReport
+
+if TYPE_CHECKING:
+    from scanner.pipeline import Listener
 
 
 class Journal:
@@ -114,9 +117,9 @@ class ProgressBar:
 
 
 class Fanout:
-    """Several listeners as one; each is closed, whatever happens to the others."""
+    """Several listeners as one, heard in order; whoever made a listener closes it."""
 
-    def __init__(self, listeners: Iterable[Journal | ProgressBar]) -> None:
+    def __init__(self, listeners: Iterable[Listener]) -> None:
         self.listeners = list(listeners)
 
     def planned(self, total: int) -> None:
@@ -126,10 +129,6 @@ class Fanout:
     def finished(self, result: TargetReport) -> None:
         for listener in self.listeners:
             listener.finished(result)
-
-    def close(self) -> None:
-        for listener in self.listeners:
-            listener.close()
 
 
 def show_progress(choice: bool | None, quiet: bool) -> bool:

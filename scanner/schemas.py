@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from scanner.facts import facts_schema
-from scanner.inventory import inventory_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
+from scanner.targets.schema import inventory_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "facts.schema.json": facts_schema,

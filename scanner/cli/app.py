@@ -1,0 +1,80 @@
+"""The command line: which commands there are, under which names, and the last word on errors and exit codes.
+
+Each command (scanner/cli/<family>.py) parses its options, builds objects, calls one function of the engine,
+renders and exits. Only the command line prints or exits.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Annotated
+
+import typer
+
+from scanner import __version__
+from scanner.cli import cert_evaluate, demo, report, rules, scan
+from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
+
+EXIT_EPILOG = "\b\n" + EXIT_CODE_HELP
+
+app = typer.Typer(
+    name="tlsgate",
+    help="Scan TLS endpoints and judge them against declarative rule packs.\n\n\b\n" + EXIT_CODE_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+rules_app = typer.Typer(help="Inspect the rule packs.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(rules_app, name="rules")
+report_app = typer.Typer(help="Work with saved reports.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(report_app, name="report")
+baseline_app = typer.Typer(
+    help="Baselines: accept a run's failures, so that only new ones fail the next runs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tlsgate {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Scan TLS endpoints and judge them against declarative rule packs."""
+
+
+app.command(epilog=EXIT_EPILOG)(scan.scan)
+app.command(epilog=EXIT_EPILOG)(cert_evaluate.cert)
+app.command(epilog=EXIT_EPILOG)(cert_evaluate.evaluate)
+rules_app.command("list")(rules.rules_list)
+rules_app.command("validate", epilog="\b\n" + rules.VALIDATE_EXIT_HELP)(rules.rules_validate)
+rules_app.command("show")(rules.rules_show)
+report_app.command("render", epilog="\b\n" + report.RENDER_EXIT_HELP)(report.report_render)
+baseline_app.command("create", epilog="\b\n" + report.BASELINE_EXIT_HELP)(report.baseline_create)
+app.command()(demo.demo)
+
+
+def main() -> None:
+    # sslyze's bundled trust stores trip cryptography's warnings about legacy serial numbers; they are
+    # not about the scanned endpoint and would only confuse a terminal or CI log.
+    warnings.filterwarnings("ignore", module=r"sslyze\..*")
+    warnings.filterwarnings("ignore", message=r".*serial number.*")
+    try:
+        # standalone mode: click turns usage errors into exit code 2 with a one-line message.
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        typer.echo("tlsgate: interrupted", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    except Exception as exc:  # the last line of defence: never a traceback for a user
+        typer.echo(f"tlsgate: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(int(ExitCode.INTERNAL))

@@ -1,0 +1,126 @@
+"""``tlsgate cert`` and ``tlsgate evaluate``: judge facts that need no network (certificate files, saved facts).
+
+Neither loads the probe stage: evaluate's tests check that nothing here opens a connection.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scanner.cli.deliver import deliver
+from scanner.cli.errors import fatal, fatal_lines
+from scanner.cli.options import (
+    BaselineOption,
+    FailOnOption,
+    FormatOption,
+    HtmlOption,
+    JsonOption,
+    ParamOption,
+    QuietOption,
+    VerboseOption,
+    WaiversOption,
+    load_gate,
+    load_packs,
+    output_aliases,
+    parse_outputs,
+)
+from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
+from scanner.exitcodes import ExitCode, report_exit_code
+
+
+def cert(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
+    ],
+    pack: Annotated[
+        list[str],
+        typer.Option("--pack", "-p", metavar="ID|PATH", help="Pack(s) with certificate rules; repeatable. Required."),
+    ],
+    format_: FormatOption = None,
+    json_path: JsonOption = None,
+    html_path: HtmlOption = None,
+    param: ParamOption = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", metavar="VAR", help="Environment variable with the PKCS#12 password."),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
+    ] = None,
+    fail_on: FailOnOption = "info",
+    waivers: WaiversOption = None,
+    baseline: BaselineOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
+
+    Rules on other facts (protocols, sessions ...) are not_applicable to a file.
+    """
+    packs = load_packs(pack, param or [])
+    outputs = parse_outputs(format_ or [], output_aliases(json_path, html_path))
+    gate = load_gate(fail_on, waivers, baseline)
+    report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+    deliver(report, outputs)
+    raise typer.Exit(int(report_exit_code(report)))
+
+
+def evaluate(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
+            metavar="FILE...",
+            show_default=False,
+        ),
+    ],
+    pack: Annotated[
+        list[str],
+        typer.Option("--pack", "-p", metavar="ID|PATH", help="Built-in pack id or a pack file; repeatable. Required."),
+    ],
+    format_: FormatOption = None,
+    json_path: JsonOption = None,
+    html_path: HtmlOption = None,
+    param: ParamOption = None,
+    fail_on: FailOnOption = "info",
+    waivers: WaiversOption = None,
+    baseline: BaselineOption = None,
+    quiet: QuietOption = False,
+    verbose: VerboseOption = False,
+) -> None:
+    """Re-judge saved facts against rule packs, with no network access at all.
+
+    The facts are taken as they were saved (a target that could not be scanned stays an error); only the
+    judgement is new. Exit codes as for scan; a FILE that cannot be read or is neither a report nor facts is a
+    usage error (2).
+    """
+    packs = load_packs(pack, param or [])
+    outputs = parse_outputs(format_ or [], output_aliases(json_path, html_path))
+    gate = load_gate(fail_on, waivers, baseline)
+    try:
+        report = judge_saved_facts(files, packs, gate)
+    except RequestError as exc:
+        fatal_lines(exc.lines, ExitCode.USAGE)
+    deliver(report, outputs)
+    raise typer.Exit(int(report_exit_code(report)))
+
+
+def _password(env: str | None, file: Path | None) -> bytes | None:
+    if env and file:
+        fatal("--password-env and --password-file exclude each other", ExitCode.USAGE)
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            fatal(f"environment variable {env} is not set", ExitCode.USAGE)
+        return value.encode()
+    if file:
+        try:
+            return file.read_text(encoding="utf-8").splitlines()[0].encode() if file.stat().st_size else b""
+        except OSError as exc:
+            fatal(f"cannot read password file {file}: {exc.strerror}", ExitCode.USAGE)
+    return None

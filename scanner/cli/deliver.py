@@ -1,0 +1,132 @@
+"""The end of a command: write the reports, then tell a person what they say (summary, gate, where they went)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import typer
+
+from scanner import engine
+from scanner.cli.errors import fatal, fatal_lines
+from scanner.cli.options import Output, verbosity
+from scanner.exitcodes import ExitCode, at_or_above
+from scanner.facts import ErrorClass
+from scanner.findings import Status
+from scanner.live import ProgressBar
+from scanner.render import OutputFormat, render, write_atomic_all
+from scanner.report import Report
+
+
+def write_reports(report: Report, outputs: Sequence[Output]) -> list[tuple[Output, str]]:
+    """Render every report first, then write every file or none (a render that breaks writes nothing)."""
+    rendered = [(output, render(report, output.format)) for output in outputs]
+    try:
+        write_atomic_all([(output.path, text) for output, text in rendered if output.path is not None])
+    except OSError as exc:
+        fatal(f"cannot write {exc.filename or 'a report'}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+    return rendered
+
+
+def show_summary(report: Report, err: bool = False) -> None:
+    """The verdicts for a person (rich: colour on a terminal, plain when piped or NO_COLOR); on stderr (``err``)
+    when standard output carries a report. The one-line reason a target could not be scanned always goes to
+    stderr, where CI logs keep errors."""
+    from scanner.render.terminal import print_summary  # noqa: PLC0415 - rich loads only when printing
+
+    for target in report.targets:
+        error = target.facts.error
+        if error is not None and error.error_class != ErrorClass.interrupted:  # one line says it for them all
+            typer.echo(f"tlsgate: {target.target}: {error.error_class.value}: {error.message}", err=True)
+    if verbosity() > 0:
+        print_summary(report, verbose=verbosity() > 1, err=err)
+
+
+def deliver(report: Report, outputs: Sequence[Output], summary: bool = True, stdout_taken: bool = False) -> None:
+    """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
+    is on standard output."""
+    rendered = write_reports(report, outputs)
+    to_stdout = stdout_taken or any(output.path is None for output, _ in rendered)
+    for output, text in rendered:
+        if output.path is None:
+            typer.echo(text.encode("utf-8"), nl=False)  # bytes: UTF-8 like the files, whatever the locale
+    if summary:
+        show_summary(report, err=to_stdout)
+        show_gate(report, err=to_stdout)
+    for output, _ in rendered:
+        if output.path is not None and verbosity() > 0:
+            typer.echo(f"report: {output.path}", err=to_stdout)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def show_gate(report: Report, err: bool = False) -> None:
+    """Expired waivers as warnings on stderr, and one line saying which failures did not count and why."""
+    gate = report.gate
+    for use in gate.waivers:
+        if use.status == "expired":
+            count = len(use.findings)
+            again = (
+                f"; {plural(count, 'finding')} it covered {'fails' if count == 1 else 'fail'} again" if count else ""
+            )
+            typer.echo(
+                f"tlsgate: warning: waiver {use.source} ({use.rule} on {use.target}, owner {use.owner}) expired on "
+                f"{use.expires.isoformat()} and no longer applies{again}",
+                err=True,
+            )
+    if (gate.baseline is None and gate.waivers_file is None and gate.fail_on == "info") or verbosity() == 0:
+        return
+    findings = [f for t in report.targets for f in t.findings]
+    failed = [f for f in findings if f.status == Status.failed]
+    in_baseline = sum(1 for f in failed if f.baseline)
+    below = sum(1 for f in failed if not f.baseline and not at_or_above(f, gate.fail_on))
+    waived = sum(1 for f in findings if f.status == Status.waived)
+    parts = [f"{in_baseline} in the baseline"] if in_baseline else []
+    parts += [f"{below} below --fail-on {gate.fail_on}"] if below else []
+    parts += [f"{waived} waived"] if waived else []
+    counted = len(failed) - in_baseline - below
+    line = f"gate: {plural(counted, 'failure')} counted"
+    typer.echo(line + (f"; not counted: {', '.join(parts)}" if parts else ""), err=err)
+
+
+def scan_and_deliver(
+    request: engine.ScanRequest, outputs: Sequence[Output], progress: bool, forced: bool = False
+) -> Report:
+    """Scan with the JSON Lines journal (if asked for) written as targets finish, then write the other reports.
+
+    Ctrl-C or SIGTERM stops the scan: the reports are still written — every finished target, the others marked
+    ``interrupted`` — and the exit code is 130. ``forced`` draws the progress bar even when standard error is no
+    terminal (--progress given).
+    """
+    journal = next((o for o in outputs if o.format is OutputFormat.jsonl), None)
+    if journal is not None:
+        request = replace(request, journal=engine.JournalRequest(journal.path))
+    bar = ProgressBar(force=forced) if progress else None
+    try:
+        result = engine.scan(request, bar)
+    except engine.RequestError as exc:
+        fatal_lines(exc.lines, ExitCode.USAGE)
+    finally:
+        if bar is not None:
+            bar.close()
+    report = result.report
+    streamed = journal is not None and journal.path is None
+    deliver(report, [o for o in outputs if o.format is not OutputFormat.jsonl], stdout_taken=streamed)
+    if result.journal is not None:
+        if result.journal.failure is not None:
+            where = result.journal.path or "standard output"
+            message = f"cannot write {where}: {result.journal.failure} (the other reports were written)"
+            fatal(message, ExitCode.OUTPUT_FAILED)
+        if result.journal.path is not None and verbosity() > 0:
+            typer.echo(f"report: {result.journal.path} (JSON Lines, written as targets finished)", err=streamed)
+    if result.interrupted:
+        done = sum(1 for t in report.targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
+        typer.echo(
+            f"tlsgate: interrupted: {done} of {len(report.targets)} targets had finished; reports written, "
+            "the unfinished targets marked interrupted",
+            err=True,
+        )
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    return report

@@ -1,0 +1,399 @@
+"""The options several commands share, declared once, and the helpers that turn them into objects.
+
+Every helper checks what it is given before anything is scanned: a bad value is a usage error (exit 2) with a
+message naming the option.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from scanner.cli.errors import fatal, fatal_lines
+from scanner.engine import problem_line
+from scanner.exitcodes import ExitCode
+from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
+from scanner.policy.operators import duration
+from scanner.policy.pack import SEVERITIES, PackError, RulePack, UnknownPack, resolve_pack
+from scanner.probe.endpoint import ClientCredentials
+from scanner.render import OutputFormat
+
+DEFAULT_PACKS = ("tls13-only",)
+
+# How much the terminal summary says: set by --quiet / --verbose on the commands that judge.
+_VERBOSITY = {"level": 1}
+
+
+def _set_quiet(value: bool) -> bool:
+    if value:
+        _VERBOSITY["level"] = 0
+    return value
+
+
+def _set_verbose(value: bool) -> bool:
+    if value:
+        _VERBOSITY["level"] = 2
+    return value
+
+
+def verbosity() -> int:
+    """0 with --quiet (errors only), 2 with --verbose, else 1."""
+    return _VERBOSITY["level"]
+
+
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", callback=_set_quiet, help="No summary: errors only, the exit code speaks.")
+]
+VerboseOption = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", callback=_set_verbose, help="Every rule's result and a facts line per target."),
+]
+
+
+# --- reports: --format, --json, --html -------------------------------------------------------------------
+
+STDOUT = "-"
+FORMAT_NAMES = ", ".join(fmt.value for fmt in OutputFormat)
+FORMAT_HELP = (
+    f"Write a report: FORMAT is one of {FORMAT_NAMES}; PATH a file, or - (also when =PATH is left out) for "
+    "standard output, which then carries nothing else. Repeatable, each FORMAT once."
+)
+
+
+FormatOption = Annotated[
+    list[str] | None, typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False)
+]
+JsonOption = Annotated[
+    Path | None, typer.Option("--json", metavar="FILE", help="Write the JSON report here (--format json=FILE).")
+]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", metavar="FILE", help="Write the HTML report here (--format html=FILE).")
+]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One report to write: its format, and its file or standard output (``path`` None)."""
+
+    format: OutputFormat
+    path: Path | None
+
+
+def parse_outputs(specs: Sequence[str], aliases: Sequence[tuple[str, OutputFormat, Path | None]] = ()) -> list[Output]:
+    """The reports a command writes, from ``--format FORMAT[=PATH]`` and the ``--json``/``--html`` aliases.
+
+    Checked before anything is scanned: an unknown format, a format or file named twice, two reports for standard
+    output, or a path that cannot be written is a usage error.
+    """
+    named: list[tuple[str, OutputFormat, Path | None]] = []
+    for spec in specs:
+        name, sep, raw = spec.partition("=")
+        try:
+            fmt = OutputFormat(name.strip().lower())
+        except ValueError:
+            fatal(f"--format {spec!r}: unknown format {name.strip()!r} (one of {FORMAT_NAMES})", ExitCode.USAGE)
+        if sep and not raw:
+            fatal(f"--format {spec!r}: no path after '=' (use - for standard output)", ExitCode.USAGE)
+        path = None if not sep or raw == STDOUT else Path(raw)
+        named.append((f"--format {spec}", fmt, path))
+    for option, fmt, alias_path in aliases:
+        if alias_path is not None:
+            named.append((f"{option} {alias_path}", fmt, None if str(alias_path) == STDOUT else alias_path))
+    outputs: list[Output] = []
+    for index, (given, fmt, path) in enumerate(named):
+        earlier = next((g for g, f, _ in named[:index] if f is fmt), None)
+        if earlier is not None:
+            fatal(f"the {fmt.value} report is asked for twice ({earlier} and {given})", ExitCode.USAGE)
+        outputs.append(Output(fmt, path))
+    to_stdout = [o.format.value for o in outputs if o.path is None]
+    if len(to_stdout) > 1:
+        fatal(f"only one report can go to standard output, not {' and '.join(to_stdout)}", ExitCode.USAGE)
+    files = [o.path.resolve() for o in outputs if o.path is not None]
+    for path in files:
+        if files.count(path) > 1:
+            fatal(f"two reports would be written to the same file {path}", ExitCode.USAGE)
+    for output in outputs:
+        check_output(output.path)
+    return outputs
+
+
+def output_aliases(json_path: Path | None, html_path: Path | None) -> list[tuple[str, OutputFormat, Path | None]]:
+    return [("--json", OutputFormat.json, json_path), ("--html", OutputFormat.html, html_path)]
+
+
+def check_output(path: Path | None) -> None:
+    """Refuse before scanning, not after: a long scan must not end in 'cannot write the report'."""
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path()
+    if not parent.is_dir():
+        fatal(f"cannot write {path}: directory {parent} does not exist", ExitCode.USAGE)
+    if path.is_dir():
+        fatal(f"cannot write {path}: it is a directory", ExitCode.USAGE)
+    if not os.access(parent, os.W_OK):
+        fatal(f"cannot write {path}: directory {parent} is not writable", ExitCode.USAGE)
+
+
+# --- packs and --param -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSetting:
+    """One ``--param KEY=VALUE``: KEY is NAME (every selected pack declaring it) or PACK.NAME."""
+
+    key: str
+    value: Any
+
+
+PARAM_HELP = (
+    "Set a pack parameter for this run: NAME (every selected pack that declares it) or PACK.NAME; "
+    "VALUE is read as YAML (3072, true, 90d, [a, b]), or as text when it is not YAML. Repeatable."
+)
+
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
+]
+
+
+def parse_params(texts: Sequence[str]) -> list[ParamSetting]:
+    settings = []
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            fatal(f"--param {text!r}: expected KEY=VALUE, KEY being NAME or PACK.NAME", ExitCode.USAGE)
+        if not raw.strip():
+            fatal(f"--param {key}: no value after '=' (an empty text is written '')", ExitCode.USAGE)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            # '*.example', '[a-z]+' and '@team' are not YAML but are plain enough text; the pack's type check
+            # still rejects text where a number or a list is due
+            value = raw
+        settings.append(ParamSetting(key, value))
+    return settings
+
+
+def param_overrides(packs: Sequence[RulePack], settings: Sequence[ParamSetting]) -> list[dict[str, Any]]:
+    """Per pack (in order), the parameter values this run sets; a setting no selected pack takes is an error.
+
+    PACK.NAME outranks NAME for that pack, whatever their order on the command line; a key given twice takes
+    its last value.
+    """
+    overrides: list[dict[str, Any]] = [{} for _ in packs]
+    index = {pack.id: i for i, pack in enumerate(packs)}
+    known = sorted(f"{pack.id}.{name}" for pack in packs for name in pack.params)
+    listing = f"; parameters of the selected packs: {', '.join(known)}" if known else "; the selected packs have none"
+    problems: list[str] = []
+    qualified: list[tuple[int, str, ParamSetting]] = []
+    for setting in settings:
+        prefix, dot, name = setting.key.partition(".")
+        if dot:  # parameter names have no dots: this is PACK.NAME
+            if prefix in index:
+                qualified.append((index[prefix], name, setting))
+            else:
+                selected = ", ".join(pack.id for pack in packs)
+                problems.append(f"--param {setting.key}: no selected pack has the id {prefix!r} (selected: {selected})")
+            continue
+        takers = [i for i, pack in enumerate(packs) if setting.key in pack.params]
+        if not takers:
+            bare = sorted({k.partition(".")[2] for k in known} | set(known))
+            close = difflib.get_close_matches(setting.key, bare, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"--param {setting.key}: no selected pack has a parameter {setting.key!r}{hint}{listing}")
+        for i in takers:
+            overrides[i][setting.key] = setting.value
+    for i, name, setting in qualified:
+        if name not in packs[i].params:
+            problems.append(f"--param {setting.key}: pack {packs[i].id!r} has no parameter {name!r}{listing}")
+            continue
+        overrides[i][name] = setting.value
+    if problems:
+        fatal_lines(problems, ExitCode.USAGE)
+    return overrides
+
+
+def load_packs(refs: Sequence[str], params: Sequence[str] = ()) -> list[RulePack]:
+    """Every pack whole, or exit 2 with every problem: a pack is never half-applied.
+
+    Packs load once with their defaults, to learn who declares which parameter, and again with this run's values.
+    """
+    settings = parse_params(params)
+    packs: list[RulePack] = []
+    problems: list[str] = []
+    for ref in refs:
+        try:
+            packs.append(resolve_pack(ref))
+        except UnknownPack as exc:
+            problems.append(str(exc))
+        except PackError as exc:
+            problems.extend(problem_line(p) for p in exc.problems)
+    if problems:
+        fatal_lines(problems, ExitCode.USAGE)
+    ids = [p.id for p in packs]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        fatal(f"pack {duplicates[0]!r} is named more than once", ExitCode.USAGE)
+    if not settings:
+        return packs
+    overrides = param_overrides(packs, settings)
+    loaded: list[RulePack] = []
+    for ref, pack, values in zip(refs, packs, overrides, strict=True):
+        if not values:
+            loaded.append(pack)
+            continue
+        try:
+            loaded.append(resolve_pack(ref, params=values))
+        except (UnknownPack, PackError) as exc:
+            found = exc.problems if isinstance(exc, PackError) else []
+            problems.extend([problem_line(p) for p in found] or [str(exc)])
+    if problems:
+        fatal_lines(problems, ExitCode.USAGE)
+    return loaded
+
+
+# --- the gate: --fail-on, --waivers, --baseline ----------------------------------------------------------
+
+SEVERITY_NAMES = ", ".join(SEVERITIES)
+FailOnOption = Annotated[
+    str,
+    typer.Option(
+        "--fail-on",
+        metavar="SEVERITY",
+        help=f"Fail (exit 1) only on failed rules of this severity or above: {SEVERITY_NAMES}. Default: info (any).",
+    ),
+]
+WaiversOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--waivers",
+        metavar="FILE",
+        help="YAML waivers (rule, target, reason, owner, expires): a matching failure is waived until it expires.",
+    ),
+]
+BaselineOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--baseline",
+        metavar="FILE",
+        help="A baseline (tlsgate baseline create): the failures it lists are reported but do not fail the run.",
+    ),
+]
+
+
+def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate:
+    """The gate's options, every file read and checked now: a bad one is a usage error before scanning."""
+    severity = parse_severity(fail_on)
+    if severity is None:
+        close = difflib.get_close_matches(fail_on.strip().lower(), SEVERITIES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        fatal(f"--fail-on {fail_on!r}: not a severity{hint}; one of {SEVERITY_NAMES}", ExitCode.USAGE)
+    problems: list[str] = []
+    loaded_waivers = loaded_baseline = None
+    try:
+        loaded_waivers = load_waivers(waivers) if waivers is not None else None
+    except GateFileError as exc:
+        problems.extend(problem_line(p) for p in exc.problems)
+    try:
+        loaded_baseline = load_baseline(baseline) if baseline is not None else None
+    except GateFileError as exc:
+        problems.extend(problem_line(p) for p in exc.problems)
+    if problems:
+        fatal_lines(problems, ExitCode.USAGE)
+    return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline)
+
+
+# --- client credentials and trust stores (scan) -----------------------------------------------------------
+
+ClientCertOption = Annotated[
+    Path | None, typer.Option("--client-cert", metavar="PEM", help="Client certificate (chain), PEM.")
+]
+ClientKeyOption = Annotated[Path | None, typer.Option("--client-key", metavar="PEM", help="Client private key, PEM.")]
+ClientP12Option = Annotated[
+    Path | None, typer.Option("--client-p12", metavar="FILE", help="Client certificate and key as PKCS#12.")
+]
+ClientPasswordEnvOption = Annotated[
+    str | None,
+    typer.Option(
+        "--client-password-env",
+        metavar="VAR",
+        help="Environment variable holding the PKCS#12 or key password (never pass it on the command line).",
+    ),
+]
+ClientPasswordFileOption = Annotated[
+    Path | None, typer.Option("--client-password-file", metavar="FILE", help="File holding that password.")
+]
+CaFileOption = Annotated[
+    list[Path] | None,
+    typer.Option("--ca-file", metavar="PEM", help="Trust the CAs of this PEM bundle (its own verdict); repeatable."),
+]
+CaPathOption = Annotated[
+    list[Path] | None,
+    typer.Option("--ca-path", metavar="DIR", help="Trust a hashed CA directory (OpenSSL CApath); repeatable."),
+]
+TruststoreOption = Annotated[
+    Path | None, typer.Option("--truststore", metavar="FILE", help="Trust a PKCS#12 or JKS truststore (Java).")
+]
+TruststorePasswordEnvOption = Annotated[
+    str | None, typer.Option("--truststore-password-env", metavar="VAR", help="Variable holding its password.")
+]
+TruststorePasswordFileOption = Annotated[
+    Path | None, typer.Option("--truststore-password-file", metavar="FILE", help="File holding its password.")
+]
+SystemTrustOption = Annotated[
+    bool, typer.Option("--system-trust", help="Also judge trust against the operating system's CA bundle.")
+]
+PinOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pin",
+        metavar="SHA256|FILE",
+        help="Accept only these certificates (SHA-256 of the DER, or a PEM/DER file); repeatable, for rotation.",
+    ),
+]
+
+
+def client_credentials(
+    cert: Path | None,
+    key: Path | None,
+    p12: Path | None,
+    password_env: str | None,
+    password_file: Path | None,
+    workdir: Path,
+) -> ClientCredentials | None:
+    if cert is None and key is None and p12 is None:
+        if password_env or password_file:
+            fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
+        return None
+    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+
+    try:
+        return load_credentials(cert, key, p12, password_env, password_file, workdir)
+    except CredentialsError as exc:
+        fatal(str(exc), ExitCode.USAGE)
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------
+
+TimeoutOption = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
+]
+
+
+def duration_option(option: str, text: str | None) -> float | None:
+    """``90``, ``90s``, ``10m``, ``1h`` as seconds; anything else, or nothing positive, is a usage error."""
+    if text is None:
+        return None
+    raw = text.strip()
+    seconds = duration(raw + "s" if raw.replace(".", "", 1).isdigit() else raw, "seconds")
+    if seconds is None or seconds <= 0:
+        fatal(f"{option} {text!r}: expected a positive duration such as 90s, 10m or 1h", ExitCode.USAGE)
+    return seconds

@@ -1,0 +1,111 @@
+"""``tlsgate report render`` and ``tlsgate baseline create``: work with saved reports, scanning nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scanner.cli.deliver import deliver, plural
+from scanner.cli.errors import fatal, fatal_lines
+from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs
+from scanner.engine import problem_line
+from scanner.exitcodes import ExitCode
+from scanner.gate import GateFileError
+
+RENDER_EXIT_HELP = """Exit codes:
+  0  every report was written
+  2  usage error: bad --format, or SAVED is not a readable tlsgate JSON report
+  4  a report could not be written"""
+
+
+def report_render(
+    saved: Annotated[
+        Path,
+        typer.Argument(
+            help="A JSON report written by scan, cert or evaluate (--format json).",
+            metavar="SAVED.json",
+            show_default=False,
+        ),
+    ],
+    format_: Annotated[
+        list[str],
+        typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
+    ],
+) -> None:
+    """Render a saved JSON report in other formats: nothing is scanned or judged again.
+
+    The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
+    evaluate), so the exit code says whether the reports were written, not whether the policy was met.
+    """
+    from scanner.gate import read_report  # noqa: PLC0415
+
+    outputs = parse_outputs(format_)
+    try:
+        report = read_report(saved)
+    except GateFileError as exc:
+        fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    deliver(report, outputs, summary=False)
+
+
+BASELINE_EXIT_HELP = """Exit codes:
+  0  the baseline was written
+  2  usage error: a REPORT is not a readable tlsgate JSON report, or
+     the output path cannot be written
+  4  the baseline could not be written"""
+
+
+def baseline_create(
+    reports: Annotated[
+        list[Path],
+        typer.Argument(
+            help="JSON reports written by scan, cert or evaluate (--format json).",
+            metavar="REPORT.json...",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="Write the baseline here (- for standard output).")
+    ],
+) -> None:
+    """Make a baseline from saved reports: every failing (target, pack, rule) in them.
+
+    Scan, cert and evaluate with --baseline FILE then report those failures as before, marked as in the
+    baseline, but only failures that are not in it fail the run. Waived findings are left out: when their
+    waiver expires, they fail again.
+    """
+    from scanner.gate import baseline_text, make_baseline, read_report  # noqa: PLC0415
+    from scanner.render import write_atomic  # noqa: PLC0415
+
+    to_stdout = str(output) == STDOUT
+    if not to_stdout:
+        check_output(output)
+    loaded = []
+    for path in reports:
+        try:
+            loaded.append((str(path), read_report(path)))
+        except GateFileError as exc:
+            fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    for name, report in loaded:
+        for target in report.targets:
+            if target.facts.status != "ok":
+                typer.echo(
+                    f"tlsgate: warning: {name}: {target.target} was not scanned; any failure it has later is new",
+                    err=True,
+                )
+    baseline = make_baseline(loaded)
+    text = baseline_text(baseline)
+    targets = len({entry.target for entry in baseline.findings})
+    if to_stdout:
+        typer.echo(text.encode("utf-8"), nl=False)
+    else:
+        try:
+            write_atomic(output, text)
+        except OSError as exc:
+            fatal(f"cannot write {output}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+    where = "standard output" if to_stdout else str(output)
+    typer.echo(
+        f"baseline: {where} ({plural(len(baseline.findings), 'failing finding')} on {plural(targets, 'target')})",
+        err=to_stdout,
+    )

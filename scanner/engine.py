@@ -1,0 +1,248 @@
+"""What the commands ask for, done start to finish: a scan from its request, certificate files or saved facts
+judged without a network.
+
+Around the pipeline's ``run_scan`` this plans an inventory's targets (their own packs, parameters and connection
+settings), chooses the probes the packs need, loads the trust stores, keeps the targets a ``--resume`` file
+already finished, writes the JSON Lines journal as targets finish, and turns SIGTERM into the same stop as Ctrl-C.
+
+Nothing here prints or exits: a request that cannot run raises RequestError (its lines are for the user, the
+command line decides the exit code), and what a person sees while the scan runs reaches them through the
+listener the caller passes in.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from scanner.facts import Facts
+from scanner.gate import Gate
+from scanner.live import Fanout, Journal
+from scanner.policy.pack import Problem, RulePack
+from scanner.probe.certchain import CertificateOptions
+from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.report import Report, ScanOptions
+from scanner.targets import Target
+from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget, PlannedTarget, Setting
+from scanner.targets.planning import plain_targets, plan
+
+if TYPE_CHECKING:
+    from scanner.pipeline import Listener
+
+
+class RequestError(Exception):
+    """The request cannot run (a bad inventory plan, trust store or --resume file, a journal that cannot be
+    opened, a saved file that is not facts); ``lines`` says every problem, one a line, before anything was
+    probed or judged."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__(lines[-1])
+        self.lines = list(lines)
+
+
+def problem_line(problem: Problem) -> str:
+    # line 0 means the file itself (unreadable): no position to point at
+    return str(problem) if problem.line else f"{problem.file}: {problem.message}"
+
+
+@dataclass(frozen=True)
+class InventoryRequest:
+    """An inventory's selected targets, planned together with the command line's plain targets (scanned after
+    them), its packs (``fallback_packs`` for targets naming none) and ``--param`` settings."""
+
+    inventory: Inventory
+    selected: Sequence[InventoryTarget]
+    fallback_packs: Sequence[str]
+    settings: Sequence[Setting]
+    workdir: Path  # where per-target client credentials are written for the run's length
+
+
+@dataclass(frozen=True)
+class TrustRequest:
+    """The trust stores to judge against, as named on the command line; loaded and checked before probing."""
+
+    ca_files: Sequence[Path] = ()
+    ca_paths: Sequence[Path] = ()
+    truststore: Path | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    system: bool = False
+    pins: Sequence[str] = ()
+    revocation: bool = True
+
+
+@dataclass(frozen=True)
+class JournalRequest:
+    """The JSON Lines journal: a file, or standard output (``path`` None)."""
+
+    path: Path | None
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    targets: Sequence[Target]
+    packs: Sequence[RulePack]  # with an inventory, replaced by each target's own packs
+    probe: ProbeOptions  # its plan is chosen here, from the packs
+    connect: ConnectOptions = field(default_factory=ConnectOptions)
+    gate: Gate | None = None
+    inventory: InventoryRequest | None = None
+    all_facts: bool = False  # every probe, not only those the packs need
+    trust: TrustRequest | None = None  # None: the probe options' certificates as they are
+    journal: JournalRequest | None = None
+    resume: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    report: Report
+    interrupted: bool  # stopped by Ctrl-C/SIGTERM: the unfinished targets carry the error class "interrupted"
+    journal: Journal | None  # its ``failure`` says why writing stopped, if it did
+
+
+RESUMABLE = ("interrupted", "time_budget")
+
+
+def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
+    """Plan, probe and judge; the journal, then ``listener``, hear each target as it finishes.
+
+    Ctrl-C or SIGTERM stops the scan: the result still holds every finished target, the others marked
+    ``interrupted``.
+    """
+    # Imported here: sslyze is slow to import, and --help or a usage error should not wait for it.
+    from scanner.pipeline import run_scan  # noqa: PLC0415
+    from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415
+
+    targets = [(target, request.connect) for target in request.targets]
+    packs = list(request.packs)
+    target_packs = None
+    if request.inventory is not None:
+        planned = _plan_inventory(request.inventory, request.targets, request.connect)
+        targets = [(p.target, p.connect) for p in planned]
+        target_packs = [list(p.packs) for p in planned]
+        packs = list({id(p): p for one in target_packs for p in one}.values())
+    kinds = plan_for(packs, all_facts=request.all_facts)
+    if request.probe.session_age_check is not None:
+        kinds = kinds | {ProbeKind.sessions}
+    probe = replace(request.probe, plan=kinds)
+    if request.trust is not None:
+        probe = replace(probe, certificates=load_trust(request.trust))
+    known = _resume(request.resume) if request.resume is not None else {}
+    journal = _open_journal(request.journal, request.resume, known)
+    fanout = Fanout([one for one in (journal, listener) if one is not None])
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        resumed = str(request.resume) if request.resume is not None and known else None
+        outcome = run_scan(targets, packs, probe, request.gate, target_packs, fanout, known, resumed)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if journal is not None:
+            journal.close()
+    return ScanResult(outcome.report, outcome.interrupted, journal)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (systemd, CI cancelling a job) stops a scan as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _plan_inventory(request: InventoryRequest, plain: Sequence[Target], connect: ConnectOptions) -> list[PlannedTarget]:
+    items = [*request.selected, *plain_targets(plain)]
+    try:
+        return plan(request.inventory, items, request.fallback_packs, request.settings, connect, request.workdir)
+    except InventoryError as exc:
+        raise RequestError([problem_line(p) for p in exc.problems]) from None
+
+
+def load_trust(request: TrustRequest) -> CertificateOptions:
+    """The trust stores, loaded and checked now: a bad store is a setup error before scanning."""
+    from scanner.probe.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
+    from scanner.probe.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
+
+    if (request.password_env or request.password_file) and request.truststore is None:
+        raise RequestError(["--truststore-password-env/--truststore-password-file need --truststore"])
+    try:
+        # The user's own anchors first: chain_complete is judged against the first store.
+        stores = [TrustStoreSpec(kind="file", path=path) for path in request.ca_files]
+        stores += [TrustStoreSpec(kind="capath", path=path) for path in request.ca_paths]
+        if request.truststore is not None:
+            stores.append(
+                TrustStoreSpec(
+                    kind="truststore",
+                    path=request.truststore,
+                    password_env=request.password_env,
+                    password_file=request.password_file,
+                )
+            )
+        if request.system:
+            stores.append(TrustStoreSpec(kind="system"))
+        stores.append(MOZILLA)
+        parse_pins(list(request.pins))
+        return with_anchors(CertificateOptions(tuple(stores), tuple(request.pins), request.revocation))
+    except TrustStoreError as exc:
+        raise RequestError([str(exc)]) from None
+
+
+def _resume(path: Path) -> dict[str, Facts]:
+    """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
+    it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
+    from scanner.pipeline import SavedFactsError, read_saved_facts  # noqa: PLC0415
+
+    if not path.exists():
+        return {}
+    try:
+        saved = read_saved_facts(path)
+    except SavedFactsError as exc:
+        raise RequestError([f"--resume {exc}"]) from None
+    return {
+        facts.target.input: facts
+        for facts in saved.facts
+        if facts.error is None or facts.error.error_class.value not in RESUMABLE
+    }
+
+
+def _open_journal(request: JournalRequest | None, resume: Path | None, known: dict[str, Facts]) -> Journal | None:
+    """The journal, continued (skipping the targets already in it) when it is the --resume file itself."""
+    if request is None:
+        return None
+    same = request.path is not None and resume is not None and request.path.resolve() == resume.resolve()
+    try:
+        return Journal(request.path, append=same, skip=known if same else ())
+    except OSError as exc:
+        raise RequestError([f"cannot write {request.path}: {exc.strerror or exc}"]) from None
+
+
+# --- judging without a network: `cert` and `evaluate` ---------------------------------------------------
+
+
+def judge_certificate_files(
+    files: Sequence[Path], password: bytes | None, packs: Sequence[RulePack], gate: Gate | None
+) -> Report:
+    """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``; a file that cannot be
+    read is that target's error, not the run's."""
+    from scanner.certfiles import files_facts  # noqa: PLC0415 - keeps --help instant
+    from scanner.pipeline import judge  # noqa: PLC0415
+
+    started = datetime.now(UTC)
+    options = ScanOptions(timeout=0, packs=[p.id for p in packs])
+    return judge(files_facts(files, password), packs, options, started, gate)
+
+
+def judge_saved_facts(files: Sequence[Path], packs: Sequence[RulePack], gate: Gate | None) -> Report:
+    """Saved facts (a JSON report, JSON Lines, facts JSON) judged again as they were saved; the report keeps the
+    longest timeout the saved reports recorded. A file that is not saved facts is a RequestError."""
+    from scanner.pipeline import SavedFactsError, judge, read_saved_facts  # noqa: PLC0415 - keeps --help instant
+
+    saved = []
+    for file in files:
+        try:
+            saved.append(read_saved_facts(file))
+        except SavedFactsError as exc:
+            raise RequestError([str(exc)]) from None
+    facts = [item for one in saved for item in one.facts]
+    timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)
+    started = datetime.now(UTC)
+    return judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started, gate)
