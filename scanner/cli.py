@@ -52,11 +52,11 @@ from scanner.policy.pack import (
     load_pack,
     resolve_pack,
 )
-from scanner.probe.certchain import CertificateOptions
-from scanner.probe.endpoint import ClientCredentials
+from scanner.probe.connect.endpoint import ClientCredentials
+from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.probe.plan import ALL
-from scanner.probe.starttls import StartTls
+from scanner.probe.pki.certchain import CertificateOptions
+from scanner.probe.registry import ALL
 from scanner.render import FILE_SUFFIXES, OutputFormat, render, write_atomic_all
 from scanner.report import Report
 from scanner.targets import Target, TargetError, parse_target
@@ -481,7 +481,7 @@ def _credentials(
         if password_env or password_file:
             _fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
         return None
-    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+    from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
 
     try:
         return load_credentials(cert, key, p12, password_env, password_file, workdir)
@@ -500,8 +500,8 @@ def _trust_options(
     revocation: bool,
 ) -> CertificateOptions:
     """The trust stores to judge against, loaded and checked now: a bad store is a usage error before scanning."""
-    from scanner.probe.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
-    from scanner.probe.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
+    from scanner.probe.pki.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
 
     if (password_env or password_file) and truststore is None:
         _fatal("--truststore-password-env/--truststore-password-file need --truststore", ExitCode.USAGE)
@@ -820,7 +820,8 @@ def scan(
     verbose: VerboseOption = False,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
-    from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415 - light, but keeps --help instant
+    from scanner.plan import plan_for  # noqa: PLC0415 - light, but keeps --help instant
+    from scanner.probe.registry import ProbeKind  # noqa: PLC0415
 
     parsed = _parse_targets(targets or [])
     if targets_file is not None:

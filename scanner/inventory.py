@@ -32,8 +32,8 @@ from scanner.policy.pack import (
     did_you_mean,
     load_pack,
 )
+from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions
-from scanner.probe.starttls import StartTls
 from scanner.targets import Target, TargetError, parse_target
 
 INVENTORY_SCHEMA_ID = "https://tlsgate.dev/schema/inventory-1.json"
@@ -600,7 +600,7 @@ def plan(
 ) -> list[PlannedTarget]:
     """Load every selected target's packs (with its parameters) and client credentials, over the command line's
     connection options ``base``; raises InventoryError with every problem. Credentials go to ``workdir``."""
-    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+    from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
 
     planner = _Planner(inventory, cli_settings)
     planned: list[PlannedTarget] = []

@@ -34,19 +34,19 @@ from scanner.facts import (
     TargetInfo,
 )
 from scanner.probe import sslyze_adapter
-from scanner.probe.alpn import probe_alpn
-from scanner.probe.certchain import analyse
-from scanner.probe.ciphers import enumerate_all
-from scanner.probe.clientauth import probe_client_auth
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.fetch import Fetcher
-from scanner.probe.groups import probe_groups
-from scanner.probe.limits import Cancelled, Slots, Stop
+from scanner.probe.checks.alpn import probe_alpn
+from scanner.probe.checks.ciphers import enumerate_all
+from scanner.probe.checks.clientauth import probe_client_auth
+from scanner.probe.checks.groups import probe_groups
+from scanner.probe.checks.sessions import probe_sessions
+from scanner.probe.checks.sslv2 import probe_sslv2
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.limits import Cancelled, Slots, Stop
+from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.probe.plan import ProbeKind
-from scanner.probe.preflight import Reachable, preflight, resolve_all
-from scanner.probe.sessions import probe_sessions
-from scanner.probe.sslv2 import probe_sslv2
+from scanner.probe.pki.certchain import analyse
+from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.registry import ProbeKind
 from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
 

@@ -47,8 +47,8 @@ from scanner.facts import (
     ProbeError,
     observed,
 )
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTls
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTls
 
 SOURCE = "sslyze"
 

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from scanner.facts import ErrorClass, Facts, Observed
-from scanner.probe import certchain
-from scanner.probe.certificates import certificate_facts, chain_facts, chain_order_valid, hostname_matches
 from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.pki import certchain
+from scanner.probe.pki.certificates import certificate_facts, chain_facts, chain_order_valid, hostname_matches
 from scanner.probe.run import probe_targets
 from scanner.targets import parse_target
 from tests.helpers import openssl_server

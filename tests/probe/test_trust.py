@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from scanner.probe.fetch import Fetcher
-from scanner.probe.trust import (
+from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.pki.trust import (
     TrustStoreError,
     TrustStoreSpec,
     evaluate_trust,

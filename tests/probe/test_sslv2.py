@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from scanner.demo import LoopbackServer
 from scanner.exitcodes import ExitCode
 from scanner.facts import ErrorClass, ProtocolVersion
-from scanner.probe import sslv2
-from scanner.probe.endpoint import Endpoint
+from scanner.probe.checks import sslv2
+from scanner.probe.connect.endpoint import Endpoint
 from scanner.targets import parse_target
 from tests import pki
 from tests.helpers import (

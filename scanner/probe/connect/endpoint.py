@@ -6,8 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanner.probe.limits import Stop
-from scanner.probe.starttls import StartTls, upgrade
+from scanner.probe.connect.limits import Stop
+from scanner.probe.connect.starttls import StartTls, upgrade
 from scanner.targets import Target
 
 

@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from scanner.probe.credentials import CredentialsError, _Secret, load_credentials
+from scanner.probe.connect.credentials import CredentialsError, _Secret, load_credentials
 from tests.helpers import ClientPki, client_pki, issue_certificate
 
 ENV = "TLSGATE_TEST_CLIENT_PASSWORD"

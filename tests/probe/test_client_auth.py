@@ -10,9 +10,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scanner.facts import ClientAuthFacts, ErrorClass
 from scanner.probe import sslyze_adapter
-from scanner.probe.clientauth import _throwaway_certificate, probe_client_auth
-from scanner.probe.credentials import load_credentials
-from scanner.probe.endpoint import ClientCredentials
+from scanner.probe.checks.clientauth import _throwaway_certificate, probe_client_auth
+from scanner.probe.connect.credentials import load_credentials
+from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeRequest
 from tests.helpers import ClientPki, ServerFiles, client_pki, issue_certificate, loopback_endpoint, openssl_server
 

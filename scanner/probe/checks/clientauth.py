@@ -45,8 +45,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from scanner.facts import ClientAuthFacts, ErrorClass, Observed, ProbeError, observed, unobserved
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTlsError
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTlsError
 
 SOURCE = "tlsgate"
 

@@ -10,7 +10,7 @@ import pytest
 
 from scanner.facts import ErrorClass, ProtocolSupport, ProtocolVersion
 from scanner.probe import iana
-from scanner.probe.ciphers import (
+from scanner.probe.checks.ciphers import (
     ENUMERABLE_VERSIONS,
     ConnectionCounter,
     candidate_suites,

@@ -33,7 +33,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from scanner.facts import ErrorClass, Observed, OcspResponseFacts, RevocationResult, observed, unobserved
-from scanner.probe.fetch import Fetcher, FetchError
+from scanner.probe.pki.fetch import Fetcher, FetchError
 
 SOURCE = "tlsgate"
 OCSP_REQUEST_TYPE = "application/ocsp-request"

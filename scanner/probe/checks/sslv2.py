@@ -17,9 +17,9 @@ import struct
 from dataclasses import dataclass
 
 from scanner.facts import CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTlsError
-from scanner.probe.tlswire import connect_error
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTlsError
+from scanner.probe.wire.tlswire import connect_error
 
 MSG_ERROR = 0
 MSG_CLIENT_HELLO = 1

@@ -14,8 +14,8 @@ from cryptography import x509
 
 from scanner.demo import LoopbackServer
 from scanner.facts import ErrorClass, ProtocolVersion
-from scanner.probe import tlswire
-from scanner.probe.tlswire import (
+from scanner.probe.wire import tlswire
+from scanner.probe.wire.tlswire import (
     Alert,
     Closed,
     ConnectFailed,

@@ -53,7 +53,7 @@ from cryptography.x509.verification import (
 )
 
 from scanner.facts import NOT_PROBED, ErrorClass, Observed, TrustReason, TrustResult, observed, unobserved
-from scanner.probe.fetch import Fetcher, FetchError
+from scanner.probe.pki.fetch import Fetcher, FetchError
 
 SOURCE = "tlsgate"
 

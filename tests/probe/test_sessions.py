@@ -9,8 +9,8 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.facts import ErrorClass, SessionFacts
-from scanner.probe.endpoint import ClientCredentials
-from scanner.probe.sessions import probe_sessions
+from scanner.probe.checks.sessions import probe_sessions
+from scanner.probe.connect.endpoint import ClientCredentials
 from tests.helpers import (
     ServerFiles,
     free_port,

@@ -33,8 +33,8 @@ from scanner.facts import (
     observed,
     unobserved,
 )
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTlsError
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTlsError
 
 SOURCE = "tlsgate"
 

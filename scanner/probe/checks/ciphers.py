@@ -33,9 +33,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from scanner.facts import CipherOrder, CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
-from scanner.probe import iana, tlswire
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.tlswire import (
+from scanner.probe import iana
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.wire import tlswire
+from scanner.probe.wire.tlswire import (
     Alert,
     Closed,
     ConnectFailed,

@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from scanner.facts import CertificateFacts
-from scanner.probe.certificates import chain_facts
-from scanner.probe.fetch import Fetcher
-from scanner.probe.revocation import check_revocation, find_issuer, stapled_ocsp
-from scanner.probe.trust import TrustStoreSpec, evaluate_trust, load_anchors
+from scanner.probe.pki.certificates import chain_facts
+from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.pki.revocation import check_revocation, find_issuer, stapled_ocsp
+from scanner.probe.pki.trust import TrustStoreSpec, evaluate_trust, load_anchors
 
 MOZILLA = TrustStoreSpec(kind="mozilla")
 

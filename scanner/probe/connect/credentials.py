@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from scanner.probe.endpoint import ClientCredentials
+from scanner.probe.connect.endpoint import ClientCredentials
 
 # Keys that can sign a CertificateVerify (what PKCS#12 can hold, too).
 _SigningKey = (

@@ -27,8 +27,8 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
 from scanner.probe import iana
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTlsError
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTlsError
 
 # --- constants ------------------------------------------------------------------------------------------------
 

@@ -1,14 +1,11 @@
-"""Which probes a scan runs: the union of the facts its packs look at.
+"""The probe kinds: one per group of facts a scan can be asked for.
 
-A pack that never looks at session tickets does not pay for probing them. ``--all-facts`` runs every probe.
+Which kinds a scan runs is planned outside the probe stage (``scanner.plan``), from the packs it evaluates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
-
-from scanner.policy.pack import RulePack
 
 
 class ProbeKind(StrEnum):
@@ -23,15 +20,3 @@ class ProbeKind(StrEnum):
 # Facts every report shows, whatever the packs ask: what a reader expects to see of any endpoint.
 BASELINE: frozenset[ProbeKind] = frozenset({ProbeKind.protocols, ProbeKind.certificate})
 ALL: frozenset[ProbeKind] = frozenset(ProbeKind)
-
-
-def plan_for(packs: Iterable[RulePack], *, all_facts: bool = False) -> frozenset[ProbeKind]:
-    if all_facts:
-        return ALL
-    kinds = set(BASELINE)
-    for pack in packs:
-        for rule in pack.rules:
-            head = rule.fact.split(".", 1)[0]
-            if head in ProbeKind.__members__:
-                kinds.add(ProbeKind(head))
-    return frozenset(kinds)

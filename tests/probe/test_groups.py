@@ -11,8 +11,8 @@ import pytest
 import tlslite.api as tlslite
 
 from scanner.demo import LoopbackServer
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.groups import probe_groups
+from scanner.probe.checks.groups import probe_groups
+from scanner.probe.connect.endpoint import Endpoint
 from scanner.targets import parse_target
 from tests.helpers import issue_certificate, openssl_server, python_tls_server, server_context
 

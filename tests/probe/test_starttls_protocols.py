@@ -1,4 +1,4 @@
-"""--starttls for every protocol besides SMTP (tests/test_connect_options.py has SMTP): a loopback server speaks the
+"""--starttls for every protocol besides SMTP (test_connect_options.py has SMTP): a loopback server speaks the
 protocol's plaintext upgrade as its RFC describes it, then does a real TLS 1.3 handshake with Python's ssl module.
 Both tlsgate's own probes and sslyze's (the certificate) go through the upgrade, so a scan only reads as complete
 when both upgrades worked."""

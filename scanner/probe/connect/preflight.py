@@ -11,9 +11,9 @@ import socket
 from dataclasses import dataclass
 
 from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
-from scanner.probe import tlswire
-from scanner.probe.ciphers import candidate_suites
-from scanner.probe.starttls import StartTls, StartTlsError, upgrade
+from scanner.probe.checks.ciphers import candidate_suites
+from scanner.probe.connect.starttls import StartTls, StartTlsError, upgrade
+from scanner.probe.wire import tlswire
 from scanner.targets import Target
 
 # A broad offer that any TLS server from the last twenty years answers with a ServerHello or an alert.

@@ -7,7 +7,7 @@ import ssl
 import pytest
 
 from scanner.facts import ErrorClass
-from scanner.probe.alpn import DEFAULT_ALPN, probe_alpn
+from scanner.probe.checks.alpn import DEFAULT_ALPN, probe_alpn
 from tests.helpers import ServerFiles, free_port, loopback_endpoint, python_tls_server, server_context
 from tests.nginx import nginx_binary, nginx_server
 

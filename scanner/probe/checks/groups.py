@@ -27,8 +27,9 @@ from scanner.facts import (
     ProtocolVersion,
     observed,
 )
-from scanner.probe import iana, tlswire
-from scanner.probe.endpoint import Endpoint
+from scanner.probe import iana
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.wire import tlswire
 
 SOURCE = "tlsgate"
 # A guard against a server that keeps naming a group we did not offer or never refuses.
