@@ -501,7 +501,9 @@ def _trust_options(
 ) -> CertificateOptions:
     """The trust stores to judge against, loaded and checked now: a bad store is a usage error before scanning."""
     from scanner.probe.pki.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
-    from scanner.probe.pki.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.pins import parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.storefiles import TrustStoreError  # noqa: PLC0415
+    from scanner.probe.pki.stores import TrustStoreSpec  # noqa: PLC0415
 
     if (password_env or password_file) and truststore is None:
         _fatal("--truststore-password-env/--truststore-password-file need --truststore", ExitCode.USAGE)

@@ -15,7 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.facts import CertificateFacts, RevocationResult
 from scanner.probe.pki.fetch import Fetcher
-from scanner.probe.pki.revocation import check_revocation, stapled_ocsp
+from scanner.probe.pki.ocsp import stapled_ocsp
+from scanner.probe.pki.revocation import check_revocation
 from tests.helpers import free_port, openssl_server
 from tests.ocsp_crl_server import RevocationServer
 from tests.pki import SERVER_AUTH, Issued, issue, name, new_key

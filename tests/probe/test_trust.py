@@ -16,14 +16,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from scanner.probe.pki.fetch import Fetcher
-from scanner.probe.pki.trust import (
-    TrustStoreError,
-    TrustStoreSpec,
-    evaluate_trust,
-    load_anchors,
-    parse_pins,
-    read_jks,
-)
+from scanner.probe.pki.pins import parse_pins
+from scanner.probe.pki.storefiles import TrustStoreError, read_jks
+from scanner.probe.pki.stores import TrustStoreSpec, load_anchors
+from scanner.probe.pki.trust import evaluate_trust
 from tests.helpers import openssl_server
 from tests.pki import NOW, SERVER_AUTH, Hierarchy, Issued, hierarchy, issue, name, new_key
 

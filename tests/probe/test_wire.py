@@ -14,18 +14,20 @@ from cryptography import x509
 
 from scanner.demo import LoopbackServer
 from scanner.facts import ErrorClass, ProtocolVersion
-from scanner.probe.wire import tlswire
-from scanner.probe.wire.tlswire import (
+from scanner.probe.wire.codes import EXT_KEY_SHARE, EXT_SUPPORTED_VERSIONS, GROUP_X25519
+from scanner.probe.wire.der import describe_name
+from scanner.probe.wire.hello import build_client_hello
+from scanner.probe.wire.messages import (
     Alert,
     Closed,
     ConnectFailed,
     HelloRetryRequest,
     NotTls,
     ServerHello,
+    ServerReply,
     TimedOut,
-    build_client_hello,
-    exchange,
 )
+from scanner.probe.wire.records import exchange
 from tests.helpers import issue_certificate, loopback_endpoint, openssl_server
 
 TLS12 = ProtocolVersion.TLSv1_2
@@ -37,7 +39,7 @@ def rsa_cert(tmp_path_factory):
     return issue_certificate(tmp_path_factory.mktemp("tlswire"), "wire", key_type="rsa2048")
 
 
-def _ask(port: int, hello: bytes, timeout: float = 3.0, **kwargs) -> tlswire.ServerReply:
+def _ask(port: int, hello: bytes, timeout: float = 3.0, **kwargs) -> ServerReply:
     return exchange(loopback_endpoint(port, timeout=timeout), hello, **kwargs)
 
 
@@ -83,7 +85,7 @@ def test_tls13_server_hello_from_python_ssl(tls13_server):
     assert isinstance(hello, ServerHello)
     assert hello.legacy_version == 0x0303 and hello.version == 0x0304 and hello.protocol == TLS13
     assert hello.cipher_suite in (0x1301, 0x1302, 0x1303)
-    assert hello.key_share_group == tlswire.GROUP_X25519
+    assert hello.key_share_group == GROUP_X25519
     assert reply.end is None and reply.certificate is None  # everything after it is encrypted
 
 
@@ -220,12 +222,12 @@ def test_client_hello_shape():
     padding keeps them out of the 256-511 byte range."""
     tls13 = build_client_hello(TLS13, [0x1301], server_name="example.test")
     assert tls13[:3] == b"\x16\x03\x01" and tls13[9:11] == b"\x03\x03"
-    assert struct.pack("!HH", tlswire.EXT_SUPPORTED_VERSIONS, 3) + b"\x02\x03\x04" in tls13
-    assert struct.pack("!H", tlswire.EXT_KEY_SHARE) + struct.pack("!HHH", 38, 36, 0x001D) in tls13
+    assert struct.pack("!HH", EXT_SUPPORTED_VERSIONS, 3) + b"\x02\x03\x04" in tls13
+    assert struct.pack("!H", EXT_KEY_SHARE) + struct.pack("!HHH", 38, 36, 0x001D) in tls13
     assert b"example.test" in tls13
     tls10 = build_client_hello(ProtocolVersion.TLSv1_0, [0x002F])
     assert tls10[9:11] == b"\x03\x01"
-    assert struct.pack("!H", tlswire.EXT_SUPPORTED_VERSIONS) not in tls10[5 + 4 + 2 + 32 + 1 + 4 + 2 :]
+    assert struct.pack("!H", EXT_SUPPORTED_VERSIONS) not in tls10[5 + 4 + 2 + 32 + 1 + 4 + 2 :]
     for count in range(0, 400, 7):
         handshake_length = len(build_client_hello(TLS12, list(range(1, count + 1)))) - 5
         assert not 256 <= handshake_length < 512
@@ -253,5 +255,5 @@ def test_ca_names_decode_like_cryptography():
             x509.NameAttribute(NameOID.EMAIL_ADDRESS, "pki@example.test"),
         ]
     )
-    assert tlswire.distinguished_name(name.public_bytes()) == name.rfc4514_string()
-    assert tlswire.distinguished_name(b"\x30\x03\x31\x01") == "der:30033101"
+    assert describe_name(name.public_bytes()) == name.rfc4514_string()
+    assert describe_name(b"\x30\x03\x31\x01") == "der:30033101"

@@ -35,16 +35,10 @@ from dataclasses import dataclass, field
 from scanner.facts import CipherOrder, CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
 from scanner.probe import iana
 from scanner.probe.connect.endpoint import Endpoint
-from scanner.probe.wire import tlswire
-from scanner.probe.wire.tlswire import (
-    Alert,
-    Closed,
-    ConnectFailed,
-    Malformed,
-    NotTls,
-    ServerReply,
-    TimedOut,
-)
+from scanner.probe.wire.codes import VERSION_CODES, describe_group
+from scanner.probe.wire.hello import build_client_hello
+from scanner.probe.wire.messages import Alert, Closed, ConnectFailed, Malformed, NotTls, ServerReply, TimedOut
+from scanner.probe.wire.records import exchange
 
 ENUMERABLE_VERSIONS: tuple[ProtocolVersion, ...] = (
     ProtocolVersion.SSLv3,
@@ -183,9 +177,9 @@ def _ephemeral_key(reply: ServerReply) -> str | None:
     if (exchange := reply.server_key_exchange) is not None:
         return exchange.ephemeral_key
     if (hello := reply.server_hello) is not None and hello.key_share_group is not None:
-        return tlswire.describe_group(hello.key_share_group)
+        return describe_group(hello.key_share_group)
     if (retry := reply.hello_retry_request) is not None and retry.selected_group is not None:
-        return tlswire.describe_group(retry.selected_group)
+        return describe_group(retry.selected_group)
     return None
 
 
@@ -196,9 +190,9 @@ def _classify(reply: ServerReply, offer: set[int], version: ProtocolVersion, whe
     suite = reply.selected_suite
     if suite is not None:
         selected = reply.selected_version
-        offered_code = tlswire.VERSION_CODES[version]
+        offered_code = VERSION_CODES[version]
         if selected != version:
-            if selected is not None and tlswire.VERSION_CODES[selected] < offered_code:
+            if selected is not None and VERSION_CODES[selected] < offered_code:
                 return _Refused(f"the server answered with {selected.value}")
             got = selected.value if selected is not None else "an unknown version"
             return _Failed(
@@ -282,12 +276,12 @@ class _VersionEnumeration:
     # -- wire --
 
     def hello(self, suites: Sequence[int]) -> bytes:
-        return tlswire.build_client_hello(self.version, suites, server_name=self.endpoint.server_name)
+        return build_client_hello(self.version, suites, server_name=self.endpoint.server_name)
 
     def ask(self, suites: Sequence[int], *, ordering: bool = False) -> tuple[int, _Verdict]:
         hello = self.hello(suites)
         self.counter.add(self.version, ordering=ordering)
-        reply = tlswire.exchange(self.endpoint, hello)
+        reply = exchange(self.endpoint, hello)
         return len(hello), _classify(reply, set(suites), self.version, self.endpoint.display)
 
     def answered(self, length: int) -> None:
@@ -438,7 +432,7 @@ def enumerate_version(
     ``candidates`` narrows the offer (default: every IANA suite for the version, most common first);
     ``max_suites_per_hello`` caps each hello (default: none, the offer is split only if the server chokes).
     """
-    if version not in tlswire.VERSION_CODES:
+    if version not in VERSION_CODES:
         raise ValueError(f"{version.value} cannot be enumerated with a TLS ClientHello")
     run = _VersionEnumeration(
         endpoint, version, counter or ConnectionCounter(), limits or HelloLimits(), max_suites_per_hello
@@ -458,7 +452,7 @@ def enumerate_all(
     about hello lengths. A target that cannot be connected to, or does not speak TLS, costs one attempt, not one
     per version: the versions after it carry the same error."""
     for version in versions:
-        if version not in tlswire.VERSION_CODES:
+        if version not in VERSION_CODES:
             raise ValueError(f"{version.value} cannot be enumerated with a TLS ClientHello")
     counter = counter or ConnectionCounter()
     limits = HelloLimits()

@@ -31,22 +31,32 @@ import socket
 import ssl
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scanner.facts import ClientAuthFacts, ErrorClass, Observed, ProbeError, observed, unobserved
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.starttls import StartTlsError
+from scanner.probe.wire.codes import (
+    CONTENT_CHANGE_CIPHER_SPEC,
+    CONTENT_HANDSHAKE,
+    HS_CERTIFICATE_REQUEST,
+    HS_FINISHED,
+    HS_SERVER_HELLO,
+    HS_SERVER_HELLO_DONE,
+    MAX_RECORD_PAYLOAD,
+)
+from scanner.probe.wire.cursor import ParseError
+from scanner.probe.wire.der import DistinguishedName, distinguished_name
+from scanner.probe.wire.keyschedule import decrypt_server_handshake, server_handshake_secret
+from scanner.probe.wire.messages import handshake_messages, parse_certificate_request, parse_server_hello
+from scanner.probe.wire.records import split_records
 
 SOURCE = "tlsgate"
 
@@ -54,301 +64,50 @@ SOURCE = "tlsgate"
 # "not applicable" (yet), and this is the closest honest one: the probe was not run on purpose.
 _NOT_APPLICABLE = ErrorClass.not_applicable
 
-# TLS wire constants (RFC 8446, RFC 5246).
-_CHANGE_CIPHER_SPEC, _ALERT, _HANDSHAKE, _APPLICATION_DATA = 20, 21, 22, 23
-_SERVER_HELLO, _CERTIFICATE_REQUEST, _FINISHED = 2, 13, 20
-_EXT_SUPPORTED_VERSIONS, _EXT_CERTIFICATE_AUTHORITIES = 43, 47
-_TLS13, _TLS12 = 0x0304, 0x0303
-_MAX_RECORD = 16384 + 256
-
-# TLS 1.3 suites: (AEAD, key length, hash).
-_TLS13_SUITES: dict[int, tuple[str, int, hashes.HashAlgorithm]] = {
-    0x1301: ("aes-gcm", 16, hashes.SHA256()),
-    0x1302: ("aes-gcm", 32, hashes.SHA384()),
-    0x1303: ("chacha20", 32, hashes.SHA256()),
-    0x1304: ("aes-ccm", 16, hashes.SHA256()),
-    0x1305: ("aes-ccm8", 16, hashes.SHA256()),
-}
+_TLS13 = 0x0304
+_READ_SIZE = MAX_RECORD_PAYLOAD + 256  # one record, its header and expansion
 
 # Record-layer errors OpenSSL reports when the peer's bytes are not TLS at all.
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE", "UNEXPECTED_RECORD")
-
-
-class _Malformed(Exception):
-    """The server's handshake bytes do not parse."""
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Reading the server's handshake
 
 
-class _Reader:
-    """Reads TLS vectors (length-prefixed byte strings) from a buffer; anything short raises _Malformed."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise _Malformed("truncated")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def uint(self, n: int) -> int:
-        return int.from_bytes(self.take(n), "big")
-
-    def vector(self, length_bytes: int) -> bytes:
-        return self.take(self.uint(length_bytes))
-
-    @property
-    def done(self) -> bool:
-        return self.pos >= len(self.data)
-
-
-@dataclass(frozen=True)
-class _Record:
-    type: int
-    header: bytes
-    payload: bytes
-
-
-def _records(stream: bytes) -> list[_Record]:
-    """The complete records in what the server sent (a trailing partial record is left out)."""
-    records, pos = [], 0
-    while pos + 5 <= len(stream):
-        length = int.from_bytes(stream[pos + 3 : pos + 5], "big")
-        if length > _MAX_RECORD:
-            raise _Malformed("record longer than TLS allows")
-        if pos + 5 + length > len(stream):
-            break
-        records.append(_Record(stream[pos], stream[pos : pos + 5], stream[pos + 5 : pos + 5 + length]))
-        pos += 5 + length
-    return records
-
-
-def _messages(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """Handshake messages (type, body) in a concatenation of handshake-record payloads."""
-    reader = _Reader(data)
-    while len(reader.data) - reader.pos >= 4:
-        kind = reader.uint(1)
-        length = reader.uint(3)
-        if len(reader.data) - reader.pos < length:
-            return  # the rest has not arrived
-        yield kind, reader.take(length)
-
-
-@dataclass(frozen=True)
-class _ServerHello:
-    version: int
-    cipher_suite: int
-
-
-def _server_hello(body: bytes) -> _ServerHello:
-    reader = _Reader(body)
-    version = reader.uint(2)
-    reader.take(32)  # random
-    reader.vector(1)  # session id
-    suite = reader.uint(2)
-    reader.take(1)  # compression
-    if not reader.done:
-        extensions = _Reader(reader.vector(2))
-        while not extensions.done:
-            kind, data = extensions.uint(2), extensions.vector(2)
-            if kind == _EXT_SUPPORTED_VERSIONS and len(data) == 2:
-                version = int.from_bytes(data, "big")
-    return _ServerHello(version, suite)
-
-
-def _der_tlv(reader: _Reader) -> tuple[int, bytes, bytes]:
-    """One DER element: (tag, content, the whole encoding)."""
-    start = reader.pos
-    tag = reader.uint(1)
-    length = reader.uint(1)
-    if length & 0x80:
-        count = length & 0x7F
-        if not 1 <= count <= 4:
-            raise _Malformed("unsupported DER length")
-        length = reader.uint(count)
-    content = reader.take(length)
-    return tag, content, reader.data[start : reader.pos]
-
-
-def _oid(content: bytes) -> str:
-    if not content:
-        raise _Malformed("empty OID")
-    arcs, value = [], 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(str(arc) for arc in (first, arcs[0] - 40 * first, *arcs[1:]))
-
-
-# DER string types in names: UTF8String, Numeric, Printable, T61 (as Latin-1), IA5, Visible, Universal, BMP.
-_STRING_CODECS = {
-    12: "utf-8",
-    18: "ascii",
-    19: "ascii",
-    20: "latin-1",
-    22: "ascii",
-    26: "ascii",
-    28: "utf-32-be",
-    30: "utf-16-be",
-}
-
-
-@dataclass(frozen=True)
-class _CaName:
-    text: str  # RFC 4514
-    name: x509.Name | None  # None when an attribute could only be rendered as #hex
-
-
-def _ca_name(der: bytes) -> _CaName:
-    """An RFC 4514 string for a DER Name; attributes cryptography cannot model are kept as ``oid=#hex``."""
-    tag, content, _ = _der_tlv(_Reader(der))
-    if tag != 0x30:
-        raise _Malformed("a distinguished name is not a SEQUENCE")
-    rdns: list[x509.RelativeDistinguishedName] = []
-    parts: list[str] = []
-    exact = True
-    names = _Reader(content)
-    while not names.done:
-        set_tag, set_content, _ = _der_tlv(names)
-        if set_tag != 0x31:
-            raise _Malformed("a relative distinguished name is not a SET")
-        attributes: list[x509.NameAttribute[Any]] = []
-        texts: list[str] = []
-        members = _Reader(set_content)
-        while not members.done:
-            seq_tag, seq_content, _ = _der_tlv(members)
-            if seq_tag != 0x30:
-                raise _Malformed("an attribute is not a SEQUENCE")
-            pair = _Reader(seq_content)
-            oid_tag, oid_content, _ = _der_tlv(pair)
-            if oid_tag != 0x06:
-                raise _Malformed("an attribute type is not an OID")
-            value_tag, value_content, value_der = _der_tlv(pair)
-            dotted = _oid(oid_content)
-            try:
-                attribute = x509.NameAttribute(
-                    ObjectIdentifier(dotted), value_content.decode(_STRING_CODECS[value_tag])
-                )
-            except (KeyError, UnicodeDecodeError, ValueError):
-                exact = False
-                texts.append(f"{dotted}=#{value_der.hex()}")  # RFC 4514 section 2.4
-                continue
-            attributes.append(attribute)
-            texts.append(attribute.rfc4514_string())
-        if attributes and len(attributes) == len(texts):
-            rdns.append(x509.RelativeDistinguishedName(attributes))
-        parts.append("+".join(texts))
-    text = ",".join(reversed(parts))  # RFC 4514 writes the most specific RDN first
-    return _CaName(text, x509.Name(rdns) if exact else None)
-
-
-def _certificate_request(body: bytes, version: int) -> list[_CaName]:
-    reader = _Reader(body)
-    authorities = b""
-    if version == _TLS13:
-        reader.vector(1)  # certificate_request_context
-        extensions = _Reader(reader.vector(2))
-        while not extensions.done:
-            kind, data = extensions.uint(2), extensions.vector(2)
-            if kind == _EXT_CERTIFICATE_AUTHORITIES:
-                authorities = _Reader(data).vector(2)
-    else:
-        reader.vector(1)  # certificate_types
-        if version >= _TLS12:
-            reader.vector(2)  # supported_signature_algorithms
-        authorities = reader.vector(2)
-    names, entries = [], _Reader(authorities)
-    while not entries.done:
-        names.append(_ca_name(entries.vector(2)))
-    return names
-
-
-def _hkdf_expand_label(secret: bytes, label: str, length: int, hash_algorithm: hashes.HashAlgorithm) -> bytes:
-    full = b"tls13 " + label.encode()
-    info = length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
-    return HKDFExpand(algorithm=hash_algorithm, length=length, info=info).derive(secret)
-
-
-def _server_handshake_secret(keylog: Path) -> bytes:
-    try:
-        lines = keylog.read_text().splitlines()
-    except OSError as exc:
-        raise _Malformed(f"no TLS 1.3 key log: {exc.strerror}") from None
-    for line in lines:
-        fields = line.split()
-        if len(fields) == 3 and fields[0] == "SERVER_HANDSHAKE_TRAFFIC_SECRET":
-            return bytes.fromhex(fields[2])
-    raise _Malformed("OpenSSL logged no server handshake secret")
-
-
-def _decrypt_tls13_handshake(records: list[_Record], suite: int, secret: bytes) -> bytes:
-    """The server's encrypted handshake messages (EncryptedExtensions .. Finished), decrypted."""
-    if suite not in _TLS13_SUITES:
-        raise _Malformed(f"TLS 1.3 cipher suite 0x{suite:04X} is not one this probe can decrypt")
-    aead_name, key_length, hash_algorithm = _TLS13_SUITES[suite]
-    key = _hkdf_expand_label(secret, "key", key_length, hash_algorithm)
-    iv = _hkdf_expand_label(secret, "iv", 12, hash_algorithm)
-    aead: AESGCM | ChaCha20Poly1305 | AESCCM
-    if aead_name == "aes-gcm":
-        aead = AESGCM(key)
-    elif aead_name == "chacha20":
-        aead = ChaCha20Poly1305(key)
-    else:
-        aead = AESCCM(key, tag_length=8 if aead_name == "aes-ccm8" else 16)
-    plaintext = bytearray()
-    encrypted = [record for record in records if record.type == _APPLICATION_DATA]
-    for sequence, record in enumerate(encrypted):
-        nonce = bytes(a ^ b for a, b in zip(iv, sequence.to_bytes(12, "big"), strict=True))
-        try:
-            inner = aead.decrypt(nonce, record.payload, record.header).rstrip(b"\x00")
-        except (InvalidTag, ValueError):
-            raise _Malformed(f"encrypted handshake record {sequence} does not decrypt") from None
-        if not inner or inner[-1] != _HANDSHAKE:
-            continue
-        plaintext += inner[:-1]
-        if any(kind == _FINISHED for kind, _ in _messages(bytes(plaintext))):
-            break
-    return bytes(plaintext)
-
-
 @dataclass(frozen=True)
 class _ServerFlight:
     version: int | None  # from the ServerHello; None when none arrived
     requested: bool | None  # a CertificateRequest arrived; None when that cannot be told
-    ca_names: list[_CaName] | None
+    ca_names: list[DistinguishedName] | None
     problem: str | None = None  # why requested/ca_names are unknown
 
 
 def _read_flight(stream: bytes, keylog: Path) -> _ServerFlight:
     try:
-        records = _records(stream)
-        clear = b"".join(r.payload for r in records if r.type == _HANDSHAKE)
-        hello = next((_server_hello(body) for kind, body in _messages(clear) if kind == _SERVER_HELLO), None)
+        records = split_records(stream)
+        clear = b"".join(r.payload for r in records if r.type == CONTENT_HANDSHAKE)
+        bodies = (body for kind, body in handshake_messages(clear) if kind == HS_SERVER_HELLO)
+        hello = next((parse_server_hello(body) for body in bodies), None)
         if hello is None:
             return _ServerFlight(None, None, None, "no ServerHello arrived")
         if hello.version == _TLS13:
-            handshake = _decrypt_tls13_handshake(records, hello.cipher_suite, _server_handshake_secret(keylog))
-            complete = any(kind == _FINISHED for kind, _ in _messages(handshake))
+            handshake = decrypt_server_handshake(records, hello.cipher_suite, server_handshake_secret(keylog))
+            complete = any(kind == HS_FINISHED for kind, _ in handshake_messages(handshake))
         else:
             # Up to the ChangeCipherSpec, a TLS 1.2 (or older) server's flight is in the clear.
-            end = next((i for i, r in enumerate(records) if r.type == _CHANGE_CIPHER_SPEC), len(records))
-            handshake = b"".join(r.payload for r in records[:end] if r.type == _HANDSHAKE)
-            complete = any(kind == 14 for kind, _ in _messages(handshake))  # ServerHelloDone
-        for kind, body in _messages(handshake):
-            if kind == _CERTIFICATE_REQUEST:
-                return _ServerFlight(hello.version, True, _certificate_request(body, hello.version))
+            end = next((i for i, r in enumerate(records) if r.type == CONTENT_CHANGE_CIPHER_SPEC), len(records))
+            handshake = b"".join(r.payload for r in records[:end] if r.type == CONTENT_HANDSHAKE)
+            complete = any(kind == HS_SERVER_HELLO_DONE for kind, _ in handshake_messages(handshake))
+        for kind, body in handshake_messages(handshake):
+            if kind == HS_CERTIFICATE_REQUEST:
+                request = parse_certificate_request(body, hello.version)
+                names = [distinguished_name(der) for der in request.ca_names_der]
+                return _ServerFlight(hello.version, True, names)
         if not complete:
             return _ServerFlight(hello.version, None, None, "the server's handshake flight did not arrive whole")
         return _ServerFlight(hello.version, False, None)
-    except _Malformed as exc:
+    except ParseError as exc:
         return _ServerFlight(None, None, None, f"cannot read the server's handshake: {exc}")
 
 
@@ -375,7 +134,7 @@ class _Connection:
             self.sock.sendall(data)
 
     def receive(self) -> bool:
-        data = self.sock.recv(_MAX_RECORD)
+        data = self.sock.recv(_READ_SIZE)
         if not data:
             self.incoming.write_eof()
             return False

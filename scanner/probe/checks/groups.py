@@ -29,7 +29,9 @@ from scanner.facts import (
 )
 from scanner.probe import iana
 from scanner.probe.connect.endpoint import Endpoint
-from scanner.probe.wire import tlswire
+from scanner.probe.wire.hello import build_client_hello
+from scanner.probe.wire.messages import Alert, Closed, ConnectFailed, NotTls, ServerReply, TimedOut
+from scanner.probe.wire.records import exchange
 
 SOURCE = "tlsgate"
 # A guard against a server that keeps naming a group we did not offer or never refuses.
@@ -65,16 +67,16 @@ def _suites(version: ProtocolVersion, key_exchange: str | None = None) -> list[i
     return [s.code for s in iana.suites_for_version(version) if key_exchange is None or s.key_exchange == key_exchange]
 
 
-def _end_error(endpoint: Endpoint, reply: tlswire.ServerReply, what: str) -> ProbeError | None:
+def _end_error(endpoint: Endpoint, reply: ServerReply, what: str) -> ProbeError | None:
     """None when the reply ended in a refusal (alert or close); an error for anything we cannot read as one."""
     end = reply.end
-    if end is None or isinstance(end, tlswire.Alert | tlswire.Closed):
+    if end is None or isinstance(end, Alert | Closed):
         return None
-    if isinstance(end, tlswire.ConnectFailed):
+    if isinstance(end, ConnectFailed):
         return end.error
-    if isinstance(end, tlswire.TimedOut):
+    if isinstance(end, TimedOut):
         return ProbeError(error_class=ErrorClass.timeout, message=f"{what}: no answer within {endpoint.timeout:g}s")
-    if isinstance(end, tlswire.NotTls):
+    if isinstance(end, NotTls):
         return ProbeError(error_class=ErrorClass.not_tls, message=f"{what}: the server answered {end.describe()}")
     return ProbeError(error_class=ErrorClass.probe_failed, message=f"{what}: {end.reason}")
 
@@ -82,8 +84,8 @@ def _end_error(endpoint: Endpoint, reply: tlswire.ServerReply, what: str) -> Pro
 def _enumerate(
     endpoint: Endpoint,
     candidates: list[int],
-    ask: Callable[[list[int]], tlswire.ServerReply],
-    pick: Callable[[tlswire.ServerReply], int | bool | None],
+    ask: Callable[[list[int]], ServerReply],
+    pick: Callable[[ServerReply], int | bool | None],
     what: str,
 ) -> _Enumeration:
     """Offer ``candidates``, take the pick out, repeat. ``pick`` returns a group, None (refused) or False
@@ -115,17 +117,17 @@ def _enumerate(
 def _tls13(endpoint: Endpoint) -> _Enumeration:
     suites = _suites(ProtocolVersion.TLSv1_3)
 
-    def ask(groups: list[int]) -> tlswire.ServerReply:
-        hello = tlswire.build_client_hello(
+    def ask(groups: list[int]) -> ServerReply:
+        hello = build_client_hello(
             ProtocolVersion.TLSv1_3,
             suites,
             server_name=endpoint.server_name,
             groups=groups,
             key_share_groups=(),
         )
-        return tlswire.exchange(endpoint, hello, until="server_hello")
+        return exchange(endpoint, hello, until="server_hello")
 
-    def pick(reply: tlswire.ServerReply) -> int | bool | None:
+    def pick(reply: ServerReply) -> int | bool | None:
         if (retry := reply.hello_retry_request) is not None:
             return retry.selected_group
         if (hello := reply.server_hello) is not None:
@@ -139,20 +141,18 @@ def _tls13(endpoint: Endpoint) -> _Enumeration:
     return _enumerate(endpoint, _tls13_candidates(), ask, pick, "TLS 1.3 group probe")
 
 
-def _tls12(endpoint: Endpoint, key_exchange: str) -> Callable[[list[int]], tlswire.ServerReply]:
+def _tls12(endpoint: Endpoint, key_exchange: str) -> Callable[[list[int]], ServerReply]:
     """Ask with only ``key_exchange`` suites and the given supported_groups."""
     suites = _suites(ProtocolVersion.TLSv1_2, key_exchange)
 
-    def ask(groups: list[int]) -> tlswire.ServerReply:
-        hello = tlswire.build_client_hello(
-            ProtocolVersion.TLSv1_2, suites, server_name=endpoint.server_name, groups=groups
-        )
-        return tlswire.exchange(endpoint, hello, until="server_hello_done")
+    def ask(groups: list[int]) -> ServerReply:
+        hello = build_client_hello(ProtocolVersion.TLSv1_2, suites, server_name=endpoint.server_name, groups=groups)
+        return exchange(endpoint, hello, until="server_hello_done")
 
     return ask
 
 
-def _certificate_curve(reply: tlswire.ServerReply) -> int | None:
+def _certificate_curve(reply: ServerReply) -> int | None:
     """The named group of an ECDSA leaf, from the TLS 1.2 Certificate message (sent in the clear)."""
     certificate = reply.certificate
     if certificate is None or not certificate.certificates:
@@ -173,11 +173,11 @@ def _tls12_curves_of(endpoint: Endpoint) -> _Enumeration:
     ask_with = _tls12(endpoint, "ECDHE")
     certificate_curve: list[int] = []
 
-    def ask(groups: list[int]) -> tlswire.ServerReply:
+    def ask(groups: list[int]) -> ServerReply:
         extra = [c for c in certificate_curve if c not in groups]
         return ask_with(groups + extra)
 
-    def pick(reply: tlswire.ServerReply) -> int | bool | None:
+    def pick(reply: ServerReply) -> int | bool | None:
         hello = reply.server_hello
         if hello is not None and hello.protocol != ProtocolVersion.TLSv1_2:
             return False

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from scanner.facts import CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.starttls import StartTlsError
-from scanner.probe.wire.tlswire import connect_error
+from scanner.probe.wire.records import connect_error
 
 MSG_ERROR = 0
 MSG_CLIENT_HELLO = 1

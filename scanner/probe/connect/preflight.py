@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
 from scanner.probe.checks.ciphers import candidate_suites
 from scanner.probe.connect.starttls import StartTls, StartTlsError, upgrade
-from scanner.probe.wire import tlswire
+from scanner.probe.wire.hello import build_client_hello
+from scanner.probe.wire.messages import NotTls, TimedOut
+from scanner.probe.wire.records import send_hello
 from scanner.targets import Target
 
 # A broad offer that any TLS server from the last twenty years answers with a ServerHello or an alert.
@@ -22,9 +24,7 @@ _VERSIONS = (0x0304, 0x0303, 0x0302, 0x0301)
 
 def _hello(server_name: str | None) -> bytes:
     suites = candidate_suites(ProtocolVersion.TLSv1_3) + candidate_suites(ProtocolVersion.TLSv1_2)[:120]
-    return tlswire.build_client_hello(
-        ProtocolVersion.TLSv1_3, suites, server_name=server_name, supported_versions=_VERSIONS
-    )
+    return build_client_hello(ProtocolVersion.TLSv1_3, suites, server_name=server_name, supported_versions=_VERSIONS)
 
 
 @dataclass(frozen=True)
@@ -92,14 +92,14 @@ def preflight(
             )
         except OSError as exc:
             return ProbeError(error_class=ErrorClass.reset, message=f"{where}: {starttls} upgrade failed: {exc}")
-        reply = tlswire.send_hello(sock, _hello(server_name), timeout, until="server_hello")
+        reply = send_hello(sock, _hello(server_name), timeout, until="server_hello")
     end = reply.end
-    if isinstance(end, tlswire.NotTls) and not end.ssl2:
+    if isinstance(end, NotTls) and not end.ssl2:
         return ProbeError(
             error_class=ErrorClass.not_tls,
             message=f"{where} does not speak TLS: it answered a ClientHello with {end.describe()}",
         )
-    if isinstance(end, tlswire.TimedOut) and end.received == 0:
+    if isinstance(end, TimedOut) and end.received == 0:
         return ProbeError(
             error_class=ErrorClass.timeout,
             message=f"{where} accepted the connection but did not answer a TLS ClientHello within {timeout:g}s",

@@ -11,10 +11,13 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 
 from scanner.facts import CertificateFacts
+from scanner.probe.pki.answers import find_issuer
 from scanner.probe.pki.certificates import chain_facts
 from scanner.probe.pki.fetch import Fetcher
-from scanner.probe.pki.revocation import check_revocation, find_issuer, stapled_ocsp
-from scanner.probe.pki.trust import TrustStoreSpec, evaluate_trust, load_anchors
+from scanner.probe.pki.ocsp import stapled_ocsp
+from scanner.probe.pki.revocation import check_revocation
+from scanner.probe.pki.stores import TrustStoreSpec, load_anchors
+from scanner.probe.pki.trust import evaluate_trust
 
 MOZILLA = TrustStoreSpec(kind="mozilla")
 

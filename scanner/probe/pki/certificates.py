@@ -34,6 +34,7 @@ from scanner.facts import (
     observed,
     unobserved,
 )
+from scanner.probe.wire import der
 
 SOURCE = "tlsgate"
 
@@ -87,58 +88,18 @@ def _safe(read: Callable[[], T], default: Callable[[], T]) -> T:
 # --- extensions, robust to a malformed one ---------------------------------------------------------------------
 
 
-def _der(data: bytes, offset: int) -> tuple[int, bytes, int]:
-    """One DER element at ``offset``: (tag, contents, offset of the next element)."""
-    tag = data[offset]
-    length = data[offset + 1]
-    start = offset + 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4:
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[start : start + count], "big")
-        start += count
-    end = start + length
-    if end > len(data):
-        raise ValueError("truncated DER element")
-    return tag, data[start:end], end
-
-
-def _der_children(data: bytes) -> list[tuple[int, bytes]]:
-    children, offset = [], 0
-    while offset < len(data):
-        tag, contents, offset = _der(data, offset)
-        children.append((tag, contents))
-    return children
-
-
-def _oid(contents: bytes) -> x509.ObjectIdentifier:
-    arcs: list[int] = []
-    value = 0
-    for byte in contents:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    if not arcs or contents[-1] & 0x80:
-        raise ValueError("malformed OID")
-    first = arcs[0]
-    head = [0, first] if first < 40 else [1, first - 40] if first < 80 else [2, first - 80]
-    return x509.ObjectIdentifier(".".join(str(arc) for arc in head + arcs[1:]))
-
-
 def _raw_extensions(cert: x509.Certificate) -> list[tuple[x509.ObjectIdentifier, bytes]]:
     """(OID, extnValue contents) of each extension, read from the DER of the TBSCertificate."""
-    _, tbs, _ = _der(cert.tbs_certificate_bytes, 0)
-    for tag, contents in _der_children(tbs):
+    _, tbs, _ = der.element(cert.tbs_certificate_bytes)
+    for tag, contents in der.children(tbs):
         if tag == 0xA3:  # [3] EXPLICIT Extensions
-            _, sequence, _ = _der(contents, 0)
+            _, sequence, _ = der.element(contents)
             found = []
-            for _, extension in _der_children(sequence):
-                fields = _der_children(extension)
-                value = next((c for t, c in fields if t == 0x04), None)  # extnValue OCTET STRING
-                if fields and fields[0][0] == 0x06 and value is not None:
-                    found.append((_oid(fields[0][1]), value))
+            for _, extension in der.children(sequence):
+                fields = der.children(extension)
+                value = next((c for t, c in fields if t == der.OCTET_STRING), None)  # extnValue
+                if fields and fields[0][0] == der.OID and value is not None:
+                    found.append((x509.ObjectIdentifier(der.oid(fields[0][1])), value))
             return found
     return []
 
