@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from pathlib import Path
 from traceback import TracebackException
 from typing import Any
@@ -53,15 +52,9 @@ from scanner.facts import (
 )
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.starttls import StartTls
+from scanner.probe.registry import Extra
 
 SOURCE = "sslyze"
-
-
-class Extra(StrEnum):
-    """What we ask of sslyze: the chain as served, and the behaviour and vulnerability plugins."""
-
-    certificate = "certificate"
-    behaviours = "behaviours"
 
 
 _BEHAVIOUR_COMMANDS: dict[str, ScanCommand] = {

@@ -13,7 +13,8 @@ from scanner.probe import sslyze_adapter
 from scanner.probe.checks.clientauth import _throwaway_certificate, probe_client_auth
 from scanner.probe.connect.credentials import load_credentials
 from scanner.probe.connect.endpoint import ClientCredentials
-from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeRequest
+from scanner.probe.registry import Extra
+from scanner.probe.sslyze_adapter import ServedCertificates, SslyzeRequest
 from tests.helpers import ClientPki, ServerFiles, client_pki, issue_certificate, loopback_endpoint, openssl_server
 
 # s_server lets any client certificate through unless told to fail on a verification error.
