@@ -6,7 +6,7 @@ bare ``Name`` (a CertificateRequest's CA names), one extension's raw value, the 
 Names render the way the certificate facts render a certificate's subject and issuer (cryptography's
 ``Name.rfc4514_string()``): each attribute value is decoded here and handed to cryptography, which escapes and
 joins. cryptography cannot load a bare ``Name`` (wrapping it in a CRL to borrow its parser was tried: it refuses
-T61String in Latin-1 and PrintableString outside its alphabet, both seen in real CA names). A value that is no
+T61String holding Latin-1 and PrintableString outside its alphabet, which tlsgate has always read). A value that is no
 character string is written as ``oid=#<hex of its DER>`` (RFC 4514, section 2.4). (cryptography itself writes the
 one non-string attribute it reads, a BIT STRING x500UniqueIdentifier, as ``#<hex of the contents>``.)
 """
