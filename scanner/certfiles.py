@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from scanner.facts import CertificateFacts, ErrorClass, Facts, ProbeError, TargetInfo
-from scanner.probe.certificates import certificate_facts
+from scanner.probe.pki.certificates import certificate_facts
 
 
 class CertFileError(ValueError):

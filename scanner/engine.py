@@ -23,8 +23,8 @@ from scanner.facts import Facts
 from scanner.gate import Gate
 from scanner.live import Fanout, Journal
 from scanner.policy.pack import Problem, RulePack
-from scanner.probe.certchain import CertificateOptions
 from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.pki.certchain import CertificateOptions
 from scanner.report import Report, ScanOptions
 from scanner.targets import Target
 from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget, PlannedTarget, Setting
@@ -114,7 +114,8 @@ def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
     """
     # Imported here: sslyze is slow to import, and --help or a usage error should not wait for it.
     from scanner.pipeline import run_scan  # noqa: PLC0415
-    from scanner.probe.plan import ProbeKind, plan_for  # noqa: PLC0415
+    from scanner.plan import plan_for  # noqa: PLC0415
+    from scanner.probe.registry import ProbeKind  # noqa: PLC0415
 
     targets = [(target, request.connect) for target in request.targets]
     packs = list(request.packs)
@@ -159,8 +160,10 @@ def _plan_inventory(request: InventoryRequest, plain: Sequence[Target], connect:
 
 def load_trust(request: TrustRequest) -> CertificateOptions:
     """The trust stores, loaded and checked now: a bad store is a setup error before scanning."""
-    from scanner.probe.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
-    from scanner.probe.trust import TrustStoreError, TrustStoreSpec, parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.certchain import MOZILLA, with_anchors  # noqa: PLC0415 - cryptography-heavy
+    from scanner.probe.pki.pins import parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.storefiles import TrustStoreError  # noqa: PLC0415
+    from scanner.probe.pki.stores import TrustStoreSpec  # noqa: PLC0415
 
     if (request.password_env or request.password_file) and request.truststore is None:
         raise RequestError(["--truststore-password-env/--truststore-password-file need --truststore"])

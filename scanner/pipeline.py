@@ -144,7 +144,7 @@ def run_scan(
     others with the error class ``interrupted``.
     """
     # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
-    from scanner.probe.limits import Stop  # noqa: PLC0415
+    from scanner.probe.connect.limits import Stop  # noqa: PLC0415
     from scanner.probe.run import ProbeRun, stopped_facts  # noqa: PLC0415
 
     started = datetime.now(UTC)

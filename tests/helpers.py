@@ -232,7 +232,7 @@ def loopback_endpoint(
     credentials: Any = None,
 ) -> Any:
     """An ``Endpoint`` for a server on loopback, as the probe stage would hand it to a probe (no SNI by default)."""
-    from scanner.probe.endpoint import Endpoint  # noqa: PLC0415 - keeps this module importable on its own
+    from scanner.probe.connect.endpoint import Endpoint  # noqa: PLC0415 - keeps this module importable on its own
     from scanner.targets import parse_target  # noqa: PLC0415
 
     target = parse_target(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")

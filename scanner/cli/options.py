@@ -22,7 +22,7 @@ from scanner.exitcodes import ExitCode
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.policy.operators import duration
 from scanner.policy.pack import SEVERITIES, PackError, RulePack, UnknownPack, resolve_pack
-from scanner.probe.endpoint import ClientCredentials
+from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
 
 DEFAULT_PACKS = ("tls13-only",)
@@ -372,7 +372,7 @@ def client_credentials(
         if password_env or password_file:
             fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
         return None
-    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+    from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
 
     try:
         return load_credentials(cert, key, p12, password_env, password_file, workdir)

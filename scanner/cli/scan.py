@@ -49,8 +49,8 @@ from scanner.cli.options import (
 from scanner.engine import InventoryRequest, ScanRequest, TrustRequest, problem_line
 from scanner.exitcodes import ExitCode, report_exit_code
 from scanner.live import show_progress
+from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.probe.starttls import StartTls
 from scanner.targets import Target, TargetError, parse_target
 from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget, Setting
 from scanner.targets.reader import load_inventory, read_targets_file

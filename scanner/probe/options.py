@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scanner.probe.certchain import CertificateOptions
-from scanner.probe.endpoint import ClientCredentials
-from scanner.probe.plan import BASELINE, ProbeKind
-from scanner.probe.starttls import StartTls
+from scanner.probe.connect.endpoint import ClientCredentials
+from scanner.probe.connect.starttls import StartTls
+from scanner.probe.pki.certchain import CertificateOptions
+from scanner.probe.registry import BASELINE, ProbeKind
 
 
 @dataclass(frozen=True)

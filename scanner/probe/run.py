@@ -18,40 +18,28 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from scanner.facts import (
     Behaviours,
     CertificateFacts,
-    ClientAuthFacts,
     ErrorClass,
     Facts,
-    GroupFacts,
     ProbeError,
     ProtocolSupport,
     ProtocolVersion,
-    SessionFacts,
     TargetInfo,
 )
 from scanner.probe import sslyze_adapter
-from scanner.probe.alpn import probe_alpn
-from scanner.probe.certchain import analyse
-from scanner.probe.ciphers import enumerate_all
-from scanner.probe.clientauth import probe_client_auth
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.fetch import Fetcher
-from scanner.probe.groups import probe_groups
-from scanner.probe.limits import Cancelled, Slots, Stop
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.limits import Cancelled, Slots, Stop
+from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
-from scanner.probe.plan import ProbeKind
-from scanner.probe.preflight import Reachable, preflight, resolve_all
-from scanner.probe.sessions import probe_sessions
-from scanner.probe.sslv2 import probe_sslv2
-from scanner.probe.sslyze_adapter import Extra, ServedCertificates, SslyzeOutcome, SslyzeRequest
+from scanner.probe.pki.certchain import analyse
+from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.registry import OWN_PROBES, FactGroup, OwnProbe, ProbeKind, sslyze_extras
+from scanner.probe.sslyze_adapter import ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
-
-G = TypeVar("G", SessionFacts, ClientAuthFacts, GroupFacts)
-
 
 _POLL = 0.2  # seconds between looks at the run's stop while waiting for results
 
@@ -84,9 +72,7 @@ class _Partial:
     protocols: dict[ProtocolVersion, ProtocolSupport] = field(default_factory=dict)
     certificate: CertificateFacts | None = None
     behaviours: dict[str, Any] = field(default_factory=dict)
-    sessions: SessionFacts | None = None
-    client_auth: ClientAuthFacts | None = None
-    groups: GroupFacts | None = None
+    fact_groups: dict[ProbeKind, FactGroup] = field(default_factory=dict)  # by the kind of probe that fills each
     served: ServedCertificates | None = None
     sslyze_error: ProbeError | None = None
     failures: dict[ProbeKind, ProbeError] = field(default_factory=dict)
@@ -137,12 +123,7 @@ def _target_info(partial: _Partial) -> TargetInfo:
 def _sslyze_request(endpoint: Endpoint, plan: frozenset[ProbeKind]) -> SslyzeRequest:
     # tlsgate's own probes cover every protocol version (SSL 2.0 included) and suite; sslyze fetches the chain
     # as served and runs the behaviour and vulnerability plugins.
-    extras = set()
-    if ProbeKind.certificate in plan:
-        extras.add(Extra.certificate)
-    if ProbeKind.behaviours in plan:
-        extras.add(Extra.behaviours)
-    return SslyzeRequest(endpoint=endpoint, extras=frozenset(extras))
+    return SslyzeRequest(endpoint=endpoint, extras=sslyze_extras(plan))
 
 
 def _merge_sslyze(partial: _Partial, outcome: SslyzeOutcome) -> None:
@@ -159,51 +140,20 @@ def _merge_sslyze(partial: _Partial, outcome: SslyzeOutcome) -> None:
 Merge = Callable[[_Partial], None]
 
 
-def _sessions_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    facts = probe_sessions(endpoint, age_check_seconds=options.session_age_check)
-    return lambda partial: setattr(partial, "sessions", facts)
-
-
-def _client_auth_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    facts = probe_client_auth(endpoint)
-    return lambda partial: setattr(partial, "client_auth", facts)
-
-
-def _ciphers_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    protocols = [probe_sslv2(endpoint), *enumerate_all(endpoint)]
+def _merge(probe: OwnProbe, value: Any) -> Merge:
+    """How one own probe's result goes into the partial facts, by the field the registry says it fills."""
+    head, _, key = probe.fills.partition(".")
 
     def merge(partial: _Partial) -> None:
-        for protocol in protocols:
-            partial.protocols[protocol.version] = protocol
+        if key:
+            getattr(partial, head)[key] = value
+        elif head == "protocols":
+            for protocol in value:
+                partial.protocols[protocol.version] = protocol
+        else:
+            partial.fact_groups[probe.kind] = value
 
     return merge
-
-
-def _groups_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    facts = probe_groups(endpoint)
-    return lambda partial: setattr(partial, "groups", facts)
-
-
-def _alpn_probe(endpoint: Endpoint, options: ProbeOptions) -> Merge:
-    value = probe_alpn(endpoint)
-    return lambda partial: partial.behaviours.__setitem__("alpn", value)
-
-
-@dataclass(frozen=True)
-class OwnProbe:
-    name: str
-    kind: ProbeKind
-    run: Callable[[Endpoint, ProbeOptions], Merge]
-
-
-# tlsgate's own probes, by the kind of facts they fill; each returns a function that merges its result.
-OWN_PROBES: tuple[OwnProbe, ...] = (
-    OwnProbe("cipher suites", ProbeKind.protocols, _ciphers_probe),
-    OwnProbe("sessions", ProbeKind.sessions, _sessions_probe),
-    OwnProbe("alpn", ProbeKind.behaviours, _alpn_probe),
-    OwnProbe("client_auth", ProbeKind.client_auth, _client_auth_probe),
-    OwnProbe("groups", ProbeKind.groups, _groups_probe),
-)
 
 
 def _own_probes(endpoint: Endpoint, options: ProbeOptions) -> list[Merge]:
@@ -213,7 +163,7 @@ def _own_probes(endpoint: Endpoint, options: ProbeOptions) -> list[Merge]:
 def _guarded(probe: OwnProbe, endpoint: Endpoint, options: ProbeOptions) -> Merge:
     """A probe that raises is a bug on one target: record it as that probe's error and carry on."""
     try:
-        return probe.run(endpoint, options)
+        return _merge(probe, probe.run(endpoint, options))
     except Exception as exc:  # any failure of one probe must not lose the target
         error = ProbeError(error_class=ErrorClass.probe_failed, message=f"{probe.name} probe failed: {exc!r}")
 
@@ -260,9 +210,7 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
     behaviours = Behaviours(status="not_probed")
     if ProbeKind.behaviours in plan:
         behaviours = Behaviours(status="ok", **partial.behaviours)
-    sessions = _group(plan, ProbeKind.sessions, partial.sessions, partial, SessionFacts)
-    client_auth = _group(plan, ProbeKind.client_auth, partial.client_auth, partial, ClientAuthFacts)
-    groups = _group(plan, ProbeKind.groups, partial.groups, partial, GroupFacts)
+    groups = {p.fills: _group(plan, p.kind, p.group, partial) for p in OWN_PROBES if p.group is not None}
     return Facts(
         target=_target_info(partial),
         started_at=partial.started,
@@ -271,16 +219,15 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
         protocols=protocols,
         certificate=certificate,
         behaviours=behaviours,
-        sessions=sessions,
-        client_auth=client_auth,
-        groups=groups,
+        **groups,
     )
 
 
-def _group(plan: frozenset[ProbeKind], kind: ProbeKind, found: G | None, partial: _Partial, model: type[G]) -> G:
+def _group(plan: frozenset[ProbeKind], kind: ProbeKind, model: type[FactGroup], partial: _Partial) -> FactGroup:
     """A fact group as probed, not_probed when the plan skipped it, or an error when its probe broke."""
     if kind not in plan:
         return model(status="not_probed")
+    found = partial.fact_groups.get(kind)
     if found is not None:
         return found
     error = partial.failures.get(kind) or ProbeError(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
+from pathlib import Path
 from traceback import TracebackException
 from typing import Any
 
 from cryptography import x509
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import ocsp
 from nassl.ssl_client import ClientCertificateRequested
 from sslyze.connection_helpers.opportunistic_tls_helpers import ProtocolWithOpportunisticTlsEnum
@@ -24,6 +26,7 @@ from sslyze.errors import (
     TlsHandshakeTimedOut,
 )
 from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chain
+from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
 from sslyze.plugins.plugin_base import ScanCommandWrongUsageError, ScanJob, ScanJobResult
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
 from sslyze.scanner.models import AllScanCommandsAttempts, get_scan_command_attempt_cls
@@ -47,17 +50,11 @@ from scanner.facts import (
     ProbeError,
     observed,
 )
-from scanner.probe.endpoint import Endpoint
-from scanner.probe.starttls import StartTls
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTls
+from scanner.probe.registry import Extra
 
 SOURCE = "sslyze"
-
-
-class Extra(StrEnum):
-    """What we ask of sslyze: the chain as served, and the behaviour and vulnerability plugins."""
-
-    certificate = "certificate"
-    behaviours = "behaviours"
 
 
 _BEHAVIOUR_COMMANDS: dict[str, ScanCommand] = {
@@ -380,3 +377,11 @@ def _completed(
     return get_scan_command_attempt_cls(command)(
         status=ScanCommandAttemptStatusEnum.COMPLETED, error_reason=None, error_trace=None, result=result
     )
+
+
+def mozilla_store_path() -> Path:
+    """The Mozilla NSS roots that sslyze ships (the store its own validation uses), pinned by our sslyze version."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        path = TrustStoresRepository.get_default().get_main_store().path
+    return Path(path)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from scanner.policy.pack import Key, Problem, RulePack
+from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions
-from scanner.probe.starttls import StartTls
 from scanner.targets.parse import Target
 
 

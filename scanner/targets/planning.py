@@ -166,7 +166,7 @@ def plan(
 ) -> list[PlannedTarget]:
     """Load every selected target's packs (with its parameters) and client credentials, over the command line's
     connection options ``base``; raises InventoryError with every problem. Credentials go to ``workdir``."""
-    from scanner.probe.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+    from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
 
     planner = _Planner(inventory, cli_settings)
     planned: list[PlannedTarget] = []

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from scanner.policy.pack import Key, Problem, YamlLoader, did_you_mean
-from scanner.probe.starttls import StartTls
+from scanner.probe.connect.starttls import StartTls
 from scanner.targets.inventory import ClientSpec, Inventory, InventoryError, InventoryTarget, Scope, Setting
 from scanner.targets.parse import Target, TargetError, parse_target
 

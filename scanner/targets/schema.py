@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scanner.probe.starttls import StartTls
+from scanner.probe.connect.starttls import StartTls
 
 INVENTORY_SCHEMA_ID = "https://tlsgate.dev/schema/inventory-1.json"
 

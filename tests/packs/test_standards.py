@@ -30,7 +30,7 @@ from scanner.facts import (
 from scanner.findings import Status
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack, load_pack
-from scanner.probe.certificates import certificate_facts
+from scanner.probe.pki.certificates import certificate_facts
 from tests import pki
 from tests.helpers import REPO, openssl_server
 from tests.ocsp_crl_server import RevocationServer

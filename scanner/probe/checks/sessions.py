@@ -1,0 +1,400 @@
+"""Session resumption and ticket lifetimes, observed with the OpenSSL that Python's ``ssl`` module links.
+
+What is measured, per version, each fact on its own so one failure never hides the others:
+
+- TLS 1.2: resumption by session ID (tickets disabled on our side), resumption by session ticket, and the
+  ticket's ``ticket_lifetime_hint``;
+- TLS 1.3: PSK resumption with a ticket from NewSessionTicket, and that message's ``ticket_lifetime``;
+- opt-in: is a session-ID session older than N seconds still resumed?
+
+A version the server does not accept makes its facts an error saying so, never ``false``. A server that issues
+no ticket has an observed lifetime of ``None``: nothing was announced.
+
+The TLS client plumbing here (a scanner's context, handshake error classes) is shared with ``alpn.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from scanner.facts import (
+    NOT_PROBED,
+    ErrorClass,
+    ObservationStatus,
+    Observed,
+    ProbeError,
+    SessionAgeCheck,
+    SessionFacts,
+    observed,
+    unobserved,
+)
+from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.starttls import StartTlsError
+
+SOURCE = "tlsgate"
+
+# A scanner accepts whatever the server offers: every suite OpenSSL has, no security-level floor.
+SCANNER_CIPHERS = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+
+# TLS 1.3 tickets come after the handshake. A server sends them as soon as it has our Finished, so they are here
+# about one round trip after the handshake; we wait a few handshake durations, at least this long.
+MIN_TICKET_WAIT = 0.5
+_POLL = 0.05
+
+_VERSION_NAMES = {ssl.TLSVersion.TLSv1_2: "TLS 1.2", ssl.TLSVersion.TLSv1_3: "TLS 1.3"}
+
+# OpenSSL reasons that mean "the server does not speak this version (with us)".
+_VERSION_REFUSED = frozenset(
+    {
+        "UNSUPPORTED_PROTOCOL",
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "WRONG_VERSION_NUMBER",
+        "NO_PROTOCOLS_AVAILABLE",
+        "VERSION_TOO_LOW",
+        "VERSION_TOO_HIGH",
+        "TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
+    }
+)
+# Errors that say the target itself cannot be reached, whatever version we would offer.
+_UNREACHABLE = frozenset({ErrorClass.refused, ErrorClass.unreachable, ErrorClass.dns, ErrorClass.starttls_failed})
+_UNNAMED_REASON = re.compile(r"^\[SSL\] ([a-z0-9 ]+) \(_ssl\.c")
+_CLIENT_CERT = frozenset(
+    {
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV1_ALERT_UNKNOWN_CA",
+        "TLSV1_ALERT_ACCESS_DENIED",
+    }
+)
+
+
+# --- TLS client plumbing (also used by alpn.py) -----------------------------------------------------------
+
+
+def client_context(
+    endpoint: Endpoint,
+    *,
+    version: ssl.TLSVersion | None = None,
+    no_ticket: bool = False,
+) -> ssl.SSLContext:
+    """A client context for scanning: no verification, every suite, ``version`` only when given (else TLS 1.0
+    to 1.3), the endpoint's client certificate when it has one. Raises OSError when the credentials cannot be
+    loaded."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers(SCANNER_CIPHERS)
+    if version is not None:
+        context.minimum_version = context.maximum_version = version
+    else:
+        with warnings.catch_warnings():
+            # Python deprecates TLS 1.0 for clients that protect data; a scanner must still reach such servers.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = ssl.TLSVersion.TLSv1_3
+    if no_ticket:
+        context.options |= ssl.OP_NO_TICKET
+    if endpoint.credentials is not None:
+        context.load_cert_chain(endpoint.credentials.cert_chain, endpoint.credentials.key)
+    return context
+
+
+def ssl_reason(exc: BaseException) -> str:
+    """OpenSSL's reason code (``TLSV1_ALERT_PROTOCOL_VERSION``) or, lacking one, the exception's text.
+
+    Python names only the reasons its own table knows; for the others (``[SSL] tlsv1 alert no application
+    protocol``) OpenSSL's text is the code in lower case with spaces, so it is turned back into the code.
+    """
+    reason = getattr(exc, "reason", None)
+    if reason:
+        return str(reason)
+    text = str(exc)
+    unnamed = _UNNAMED_REASON.search(text)
+    if unnamed:
+        return unnamed.group(1).strip().upper().replace(" ", "_")
+    return text or type(exc).__name__
+
+
+def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeError:
+    """Classify a failed connect or handshake; ``what`` names the attempt, e.g. "TLS 1.2"."""
+    where = endpoint.display
+    if isinstance(exc, StartTlsError):
+        return ProbeError(error_class=ErrorClass.starttls_failed, message=f"{what}: STARTTLS failed: {exc}")
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeError(error_class=ErrorClass.refused, message=f"{what}: connection to {where} refused")
+    if isinstance(exc, TimeoutError):
+        return ProbeError(
+            error_class=ErrorClass.timeout,
+            message=f"{what}: {where} did not answer within {endpoint.timeout:g}s",
+        )
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError):
+        return ProbeError(
+            error_class=ErrorClass.reset, message=f"{what}: {where} closed the connection during the handshake"
+        )
+    if isinstance(exc, ssl.SSLError):
+        reason = ssl_reason(exc)
+        if reason in _VERSION_REFUSED:
+            return ProbeError(error_class=ErrorClass.no_common_protocol, message=f"{what} not accepted ({reason})")
+        if reason in _CLIENT_CERT:
+            if endpoint.credentials is None:
+                return ProbeError(
+                    error_class=ErrorClass.client_cert_required,
+                    message=f"{what}: the server requires a client certificate ({reason})",
+                )
+            return ProbeError(
+                error_class=ErrorClass.handshake_failed,
+                message=f"{what}: the server refused the client certificate "
+                f"{endpoint.credentials.description} ({reason})",
+            )
+        if reason in ("SSLV3_ALERT_HANDSHAKE_FAILURE", "NO_SHARED_CIPHER", "NO_CIPHERS_AVAILABLE"):
+            return ProbeError(
+                error_class=ErrorClass.handshake_failed,
+                message=f"{what}: the server refused the handshake ({reason}): no suite we offer is acceptable "
+                "to it, or it requires a client certificate",
+            )
+        return ProbeError(error_class=ErrorClass.handshake_failed, message=f"{what}: handshake failed ({reason})")
+    return ProbeError(error_class=ErrorClass.unreachable, message=f"{what}: cannot connect to {where}: {exc}")
+
+
+def tls_connect(endpoint: Endpoint, context: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
+    """Connect (through STARTTLS when the endpoint has it) and complete a handshake; raises OSError or
+    StartTlsError."""
+    sock = endpoint.connect()
+    try:
+        return context.wrap_socket(sock, server_hostname=endpoint.server_name, session=session)
+    except BaseException:
+        sock.close()
+        raise
+
+
+# --- sessions -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Handshake:
+    session: ssl.SSLSession | None
+    reused: bool
+    finished_at: float  # time.monotonic() when the handshake (and any ticket wait) was over
+
+
+def _await_ticket(tls: ssl.SSLSocket, endpoint: Endpoint, handshake_seconds: float) -> None:
+    """Read until a TLS 1.3 ticket has arrived, the server closes, or the wait is over.
+
+    Application data the server sends first (a banner) is read and dropped. An alert (a server that wants a
+    client certificate says so only now in TLS 1.3) is raised as the SSLError it is.
+    """
+    deadline = time.monotonic() + min(endpoint.timeout, max(MIN_TICKET_WAIT, 4 * handshake_seconds))
+    tls.settimeout(_POLL)
+    while True:
+        session = tls.session
+        if session is not None and session.has_ticket:
+            return
+        if time.monotonic() >= deadline:
+            return
+        try:
+            if not tls.recv(4096):
+                return
+        except TimeoutError:
+            continue
+        except (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError):
+            return
+
+
+def _handshake(
+    endpoint: Endpoint,
+    context: ssl.SSLContext,
+    what: str,
+    *,
+    session: ssl.SSLSession | None = None,
+    await_ticket: bool = False,
+) -> _Handshake | ProbeError:
+    started = time.monotonic()
+    try:
+        tls = tls_connect(endpoint, context, session)
+    except (OSError, StartTlsError) as exc:
+        return handshake_error(endpoint, what, exc)
+    with tls:
+        try:
+            if await_ticket:
+                _await_ticket(tls, endpoint, time.monotonic() - started)
+            return _Handshake(session=tls.session, reused=bool(tls.session_reused), finished_at=time.monotonic())
+        except OSError as exc:
+            return handshake_error(endpoint, what, exc)
+
+
+def _resumable(session: ssl.SSLSession | None, *, ticket: bool) -> bool:
+    if session is None:
+        return False
+    return session.has_ticket if ticket else bool(session.id)
+
+
+@dataclass(frozen=True)
+class _VersionFacts:
+    resumption: Observed[bool]
+    lifetime: Observed[int]
+
+
+def _error(problem: ProbeError) -> Observed[Any]:
+    return unobserved(problem.error_class, problem.message, SOURCE)
+
+
+def _lifetime(version: ssl.TLSVersion, session: ssl.SSLSession | None) -> Observed[int]:
+    if session is None or not session.has_ticket:
+        return Observed[int](status="ok", value=None, source=SOURCE)  # observed: no ticket, no lifetime
+    hint = int(session.ticket_lifetime_hint)
+    if version == ssl.TLSVersion.TLSv1_2 and hint == 0:
+        # RFC 5077 section 3.3: zero means the lifetime is unspecified, not "zero seconds".
+        return unobserved(
+            ErrorClass.probe_failed,
+            "the TLS 1.2 session ticket's lifetime hint is 0, which means unspecified (RFC 5077 section 3.3)",
+            SOURCE,
+        )
+    return observed(hint, SOURCE)
+
+
+def _ticket_facts(endpoint: Endpoint, version: ssl.TLSVersion) -> tuple[ProbeError | None, _VersionFacts]:
+    """Ticket resumption and lifetime for one version: a full handshake, then one offering its ticket.
+
+    Returns the first handshake's error too, so the caller need not knock again on a version that is refused.
+    """
+    what = _VERSION_NAMES[version]
+    try:
+        context = client_context(endpoint, version=version)
+    except OSError as exc:
+        problem = _credentials_error(endpoint, exc)
+        return problem, _VersionFacts(_error(problem), _error(problem))
+    first = _handshake(endpoint, context, what, await_ticket=version == ssl.TLSVersion.TLSv1_3)
+    if isinstance(first, ProbeError):
+        return first, _VersionFacts(_error(first), _error(first))
+    lifetime = _lifetime(version, first.session)
+    if not _resumable(first.session, ticket=True):
+        return None, _VersionFacts(observed(False, SOURCE), lifetime)
+    second = _handshake(endpoint, context, f"{what} resumption", session=first.session)
+    if isinstance(second, ProbeError):
+        return None, _VersionFacts(_error(second), lifetime)
+    return None, _VersionFacts(observed(second.reused, SOURCE), lifetime)
+
+
+def _session_id_resumption(endpoint: Endpoint) -> Observed[bool]:
+    """TLS 1.2 resumption by session ID: we refuse tickets, so only the server's session cache can resume."""
+    what = "TLS 1.2 (session ID)"
+    try:
+        context = client_context(endpoint, version=ssl.TLSVersion.TLSv1_2, no_ticket=True)
+    except OSError as exc:
+        return _error(_credentials_error(endpoint, exc))
+    first = _handshake(endpoint, context, what)
+    if isinstance(first, ProbeError):
+        return _error(first)
+    if not _resumable(first.session, ticket=False):
+        return observed(False, SOURCE)  # the server assigned no session ID
+    second = _handshake(endpoint, context, f"{what} resumption", session=first.session)
+    if isinstance(second, ProbeError):
+        return _error(second)
+    return observed(second.reused, SOURCE)
+
+
+def _credentials_error(endpoint: Endpoint, exc: OSError) -> ProbeError:
+    name = endpoint.credentials.description if endpoint.credentials else "client certificate"
+    return ProbeError(error_class=ErrorClass.probe_failed, message=f"cannot load {name}: {ssl_reason(exc)}")
+
+
+def _age_check(endpoint: Endpoint, age_seconds: float, tls12_refused: bool) -> Observed[SessionAgeCheck]:
+    """Establish a session without tickets (TLS 1.2; TLS 1.3 when 1.2 is refused), wait, try to resume it.
+
+    In TLS 1.3 resumption always goes through a ticket (stateful when the server keeps a cache), and OpenSSL
+    as a client does not even offer a ticket older than its announced lifetime.
+    """
+    version = ssl.TLSVersion.TLSv1_3 if tls12_refused else ssl.TLSVersion.TLSv1_2
+    what = f"{_VERSION_NAMES[version]} session age check"
+    try:
+        context = client_context(endpoint, version=version, no_ticket=True)
+    except OSError as exc:
+        return _error(_credentials_error(endpoint, exc))
+    first = _handshake(endpoint, context, what, await_ticket=version == ssl.TLSVersion.TLSv1_3)
+    if isinstance(first, ProbeError):
+        return _error(first)
+    time.sleep(age_seconds)
+    age = time.monotonic() - first.finished_at
+    second = _handshake(endpoint, context, f"{what} resumption", session=first.session)
+    if isinstance(second, ProbeError):
+        return _error(second)
+    return observed(SessionAgeCheck(age_seconds=round(age, 3), resumed=second.reused), SOURCE)
+
+
+def _refused(fact: Observed[Any]) -> bool:
+    return fact.status == "error" and fact.error is not None and fact.error.error_class == ErrorClass.no_common_protocol
+
+
+def _longest_lifetime(tls12: Observed[int], tls13: Observed[int]) -> Observed[int]:
+    """The longest lifetime announced by any version the server accepts; an error when a version it may
+    accept could not be observed (its lifetime might be the longest)."""
+    considered = [(name, fact) for name, fact in (("TLS 1.2", tls12), ("TLS 1.3", tls13)) if not _refused(fact)]
+    if not considered:
+        return unobserved(ErrorClass.no_common_protocol, "neither TLS 1.2 nor TLS 1.3 accepted", SOURCE)
+    gaps = [fact.error.message for _, fact in considered if fact.error is not None]
+    if gaps:
+        first_error = next(fact.error for _, fact in considered if fact.error is not None)
+        return unobserved(first_error.error_class, "; ".join(gaps), SOURCE)
+    lifetimes = [fact.value for _, fact in considered if fact.value is not None]
+    return Observed[int](status="ok", value=max(lifetimes) if lifetimes else None, source=SOURCE)
+
+
+def _overall(facts: list[Observed[Any]]) -> tuple[ObservationStatus, ProbeError | None]:
+    if any(f.status == "ok" for f in facts):
+        return "ok", None
+    errors = [f.error for f in facts if f.error is not None]
+    if not errors:
+        return "error", ProbeError(error_class=ErrorClass.probe_failed, message="no session fact observed")
+    messages = list(dict.fromkeys(e.message for e in errors))
+    return "error", ProbeError(error_class=errors[0].error_class, message="; ".join(messages))
+
+
+def probe_sessions(endpoint: Endpoint, *, age_check_seconds: float | None = None) -> SessionFacts:
+    """Resumption (session ID and ticket in TLS 1.2, PSK in TLS 1.3) and announced ticket lifetimes.
+
+    ``age_check_seconds`` opts in to the active check, which costs that many seconds: a session-ID session is
+    resumed after that wait, or not. Never raises for anything the network or the server does.
+    """
+    if age_check_seconds is not None and age_check_seconds < 0:
+        raise ValueError(f"age_check_seconds must not be negative: {age_check_seconds}")
+    # A failed first handshake is not repeated: the same offer would fail the same way, and a target that
+    # cannot be reached must cost about one timeout, not one per fact.
+    tls12_error, tls12 = _ticket_facts(endpoint, ssl.TLSVersion.TLSv1_2)
+    session_id = _error(tls12_error) if tls12_error else _session_id_resumption(endpoint)
+    tls13_error: ProbeError | None
+    if tls12_error is not None and tls12_error.error_class in _UNREACHABLE:
+        tls13_error, tls13 = tls12_error, _VersionFacts(_error(tls12_error), _error(tls12_error))
+    else:
+        tls13_error, tls13 = _ticket_facts(endpoint, ssl.TLSVersion.TLSv1_3)
+    age: Observed[SessionAgeCheck] = NOT_PROBED
+    if age_check_seconds is not None:
+        # session IDs in TLS 1.2; TLS 1.3 only when the server refuses TLS 1.2
+        tls12_refused = tls12_error is not None and tls12_error.error_class == ErrorClass.no_common_protocol
+        blocker = tls13_error if tls12_refused else tls12_error
+        if tls12_refused and tls13_error is not None and tls13_error.error_class == ErrorClass.no_common_protocol:
+            age = unobserved(ErrorClass.no_common_protocol, "neither TLS 1.2 nor TLS 1.3 accepted", SOURCE)
+        elif blocker is not None:
+            age = _error(blocker)
+        else:
+            age = _age_check(endpoint, age_check_seconds, tls12_refused)
+    longest = _longest_lifetime(tls12.lifetime, tls13.lifetime)
+    status, error = _overall(
+        [session_id, tls12.resumption, tls13.resumption, tls12.lifetime, tls13.lifetime, longest, age]
+    )
+    return SessionFacts(
+        status=status,
+        error=error,
+        session_id_resumption=session_id,
+        ticket_resumption=tls12.resumption,
+        tls13_resumption=tls13.resumption,
+        tls12_ticket_lifetime=tls12.lifetime,
+        tls13_ticket_lifetime=tls13.lifetime,
+        ticket_lifetime=longest,
+        session_id_resumed_after=age,
+    )

@@ -1,0 +1,200 @@
+"""Building a certification path ourselves: issuer candidates, signatures, the checks that explain a refusal.
+
+cryptography gives the verdict; a path we build gives the reason when it says no (see ``trust``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import AuthorityInformationAccessOID
+
+from scanner.probe.pki.storefiles import certificate_der
+
+MAX_PATH_LENGTH = 10
+
+MAX_PATH_STEPS = 200  # certificates looked at while building one path
+
+WEAK_SIGNATURE_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
+
+# Signature OIDs cryptography cannot name a hash for (it refuses MD2/MD4), still worth reporting as weak.
+_LEGACY_SIGNATURE_HASHES = {
+    "1.2.840.113549.1.1.2": "md2",
+    "1.2.840.113549.1.1.3": "md4",
+    "1.2.840.113549.1.1.4": "md5",
+}
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _spki(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def subject_text(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string()
+
+
+def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool | None:
+    """Whether ``parent``'s key verifies ``child``'s signature; None when that cannot be checked (unknown algorithm).
+
+    Done by hand rather than with ``verify_directly_issued_by``, which refuses SHA-1: a SHA-1 signature that does
+    verify is weak, one that does not is bad, and we want to tell which.
+    """
+    try:
+        key = parent.public_key()
+        digest = child.signature_hash_algorithm
+        signature, tbs = child.signature, child.tbs_certificate_bytes
+        if isinstance(key, rsa.RSAPublicKey) and digest is not None:
+            params = _signature_parameters(child)
+            key.verify(signature, tbs, params if isinstance(params, padding.PSS) else padding.PKCS1v15(), digest)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and digest is not None:
+            # Built from the hash: cryptography gives no parameters for ecdsa-with-SHA1.
+            key.verify(signature, tbs, ec.ECDSA(digest))
+        elif isinstance(key, dsa.DSAPublicKey) and digest is not None:
+            key.verify(signature, tbs, digest)
+        elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey) and digest is None:
+            key.verify(signature, tbs)
+        else:
+            return False  # the issuer's key type cannot have made this signature
+    except InvalidSignature:
+        return False
+    except (UnsupportedAlgorithm, ValueError, TypeError):
+        return None
+    return True
+
+
+def _signature_parameters(cert: x509.Certificate) -> object:
+    try:
+        return cert.signature_algorithm_parameters
+    except (UnsupportedAlgorithm, ValueError):
+        return None
+
+
+def signature_hash(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return _LEGACY_SIGNATURE_HASHES.get(cert.signature_algorithm_oid.dotted_string)
+    return algorithm.name.lower() if algorithm is not None else None
+
+
+def self_issued(cert: x509.Certificate) -> bool:
+    return cert.subject == cert.issuer
+
+
+def self_signed(cert: x509.Certificate) -> bool:
+    return self_issued(cert) and signed_by(cert, cert) is not False
+
+
+def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _key_ids_agree(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """False only when both key identifiers are there and differ: then ``issuer`` is a namesake, not the issuer."""
+    aki = _extension(child, x509.AuthorityKeyIdentifier)
+    ski = _extension(issuer, x509.SubjectKeyIdentifier)
+    if not isinstance(aki, x509.AuthorityKeyIdentifier) or aki.key_identifier is None:
+        return True
+    if not isinstance(ski, x509.SubjectKeyIdentifier):
+        return True
+    return aki.key_identifier == ski.digest
+
+
+def ca_issuer_urls(cert: x509.Certificate) -> list[str]:
+    aia = _extension(cert, x509.AuthorityInformationAccess)
+    if not isinstance(aia, x509.AuthorityInformationAccess):
+        return []
+    return [
+        d.access_location.value
+        for d in aia
+        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
+def san_names(cert: x509.Certificate) -> list[x509.GeneralName]:
+    san = _extension(cert, x509.SubjectAlternativeName)
+    if not isinstance(san, x509.SubjectAlternativeName):
+        return []
+    return [n for n in san if isinstance(n, x509.DNSName | x509.IPAddress)]
+
+
+def describe(cert: x509.Certificate, position: int, anchor: bool) -> str:
+    role = "trust anchor" if anchor else "leaf" if position == 0 else "intermediate"
+    return f"{role} {subject_text(cert)}"
+
+
+class Anchors:
+    """A store's certificates, indexed for issuer lookup; a served certificate with an anchor's name and key is it."""
+
+    def __init__(self, certs: Sequence[x509.Certificate]) -> None:
+        self.certs = list(certs)
+        self.by_der = {certificate_der(c): c for c in certs}
+        self.by_name_key = {(c.subject.public_bytes(), _spki(c)): c for c in certs}
+        self.by_subject: dict[bytes, list[x509.Certificate]] = {}
+        for cert in certs:
+            self.by_subject.setdefault(cert.subject.public_bytes(), []).append(cert)
+
+    def match(self, cert: x509.Certificate) -> x509.Certificate | None:
+        found = self.by_der.get(certificate_der(cert))
+        return found or self.by_name_key.get((cert.subject.public_bytes(), _spki(cert)))
+
+    def issuers(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        return self.by_subject.get(cert.issuer.public_bytes(), [])
+
+
+@dataclass
+class BuiltPath:
+    path: list[x509.Certificate]  # leaf first; ends with the anchor when one was reached
+    anchor: x509.Certificate | None = None
+
+
+def build_path(leaf: x509.Certificate, pool: Sequence[x509.Certificate], anchors: Anchors) -> BuiltPath:
+    """Our own path building, by names and key identifiers: it goes as far as it can, so that where it stops says
+    why a chain is not trusted. Signatures only order the candidates; a link whose signature fails is still taken
+    (and reported as a bad signature) when there is no other."""
+
+    def ranked(cert: x509.Certificate, candidates: list[x509.Certificate]) -> list[x509.Certificate]:
+        matching = [c for c in candidates if c.subject == cert.issuer and _key_ids_agree(cert, c)]
+        return sorted(matching, key=lambda c: signed_by(cert, c) is not True)
+
+    budget = [MAX_PATH_STEPS]  # a hostile server may send many namesakes: bound the search, not just its depth
+
+    def walk(path: list[x509.Certificate]) -> BuiltPath:
+        cert = path[-1]
+        anchor = anchors.match(cert)
+        if anchor is not None:
+            return BuiltPath([*path[:-1], anchor], anchor)
+        budget[0] -= 1
+        if len(path) >= MAX_PATH_LENGTH or budget[0] <= 0 or self_signed(cert):
+            return BuiltPath(path)
+        in_path = {certificate_der(c) for c in path}
+        from_store = ranked(cert, anchors.issuers(cert))
+        if from_store:
+            return BuiltPath([*path, from_store[0]], from_store[0])
+        best = BuiltPath(path)
+        for issuer in ranked(cert, [c for c in pool if certificate_der(c) not in in_path]):
+            found = walk([*path, issuer])
+            if found.anchor is not None:
+                return found
+            if len(found.path) > len(best.path):
+                best = found
+        return best
+
+    return walk([leaf])
+
+
+def path_complete(built: BuiltPath) -> bool:
+    return built.anchor is not None or self_signed(built.path[-1])
