@@ -25,7 +25,7 @@ import yaml
 from scanner import __version__
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
 from scanner.facts import ErrorClass, Facts
-from scanner.findings import Status
+from scanner.findings import SEVERITIES, Status
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.inventory import (
     Inventory,
@@ -41,10 +41,8 @@ from scanner.inventory import (
 from scanner.live import show_progress
 from scanner.policy.operators import LIST_OPERATORS, duration
 from scanner.policy.pack import (
-    SEVERITIES,
     Condition,
     PackError,
-    Problem,
     Rule,
     RulePack,
     UnknownPack,
@@ -60,6 +58,7 @@ from scanner.probe.starttls import StartTls
 from scanner.render import FILE_SUFFIXES, OutputFormat, render, write_atomic_all
 from scanner.report import Report
 from scanner.targets import Target, TargetError, parse_target
+from scanner.yamlfile import Problem
 
 DEFAULT_PACKS = ("tls13-only",)
 _STARTTLS_NAMES = ", ".join(p.value for p in StartTls)

@@ -29,16 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scanner.exitcodes import gate_verdict
 from scanner.facts import TargetInfo
-from scanner.findings import Finding, Status
-from scanner.policy.pack import (
-    SEVERITIES,
-    Key,
-    Problem,
-    Severity,
-    YamlLoader,
-    did_you_mean,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
-)
+from scanner.findings import SEVERITIES, Finding, Severity, Status
 from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse, validation_summary
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
 
 # --- patterns ---------------------------------------------------------------------------------------------
 

@@ -21,20 +21,11 @@ from typing import Any
 
 import yaml
 
-from scanner.policy.pack import (
-    Key,
-    PackError,
-    Problem,
-    RulePack,
-    UnknownPack,
-    YamlLoader,
-    _pack_path,
-    did_you_mean,
-    load_pack,
-)
+from scanner.policy.pack import PackError, RulePack, UnknownPack, _pack_path, load_pack
 from scanner.probe.options import ConnectOptions
 from scanner.probe.starttls import StartTls
 from scanner.targets import Target, TargetError, parse_target
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
 
 INVENTORY_SCHEMA_ID = "https://tlsgate.dev/schema/inventory-1.json"
 

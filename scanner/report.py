@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scanner import __version__
 from scanner.facts import Facts
-from scanner.findings import Finding, Status
-from scanner.policy.pack import Severity
+from scanner.findings import Finding, Severity, Status
 
 REPORT_SCHEMA_VERSION = "1"
 

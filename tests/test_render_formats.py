@@ -13,8 +13,7 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from scanner.facts import ErrorClass, Facts, ProbeError, TargetInfo
-from scanner.findings import Finding, Status
-from scanner.policy.pack import SEVERITIES
+from scanner.findings import SEVERITIES, Finding, Status
 from scanner.render import OutputFormat, csv_report, junit, markdown, render, sarif, write_atomic_all
 from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
 from scanner.schemas import schema_dir

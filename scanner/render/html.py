@@ -39,9 +39,8 @@ from scanner.facts import (
     SessionAgeCheck,
     SessionFacts,
 )
-from scanner.findings import Finding, Status
+from scanner.findings import SEVERITIES, Finding, Status
 from scanner.gate import GateState, Waiver, finding_waiver
-from scanner.policy.pack import SEVERITIES
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers,

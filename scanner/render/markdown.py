@@ -15,8 +15,7 @@ import re
 from datetime import UTC, datetime
 
 from scanner.exitcodes import ExitCode, report_exit_code
-from scanner.findings import Finding, Status
-from scanner.policy.pack import SEVERITIES
+from scanner.findings import SEVERITIES, Finding, Status
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers,
