@@ -23,9 +23,9 @@ import typer
 import yaml
 
 from scanner import __version__
-from scanner.exitcodes import EXIT_CODE_HELP, ExitCode, at_or_above, report_exit_code
+from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
 from scanner.facts import ErrorClass, Facts
-from scanner.findings import SEVERITIES, Status
+from scanner.findings import SEVERITIES
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.inventory import (
     Inventory,
@@ -453,13 +453,13 @@ RESUMABLE = ("interrupted", "time_budget")
 def _resume(path: Path) -> dict[str, Facts]:
     """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
     it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
-    from scanner.pipeline import SavedFactsError, read_saved_facts  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     if not path.exists():
         return {}
     try:
         saved = read_saved_facts(path)
-    except SavedFactsError as exc:
+    except SavedFileError as exc:
         _fatal(f"--resume {exc}", ExitCode.USAGE)
     return {
         facts.target.input: facts
@@ -594,17 +594,9 @@ def _print_gate(report: Report, err: bool = False) -> None:
             )
     if (gate.baseline is None and gate.waivers_file is None and gate.fail_on == "info") or _VERBOSITY["level"] == 0:
         return
-    findings = [f for t in report.targets for f in t.findings]
-    failed = [f for f in findings if f.status == Status.failed]
-    in_baseline = sum(1 for f in failed if f.baseline)
-    below = sum(1 for f in failed if not f.baseline and not at_or_above(f, gate.fail_on))
-    waived = sum(1 for f in findings if f.status == Status.waived)
-    parts = [f"{in_baseline} in the baseline"] if in_baseline else []
-    parts += [f"{below} below --fail-on {gate.fail_on}"] if below else []
-    parts += [f"{waived} waived"] if waived else []
-    counted = len(failed) - in_baseline - below
-    line = f"gate: {_plural(counted, 'failure')} counted"
-    typer.echo(line + (f"; not counted: {', '.join(parts)}" if parts else ""), err=err)
+    from scanner.render.gate_marks import gate_line  # noqa: PLC0415 - the words every report format uses
+
+    typer.echo(f"gate: {gate_line(report)}", err=err)
 
 
 FormatOption = Annotated[
@@ -890,7 +882,7 @@ def scan(
         )
         live = Live(progress=show_progress(progress, quiet), forced=bool(progress), resume=resume)
         report = _scan(scanned, packs, probe, outputs, gate, target_packs, live)
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 def _duration_option(option: str, text: str | None) -> float | None:
@@ -987,7 +979,7 @@ def cert(
     options = ScanOptions(timeout=0, packs=[p.id for p in packs])
     report = judge(files_facts(files, password), packs, options, started, gate)
     _deliver(report, outputs)
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 @app.command(epilog="\b\n" + EXIT_CODE_HELP)
@@ -1022,8 +1014,9 @@ def evaluate(
     """
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from scanner.pipeline import SavedFactsError, judge, read_saved_facts  # noqa: PLC0415 - keeps --help instant
+    from scanner.pipeline import judge  # noqa: PLC0415 - keeps --help instant
     from scanner.report import ScanOptions  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     packs = _load_packs(pack, param or [])
     outputs = _parse_outputs(format_ or [], _aliases(json_path, html_path))
@@ -1032,14 +1025,14 @@ def evaluate(
     for file in files:
         try:
             saved.append(read_saved_facts(file))
-        except SavedFactsError as exc:
+        except SavedFileError as exc:
             _fatal(str(exc), ExitCode.USAGE)
     facts = [item for one in saved for item in one.facts]
     timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)
     started = datetime.now(UTC)
     report = judge(facts, packs, ScanOptions(timeout=timeout, packs=[p.id for p in packs]), started, gate)
     _deliver(report, outputs)
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 def _password(env: str | None, file: Path | None) -> bytes | None:
@@ -1294,13 +1287,13 @@ def report_render(
     The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
     evaluate), so the exit code says whether the reports were written, not whether the policy was met.
     """
-    from scanner.gate import read_report  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
 
     outputs = _parse_outputs(format_)
     try:
         report = read_report(saved)
-    except GateFileError as exc:
-        _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    except SavedFileError as exc:
+        _fatal(str(exc), ExitCode.USAGE)
     _deliver(report, outputs, summary=False)
 
 
@@ -1331,8 +1324,9 @@ def baseline_create(
     baseline, but only failures that are not in it fail the run. Waived findings are left out: when their
     waiver expires, they fail again.
     """
-    from scanner.gate import baseline_text, make_baseline, read_report  # noqa: PLC0415
+    from scanner.gate import baseline_text, make_baseline  # noqa: PLC0415
     from scanner.render import write_atomic  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
 
     to_stdout = str(output) == STDOUT
     if not to_stdout:
@@ -1341,8 +1335,8 @@ def baseline_create(
     for path in reports:
         try:
             loaded.append((str(path), read_report(path)))
-        except GateFileError as exc:
-            _fatal_lines([_problem_line(p) for p in exc.problems], ExitCode.USAGE)
+        except SavedFileError as exc:
+            _fatal(str(exc), ExitCode.USAGE)
     for name, report in loaded:
         for target in report.targets:
             if target.facts.status != "ok":
