@@ -29,7 +29,7 @@ from scanner.render import OutputFormat, csv_report, html, junit, markdown, rend
 from scanner.report import Report, ScanOptions
 from scanner.schemas import schema_dir
 from tests.helpers import protocol_facts
-from tests.test_render_html import _assert_parses, _assert_self_contained
+from tests.render.test_render_html import _assert_parses, _assert_self_contained
 
 START = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)  # the run's day decides which waivers are in force
 
