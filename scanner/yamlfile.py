@@ -35,6 +35,9 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
 
 
 class YamlLoader:
+    """Turns a composed YAML node into plain data, remembering where each key and value stood; ``at`` records a
+    problem at a key path, so a checker can report every problem of a file at once."""
+
     def __init__(self, file: str) -> None:
         self.file = file
         self.positions = _Positions()
