@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from scanner.facts import Facts
 from scanner.gate import Gate
 from scanner.live import Fanout, Journal
-from scanner.policy.pack import Problem, RulePack
+from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import CertificateOptions
 from scanner.report import Report, ScanOptions
@@ -42,11 +42,6 @@ class RequestError(Exception):
     def __init__(self, lines: Sequence[str]) -> None:
         super().__init__(lines[-1])
         self.lines = list(lines)
-
-
-def problem_line(problem: Problem) -> str:
-    # line 0 means the file itself (unreadable): no position to point at
-    return str(problem) if problem.line else f"{problem.file}: {problem.message}"
 
 
 @dataclass(frozen=True)
@@ -155,7 +150,7 @@ def _plan_inventory(request: InventoryRequest, plain: Sequence[Target], connect:
     try:
         return plan(request.inventory, items, request.fallback_packs, request.settings, connect, request.workdir)
     except InventoryError as exc:
-        raise RequestError([problem_line(p) for p in exc.problems]) from None
+        raise RequestError([p.as_line() for p in exc.problems]) from None
 
 
 def load_trust(request: TrustRequest) -> CertificateOptions:
@@ -192,13 +187,13 @@ def load_trust(request: TrustRequest) -> CertificateOptions:
 def _resume(path: Path) -> dict[str, Facts]:
     """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
     it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
-    from scanner.pipeline import SavedFactsError, read_saved_facts  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     if not path.exists():
         return {}
     try:
         saved = read_saved_facts(path)
-    except SavedFactsError as exc:
+    except SavedFileError as exc:
         raise RequestError([f"--resume {exc}"]) from None
     return {
         facts.target.input: facts
@@ -237,13 +232,14 @@ def judge_certificate_files(
 def judge_saved_facts(files: Sequence[Path], packs: Sequence[RulePack], gate: Gate | None) -> Report:
     """Saved facts (a JSON report, JSON Lines, facts JSON) judged again as they were saved; the report keeps the
     longest timeout the saved reports recorded. A file that is not saved facts is a RequestError."""
-    from scanner.pipeline import SavedFactsError, judge, read_saved_facts  # noqa: PLC0415 - keeps --help instant
+    from scanner.pipeline import judge  # noqa: PLC0415 - keeps --help instant
+    from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     saved = []
     for file in files:
         try:
             saved.append(read_saved_facts(file))
-        except SavedFactsError as exc:
+        except SavedFileError as exc:
             raise RequestError([str(exc)]) from None
     facts = [item for one in saved for item in one.facts]
     timeout = max((one.timeout for one in saved if one.timeout is not None), default=0.0)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import IntEnum
 
-from scanner.findings import Finding, Status
-from scanner.policy.pack import SEVERITIES, Severity
+from scanner.findings import SEVERITY_RANK, Finding, Severity, Status
 from scanner.report import Report, Verdict
 
 
@@ -45,12 +44,9 @@ def exit_code(verdicts: Iterable[Verdict]) -> ExitCode:
     return ExitCode.OK
 
 
-_RANK = {name: i for i, name in enumerate(SEVERITIES)}  # critical first
-
-
 def at_or_above(finding: Finding, fail_on: Severity) -> bool:
     """Whether a finding's severity is at or above ``fail_on``; a severity tlsgate does not know always counts."""
-    return _RANK.get(finding.severity, -1) <= _RANK[fail_on]
+    return SEVERITY_RANK.get(finding.severity, -1) <= SEVERITY_RANK[fail_on]
 
 
 def gate_verdict(scanned: bool, findings: Iterable[Finding], fail_on: Severity = "info") -> Verdict:
@@ -72,5 +68,5 @@ def gate_exit_code(targets: Iterable[tuple[bool, Iterable[Finding]]], fail_on: S
 
 
 def report_exit_code(report: Report) -> ExitCode:
-    """The exit code of a finished run, with the --fail-on the report records."""
-    return gate_exit_code(((t.facts.status == "ok", t.findings) for t in report.targets), report.gate.fail_on)
+    """The exit code of a finished run, as the gate recorded it on the report."""
+    return ExitCode(report.exit_code)

@@ -3,22 +3,25 @@ exit code; every finding stays in every report.
 
 - A **waiver** (a YAML file, validated whole like a pack, every problem as ``file:line:column``) names a rule and a
   target pattern, with a reason, an owner and the last day it applies. A failing finding it matches becomes
-  ``waived``, with the waiver in its evidence. From the day after ``expires`` the waiver applies to nothing and
-  the report lists it as ``expired``.
+  ``waived``, with the waiver in its evidence and its decision. From the day after ``expires`` the waiver applies
+  to nothing and the report lists it as ``expired``.
 - A **baseline** (``tlsgate baseline create REPORT.json``) lists the failing (target, pack, rule) of a run. A
   failure it lists stays ``fail`` in the reports, marked ``baseline: true``, and does not fail the run: only new
   failures do. The evidence is deliberately not part of the key — certificate rules carry days-remaining and
   dates that change every day, which would make every baselined failure "new" the next morning.
-- ``--fail-on SEVERITY`` is read by ``scanner.exitcodes``; it changes no finding.
+- ``--fail-on SEVERITY`` changes no finding's status; it decides which ones count.
+
+What the gate made of each finding is decided here, once, and written on it (``Finding.decision``), with each
+target's verdict as the exit code counts it and the run's verdict and exit code on the report: every report format
+and the command line read those fields and never decide again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -27,18 +30,24 @@ from typing import Any, Literal, cast
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scanner.exitcodes import gate_verdict
-from scanner.facts import TargetInfo
-from scanner.findings import Finding, Status
-from scanner.policy.pack import (
-    SEVERITIES,
-    Key,
-    Problem,
-    Severity,
-    YamlLoader,
-    did_you_mean,  # the pack loader's helpers: one YAML-with-positions reading, one way to point at a problem
+from scanner.exitcodes import ExitCode, exit_code, gate_verdict
+from scanner.facts import Facts, TargetInfo
+from scanner.findings import SEVERITIES, Decision, Finding, GateState, Severity, Status, WaiverRecord
+from scanner.report import (
+    FindingRef,
+    GateInfo,
+    Report,
+    RunExitCode,
+    TargetReport,
+    ToolInfo,
+    Verdict,
+    WaiverStatus,
+    WaiverUse,
+    target_verdict,
+    validation_summary,
 )
-from scanner.report import FindingRef, GateInfo, Report, ToolInfo, WaiverStatus, WaiverUse, validation_summary
+from scanner.saved import SavedFileError, read_json
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
 
 # --- patterns ---------------------------------------------------------------------------------------------
 
@@ -89,15 +98,8 @@ class Waiver:
             return False
         return matches(rule, finding.rule) and any(matches(self.target, name) for name in names)
 
-    def evidence(self) -> dict[str, str]:
-        return {
-            "rule": self.rule,
-            "target": self.target,
-            "reason": self.reason,
-            "owner": self.owner,
-            "expires": self.expires.isoformat(),
-            "source": self.source,
-        }
+    def record(self) -> WaiverRecord:
+        return WaiverRecord(**asdict(self))
 
 
 @dataclass(frozen=True)
@@ -259,26 +261,6 @@ class Baseline:
     keys: frozenset[tuple[str, str, str]]
 
 
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _whole(str(path), f"cannot read {what}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise _whole(str(path), f"not UTF-8 text, so not a {what}") from None
-    except json.JSONDecodeError as exc:
-        raise GateFileError([Problem(str(path), exc.lineno, exc.colno, f"not valid JSON: {exc.msg}")]) from None
-
-
-def read_report(path: Path) -> Report:
-    """A JSON report written by scan, cert or evaluate; raises GateFileError with one line."""
-    data = _read_json(path, "tlsgate JSON report")
-    try:
-        return Report.model_validate(data)
-    except ValidationError as exc:
-        raise _whole(str(path), f"not a tlsgate JSON report: {validation_summary(exc)}") from None
-
-
 def make_baseline(reports: Sequence[tuple[str, Report]]) -> BaselineFile:
     """The failing findings of saved reports (a waived finding is not failing: when its waiver expires, it is new)."""
     entries: dict[tuple[str, str, str], BaselineEntry] = {}
@@ -306,7 +288,10 @@ def baseline_text(baseline: BaselineFile) -> str:
 
 
 def load_baseline(path: Path) -> Baseline:
-    data = _read_json(path, "tlsgate baseline")
+    try:
+        data = read_json(path, "tlsgate baseline")
+    except SavedFileError as exc:
+        raise GateFileError([exc.problem or Problem(str(path), 0, 0, str(exc))]) from None
     if isinstance(data, Mapping) and "targets" in data and "kind" not in data:
         raise _whole(
             str(path),
@@ -381,7 +366,7 @@ def _judge(
             if applied is None and not use.waiver.expired(today):
                 applied = use.waiver
     if applied is not None:
-        evidence = {**finding.evidence, "waiver": applied.evidence()}
+        evidence = finding.evidence.model_copy(update={"waiver": applied.record()})
         return finding.model_copy(update={"status": Status.waived, "evidence": evidence})
     if (ref.target, ref.pack, ref.rule) in keys:
         return finding.model_copy(update={"baseline": True})
@@ -391,21 +376,10 @@ def _judge(
 def _waiver_use(use: _Use, today: date) -> WaiverUse:
     w = use.waiver
     status: WaiverStatus = "expired" if w.expired(today) else "applied" if use.findings else "unused"
-    return WaiverUse(
-        rule=w.rule,
-        target=w.target,
-        reason=w.reason,
-        owner=w.owner,
-        expires=w.expires,
-        source=w.source,
-        status=status,
-        findings=use.findings,
-    )
+    return WaiverUse(**asdict(w), status=status, findings=use.findings)
 
 
-# --- the gate as the reports show it ----------------------------------------------------------------------
-
-GateState = Literal["counted", "baseline", "waived", "below_fail_on"]
+# --- deciding: what each finding, each target and the run come to ------------------------------------------
 
 
 def finding_gate_state(finding: Finding, fail_on: Severity = "info", scanned: bool = True) -> GateState | None:
@@ -428,24 +402,58 @@ def finding_gate_state(finding: Finding, fail_on: Severity = "info", scanned: bo
     return None
 
 
-def finding_waiver(finding: Finding) -> Waiver | None:
+def finding_waiver(finding: Finding) -> WaiverRecord | None:
     """The waiver a waived finding carries in its evidence (as ``apply_gate`` put it there); None when there is
-    none or it is not readable (a hand-edited saved report)."""
-    data = finding.evidence.get("waiver") if finding.status == Status.waived else None
-    if not isinstance(data, Mapping):
-        return None
-    fields = {name: data.get(name) for name in (*_WAIVER_KEYS, "source")}
-    if not all(isinstance(value, str) for value in fields.values()):
-        return None
-    try:
-        expires = date.fromisoformat(str(fields["expires"]))
-    except ValueError:
-        return None
-    return Waiver(
-        rule=str(fields["rule"]),
-        target=str(fields["target"]),
-        reason=str(fields["reason"]),
-        owner=str(fields["owner"]),
-        expires=expires,
-        source=str(fields["source"]),
+    none (a hand-edited saved report)."""
+    return finding.evidence.waiver if finding.status == Status.waived else None
+
+
+def decide(finding: Finding, fail_on: Severity = "info", scanned: bool = True) -> Finding:
+    """The finding with the gate's decision written on it (none for a pass or a rule that does not apply)."""
+    state = finding_gate_state(finding, fail_on, scanned)
+    decision = None if state is None else Decision(state=state, waiver=finding_waiver(finding))
+    return finding.model_copy(update={"decision": decision})
+
+
+def _decided(facts: Facts, findings: Sequence[Finding], fail_on: Severity) -> tuple[list[Finding], Verdict]:
+    """Each finding with its decision, and the target's verdict as the exit code counts it."""
+    scanned = facts.status == "ok"
+    decided = [decide(f, fail_on, scanned) for f in findings]
+    return decided, gate_verdict(scanned, decided, fail_on)
+
+
+def decided_target(facts: Facts, findings: Sequence[Finding], fail_on: Severity = "info") -> TargetReport:
+    """One target's report: its findings (already waived and marked by ``apply_gate``) with their decisions, its
+    verdict, and its verdict as the exit code counts it."""
+    decided, counted = _decided(facts, findings, fail_on)
+    return TargetReport(
+        target=facts.target.input,
+        verdict=target_verdict(facts, decided),
+        gate_verdict=counted,
+        facts=facts,
+        findings=decided,
     )
+
+
+_RUN_OUTCOMES: dict[ExitCode, tuple[Verdict, RunExitCode]] = {
+    ExitCode.OK: ("pass", 0),
+    ExitCode.POLICY_FAILED: ("fail", 1),
+    ExitCode.NOT_CHECKED: ("error", 3),
+}
+
+
+def run_outcome(targets: Iterable[TargetReport]) -> tuple[Verdict, RunExitCode]:
+    """The run's verdict and exit code from its targets' gate verdicts."""
+    return _RUN_OUTCOMES[exit_code(t.gate_verdict for t in targets)]
+
+
+def decide_report(report: Report) -> Report:
+    """A saved report with the decisions written as the gate would have written them when it was judged, from what
+    it records: statuses, baseline marks, waivers in the evidence and its --fail-on. For a report written before
+    reports carried the decisions; its verdicts and summary stay as saved."""
+    targets = []
+    for target in report.targets:
+        decided, counted = _decided(target.facts, target.findings, report.gate.fail_on)
+        targets.append(target.model_copy(update={"findings": decided, "gate_verdict": counted}))
+    verdict, code = run_outcome(targets)
+    return report.model_copy(update={"targets": targets, "verdict": verdict, "exit_code": code})

@@ -1,6 +1,7 @@
 """targets -> probe -> facts -> evaluate -> findings -> report, with no printing and no exiting.
 
-Saved facts (a JSON report, or facts alone) re-enter the flow at ``judge``: re-judging them needs no network.
+Saved facts (a JSON report, or facts alone, read by ``scanner.saved``) re-enter the flow at ``judge``: re-judging
+them needs no network.
 """
 
 from __future__ import annotations
@@ -9,14 +10,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal, Protocol
-
-from pydantic import TypeAdapter, ValidationError
+from typing import Protocol
 
 from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.findings import Finding
-from scanner.gate import Gate, apply_gate, target_names
+from scanner.gate import Gate, apply_gate, decided_target, run_outcome, target_names
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -28,8 +26,6 @@ from scanner.report import (
     ScanOptions,
     TargetReport,
     summarise,
-    target_verdict,
-    validation_summary,
 )
 from scanner.targets import Target
 
@@ -73,10 +69,8 @@ def judge(
     if gate is not None:
         names = [target_names(item.target) for item in facts]
         findings, info = apply_gate(gate, list(zip(names, findings, strict=True)), started.astimezone(UTC).date())
-    targets = [
-        TargetReport(target=item.target.input, verdict=target_verdict(item, judged), facts=item, findings=judged)
-        for item, judged in zip(facts, findings, strict=True)
-    ]
+    targets = [decided_target(item, judged, info.fail_on) for item, judged in zip(facts, findings, strict=True)]
+    verdict, exit_code = run_outcome(targets)
     return Report(
         started_at=started,
         finished_at=datetime.now(UTC),
@@ -85,6 +79,8 @@ def judge(
         targets=targets,
         summary=summarise(targets),
         gate=info,
+        verdict=verdict,
+        exit_code=exit_code,
     )
 
 
@@ -102,9 +98,7 @@ def gated(facts: Facts, findings: list[Finding], gate: Gate | None, started: dat
     """One target's verdict and findings, through the gate, as soon as its facts are final (for streaming)."""
     if gate is not None:
         (findings,), _ = apply_gate(gate, [(target_names(facts.target), findings)], started.astimezone(UTC).date())
-    return TargetReport(
-        target=facts.target.input, verdict=target_verdict(facts, findings), facts=facts, findings=findings
-    )
+    return decided_target(facts, findings, gate.fail_on if gate is not None else "info")
 
 
 class Listener(Protocol):
@@ -185,79 +179,3 @@ def run_scan(
     )
     report = judge(facts_list, packs, options, started, gate, fact_packs, evaluated)
     return ScanOutcome(report, interrupted)
-
-
-# --- saved facts ---------------------------------------------------------------------------------------
-
-
-class SavedFactsError(ValueError):
-    """A saved report or facts file that cannot be used; the message is one line and names the file."""
-
-
-@dataclass(frozen=True)
-class SavedFacts:
-    path: Path
-    kind: Literal["report", "facts", "journal"]
-    facts: tuple[Facts, ...]
-    timeout: float | None  # the scan's timeout, when the file is a report that recorded it
-
-
-_FACTS_LIST: TypeAdapter[list[Facts]] = TypeAdapter(list[Facts])
-
-
-def read_saved_facts(path: Path) -> SavedFacts:
-    """Facts from a JSON report written by ``scan --json`` / ``cert --json``, or from facts JSON (one object
-    or a list); raises SavedFactsError with a one-line message."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SavedFactsError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SavedFactsError(f"{path}: not UTF-8 text, so not a JSON report or facts file") from None
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data" or path.suffix == ".jsonl":
-            return _read_journal(path, text)
-        raise SavedFactsError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
-    if isinstance(data, dict) and "facts" in data and "target" in data:
-        return _read_journal(path, text)  # a JSON Lines file of one target
-    try:
-        if isinstance(data, dict) and "targets" in data:
-            report = Report.model_validate(data)
-            facts = tuple(t.facts for t in report.targets)
-            return SavedFacts(path, "report", facts, report.options.timeout)
-        if isinstance(data, dict) and "target" in data:
-            return SavedFacts(path, "facts", (Facts.model_validate(data),), None)
-        if isinstance(data, list):
-            facts = tuple(_FACTS_LIST.validate_python(data))
-            if not facts:
-                raise SavedFactsError(f"{path}: the list of facts is empty")
-            return SavedFacts(path, "facts", facts, None)
-    except ValidationError as exc:
-        what = "tlsgate report" if isinstance(data, dict) and "targets" in data else "tlsgate facts"
-        raise SavedFactsError(f"{path}: not a valid {what}: {validation_summary(exc)}") from None
-    raise SavedFactsError(
-        f"{path}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)"
-    )
-
-
-def _read_journal(path: Path, text: str) -> SavedFacts:
-    """Facts from JSON Lines (``--format jsonl``): a target per line. A last line cut short — the writer was
-    killed mid-line — is left out; any other bad line is an error naming its line."""
-    facts: list[Facts] = []
-    lines = text.split("\n")
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            facts.append(TargetReport.model_validate_json(raw).facts)
-        except ValidationError as exc:
-            if number == len(lines):  # no newline after it: the line was never finished
-                break
-            raise SavedFactsError(
-                f"{path}:{number}: not a tlsgate JSON Lines target: {validation_summary(exc)}"
-            ) from None
-    if not facts:
-        raise SavedFactsError(f"{path}: no finished target in this JSON Lines file")
-    return SavedFacts(path, "journal", tuple(facts), None)

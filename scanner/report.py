@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scanner import __version__
 from scanner.facts import Facts
-from scanner.findings import Finding, Status
-from scanner.policy.pack import Severity
+from scanner.findings import Finding, Severity, Status, WaiverRecord
 
 REPORT_SCHEMA_VERSION = "1"
 
 Verdict = Literal["pass", "fail", "error"]
+RunExitCode = Literal[0, 1, 3]  # the exit codes a judged run can have; the command line adds 2, 4, 5 and 130
 
 
 class _Frozen(BaseModel):
@@ -60,6 +60,10 @@ class ScanOptions(_Frozen):
 class TargetReport(_Frozen):
     target: str
     verdict: Verdict = Field(description="fail if any rule failed; error if not scanned or any rule inconclusive.")
+    gate_verdict: Verdict = Field(
+        description="The verdict as the exit code counts it: only counted findings fail it or leave it unchecked "
+        "(failures in the baseline, waived or below --fail-on do not); error if not scanned."
+    )
     facts: Facts
     findings: list[Finding]
 
@@ -82,15 +86,9 @@ class FindingRef(_Frozen):
 WaiverStatus = Literal["applied", "expired", "unused"]
 
 
-class WaiverUse(_Frozen):
+class WaiverUse(WaiverRecord):
     """One waiver of the --waivers file and what it did in this run."""
 
-    rule: str = Field(description="PACK/RULE-ID or RULE-ID; '*' matches any text, '?' one character.")
-    target: str = Field(description="Pattern on the target as written (or its host:port); '*' and '?' as for rule.")
-    reason: str
-    owner: str
-    expires: date = Field(description="The last day the waiver applies (UTC).")
-    source: str = Field(description="FILE:LINE of the waiver.")
     status: WaiverStatus = Field(
         description="applied: it waived the findings listed; expired: past its date, it waived nothing (the findings "
         "listed still fail); unused: in force, but no failing finding matched it."
@@ -117,6 +115,13 @@ class Report(_Frozen):
     targets: list[TargetReport]
     summary: Summary
     gate: GateInfo = GateInfo()
+    verdict: Verdict = Field(
+        description="The run's verdict as the gate decided it: fail if any target's gate verdict is fail, else error "
+        "if any is error, else pass."
+    )
+    exit_code: RunExitCode = Field(
+        description="The exit code the verdict gives: 0 pass, 1 fail, 3 error (an interrupted scan still exits 130)."
+    )
 
 
 def target_verdict(facts: Facts, findings: list[Finding]) -> Verdict:

@@ -26,6 +26,9 @@ from cryptography.hazmat.primitives import serialization
 
 from scanner.demo import LoopbackServer, tls_handler
 from scanner.facts import ErrorClass, Facts, ProbeError, ProtocolSupport, TargetInfo
+from scanner.findings import Finding, Severity
+from scanner.gate import decided_target, run_outcome
+from scanner.report import Report, TargetReport
 from tests import pki
 
 REPO = Path(__file__).resolve().parent.parent
@@ -190,6 +193,20 @@ def protocol_facts(target: str, accepted: list[str], at: dt.datetime, *, scanned
         return Facts(target=info, started_at=at, finished_at=at, status="error", error=error)
     protocols = [ProtocolSupport(version=v, status="accepted") for v in accepted]
     return Facts(target=info, started_at=at, finished_at=at, status="ok", protocols=protocols)
+
+
+def target_report(
+    facts: Facts, findings: list[Finding], name: str | None = None, fail_on: Severity = "info"
+) -> TargetReport:
+    """A target's report built by hand as the gate writes one (decisions on its findings), labelled ``name``."""
+    target = decided_target(facts, findings, fail_on)
+    return target if name is None else target.model_copy(update={"target": name})
+
+
+def decided_report(**fields: Any) -> Report:
+    """A report built by hand, with the run's verdict and exit code its targets' gate verdicts give."""
+    verdict, exit_code = run_outcome(fields["targets"])
+    return Report(**fields, verdict=verdict, exit_code=exit_code)
 
 
 @dataclass(frozen=True)

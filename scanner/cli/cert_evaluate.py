@@ -29,7 +29,7 @@ from scanner.cli.options import (
     parse_outputs,
 )
 from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
-from scanner.exitcodes import ExitCode, report_exit_code
+from scanner.exitcodes import ExitCode
 
 
 def cert(
@@ -67,7 +67,7 @@ def cert(
     gate = load_gate(fail_on, waivers, baseline)
     report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
     deliver(report, outputs)
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 def evaluate(
@@ -107,7 +107,7 @@ def evaluate(
     except RequestError as exc:
         fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 def _password(env: str | None, file: Path | None) -> bytes | None:

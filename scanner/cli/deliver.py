@@ -10,11 +10,11 @@ import typer
 from scanner import engine
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import Output, verbosity
-from scanner.exitcodes import ExitCode, at_or_above
+from scanner.exitcodes import ExitCode
 from scanner.facts import ErrorClass
-from scanner.findings import Status
 from scanner.live import ProgressBar
 from scanner.render import OutputFormat, render, write_atomic_all
+from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, gate_line
 from scanner.report import Report
 
 
@@ -64,31 +64,11 @@ def plural(count: int, word: str) -> str:
 
 def show_gate(report: Report, err: bool = False) -> None:
     """Expired waivers as warnings on stderr, and one line saying which failures did not count and why."""
-    gate = report.gate
-    for use in gate.waivers:
-        if use.status == "expired":
-            count = len(use.findings)
-            again = (
-                f"; {plural(count, 'finding')} it covered {'fails' if count == 1 else 'fail'} again" if count else ""
-            )
-            typer.echo(
-                f"tlsgate: warning: waiver {use.source} ({use.rule} on {use.target}, owner {use.owner}) expired on "
-                f"{use.expires.isoformat()} and no longer applies{again}",
-                err=True,
-            )
-    if (gate.baseline is None and gate.waivers_file is None and gate.fail_on == "info") or verbosity() == 0:
+    for use in expired_waivers(report):
+        typer.echo(f"tlsgate: warning: {expired_waiver_text(use)}", err=True)
+    if not gate_in_use(report.gate) or verbosity() == 0:
         return
-    findings = [f for t in report.targets for f in t.findings]
-    failed = [f for f in findings if f.status == Status.failed]
-    in_baseline = sum(1 for f in failed if f.baseline)
-    below = sum(1 for f in failed if not f.baseline and not at_or_above(f, gate.fail_on))
-    waived = sum(1 for f in findings if f.status == Status.waived)
-    parts = [f"{in_baseline} in the baseline"] if in_baseline else []
-    parts += [f"{below} below --fail-on {gate.fail_on}"] if below else []
-    parts += [f"{waived} waived"] if waived else []
-    counted = len(failed) - in_baseline - below
-    line = f"gate: {plural(counted, 'failure')} counted"
-    typer.echo(line + (f"; not counted: {', '.join(parts)}" if parts else ""), err=err)
+    typer.echo(f"gate: {gate_line(report)}", err=err)
 
 
 def scan_and_deliver(

@@ -17,11 +17,11 @@ import typer
 import yaml
 
 from scanner.cli.errors import fatal, fatal_lines
-from scanner.engine import problem_line
 from scanner.exitcodes import ExitCode
+from scanner.findings import SEVERITIES
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
 from scanner.policy.operators import duration
-from scanner.policy.pack import SEVERITIES, PackError, RulePack, UnknownPack, resolve_pack
+from scanner.policy.pack import PackError, RulePack, UnknownPack, resolve_pack
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
 
@@ -234,7 +234,7 @@ def load_packs(refs: Sequence[str], params: Sequence[str] = ()) -> list[RulePack
         except UnknownPack as exc:
             problems.append(str(exc))
         except PackError as exc:
-            problems.extend(problem_line(p) for p in exc.problems)
+            problems.extend(p.as_line() for p in exc.problems)
     if problems:
         fatal_lines(problems, ExitCode.USAGE)
     ids = [p.id for p in packs]
@@ -253,7 +253,7 @@ def load_packs(refs: Sequence[str], params: Sequence[str] = ()) -> list[RulePack
             loaded.append(resolve_pack(ref, params=values))
         except (UnknownPack, PackError) as exc:
             found = exc.problems if isinstance(exc, PackError) else []
-            problems.extend([problem_line(p) for p in found] or [str(exc)])
+            problems.extend([p.as_line() for p in found] or [str(exc)])
     if problems:
         fatal_lines(problems, ExitCode.USAGE)
     return loaded
@@ -300,11 +300,11 @@ def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate
     try:
         loaded_waivers = load_waivers(waivers) if waivers is not None else None
     except GateFileError as exc:
-        problems.extend(problem_line(p) for p in exc.problems)
+        problems.extend(p.as_line() for p in exc.problems)
     try:
         loaded_baseline = load_baseline(baseline) if baseline is not None else None
     except GateFileError as exc:
-        problems.extend(problem_line(p) for p in exc.problems)
+        problems.extend(p.as_line() for p in exc.problems)
     if problems:
         fatal_lines(problems, ExitCode.USAGE)
     return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline)

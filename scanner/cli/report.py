@@ -8,11 +8,9 @@ from typing import Annotated
 import typer
 
 from scanner.cli.deliver import deliver, plural
-from scanner.cli.errors import fatal, fatal_lines
+from scanner.cli.errors import fatal
 from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs
-from scanner.engine import problem_line
 from scanner.exitcodes import ExitCode
-from scanner.gate import GateFileError
 
 RENDER_EXIT_HELP = """Exit codes:
   0  every report was written
@@ -39,13 +37,13 @@ def report_render(
     The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
     evaluate), so the exit code says whether the reports were written, not whether the policy was met.
     """
-    from scanner.gate import read_report  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
 
     outputs = parse_outputs(format_)
     try:
         report = read_report(saved)
-    except GateFileError as exc:
-        fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+    except SavedFileError as exc:
+        fatal(str(exc), ExitCode.USAGE)
     deliver(report, outputs, summary=False)
 
 
@@ -75,8 +73,9 @@ def baseline_create(
     baseline, but only failures that are not in it fail the run. Waived findings are left out: when their
     waiver expires, they fail again.
     """
-    from scanner.gate import baseline_text, make_baseline, read_report  # noqa: PLC0415
+    from scanner.gate import baseline_text, make_baseline  # noqa: PLC0415
     from scanner.render import write_atomic  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
 
     to_stdout = str(output) == STDOUT
     if not to_stdout:
@@ -85,8 +84,8 @@ def baseline_create(
     for path in reports:
         try:
             loaded.append((str(path), read_report(path)))
-        except GateFileError as exc:
-            fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+        except SavedFileError as exc:
+            fatal(str(exc), ExitCode.USAGE)
     for name, report in loaded:
         for target in report.targets:
             if target.facts.status != "ok":

@@ -10,7 +10,6 @@ import typer
 
 from scanner.cli.errors import fatal
 from scanner.cli.options import ParamOption, load_packs
-from scanner.engine import problem_line
 from scanner.exitcodes import ExitCode
 from scanner.policy.describe import describe_pack
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack
@@ -65,7 +64,7 @@ def rules_validate(
             invalid += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                typer.echo(problem_line(problem), err=True)
+                typer.echo(problem.as_line(), err=True)
             continue
         typer.echo(f"OK {ref} ({pack.id}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
     if invalid:

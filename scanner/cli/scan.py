@@ -46,8 +46,8 @@ from scanner.cli.options import (
     parse_outputs,
     parse_params,
 )
-from scanner.engine import InventoryRequest, ScanRequest, TrustRequest, problem_line
-from scanner.exitcodes import ExitCode, report_exit_code
+from scanner.engine import InventoryRequest, ScanRequest, TrustRequest
+from scanner.exitcodes import ExitCode
 from scanner.live import show_progress
 from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -284,7 +284,7 @@ def scan(
             resume=resume,
         )
         report = scan_and_deliver(request, outputs, show_progress(progress, quiet), forced=bool(progress))
-    raise typer.Exit(int(report_exit_code(report)))
+    raise typer.Exit(report.exit_code)
 
 
 def _parse_targets(texts: Sequence[str]) -> list[Target]:
@@ -303,7 +303,7 @@ def _targets_from_file(name: str) -> list[Target]:
             return read_targets_file(None, sys.stdin.read())
         return read_targets_file(Path(name))
     except InventoryError as exc:
-        fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+        fatal_lines([p.as_line() for p in exc.problems], ExitCode.USAGE)
 
 
 def _load_inventory(path: Path, tags: Sequence[str]) -> tuple[Inventory, list[InventoryTarget]]:
@@ -311,7 +311,7 @@ def _load_inventory(path: Path, tags: Sequence[str]) -> tuple[Inventory, list[In
     try:
         loaded = load_inventory(path)
     except InventoryError as exc:
-        fatal_lines([problem_line(p) for p in exc.problems], ExitCode.USAGE)
+        fatal_lines([p.as_line() for p in exc.problems], ExitCode.USAGE)
     if tags and not loaded.select(tags):
         known = ", ".join(loaded.tags) or "none"
         fatal(f"{path}: no target has the tag {' or '.join(map(repr, tags))} (tags in it: {known})", ExitCode.USAGE)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from scanner.facts import ErrorClass, Facts, Observed
-from scanner.findings import Finding, Status
+from scanner.findings import Evidence, Finding, Status
 from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
 from scanner.policy.pack import Condition, Rule, RulePack
 
@@ -95,7 +95,7 @@ def resolve(facts: Facts, path: str) -> Any:
     return current if not many or isinstance(current, list) else [current]
 
 
-def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence: dict[str, Any]) -> Finding:
+def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence: Evidence) -> Finding:
     return Finding(
         pack=pack.id,
         rule=rule.id,
@@ -110,14 +110,18 @@ def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence:
     )
 
 
+def _add(evidence: Evidence, **recorded: Any) -> Evidence:
+    """The evidence with more keys recorded (a copy: the engine's values are plain already, nothing to check)."""
+    return evidence.model_copy(update=recorded)
+
+
 def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
-    evidence: dict[str, Any] = {"fact": rule.fact, "expected": {rule.operator: rule.expected}}
+    evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
     if rule.where_spec is not None:
-        evidence["where"] = rule.where_spec
+        evidence = _add(evidence, where=rule.where_spec)
     if facts.status != "ok":
         reason = facts.error.message if facts.error else "target not scanned"
-        evidence["unobserved"] = reason
-        return _finding(rule, pack, Status.error, f"not scanned: {reason}", evidence)
+        return _finding(rule, pack, Status.error, f"not scanned: {reason}", _add(evidence, unobserved=reason))
     if facts.target.source == "file" and rule.fact.split(".", 1)[0] not in FILE_FACT_GROUPS:
         # A certificate file has certificates and nothing else: protocol or session rules do not apply to it.
         message = f"{rule.fact} is not a certificate fact; a certificate file has none"
@@ -126,18 +130,17 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         holds = _holds(facts, condition)
         subject = condition.fact or f"parameter {condition.param}"
         if isinstance(holds, Unobserved):
-            evidence["unobserved"] = holds.reason
             status = Status.not_applicable if holds.not_applicable else Status.error
-            return _finding(rule, pack, status, f"cannot tell whether the rule applies: {holds.reason}", evidence)
+            message = f"cannot tell whether the rule applies: {holds.reason}"
+            return _finding(rule, pack, status, message, _add(evidence, unobserved=holds.reason))
         if not holds:
-            evidence["when"] = {subject: {condition.operator: condition.expected}}
+            when = {subject: {condition.operator: condition.expected}}
             message = f"applies only when {subject} {condition.operator} {condition.expected}"
-            return _finding(rule, pack, Status.not_applicable, message, evidence)
+            return _finding(rule, pack, Status.not_applicable, message, _add(evidence, when=when))
     value = resolve(facts, rule.fact)
     if isinstance(value, Unobserved):
-        evidence["unobserved"] = value.reason
         status = Status.not_applicable if value.not_applicable else Status.error
-        return _finding(rule, pack, status, value.reason, evidence)
+        return _finding(rule, pack, status, value.reason, _add(evidence, unobserved=value.reason))
     observed = plain(value)
     if observed is None and rule.operator in LIST_OPERATORS:
         # an absent optional list (a certificate without an EKU extension) has no elements; judging it
@@ -148,20 +151,20 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     matcher = rule.argument
     if not isinstance(matcher, Matcher | FieldMatcher):
         raise TypeError(f"rule {rule.id}: a single value needs a value constraint")
-    evidence["observed"] = observed
+    evidence = _add(evidence, observed=observed)
     if matcher.test(observed):
         return _finding(rule, pack, Status.passed, f"{rule.fact} = {observed}", evidence)
     return _finding(rule, pack, Status.failed, f"{rule.fact} = {observed}, must {matcher.describe()}", evidence)
 
 
-def _judge_list(rule: Rule, pack: RulePack, observed: list[Any], evidence: dict[str, Any]) -> Finding:
+def _judge_list(rule: Rule, pack: RulePack, observed: list[Any], evidence: Evidence) -> Finding:
     items = observed
     if rule.where is not None:
         items = [e for e in items if rule.where.test(e)]
     outcome = LIST_OPERATORS[rule.operator].run(items, rule.argument)
-    evidence["observed"] = [label(e) for e in items]
+    evidence = _add(evidence, observed=[label(e) for e in items])
     if not outcome.passed:
-        evidence["offending"] = outcome.offending
+        evidence = _add(evidence, offending=outcome.offending)
     status = Status.passed if outcome.passed else Status.failed
     return _finding(rule, pack, status, f"{rule.fact}: {outcome.summary}", evidence)
 

@@ -5,7 +5,6 @@ A pack that has any problem is rejected entirely; it is never half-applied.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterator, Mapping
@@ -16,12 +15,12 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from scanner.findings import SEVERITIES, Severity
 from scanner.policy.factpaths import PathType, UnknownPath, resolve_type, scalar_name
 from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS, FieldMatcher, Matcher, duration
 from scanner.resources import builtin_rules_dir
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
 
-Severity = Literal["critical", "high", "medium", "low", "info"]
-SEVERITIES: tuple[str, ...] = get_args(Severity)
 _PACK_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RULE_ID = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
 _PACK_KEYS = {"id", "title", "version", "source", "description", "extends", "params", "rules"}
@@ -33,17 +32,6 @@ _PARAM_KEYS = {"default", "description"}
 _RULE_REQUIRED = ("id", "title", "severity", "fact")
 _CHECK_KEYS = set(LIST_OPERATORS) | set(VALUE_OPERATORS)
 _NUMERIC = ("min", "max", "less_than", "greater_than")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int
-    column: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
 
 
 class PackError(Exception):
@@ -104,86 +92,6 @@ class RulePack:
     source: Mapping[str, str] = field(default_factory=dict)
     params: Mapping[str, Param] = field(default_factory=dict)
     extends: tuple[str, ...] = ()
-
-
-# --- YAML with positions ---------------------------------------------------------------------------
-
-Key = tuple[str | int, ...]
-
-
-@dataclass
-class _Positions:
-    values: dict[Key, tuple[int, int]] = field(default_factory=dict)
-    keys: dict[Key, tuple[int, int]] = field(default_factory=dict)
-
-
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
-
-
-class YamlLoader:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.positions = _Positions()
-        self.problems: list[Problem] = []
-        self._constructor = yaml.constructor.SafeConstructor()
-        self._open: set[int] = set()  # collection nodes being converted, to catch `&a [*a]`
-
-    def construct(self, node: yaml.Node) -> tuple[bool, Any]:
-        """(True, value), or (False, None) and a problem for an unknown tag or a value such as 2021-02-30."""
-        try:
-            return True, self._constructor.construct_object(node, deep=True)
-        except yaml.MarkedYAMLError as exc:
-            self.problem(_mark(node), f"YAML value: {exc.problem}")
-        except ValueError as exc:
-            self.problem(_mark(node), f"YAML value {node.value!r}: {exc}")
-        return False, None
-
-    def convert(self, node: yaml.Node, key: Key) -> Any:
-        self.positions.values[key] = _mark(node)
-        if not isinstance(node, yaml.CollectionNode):
-            return self.construct(node)[1]
-        if id(node) in self._open:
-            self.problem(_mark(node), "YAML alias refers to a node that contains it")
-            return None
-        self._open.add(id(node))
-        try:
-            if isinstance(node, yaml.SequenceNode):
-                return [self.convert(item, (*key, i)) for i, item in enumerate(node.value)]
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                constructed, name = self.construct(key_node)
-                if not constructed:
-                    continue
-                if not isinstance(name, str):
-                    self.problem(_mark(key_node), f"keys must be strings, not {name!r}")
-                    continue
-                if name in result:
-                    self.problem(_mark(key_node), f"duplicate key {name!r}")
-                self.positions.keys[(*key, name)] = _mark(key_node)
-                result[name] = self.convert(value_node, (*key, name))
-            return result
-        finally:
-            self._open.discard(id(node))
-
-    def problem(self, where: tuple[int, int], message: str) -> None:
-        self.problems.append(Problem(self.file, where[0], where[1], message))
-
-    def where(self, key: Key, *, on_key: bool = False) -> tuple[int, int]:
-        """Line and column of a value (or of its key), else of the nearest enclosing value, else 1:1."""
-        found = (self.positions.keys.get(key) if on_key else None) or self.positions.values.get(key)
-        while found is None and key:
-            key = key[:-1]
-            found = self.positions.values.get(key)
-        return found or (1, 1)
-
-    def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
-        self.problem(self.where(key, on_key=on_key), message)
-
-
-def did_you_mean(name: str, choices: set[str] | list[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 # --- validation --------------------------------------------------------------------------------------

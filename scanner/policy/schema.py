@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from scanner.findings import SEVERITIES
 from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS
-from scanner.policy.pack import SEVERITIES
 
 PACK_SCHEMA_ID = "https://tlsgate.dev/schema/pack-1.json"
 

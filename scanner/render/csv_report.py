@@ -41,7 +41,7 @@ def render(report: Report) -> str:
     writer.writerow(COLUMNS)
     for target in report.targets:
         for f in target.findings:
-            gate = state(report, target, f) or ""
+            gate = state(f) or ""
             row = (target.target, f.pack, f.rule, f.severity, f.status.value, f.title, f.message, f.remediation, gate)
             writer.writerow([cell(value) for value in row])
     return out.getvalue()

@@ -1,16 +1,14 @@
 """The gate in words, shared by the report formats: which findings count, and why the others do not.
 
-Which findings count is decided once, by ``scanner.gate.finding_gate_state`` (``scanner.exitcodes``' rule asked of
-one finding); this module only words it, so SARIF, JUnit, Markdown, CSV and HTML say the same thing as the
-terminal summary and the exit code.
+Which findings count is decided once, by the gate, and written on each finding (``Finding.decision``) and target
+(``gate_verdict``); this module only words those decisions, so SARIF, JUnit, Markdown, CSV and HTML say the same
+thing as the terminal summary and the exit code.
 """
 
 from __future__ import annotations
 
-from scanner.exitcodes import gate_verdict
-from scanner.findings import Finding, Status
-from scanner.gate import GateState, Waiver, finding_gate_state, finding_waiver
-from scanner.report import GateInfo, Report, TargetReport, Verdict, WaiverUse
+from scanner.findings import Finding, GateState, Status, WaiverRecord
+from scanner.report import GateInfo, Report, TargetReport, WaiverUse
 
 
 def gate_in_use(gate: GateInfo) -> bool:
@@ -18,15 +16,14 @@ def gate_in_use(gate: GateInfo) -> bool:
     return gate.baseline is not None or gate.waivers_file is not None or gate.fail_on != "info"
 
 
-def state(report: Report, target: TargetReport, finding: Finding) -> GateState | None:
-    """The gate's state of one finding of ``target``, with the --fail-on the report records."""
-    return finding_gate_state(finding, report.gate.fail_on, target.facts.status == "ok")
+def state(finding: Finding) -> GateState | None:
+    """The gate's decision on one finding; None for a rule that passed or does not apply."""
+    return finding.decision.state if finding.decision is not None else None
 
 
-def target_gate_verdict(report: Report, target: TargetReport) -> Verdict:
-    """The target's verdict as the exit code counts it: its failures in the baseline, waived or below --fail-on do
-    not fail it (its ``verdict`` still says they failed)."""
-    return gate_verdict(target.facts.status == "ok", target.findings, report.gate.fail_on)
+def waiver_of(finding: Finding) -> WaiverRecord | None:
+    """The waiver the gate recorded for a waived finding."""
+    return finding.decision.waiver if finding.decision is not None else None
 
 
 def not_counted_reason(gate_state: GateState | None, fail_on: str) -> str | None:
@@ -40,7 +37,7 @@ def not_counted_reason(gate_state: GateState | None, fail_on: str) -> str | None
     return None
 
 
-def waiver_text(waiver: Waiver | None) -> str:
+def waiver_text(waiver: WaiverRecord | None) -> str:
     """``REASON (owner X, expires D)``: what a waived finding says about its waiver."""
     if waiver is None:
         return "no waiver recorded in the report"
@@ -49,7 +46,7 @@ def waiver_text(waiver: Waiver | None) -> str:
 
 def waived_text(finding: Finding) -> str:
     """``waived: REASON (owner X, expires D)``."""
-    return f"waived: {waiver_text(finding_waiver(finding))}"
+    return f"waived: {waiver_text(waiver_of(finding))}"
 
 
 def _plural(count: int, word: str) -> str:
@@ -78,9 +75,7 @@ def expired_waivers_of(report: Report, target: TargetReport, finding: Finding) -
 
 def gate_line(report: Report) -> str:
     """``1 failure counted; not counted: 3 in the baseline, 1 below --fail-on high, 2 waived`` (as the terminal)."""
-    states = [
-        state(report, t, f) for t in report.targets for f in t.findings if f.status in (Status.failed, Status.waived)
-    ]
+    states = [state(f) for t in report.targets for f in t.findings if f.status in (Status.failed, Status.waived)]
     counted = states.count("counted")
     parts = [
         f"{states.count(name)} {not_counted_reason(name, report.gate.fail_on)}"

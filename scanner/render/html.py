@@ -39,9 +39,7 @@ from scanner.facts import (
     SessionAgeCheck,
     SessionFacts,
 )
-from scanner.findings import Finding, Status
-from scanner.gate import GateState, Waiver, finding_waiver
-from scanner.policy.pack import SEVERITIES
+from scanner.findings import SEVERITIES, SEVERITY_RANK, Evidence, Finding, GateState, Status, WaiverRecord
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers,
@@ -50,7 +48,7 @@ from scanner.render.gate_marks import (
     gate_line,
     not_counted_reason,
     state,
-    target_gate_verdict,
+    waiver_of,
     waiver_text,
 )
 from scanner.report import Report, TargetReport, WaiverUse
@@ -73,7 +71,6 @@ _STATUS_LABELS: dict[str, str] = {
     Status.not_applicable.value: "N/A",
     Status.waived.value: "Waived",
 }
-_SEVERITY_ORDER: dict[str, int] = {severity: index for index, severity in enumerate(SEVERITIES)}
 _CIPHER_ORDER_LABELS: dict[str, str] = {"server": "server order", "client": "client order"}
 _REVOCATION_SOURCE_LABELS: dict[str, str] = {"ocsp": "OCSP", "crl": "CRL", "stapled_ocsp": "stapled OCSP"}
 # Revocation status: its label and the badge class that colours it (the label always says it in words too).
@@ -268,6 +265,11 @@ def pretty_json(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 
+def evidence_json(evidence: Evidence) -> str:
+    """The evidence as the engine recorded it: only its recorded keys."""
+    return pretty_json(evidence.recorded())
+
+
 def status_label(value: str) -> str:
     return _STATUS_LABELS.get(str(value), str(value))
 
@@ -330,7 +332,7 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
         findings,
         key=lambda f: (
             _STATUS_ORDER.get(f.status.value, len(_STATUS_ORDER)),
-            _SEVERITY_ORDER.get(f.severity, len(_SEVERITY_ORDER)),
+            SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)),
             f.pack,
             f.rule,
         ),
@@ -347,7 +349,7 @@ def failed_by_severity(findings: list[Finding]) -> list[tuple[str, int]]:
     for f in findings:
         if f.status == Status.failed:
             counts[f.severity] = counts.get(f.severity, 0) + 1
-    return sorted(counts.items(), key=lambda item: (_SEVERITY_ORDER.get(item[0], len(_SEVERITY_ORDER)), item[0]))
+    return sorted(counts.items(), key=lambda item: (SEVERITY_RANK.get(item[0], len(SEVERITY_RANK)), item[0]))
 
 
 def severity_counts(report: Report) -> list[tuple[str, int]]:
@@ -363,7 +365,7 @@ def severity_counts(report: Report) -> list[tuple[str, int]]:
 def finding_severities(report: Report) -> list[str]:
     """The severities of the report's findings, most severe first: the choices of the severity filter."""
     present = {f.severity for t in report.targets for f in t.findings}
-    return sorted(present, key=lambda s: (_SEVERITY_ORDER.get(s, len(_SEVERITY_ORDER)), s))
+    return sorted(present, key=lambda s: (SEVERITY_RANK.get(s, len(SEVERITY_RANK)), s))
 
 
 def pack_ids(report: Report) -> list[str]:
@@ -471,14 +473,6 @@ class ProtocolPolicy:
         return PolicyMark("allowed" if self.judged else "not_judged")
 
 
-def _constraint(evidence: Mapping[str, object]) -> tuple[str, object] | None:
-    expected = evidence.get("expected")
-    if isinstance(expected, Mapping) and len(expected) == 1:
-        ((operator, spec),) = expected.items()
-        return str(operator), spec
-    return None
-
-
 def protocol_policy(findings: list[Finding]) -> ProtocolPolicy:
     """What the target's findings say against its protocol versions and cipher suites (see ProtocolPolicy)."""
     versions: dict[str, list[RuleRef]] = {}
@@ -491,16 +485,12 @@ def protocol_policy(findings: list[Finding]) -> ProtocolPolicy:
             refs.append(ref)
 
     for f in findings:
-        fact = f.evidence.get("fact")
-        if not isinstance(fact, str) or fact.split(".", 1)[0] != "protocols":
+        fact = f.evidence.fact
+        if fact is None or fact.split(".", 1)[0] != "protocols":
             continue
         judged = judged or f.status in (Status.passed, Status.failed)
-        constraint = _constraint(f.evidence)
-        offending = f.evidence.get("offending")
-        if f.status != Status.failed or constraint is None or not isinstance(offending, list):
-            continue
-        operator, spec = constraint
-        if operator not in _DISALLOWING_OPERATORS:
+        operator, spec, offending = f.evidence.operator, f.evidence.argument, f.evidence.offending
+        if f.status != Status.failed or offending is None or operator not in _DISALLOWING_OPERATORS:
             continue
         ref = RuleRef(f.pack, f.rule, f.title)
         for element in offending:
@@ -555,15 +545,15 @@ class GateMark(NamedTuple):
 
     state: GateState | None  # None: a pass or not-applicable rule, nothing for the gate to decide
     not_counted: str | None  # why it does not count ("in the baseline", "below --fail-on high"), None if it does
-    waiver: Waiver | None  # the waiver of a waived finding
+    waiver: WaiverRecord | None  # the waiver of a waived finding
     expired: tuple[WaiverUse, ...]  # expired waivers that covered this failure: it counts again
 
 
 def gate_mark(report: Report, target: TargetReport, finding: Finding) -> GateMark:
-    gate_state = state(report, target, finding)
+    gate_state = state(finding)
     reason = not_counted_reason(gate_state, report.gate.fail_on) if gate_state != "waived" else None
     expired = tuple(expired_waivers_of(report, target, finding)) if finding.status == Status.failed else ()
-    return GateMark(gate_state, reason, finding_waiver(finding), expired)
+    return GateMark(gate_state, reason, waiver_of(finding), expired)
 
 
 def gate_options(report: Report) -> list[str]:
@@ -594,7 +584,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["datetime"] = format_datetime
-    env.filters["pretty_json"] = pretty_json
+    env.filters["evidence_json"] = evidence_json
     env.filters["status_label"] = status_label
     env.filters["sort_findings"] = sort_findings
     env.filters["failed_by_severity"] = failed_by_severity
@@ -626,7 +616,6 @@ def _environment() -> Environment:
     env.globals["gate_line"] = gate_line
     env.globals["gate_options"] = gate_options
     env.globals["gate_mark"] = gate_mark
-    env.globals["target_gate_verdict"] = target_gate_verdict
     env.globals["expired_waivers"] = expired_waivers
     env.globals["expired_waiver_text"] = expired_waiver_text
     env.globals["waiver_text"] = waiver_text

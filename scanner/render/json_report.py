@@ -7,7 +7,3 @@ from scanner.report import Report
 
 def render(report: Report) -> str:
     return report.model_dump_json(indent=2) + "\n"
-
-
-def load(text: str) -> Report:
-    return Report.model_validate_json(text)

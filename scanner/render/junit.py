@@ -18,14 +18,12 @@ from datetime import UTC, datetime
 from typing import Literal
 from xml.etree import ElementTree as ET  # builds XML from the report model; nothing is parsed here
 
-from scanner.findings import Finding, Status
-from scanner.gate import GateState
+from scanner.findings import Finding, GateState, Status
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers_of,
     gate_in_use,
     state,
-    target_gate_verdict,
     waived_text,
 )
 from scanner.report import Report, TargetReport
@@ -69,9 +67,9 @@ def case_name(finding: Finding) -> str:
 def _details(finding: Finding, notes: list[str] | None = None) -> str:
     """The body of a failure or error: what was observed, the evidence, and what to do about it."""
     parts = [finding.message, *(notes or [])]
-    if finding.evidence:
-        evidence = json.dumps(finding.model_dump(mode="json")["evidence"], indent=2, ensure_ascii=False)
-        parts.append(f"Evidence:\n{evidence}")
+    evidence = finding.model_dump(mode="json")["evidence"]
+    if evidence:
+        parts.append(f"Evidence:\n{json.dumps(evidence, indent=2, ensure_ascii=False)}")
     if finding.remediation:
         parts.append(f"Remediation: {finding.remediation.strip()}")
     if finding.references:
@@ -101,7 +99,7 @@ def _skipped_message(finding: Finding, gate_state: GateState | None, fail_on: st
 
 def _testcase(report: Report, target: TargetReport, finding: Finding) -> tuple[ET.Element, Outcome | None]:
     case = ET.Element("testcase", {"classname": _xml(target.target), "name": _xml(case_name(finding))})
-    gate_state = state(report, target, finding)
+    gate_state = state(finding)
     result = outcome(finding, gate_state)
     # an expired waiver is why this failure is back: say so where the failure is read
     notes = [f"Not waived: {expired_waiver_text(use)}." for use in expired_waivers_of(report, target, finding)]
@@ -125,7 +123,7 @@ def _testsuite(report: Report, target: TargetReport) -> tuple[ET.Element, dict[s
     ET.SubElement(properties, "property", {"name": "verdict", "value": target.verdict})
     if gate_in_use(report.gate):
         # the verdict says what failed; the gate verdict what the exit code counts of it
-        verdict = target_gate_verdict(report, target)
+        verdict = target.gate_verdict
         ET.SubElement(properties, "property", {"name": "gate_verdict", "value": verdict})
         ET.SubElement(properties, "property", {"name": "fail_on", "value": report.gate.fail_on})
     if facts.error is not None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-from scanner.exitcodes import ExitCode, report_exit_code
-from scanner.findings import Finding, Status
-from scanner.policy.pack import SEVERITIES
+from scanner.findings import SEVERITIES, SEVERITY_RANK, Finding, Status
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers,
@@ -25,7 +23,6 @@ from scanner.render.gate_marks import (
     gate_line,
     not_counted_reason,
     state,
-    target_gate_verdict,
     waived_text,
 )
 from scanner.report import Report, TargetReport, Verdict
@@ -72,14 +69,13 @@ def _severities(report: Report) -> list[str]:
 
 def _headline(report: Report) -> str:
     """What the exit code says: a failure the gate does not count does not make the headline "violated"."""
-    code = report_exit_code(report)
-    if code == ExitCode.POLICY_FAILED:
+    if report.verdict == "fail":
         return f"{VERDICT_LABELS['fail'].split()[0]} tlsgate: policy violated"
-    if code == ExitCode.NOT_CHECKED:
+    if report.verdict == "error":
         return f"{VERDICT_LABELS['error'].split()[0]} tlsgate: could not check every target"
     if not report.targets:
         return "tlsgate: no targets"
-    if any(state(report, t, f) is not None for t in report.targets for f in t.findings):
+    if any(state(f) is not None for t in report.targets for f in t.findings):
         return f"{VERDICT_LABELS['pass'].split()[0]} tlsgate: no failure counted"
     return f"{VERDICT_LABELS['pass'].split()[0]} tlsgate: every rule passed"
 
@@ -136,7 +132,7 @@ def _table(report: Report, severities: list[str]) -> list[str]:
         failed = [f.severity for f in target.findings if f.status == Status.failed]
         unchecked = sum(1 for f in target.findings if f.status == Status.error)
         verdict = VERDICT_LABELS.get(target.verdict, escape(target.verdict))
-        counted = target_gate_verdict(report, target)
+        counted = target.gate_verdict
         if counted != target.verdict:  # what failed or went unchecked does not all count: say what the gate saw
             verdict += f" (gate: {_GATE_VERDICT_WORDS[counted]})"
         cells = [escape(target.target), verdict]
@@ -148,7 +144,7 @@ def _table(report: Report, severities: list[str]) -> list[str]:
 
 def _finding_line(report: Report, target: TargetReport, finding: Finding) -> str:
     status = _STATUS_WORDS.get(finding.status, finding.status.value)
-    gate_state = state(report, target, finding)
+    gate_state = state(finding)
     reason = not_counted_reason(gate_state, report.gate.fail_on)
     if reason is not None:
         status += f" ({escape(reason)}, not counted)"
@@ -173,12 +169,11 @@ def _target_details(report: Report, target: TargetReport) -> list[str]:
         return [*lines, f"Not scanned: {escape(reason)}"]
     listed = [f for f in target.findings if f.status == Status.failed]
     listed += [f for f in target.findings if f.status == Status.error]
-    severity_order = {s: i for i, s in enumerate(SEVERITIES)}
     listed.sort(
         key=lambda f: (
             f.status != Status.failed,
-            state(report, target, f) != "counted",
-            severity_order.get(f.severity, len(SEVERITIES)),
+            state(f) != "counted",
+            SEVERITY_RANK.get(f.severity, len(SEVERITIES)),
         )
     )
     return lines + [_finding_line(report, target, f) for f in listed]

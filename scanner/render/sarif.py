@@ -26,8 +26,7 @@ from urllib.parse import quote, urlsplit
 from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding, Status
-from scanner.gate import finding_waiver
-from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, state
+from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, state, waiver_of
 from scanner.report import Report, TargetReport, WaiverStatus, WaiverUse
 
 SARIF_VERSION = "2.1.0"
@@ -141,7 +140,7 @@ def _suppression(finding: Finding) -> dict[str, Any]:
     the wild) names it ``state`` and forbids ``status`` — an absent one is valid, and means the same, under both.
     """
     suppression: dict[str, Any] = {"kind": "external"}
-    waiver = finding_waiver(finding)
+    waiver = waiver_of(finding)
     if waiver is not None:
         suppression["justification"] = waiver.reason
         suppression["properties"] = {
@@ -155,7 +154,7 @@ def _suppression(finding: Finding) -> dict[str, Any]:
 
 
 def _result(report: Report, target: TargetReport, finding: Finding, index: int) -> dict[str, Any]:
-    gate_state = state(report, target, finding)
+    gate_state = state(finding)
     properties: dict[str, Any] = {
         "target": target.target,
         "pack": finding.pack,
@@ -205,7 +204,7 @@ def _notifications(report: Report, target: TargetReport, rule_index: dict[str, i
             "message": {"text": f"{target.target}: {rule_id(f)} could not be checked: {f.message}"},
             "locations": [_location(target)],
             "associatedRule": {"id": rule_id(f), "index": rule_index[rule_id(f)]},
-            "properties": {"target": target.target, "gate": state(report, target, f)},
+            "properties": {"target": target.target, "gate": state(f)},
         }
         for f in target.findings
         if f.status == Status.error

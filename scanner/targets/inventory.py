@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scanner.policy.pack import Key, Problem, RulePack
+from scanner.policy.pack import RulePack
 from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions
 from scanner.targets.parse import Target
+from scanner.yamlfile import Key, Problem
 
 
 class InventoryError(Exception):

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from scanner.policy.pack import Key, PackError, Problem, RulePack, UnknownPack, _pack_path, did_you_mean, load_pack
+from scanner.policy.pack import PackError, RulePack, UnknownPack, _pack_path, load_pack
 from scanner.probe.options import ConnectOptions
 from scanner.targets.inventory import (
     ClientSpec,
@@ -21,6 +21,7 @@ from scanner.targets.inventory import (
     Setting,
 )
 from scanner.targets.parse import Target
+from scanner.yamlfile import Key, Problem, did_you_mean
 
 
 def _cache_key(ref: Path, values: Mapping[str, Any]) -> tuple[str, str]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
-from scanner.policy.pack import Key, Problem, YamlLoader, did_you_mean
 from scanner.probe.connect.starttls import StartTls
 from scanner.targets.inventory import ClientSpec, Inventory, InventoryError, InventoryTarget, Scope, Setting
 from scanner.targets.parse import Target, TargetError, parse_target
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
 
 _TOP_KEYS = ("defaults", "groups", "targets")
 _SETTING_KEYS = (

@@ -13,11 +13,11 @@ import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from scanner.facts import ErrorClass, Facts, ProbeError, TargetInfo
-from scanner.findings import Finding, Status
-from scanner.policy.pack import SEVERITIES
+from scanner.findings import SEVERITIES, Finding, Status
 from scanner.render import OutputFormat, csv_report, junit, markdown, render, sarif, write_atomic_all
-from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
+from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise
 from scanner.schemas import schema_dir
+from tests.helpers import decided_report, target_report
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 # Strings a hostile server or a careless pack author could put in a report.
@@ -48,9 +48,7 @@ def _finding(rule: str, status: Status, severity: str = "high", message: str = "
 
 
 def _target(facts: Facts, findings: list[Finding], name: str | None = None) -> TargetReport:
-    return TargetReport(
-        target=name or facts.target.input, verdict=target_verdict(facts, findings), facts=facts, findings=findings
-    )
+    return target_report(facts, findings, name)
 
 
 @pytest.fixture
@@ -85,7 +83,7 @@ def report() -> Report:
             [_finding("R-1", Status.error, "high", "not scanned: connection refused")],
         ),
     ]
-    return Report(
+    return decided_report(
         started_at=START,
         finished_at=START + timedelta(seconds=9),
         options=ScanOptions(timeout=5, packs=["demo-pack"]),

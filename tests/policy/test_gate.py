@@ -24,12 +24,12 @@ from scanner.gate import (
     make_baseline,
     matches,
     parse_severity,
-    read_report,
     target_names,
 )
 from scanner.pipeline import judge
 from scanner.policy.pack import resolve_pack
 from scanner.report import Report, ScanOptions
+from scanner.saved import SavedFileError, read_report
 from tests.helpers import REPO, protocol_facts
 
 TODAY = date(2026, 3, 15)
@@ -278,8 +278,8 @@ def test_a_waiver_in_force_waives_a_failure(tmp_path):
     gate = Gate(waivers=_waivers(tmp_path, _waiver("p/R-1", "a:*", "2026-03-15")))
     (findings,), info = apply_gate(gate, [(("a:443",), [_f("R-1"), _f("R-2")])], TODAY)
     assert [f.status for f in findings] == [WAIVED, FAIL]
-    assert findings[0].evidence["observed"] == "TLSv1.2"  # the rule's own evidence is kept
-    assert findings[0].evidence["waiver"] == {
+    assert findings[0].evidence.observed == "TLSv1.2"  # the rule's own evidence is kept
+    assert findings[0].evidence.waiver.model_dump(mode="json") == {
         "rule": "p/R-1", "target": "a:*", "reason": "why", "owner": "ops", "expires": "2026-03-15",
         "source": f"{tmp_path / 'w.yaml'}:2",
     }  # fmt: skip
@@ -317,7 +317,7 @@ def test_first_waiver_in_force_wins(tmp_path):
     body = _waiver("R-1", "*", "2020-01-01", "old") + _waiver("R-1", "a:443", "2027-01-01", "new")
     gate = Gate(waivers=_waivers(tmp_path, body))
     (findings,), info = apply_gate(gate, [(("a:443",), [_f("R-1")])], TODAY)
-    assert findings[0].status == WAIVED and findings[0].evidence["waiver"]["owner"] == "new"
+    assert findings[0].status == WAIVED and findings[0].evidence.waiver.owner == "new"
     assert [u.status for u in info.waivers] == ["expired", "applied"]
 
 
@@ -443,5 +443,5 @@ def test_read_report_rejects_facts(tmp_path):
     """baseline create needs a report: facts alone have no findings to accept."""
     path = tmp_path / "facts.json"
     path.write_text(_facts("a:443", ["TLSv1.3"]).model_dump_json())
-    with pytest.raises(GateFileError, match="not a tlsgate JSON report"):
+    with pytest.raises(SavedFileError, match="not a tlsgate JSON report"):
         read_report(path)

@@ -21,15 +21,15 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase
 
 from scanner.exitcodes import ExitCode, gate_verdict, report_exit_code
 from scanner.facts import Facts
-from scanner.findings import Finding, Status
+from scanner.findings import Finding, Severity, Status
 from scanner.gate import Baseline, Gate, GateState, finding_gate_state, finding_waiver, load_waivers
 from scanner.pipeline import judge
-from scanner.policy.pack import Severity, resolve_pack
+from scanner.policy.pack import resolve_pack
 from scanner.render import OutputFormat, csv_report, html, junit, markdown, render, sarif
 from scanner.report import Report, ScanOptions
 from scanner.schemas import schema_dir
 from tests.helpers import protocol_facts
-from tests.test_render_html import _assert_parses, _assert_self_contained
+from tests.render.test_render_html import _assert_parses, _assert_self_contained
 
 START = datetime(2026, 3, 15, 12, 0, tzinfo=UTC)  # the run's day decides which waivers are in force
 

@@ -126,7 +126,7 @@ def test_each_with_where_passes(tmp_path):
     finding = judge(tmp_path, facts(tls13_only()), "each: {version: TLSv1.3}", "protocols", "{status: accepted}")
     assert finding.status == Status.passed
     assert finding.message == "protocols: all match"
-    assert finding.evidence == {
+    assert finding.evidence.recorded() == {
         "fact": "protocols",
         "expected": {"each": {"version": "TLSv1.3"}},
         "where": {"status": "accepted"},
@@ -139,8 +139,8 @@ def test_each_with_where_fails_with_offending_protocol(tmp_path):
     finding = judge(tmp_path, facts(), "each: {version: TLSv1.3}", "protocols", "{status: accepted}")
     assert finding.status == Status.failed
     assert finding.message == "protocols: TLSv1.2: version must equal TLSv1.3"
-    assert finding.evidence["observed"] == ["TLSv1.2", "TLSv1.3"]
-    (offending,) = finding.evidence["offending"]
+    assert finding.evidence.observed == ["TLSv1.2", "TLSv1.3"]
+    (offending,) = finding.evidence.offending
     assert (offending["version"], offending["status"]) == ("TLSv1.2", "accepted")
     assert [(c["name"], c["key_bits"]) for c in offending["cipher_suites"]] == [("SUITE_FOR_TLSv1.2", 256)]
     tls12 = next(p for p in facts().protocols if p.version == "TLSv1.2")
@@ -151,7 +151,7 @@ def test_each_without_where_fails_on_not_accepted_versions(tmp_path):
     """Without 'where', 'each' judges every protocol entry, not only the accepted ones."""
     finding = judge(tmp_path, facts(tls13_only()), "each: {status: accepted}", "protocols")
     assert finding.status == Status.failed
-    assert [p["version"] for p in finding.evidence["offending"]] == [
+    assert [p["version"] for p in finding.evidence.offending] == [
         "SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2",
     ]  # fmt: skip
 
@@ -161,7 +161,7 @@ def test_some_passes(tmp_path):
     finding = judge(tmp_path, facts(), "some: {version: TLSv1.3, status: accepted}", "protocols")
     assert finding.status == Status.passed
     assert finding.message == "protocols: at least one matches"
-    assert "offending" not in finding.evidence
+    assert "offending" not in finding.evidence.recorded()
 
 
 def test_some_fails(tmp_path):
@@ -170,7 +170,7 @@ def test_some_fails(tmp_path):
     finding = judge(tmp_path, facts(protocols), "some: {version: TLSv1.3, status: accepted}", "protocols")
     assert finding.status == Status.failed
     assert finding.message == ("protocols: none found where version must equal TLSv1.3, status must equal accepted")
-    assert finding.evidence["offending"] == []
+    assert finding.evidence.offending == []
 
 
 def test_none_passes(tmp_path):
@@ -201,7 +201,7 @@ def test_none_fails_with_offending(tmp_path):
     )
     assert finding.status == Status.failed
     assert finding.message == "protocols: forbidden: SSLv3, TLSv1.0"
-    assert [p["version"] for p in finding.evidence["offending"]] == ["SSLv3", "TLSv1.0"]
+    assert [p["version"] for p in finding.evidence.offending] == ["SSLv3", "TLSv1.0"]
 
 
 def test_where_with_nested_operator(tmp_path):
@@ -214,8 +214,8 @@ def test_where_with_nested_operator(tmp_path):
         "{status: accepted, version: {not_equals: TLSv1.3}}",
     )
     assert finding.status == Status.failed
-    assert finding.evidence["observed"] == ["TLSv1.2"]
-    assert [p["version"] for p in finding.evidence["offending"]] == ["TLSv1.2"]
+    assert finding.evidence.observed == ["TLSv1.2"]
+    assert [p["version"] for p in finding.evidence.offending] == ["TLSv1.2"]
 
 
 def test_each_over_chain_with_dotted_field(tmp_path):
@@ -226,7 +226,7 @@ def test_each_over_chain_with_dotted_field(tmp_path):
     finding = judge(tmp_path, facts(cert=cert), "each: {public_key.size: {min: 2048}}", "certificate.chain")
     assert finding.status == Status.failed
     assert finding.message == "certificate.chain: CN=Weak CA: public_key.size must be at least 2048"
-    assert [c["subject"] for c in finding.evidence["offending"]] == ["CN=Weak CA"]
+    assert [c["subject"] for c in finding.evidence.offending] == ["CN=Weak CA"]
 
 
 # --- list operators on subject_alt_names (plain values) --------------------------------------------
@@ -246,7 +246,7 @@ def test_require_any_fails_listing_wanted(tmp_path):
     finding = judge(tmp_path, facts(), 'require_any: ["DNS:example.org", "DNS:example.net"]', SANS)
     assert finding.status == Status.failed
     assert finding.message == f"{SANS}: none of [DNS:example.org, DNS:example.net] present"
-    assert finding.evidence["offending"] == ["DNS:example.org", "DNS:example.net"]
+    assert finding.evidence.offending == ["DNS:example.org", "DNS:example.net"]
 
 
 def test_require_all_passes(tmp_path):
@@ -261,14 +261,14 @@ def test_require_all_fails_listing_missing(tmp_path):
     finding = judge(tmp_path, facts(), 'require_all: ["DNS:example.com", "DNS:api.example.com"]', SANS)
     assert finding.status == Status.failed
     assert finding.message == f"{SANS}: missing: [DNS:api.example.com]"
-    assert finding.evidence["offending"] == ["DNS:api.example.com"]
+    assert finding.evidence.offending == ["DNS:api.example.com"]
 
 
 def test_only_passes(tmp_path):
     """'only' passes when every name is allowed."""
     finding = judge(tmp_path, facts(), 'only: ["DNS:example.com", "DNS:www.example.com", "DNS:api.example.com"]', SANS)
     assert finding.status == Status.passed
-    assert finding.evidence["observed"] == ["DNS:www.example.com", "DNS:example.com"]
+    assert finding.evidence.observed == ["DNS:www.example.com", "DNS:example.com"]
 
 
 def test_only_fails_with_offending(tmp_path):
@@ -276,7 +276,7 @@ def test_only_fails_with_offending(tmp_path):
     finding = judge(tmp_path, facts(), 'only: ["DNS:www.example.com"]', SANS)
     assert finding.status == Status.failed
     assert finding.message == f"{SANS}: not allowed: DNS:example.com"
-    assert finding.evidence["offending"] == ["DNS:example.com"]
+    assert finding.evidence.offending == ["DNS:example.com"]
 
 
 def test_forbid_passes(tmp_path):
@@ -292,7 +292,7 @@ def test_forbid_fails_with_offending(tmp_path):
     finding = judge(tmp_path, facts(leaf=leaf), 'forbid: ["DNS:*.example.com"]', SANS)
     assert finding.status == Status.failed
     assert finding.message == f"{SANS}: forbidden: DNS:*.example.com"
-    assert finding.evidence["offending"] == ["DNS:*.example.com"]
+    assert finding.evidence.offending == ["DNS:*.example.com"]
 
 
 def test_each_on_plain_values_with_matches(tmp_path):
@@ -300,7 +300,7 @@ def test_each_on_plain_values_with_matches(tmp_path):
     leaf = certificate(sans=("DNS:www.example.com", "IP:192.0.2.10"))
     finding = judge(tmp_path, facts(leaf=leaf), r'each: {matches: "DNS:(.+\\.)?example\\.com"}', SANS)
     assert finding.status == Status.failed
-    assert finding.evidence["offending"] == ["IP:192.0.2.10"]
+    assert finding.evidence.offending == ["IP:192.0.2.10"]
     finding = judge(tmp_path, facts(), r'each: {matches: "DNS:(.+\\.)?example\\.com"}', SANS)
     assert finding.status == Status.passed
 
@@ -342,7 +342,7 @@ def test_value_operators(tmp_path, fact, constraint, expected):
     """Each value operator passes and fails on a 2048-bit RSA leaf for CN=www.example.com."""
     finding = judge(tmp_path, facts(), constraint, fact)
     assert finding.status == expected, finding.message
-    assert "offending" not in finding.evidence
+    assert "offending" not in finding.evidence.recorded()
 
 
 def test_min_fail_message_and_evidence(tmp_path):
@@ -350,7 +350,7 @@ def test_min_fail_message_and_evidence(tmp_path):
     finding = judge(tmp_path, facts(), "min: 3072", KEY_SIZE)
     assert finding.status == Status.failed
     assert finding.message == f"{KEY_SIZE} = 2048, must be at least 3072"
-    assert finding.evidence == {"fact": KEY_SIZE, "expected": {"min": 3072}, "observed": 2048}
+    assert finding.evidence.recorded() == {"fact": KEY_SIZE, "expected": {"min": 3072}, "observed": 2048}
 
 
 def test_matches_fail_message(tmp_path):
@@ -365,14 +365,14 @@ def test_min_on_missing_key_size_fails(tmp_path):
     leaf = certificate(key=PublicKey(type="unknown", size=None))
     finding = judge(tmp_path, facts(leaf=leaf), "min: 2048", KEY_SIZE)
     assert finding.status == Status.failed
-    assert finding.evidence["observed"] is None
+    assert finding.evidence.observed is None
 
 
 def test_exists_false_on_null_field_passes(tmp_path):
     """'exists: false' on an RSA key's curve (null) passes."""
     finding = judge(tmp_path, facts(), "exists: false", "certificate.leaf.public_key.curve")
     assert finding.status == Status.passed
-    assert finding.evidence["observed"] is None
+    assert finding.evidence.observed is None
 
 
 def test_exists_true_on_null_field_fails(tmp_path):
@@ -412,7 +412,7 @@ def test_absent_eku_has_no_forbidden_usage(tmp_path):
     """A certificate without an EKU extension has no code-signing usage: 'none' passes, not fails."""
     finding = judge(tmp_path, facts(), "none: {name: codeSigning}", EKU)
     assert finding.status == Status.passed
-    assert finding.evidence["observed"] == []
+    assert finding.evidence.observed == []
 
 
 def test_absent_eku_has_no_required_usage(tmp_path):
@@ -427,7 +427,7 @@ def test_present_eku(tmp_path):
     assert judge(tmp_path, facts(leaf=leaf), "some: {name: serverAuth}", EKU).status == Status.passed
     finding = judge(tmp_path, facts(leaf=leaf), "none: {oid: 1.3.6.1.5.5.7.3.1}", EKU)
     assert finding.status == Status.failed
-    assert finding.evidence["offending"] == [{"name": "serverAuth", "oid": "1.3.6.1.5.5.7.3.1"}]
+    assert finding.evidence.offending == [{"name": "serverAuth", "oid": "1.3.6.1.5.5.7.3.1"}]
 
 
 # --- facts that were not observed: error, never pass -----------------------------------------------
@@ -440,9 +440,9 @@ def test_protocol_error_entry_makes_rule_error_even_if_where_filters_it(tmp_path
     finding = judge(tmp_path, facts(protocols), "each: {version: TLSv1.3}", "protocols", "{status: accepted}")
     assert finding.status == Status.error
     assert finding.message == "protocols not fully observed (SSLv3: connection reset while probing)"
-    assert finding.evidence["unobserved"] == finding.message
-    assert "observed" not in finding.evidence
-    assert "offending" not in finding.evidence
+    assert finding.evidence.unobserved == finding.message
+    assert "observed" not in finding.evidence.recorded()
+    assert "offending" not in finding.evidence.recorded()
 
 
 def test_protocol_error_entries_all_named(tmp_path):
@@ -468,7 +468,7 @@ def test_certificate_not_probed_is_error(tmp_path):
         finding = judge(tmp_path, facts(cert=cert), constraint, fact)
         assert finding.status == Status.error, constraint
         assert finding.message == "certificate could not be observed: not probed by this scan"
-        assert finding.evidence["unobserved"] == finding.message
+        assert finding.evidence.unobserved == finding.message
 
 
 def test_certificate_error_is_error_with_reason(tmp_path):
@@ -519,7 +519,7 @@ def test_target_error_makes_every_rule_error(tmp_path):
     ]  # fmt: skip
     for finding in findings:
         assert finding.message == "not scanned: connection refused"
-        assert finding.evidence["unobserved"] == "connection refused"
+        assert finding.evidence.unobserved == "connection refused"
 
 
 # --- findings as a whole ---------------------------------------------------------------------------
@@ -569,6 +569,6 @@ def test_builtin_pack_on_tls12_and_13(tmp_path):
         ("TLS13ONLY-001", Status.failed),
         ("TLS13ONLY-002", Status.passed),
     ]
-    assert [p["version"] for p in findings[0].evidence["offending"]] == ["TLSv1.2"]
+    assert [p["version"] for p in findings[0].evidence.offending] == ["TLSv1.2"]
     findings = evaluate(facts(tls13_only()), [resolve_pack("tls13-only")])
     assert [f.status for f in findings] == [Status.passed, Status.passed]

@@ -7,14 +7,14 @@ import json
 
 from rich.console import Console
 
-from scanner.render import json_report
 from scanner.render.terminal import summary_lines
+from scanner.saved import read_report
 
 
 def _report(tlsgate, server, tmp_path):
     path = tmp_path / "r.json"
     tlsgate("scan", server.target, "--json", str(path))
-    return json_report.load(path.read_text())
+    return read_report(path)
 
 
 def _render(lines, **console_options) -> str:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from scanner.render import OutputFormat, render, write_atomic
-from scanner.report import Report, ScanOptions, summarise
+from scanner.report import ScanOptions, summarise
+from tests.helpers import decided_report
 
 
 def test_write_atomic_replaces_and_leaves_no_temp_files(tmp_path):
@@ -37,7 +38,7 @@ def test_write_atomic_failure_keeps_the_old_file(tmp_path, monkeypatch):
 def test_every_format_renders(tmp_path):
     """Every OutputFormat member is wired to a renderer (a new format cannot be half-added)."""
     now = datetime.now(UTC)
-    report = Report(
+    report = decided_report(
         started_at=now, finished_at=now, options=ScanOptions(timeout=1, packs=[]), packs=[], targets=[],
         summary=summarise([]),
     )  # fmt: skip

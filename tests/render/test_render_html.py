@@ -40,11 +40,12 @@ from scanner.facts import (
     observed,
     unobserved,
 )
-from scanner.findings import Finding, Status
+from scanner.findings import Evidence, Finding, Status
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import resolve_pack
 from scanner.render import html as html_render
-from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, target_verdict
+from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise
+from tests.helpers import decided_report, target_report
 
 START = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 EVIL_SUBJECT = "CN=<script>alert(1)</script>,O=Evil & Co"
@@ -181,7 +182,7 @@ def _section(page: str, index: int) -> str:
     return page.split(f'id="target-{index}"', 1)[1].split("</section>", 1)[0]
 
 
-def _finding(status: Status, message: str, evidence: dict[str, object]) -> Finding:
+def _finding(status: Status, message: str, evidence: Evidence | dict[str, object]) -> Finding:
     return Finding(
         pack="tls13-only",
         rule=FAIL_RULE,
@@ -196,14 +197,14 @@ def _finding(status: Status, message: str, evidence: dict[str, object]) -> Findi
     )
 
 
-def _evidence(facts: Facts, rule: str, pack: str = "tls13-only") -> dict[str, object]:
+def _evidence(facts: Facts, rule: str, pack: str = "tls13-only") -> Evidence:
     """The evidence the engine records for one rule of a built-in pack on these facts."""
     (finding,) = [f for f in evaluate(facts, [resolve_pack(pack)]) if f.rule == rule]
     return finding.evidence
 
 
 def _target_report(name: str, facts: Facts, findings: list[Finding]) -> TargetReport:
-    return TargetReport(target=name, verdict=target_verdict(facts, findings), facts=facts, findings=findings)
+    return target_report(facts, findings, name)
 
 
 @pytest.fixture(scope="module")
@@ -248,10 +249,14 @@ def report() -> Report:
         _target_report(
             "missing.invalid:443",
             missing,
-            [_finding(Status.error, "Protocols were not observed.", {"error_class": "dns"})],
+            [
+                _finding(
+                    Status.error, "Protocols were not observed.", {"unobserved": "missing.invalid does not resolve"}
+                )
+            ],
         ),
     ]
-    return Report(
+    return decided_report(
         started_at=START,
         finished_at=end,
         options=ScanOptions(timeout=5.0, packs=["tls13-only"]),

@@ -11,7 +11,8 @@ import pytest
 
 from scanner.facts import Facts, ProtocolSupport
 from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS
-from scanner.policy.pack import PackError, Problem, builtin_pack_files, load_pack, resolve_pack
+from scanner.policy.pack import PackError, builtin_pack_files, load_pack, resolve_pack
+from scanner.yamlfile import Problem
 from tests.helpers import REPO
 
 ALL_CONSTRAINTS = ", ".join(sorted({*LIST_OPERATORS, *VALUE_OPERATORS}))

@@ -1,0 +1,163 @@
+"""Reading back what tlsgate saved: a JSON report, facts JSON, or a scan's JSON Lines journal.
+
+One reader for every command that reads them (evaluate, scan --resume, report render, baseline create), and one
+exception, ``SavedFileError``, whose message is one line naming the file, ready to print.
+
+A report written before reports carried the gate's decisions (it has no ``exit_code``) is read as if it had them:
+the decisions, each target's gate verdict and the run's verdict and exit code are derived here, once, from what
+the report records (statuses, baseline marks, waivers in the evidence, its --fail-on), so every renderer reads the
+same fields whatever the report's age.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from scanner.facts import Facts
+from scanner.report import Report, TargetReport, validation_summary
+from scanner.yamlfile import Problem
+
+
+class SavedFileError(ValueError):
+    """A saved report, facts file or journal that cannot be used. ``str()`` is one line naming the file; ``problem``
+    is set when the line is a position in the file (``line`` 0: the file as a whole)."""
+
+    def __init__(self, message: str, problem: Problem | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+def _at(file: str, line: int, column: int, message: str) -> SavedFileError:
+    problem = Problem(file, line, column, message)
+    # line 0 means the file itself (unreadable, or wrong as a whole): no position to point at
+    return SavedFileError(str(problem) if line else f"{file}: {message}", problem)
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON value of a file; ``what`` names what it should be (``tlsgate baseline``) in the messages."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise _at(str(path), 0, 0, f"cannot read {what}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise _at(str(path), 0, 0, f"not UTF-8 text, so not a {what}") from None
+    except json.JSONDecodeError as exc:
+        raise _at(str(path), exc.lineno, exc.colno, f"not valid JSON: {exc.msg}") from None
+
+
+# Stand-ins for what an older report did not record, so it validates; ``decide_report`` replaces every one.
+_UNDECIDED_REPORT = {"verdict": "pass", "exit_code": 0}
+_UNDECIDED_TARGET = {"gate_verdict": "pass"}
+
+
+def _undecided(data: dict[str, Any]) -> dict[str, Any]:
+    upgraded = {**_UNDECIDED_REPORT, **data}
+    targets = data.get("targets")
+    if isinstance(targets, list):
+        upgraded["targets"] = [{**_UNDECIDED_TARGET, **t} if isinstance(t, dict) else t for t in targets]
+    return upgraded
+
+
+def _report(data: Any) -> Report:
+    """The report of parsed JSON, with the gate's decisions derived when it predates them; raises
+    ValidationError."""
+    if not isinstance(data, dict) or "exit_code" in data:
+        return Report.model_validate(data)
+    from scanner.gate import decide_report  # noqa: PLC0415 - the gate reads baselines with read_json above
+
+    return decide_report(Report.model_validate(_undecided(data)))
+
+
+def read_report(path: Path) -> Report:
+    """A JSON report written by scan, cert or evaluate (any version of report schema 1)."""
+    data = read_json(path, "tlsgate JSON report")
+    try:
+        return _report(data)
+    except ValidationError as exc:
+        raise _at(str(path), 0, 0, f"not a tlsgate JSON report: {validation_summary(exc)}") from None
+
+
+@dataclass(frozen=True)
+class SavedFacts:
+    path: Path
+    kind: Literal["report", "facts", "journal"]
+    facts: tuple[Facts, ...]
+    timeout: float | None  # the scan's timeout, when the file is a report that recorded it
+
+
+_FACTS_LIST: TypeAdapter[list[Facts]] = TypeAdapter(list[Facts])
+
+
+def read_saved_facts(path: Path) -> SavedFacts:
+    """Facts from a JSON report written by ``scan --json`` / ``cert --json``, from facts JSON (one object or a
+    list), or from a scan's JSON Lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SavedFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SavedFileError(f"{path}: not UTF-8 text, so not a JSON report or facts file") from None
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data" or path.suffix == ".jsonl":
+            return _read_journal(path, text)
+        raise SavedFileError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    if isinstance(data, dict) and "facts" in data and "target" in data:
+        return _read_journal(path, text)  # a JSON Lines file of one target
+    try:
+        if isinstance(data, dict) and "targets" in data:
+            report = _report(data)
+            facts = tuple(t.facts for t in report.targets)
+            return SavedFacts(path, "report", facts, report.options.timeout)
+        if isinstance(data, dict) and "target" in data:
+            return SavedFacts(path, "facts", (Facts.model_validate(data),), None)
+        if isinstance(data, list):
+            facts = tuple(_FACTS_LIST.validate_python(data))
+            if not facts:
+                raise SavedFileError(f"{path}: the list of facts is empty")
+            return SavedFacts(path, "facts", facts, None)
+    except ValidationError as exc:
+        what = "tlsgate report" if isinstance(data, dict) and "targets" in data else "tlsgate facts"
+        raise SavedFileError(f"{path}: not a valid {what}: {validation_summary(exc)}") from None
+    raise SavedFileError(
+        f"{path}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)"
+    )
+
+
+def _journal_facts(line: str) -> Facts:
+    """The facts of one JSON Lines target; raises ValidationError (pydantic's own words for a line that is not
+    JSON). Only the facts are read, so a line written before targets carried a gate verdict is read too."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        return TargetReport.model_validate_json(line).facts
+    if isinstance(data, dict):
+        data = {**_UNDECIDED_TARGET, **data}
+    return TargetReport.model_validate(data).facts
+
+
+def _read_journal(path: Path, text: str) -> SavedFacts:
+    """Facts from JSON Lines (``--format jsonl``): a target per line. A last line cut short — the writer was
+    killed mid-line — is left out; any other bad line is an error naming its line."""
+    facts: list[Facts] = []
+    lines = text.split("\n")
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            facts.append(_journal_facts(raw))
+        except ValidationError as exc:
+            if number == len(lines):  # no newline after it: the line was never finished
+                break
+            raise SavedFileError(
+                f"{path}:{number}: not a tlsgate JSON Lines target: {validation_summary(exc)}"
+            ) from None
+    if not facts:
+        raise SavedFileError(f"{path}: no finished target in this JSON Lines file")
+    return SavedFacts(path, "journal", tuple(facts), None)

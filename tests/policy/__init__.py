@@ -1,0 +1,1 @@
+"""Tests of scanner/policy and the gate: rule packs, the engine, waivers, baselines and exit codes."""

@@ -1,0 +1,90 @@
+"""A report saved before reports carried the gate's decisions renders exactly as it did.
+
+``data/legacy-report.json`` was written by tlsgate before this change (commit 7182477), from the gate scenario of
+test_render_gate (a failure in the baseline, a waived one, one whose waiver expired, one below --fail-on medium,
+an inconclusive rule, a target not scanned); ``data/legacy-report.*`` are what that tlsgate rendered from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scanner.render import FILE_SUFFIXES, OutputFormat, render
+from scanner.report import Report
+from scanner.saved import read_report
+from tests.render.test_render_gate import START, _judge
+
+DATA = Path(__file__).parent / "data"
+LEGACY = DATA / "legacy-report.json"
+# JSON and JSON Lines gain the new fields; every other format must not change by a byte.
+UNCHANGED = [fmt for fmt in OutputFormat if fmt not in (OutputFormat.json, OutputFormat.jsonl)]
+NEW_REPORT_FIELDS = ("verdict", "exit_code")
+
+
+@pytest.fixture(scope="module")
+def legacy() -> Report:
+    return read_report(LEGACY)
+
+
+def test_the_fixture_predates_the_decisions() -> None:
+    data = json.loads(LEGACY.read_text(encoding="utf-8"))
+    assert not set(NEW_REPORT_FIELDS) & set(data)
+    assert all("gate_verdict" not in t for t in data["targets"])
+    assert all("decision" not in f for t in data["targets"] for f in t["findings"])
+
+
+@pytest.mark.parametrize("fmt", UNCHANGED, ids=lambda fmt: fmt.value)
+def test_an_old_report_renders_as_it_did(legacy: Report, fmt: OutputFormat) -> None:
+    expected = (DATA / f"legacy-report{FILE_SUFFIXES[fmt]}").read_bytes().decode("utf-8")
+    assert render(legacy, fmt) == expected
+
+
+def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in data.items() if k not in NEW_REPORT_FIELDS}
+    data["targets"] = [
+        {k: v for k, v in t.items() if k != "gate_verdict"}
+        | {"findings": [{k: v for k, v in f.items() if k != "decision"} for f in t["findings"]]}
+        for t in data["targets"]
+    ]
+    return data
+
+
+def test_an_old_report_keeps_everything_it_recorded(legacy: Report) -> None:
+    """Rendered as JSON it is the saved report, key for key, plus the decisions derived when it was read."""
+    rendered = render(legacy, OutputFormat.json)
+    assert json.dumps(_without_new_fields(json.loads(rendered)), indent=2) + "\n" == LEGACY.read_text("utf-8")
+    assert (legacy.verdict, legacy.exit_code) == ("fail", 1)
+    assert [t.gate_verdict for t in legacy.targets] == ["pass", "pass", "fail", "error"]
+
+
+def _decisions(report: Report) -> list[list[tuple[str | None, str | None]]]:
+    return [
+        [
+            (f.decision.state, f.decision.waiver and f.decision.waiver.reason) if f.decision else (None, None)
+            for f in t.findings
+        ]
+        for t in report.targets
+    ]
+
+
+def test_the_decisions_derived_are_those_a_run_writes(legacy: Report, tmp_path: Path) -> None:
+    """Judging the saved facts again through the same scenario's gate writes the decisions the reader derived."""
+    assert legacy.started_at == START  # the day that decides which waivers are in force
+    fresh = _judge(tmp_path, [t.facts for t in legacy.targets])
+    assert _decisions(legacy) == _decisions(fresh)
+    assert [t.gate_verdict for t in legacy.targets] == [t.gate_verdict for t in fresh.targets]
+    assert (legacy.verdict, legacy.exit_code) == (fresh.verdict, fresh.exit_code)
+
+
+def test_report_render_of_an_old_report(tlsgate: Any, tmp_path: Path) -> None:
+    """The command line renders the old report to every format, byte for byte as before."""
+    args = [f"--format={fmt.value}={tmp_path / f'out{FILE_SUFFIXES[fmt]}'}" for fmt in UNCHANGED]
+    result = tlsgate("report", "render", str(LEGACY), *args)
+    assert result.code == 0, result.stderr
+    for fmt in UNCHANGED:
+        expected = (DATA / f"legacy-report{FILE_SUFFIXES[fmt]}").read_bytes()
+        assert (tmp_path / f"out{FILE_SUFFIXES[fmt]}").read_bytes() == expected, fmt.value
