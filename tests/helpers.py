@@ -374,6 +374,16 @@ def sslyze_scan_result(port: int, commands: set[Any], server_name: str = "localh
     return result
 
 
+def sslyze_certificate_deployment(port: int, server_name: str = "localhost") -> Any:
+    """sslyze's certificate scan of 127.0.0.1:port: its first certificate deployment (the chain as received and the
+    stapled OCSP response), asserted complete."""
+    from sslyze import ScanCommand  # noqa: PLC0415 - only the comparison tests need sslyze's API
+
+    attempt = sslyze_scan_result(port, {ScanCommand.CERTIFICATE_INFO}, server_name).scan_result.certificate_info
+    assert attempt.result is not None, attempt.error_trace
+    return attempt.result.certificate_deployments[0]
+
+
 @dataclass
 class HelloFilterProxy:
     port: int
