@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 
 from scanner.demo import LoopbackServer, tls_handler
@@ -59,6 +60,17 @@ def server_context(
 @contextlib.contextmanager
 def python_tls_server(context: ssl.SSLContext, host: str = "127.0.0.1") -> Iterator[LoopbackServer]:
     with LoopbackServer(tls_handler(context), host) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def ipv6_tls13_server(files: ServerFiles) -> Iterator[LoopbackServer]:
+    """A TLS 1.3 Python server on ::1; the test is skipped where the machine has no IPv6 loopback."""
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(python_tls_server(server_context(files, ssl.TLSVersion.TLSv1_3), host="::1"))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
         yield server
 
 
@@ -372,6 +384,16 @@ def sslyze_scan_result(port: int, commands: set[Any], server_name: str = "localh
     (result,) = list(scanner.get_results())
     assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
     return result
+
+
+def sslyze_certificate_deployment(port: int, server_name: str = "localhost") -> Any:
+    """sslyze's certificate scan of 127.0.0.1:port: its first certificate deployment (the chain as received and the
+    stapled OCSP response), asserted complete."""
+    from sslyze import ScanCommand  # noqa: PLC0415 - only the comparison tests need sslyze's API
+
+    attempt = sslyze_scan_result(port, {ScanCommand.CERTIFICATE_INFO}, server_name).scan_result.certificate_info
+    assert attempt.result is not None, attempt.error_trace
+    return attempt.result.certificate_deployments[0]
 
 
 @dataclass

@@ -6,12 +6,11 @@ import json
 import ssl
 
 import jsonschema
-import pytest
 
 from scanner import __version__
 from scanner.exitcodes import ExitCode
 from scanner.schemas import schema_dir
-from tests.helpers import python_tls_server, server_context
+from tests.helpers import ipv6_tls13_server, python_tls_server, server_context
 
 
 def _report_schema() -> dict:
@@ -85,16 +84,9 @@ def test_pack_given_as_file(tlsgate, tls13_server, tmp_path):
 
 def test_ipv6_target(tlsgate, pki, tmp_path):
     """An [ipv6]:port target is scanned over ::1."""
-    try:
-        server_cm = python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_3), host="::1")
-        server = server_cm.__enter__()
-    except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
-    try:
-        json_path = tmp_path / "r.json"
+    json_path = tmp_path / "r.json"
+    with ipv6_tls13_server(pki) as server:
         run = tlsgate("scan", server.target, "--json", str(json_path))
-    finally:
-        server_cm.__exit__(None, None, None)
     assert run.code == 0, run.stdout + run.stderr
     facts = json.loads(json_path.read_text())["targets"][0]["facts"]
     assert facts["target"]["ip_address"] == "::1"

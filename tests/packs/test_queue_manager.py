@@ -101,6 +101,16 @@ def leaf_results(*statuses: tuple[str, str]) -> tuple[RevocationResult, ...]:
     )
 
 
+def leaf_case(name: str, expected: dict[str, str], *statuses: tuple[str, str]) -> Case:
+    """A channel whose leaf has these (source, status) revocation results, the issuer's staying good."""
+    return case(name, Channel(revocation=leaf_results(*statuses)), expected)
+
+
+def suite_case(name: str, version: str, suite: str, expected: dict[str, str]) -> Case:
+    """A channel that also accepts ``suite`` with ``version``."""
+    return case(name, Channel(accepted=with_suites(version, suite)), expected)
+
+
 CASES = [
     case("compliant channel", Channel(), {}),
     case(
@@ -137,40 +147,25 @@ CASES = [
         ),
         {},
     ),
-    case(
-        "leaf revoked",
-        Channel(revocation=leaf_results(("ocsp", "revoked"), ("crl", "revoked"))),
-        {"QMCHAN-002": "fail", "QMCHAN-003": "fail"},
-    ),
+    leaf_case("leaf revoked", {"QMCHAN-002": "fail", "QMCHAN-003": "fail"}, ("ocsp", "revoked"), ("crl", "revoked")),
     case(
         "intermediate revoked",
         Channel(revocation=(*leaf_results(("ocsp", "good")), revocation(ISSUER_DN, "crl", "revoked"))),
         {"QMCHAN-002": "fail"},
     ),
-    case(
-        "leaf good by OCSP, unknown by CRL", Channel(revocation=leaf_results(("ocsp", "good"), ("crl", "unknown"))), {}
+    leaf_case("leaf good by OCSP, unknown by CRL", {}, ("ocsp", "good"), ("crl", "unknown")),
+    leaf_case("leaf good by a stapled response only", {}, ("stapled_ocsp", "good"), ("ocsp", "not_checked")),
+    leaf_case(
+        "revocation not checked (--offline)", {"QMCHAN-003": "fail"}, ("ocsp", "not_checked"), ("crl", "not_checked")
     ),
-    case(
-        "leaf good by a stapled response only",
-        Channel(revocation=leaf_results(("stapled_ocsp", "good"), ("ocsp", "not_checked"))),
-        {},
-    ),
-    case(
-        "revocation not checked (--offline)",
-        Channel(revocation=leaf_results(("ocsp", "not_checked"), ("crl", "not_checked"))),
-        {"QMCHAN-003": "fail"},
-    ),
-    case("leaf without OCSP or CRL URL", Channel(revocation=leaf_results()), {"QMCHAN-003": "fail"}),
+    leaf_case("leaf without OCSP or CRL URL", {"QMCHAN-003": "fail"}),
     # a source that failed is a result like any other: the OCSP answer still decides
-    case(
-        "leaf CRL unreachable",
-        Channel(revocation=leaf_results(("ocsp", "good"), ("crl", "error"))),
-        {},
-    ),
-    case(
+    leaf_case("leaf CRL unreachable", {}, ("ocsp", "good"), ("crl", "error")),
+    leaf_case(
         "leaf CRL unreachable, OCSP says revoked",
-        Channel(revocation=leaf_results(("ocsp", "revoked"), ("crl", "error"))),
         {"QMCHAN-002": "fail", "QMCHAN-003": "fail"},
+        ("ocsp", "revoked"),
+        ("crl", "error"),
     ),
     # revocation results carry a leaf marker, so the DN rule alone judges another queue manager's certificate
     case(
@@ -198,25 +193,11 @@ CASES = [
         params=PATTERN | {"require_client_certificate": False},
     ),
     case("throwaway client certificate accepted", Channel(throwaway=True), {"QMCHAN-006": "fail"}),
-    case(
-        "anonymous DH suite",
-        Channel(accepted=with_suites("TLSv1.2", "TLS_DH_anon_WITH_AES_256_GCM_SHA384")),
-        {"QMCHAN-007": "fail"},
-    ),
-    case(
-        "NULL encryption suite",
-        Channel(accepted=with_suites("TLSv1.2", "TLS_RSA_WITH_NULL_SHA256")),
-        {"QMCHAN-008": "fail"},
-    ),
-    case(
-        "TLS 1.3 integrity-only suite",
-        Channel(accepted=with_suites("TLSv1.3", "TLS_SHA256_SHA256")),
-        {"QMCHAN-008": "fail"},
-    ),
-    case(
-        "anonymous NULL suite",
-        Channel(accepted=with_suites("TLSv1.2", "TLS_ECDH_anon_WITH_NULL_SHA")),
-        {"QMCHAN-007": "fail", "QMCHAN-008": "fail"},
+    suite_case("anonymous DH suite", "TLSv1.2", "TLS_DH_anon_WITH_AES_256_GCM_SHA384", {"QMCHAN-007": "fail"}),
+    suite_case("NULL encryption suite", "TLSv1.2", "TLS_RSA_WITH_NULL_SHA256", {"QMCHAN-008": "fail"}),
+    suite_case("TLS 1.3 integrity-only suite", "TLSv1.3", "TLS_SHA256_SHA256", {"QMCHAN-008": "fail"}),
+    suite_case(
+        "anonymous NULL suite", "TLSv1.2", "TLS_ECDH_anon_WITH_NULL_SHA", {"QMCHAN-007": "fail", "QMCHAN-008": "fail"}
     ),
     case(
         "NULL_WITH_NULL_NULL",

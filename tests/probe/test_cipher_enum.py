@@ -4,8 +4,6 @@ finds suites sslyze cannot, tells server from client order, survives fragile ser
 
 from __future__ import annotations
 
-import ssl
-
 import pytest
 
 from scanner.facts import ErrorClass, ProtocolSupport, ProtocolVersion
@@ -20,11 +18,10 @@ from scanner.probe.checks.ciphers import (
 from tests.helpers import (
     gnutls_server,
     hello_filter_proxy,
+    ipv6_tls13_server,
     issue_certificate,
     loopback_endpoint,
     openssl_server,
-    python_tls_server,
-    server_context,
     sslyze_cipher_suites,
 )
 
@@ -176,15 +173,8 @@ def test_agrees_with_sslyze_on_python_ssl(tls12_13_server):
 
 def test_ipv6_loopback_server(pki):
     """A server on ::1 is enumerated like one on 127.0.0.1."""
-    try:
-        server_cm = python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_3), host="::1")
-        server = server_cm.__enter__()
-    except OSError:
-        pytest.skip("no IPv6 loopback on this machine")
-    try:
+    with ipv6_tls13_server(pki) as server:
         support = enumerate_version(loopback_endpoint(server.port, host="::1"), TLS13)
-    finally:
-        server_cm.__exit__(None, None, None)
     assert support.status == "accepted"
     assert {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"} <= set(_names(support))
 

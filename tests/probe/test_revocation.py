@@ -17,7 +17,7 @@ from scanner.facts import CertificateFacts, RevocationResult
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.ocsp import stapled_ocsp
 from scanner.probe.pki.revocation import check_revocation
-from tests.helpers import free_port, openssl_server
+from tests.helpers import free_port, openssl_server, sslyze_certificate_deployment
 from tests.ocsp_crl_server import RevocationServer
 from tests.pki import SERVER_AUTH, Issued, issue, name, new_key
 
@@ -68,27 +68,7 @@ class Scanned:
 
 def sslyze_scan(port: int) -> Scanned:
     """sslyze's certificate scan of 127.0.0.1:port: the chain as received and the stapled OCSP response."""
-    from sslyze import (  # noqa: PLC0415 - only these tests need sslyze's API directly
-        ScanCommand,
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-        ServerScanStatusEnum,
-    )
-
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication="localhost", network_timeout=5),
-        scan_commands={ScanCommand.CERTIFICATE_INFO},
-    )
-    scanner = Scanner()
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
-    assert result.scan_status == ServerScanStatusEnum.COMPLETED, result.connectivity_error_trace
-    attempt = result.scan_result.certificate_info
-    assert attempt.result is not None, attempt.error_trace
-    deployment = attempt.result.certificate_deployments[0]
+    deployment = sslyze_certificate_deployment(port)
     return Scanned(list(deployment.received_certificate_chain), deployment.ocsp_response)
 
 

@@ -34,6 +34,11 @@ def _values(facts: SessionFacts, *names: str) -> dict[str, object]:
     return {name: getattr(facts, name).value for name in names}
 
 
+def _assert_values(facts: SessionFacts, **expected: object) -> None:
+    """Each named fact is observed (status ok) and holds the expected value."""
+    assert _values(facts, *expected) == expected
+
+
 def _assert_refused(facts: SessionFacts, names: tuple[str, ...], version: str) -> None:
     for name in names:
         fact = getattr(facts, name)
@@ -53,11 +58,7 @@ def test_tls13_ticket_lifetimes_300_and_86400_are_told_apart(pki: ServerFiles):
         with nginx_server(pki.cert, pki.key, protocols=["TLSv1.3"], session_timeout=f"{timeout}s") as server:
             facts = probe_sessions(loopback_endpoint(server.port))
         assert facts.status == "ok", facts.error
-        assert _values(facts, "tls13_ticket_lifetime", "ticket_lifetime", "tls13_resumption") == {
-            "tls13_ticket_lifetime": timeout,
-            "ticket_lifetime": timeout,
-            "tls13_resumption": True,
-        }
+        _assert_values(facts, tls13_ticket_lifetime=timeout, ticket_lifetime=timeout, tls13_resumption=True)
         seen[timeout] = facts
     assert seen[300].tls13_ticket_lifetime.value != seen[86400].tls13_ticket_lifetime.value
     assert seen[300].model_dump(exclude={"tls13_ticket_lifetime", "ticket_lifetime"}) == seen[86400].model_dump(
@@ -71,12 +72,9 @@ def test_tls12_ticket_lifetime_hint_and_ticket_resumption(pki: ServerFiles):
     ticket; its TLS 1.3 facts say TLS 1.3 is not accepted."""
     with nginx_server(pki.cert, pki.key, protocols=["TLSv1.2"], session_timeout="600s") as server:
         facts = probe_sessions(loopback_endpoint(server.port))
-    assert _values(facts, "tls12_ticket_lifetime", "ticket_lifetime", "ticket_resumption", "session_id_resumption") == {
-        "tls12_ticket_lifetime": 600,
-        "ticket_lifetime": 600,
-        "ticket_resumption": True,
-        "session_id_resumption": True,
-    }
+    _assert_values(
+        facts, tls12_ticket_lifetime=600, ticket_lifetime=600, ticket_resumption=True, session_id_resumption=True
+    )
     _assert_refused(facts, TLS13_FACTS, "TLS 1.3")
 
 
@@ -87,13 +85,9 @@ def test_session_id_resumption_with_tickets_off_and_a_cache(pki: ServerFiles):
     with nginx_server(pki.cert, pki.key, session_tickets=False, session_cache="shared:ids:1m") as server:
         facts = probe_sessions(loopback_endpoint(server.port))
     assert facts.status == "ok", facts.error
-    assert _values(facts, "session_id_resumption", "ticket_resumption", "tls12_ticket_lifetime") == {
-        "session_id_resumption": True,
-        "ticket_resumption": False,
-        "tls12_ticket_lifetime": None,
-    }
+    _assert_values(facts, session_id_resumption=True, ticket_resumption=False, tls12_ticket_lifetime=None)
     # TLS 1.3 resumes through stateful tickets backed by the same cache.
-    assert _values(facts, "tls13_resumption") == {"tls13_resumption": True}
+    _assert_values(facts, tls13_resumption=True)
 
 
 @needs_nginx
@@ -101,11 +95,7 @@ def test_no_resumption_without_cache_or_tickets(pki: ServerFiles):
     """nginx with ssl_session_cache off and tickets off resumes nothing, in either version."""
     with nginx_server(pki.cert, pki.key, session_tickets=False, session_cache=None) as server:
         facts = probe_sessions(loopback_endpoint(server.port))
-    assert _values(facts, "session_id_resumption", "ticket_resumption", "tls13_resumption") == {
-        "session_id_resumption": False,
-        "ticket_resumption": False,
-        "tls13_resumption": False,
-    }
+    _assert_values(facts, session_id_resumption=False, ticket_resumption=False, tls13_resumption=False)
 
 
 def test_tls13_only_server_gives_errors_not_false_for_tls12(tls13_server):
@@ -140,11 +130,7 @@ def test_tls13_server_that_issues_no_tickets(pki: ServerFiles):
     context.num_tickets = 0
     with python_tls_server(context) as server:
         facts = probe_sessions(loopback_endpoint(server.port))
-    assert _values(facts, "tls13_resumption", "tls13_ticket_lifetime", "ticket_lifetime") == {
-        "tls13_resumption": False,
-        "tls13_ticket_lifetime": None,
-        "ticket_lifetime": None,
-    }
+    _assert_values(facts, tls13_resumption=False, tls13_ticket_lifetime=None, ticket_lifetime=None)
 
 
 @needs_nginx
@@ -160,7 +146,7 @@ def test_age_check_expired_session_is_not_resumed(pki: ServerFiles):
     assert check.value.resumed is False
     assert check.value.age_seconds >= 2.5
     # resumed at once, the same session would have been: the wait is what made the difference
-    assert _values(facts, "session_id_resumption") == {"session_id_resumption": True}
+    _assert_values(facts, session_id_resumption=True)
 
 
 @needs_nginx

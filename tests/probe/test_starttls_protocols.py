@@ -32,35 +32,33 @@ def _lines(conn: socket.socket) -> list[bytes]:
     return [data.strip()]
 
 
-def imap(conn: socket.socket) -> bool:  # RFC 3501 6.2.1
-    conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
-    while line := _lines(conn):
-        tag, _, command = line[0].partition(b" ")
-        if command.upper() == b"STARTTLS":
-            conn.sendall(tag + b" OK Begin TLS negotiation now\r\n")
-            return True
-        conn.sendall(tag + b" BAD unexpected\r\n")
-    return False
+def _line_upgrade(greeting: bytes, command: bytes, go_ahead: bytes, refusal: bytes, *, tagged: bool = False) -> Upgrade:
+    """A line protocol's upgrade: greet, refuse every line but ``command``, answer that with ``go_ahead``.
+    ``tagged`` (IMAP): each line starts with the client's tag, which the answer repeats in front of it."""
+
+    def upgrade(conn: socket.socket) -> bool:
+        conn.sendall(greeting)
+        while line := _lines(conn):
+            tag, _, said = line[0].partition(b" ") if tagged else (b"", b"", line[0])
+            if said.upper() == command:
+                conn.sendall(tag + go_ahead)
+                return True
+            conn.sendall(tag + refusal)
+        return False
+
+    return upgrade
 
 
-def pop3(conn: socket.socket) -> bool:  # RFC 2595 4
-    conn.sendall(b"+OK POP3 ready\r\n")
-    while line := _lines(conn):
-        if line[0].upper() == b"STLS":
-            conn.sendall(b"+OK Begin TLS negotiation\r\n")
-            return True
-        conn.sendall(b"-ERR unexpected\r\n")
-    return False
-
-
-def ftp(conn: socket.socket) -> bool:  # RFC 4217 4
-    conn.sendall(b"220-welcome\r\n220 FTP ready\r\n")
-    while line := _lines(conn):
-        if line[0].upper() == b"AUTH TLS":
-            conn.sendall(b"234 AUTH TLS successful\r\n")
-            return True
-        conn.sendall(b"502 unexpected\r\n")
-    return False
+imap = _line_upgrade(  # RFC 3501 6.2.1
+    b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n", b"STARTTLS", b" OK Begin TLS negotiation now\r\n",
+    b" BAD unexpected\r\n", tagged=True,
+)  # fmt: skip
+pop3 = _line_upgrade(  # RFC 2595 4
+    b"+OK POP3 ready\r\n", b"STLS", b"+OK Begin TLS negotiation\r\n", b"-ERR unexpected\r\n"
+)
+ftp = _line_upgrade(  # RFC 4217 4
+    b"220-welcome\r\n220 FTP ready\r\n", b"AUTH TLS", b"234 AUTH TLS successful\r\n", b"502 unexpected\r\n"
+)
 
 
 def _xmpp(namespace: bytes) -> Upgrade:  # RFC 6120 5.4

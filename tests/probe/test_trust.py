@@ -20,7 +20,7 @@ from scanner.probe.pki.pins import parse_pins
 from scanner.probe.pki.storefiles import TrustStoreError, read_jks
 from scanner.probe.pki.stores import TrustStoreSpec, load_anchors
 from scanner.probe.pki.trust import evaluate_trust
-from tests.helpers import openssl_server
+from tests.helpers import openssl_server, sslyze_certificate_deployment
 from tests.pki import NOW, SERVER_AUTH, Hierarchy, Issued, hierarchy, issue, name, new_key
 
 DER = serialization.Encoding.DER
@@ -36,25 +36,7 @@ PASSWORD_ENV, WRONG_ENV, UNSET_ENV = (
 
 def received_chain(port: int, server_name: str = "localhost") -> list[x509.Certificate]:
     """The certificates the server at 127.0.0.1:port really sends, as sslyze received them, leaf first."""
-    from sslyze import (  # noqa: PLC0415 - only these tests need sslyze's API
-        ScanCommand,
-        Scanner,
-        ServerNetworkConfiguration,
-        ServerNetworkLocation,
-        ServerScanRequest,
-    )
-
-    request = ServerScanRequest(
-        server_location=ServerNetworkLocation(hostname="127.0.0.1", port=port, ip_address="127.0.0.1"),
-        network_configuration=ServerNetworkConfiguration(tls_server_name_indication=server_name, network_timeout=5),
-        scan_commands={ScanCommand.CERTIFICATE_INFO},
-    )
-    scanner = Scanner()
-    scanner.queue_scans([request])
-    (result,) = list(scanner.get_results())
-    attempt = result.scan_result.certificate_info if result.scan_result else None
-    assert attempt is not None and attempt.result is not None, result.connectivity_error_trace
-    return list(attempt.result.certificate_deployments[0].received_certificate_chain)
+    return list(sslyze_certificate_deployment(port, server_name).received_certificate_chain)
 
 
 def serve(directory: Path, leaf: Issued, chain: list[Issued], *args: str) -> list[x509.Certificate]:
