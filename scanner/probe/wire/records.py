@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from scanner.facts import ErrorClass, ProbeError
-from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
     CONTENT_ALERT,
@@ -226,15 +226,7 @@ def connect_error(endpoint: Endpoint, exc: Exception) -> ProbeError:
     where = endpoint.display
     if isinstance(exc, StartTlsError):
         return ProbeError(error_class=ErrorClass.starttls_failed, message=f"{where}: {exc}")
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeError(error_class=ErrorClass.refused, message=f"connection to {where} refused")
-    if isinstance(exc, TimeoutError):
-        return ProbeError(
-            error_class=ErrorClass.timeout, message=f"connecting to {where} timed out after {endpoint.timeout:g}s"
-        )
-    if isinstance(exc, ConnectionResetError):
-        return ProbeError(error_class=ErrorClass.reset, message=f"{where} reset the connection")
-    return ProbeError(error_class=ErrorClass.unreachable, message=f"cannot connect to {where}: {exc}")
+    return connect_failure(where, exc, timed_out=f"connecting to {where} timed out after {endpoint.timeout:g}s")
 
 
 def exchange(endpoint: Endpoint, hello: bytes, *, until: ReadUntil = "server_hello_done") -> ServerReply:
