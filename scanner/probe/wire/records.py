@@ -12,7 +12,7 @@ import errno
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scanner.facts import ErrorClass, ProbeError
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
@@ -212,13 +212,7 @@ def send_hello(
     except OSError as exc:
         return ServerReply(end=_closed(exc), hello_length=len(hello))
     reply = read_reply(sock, timeout, until=until)
-    return ServerReply(
-        messages=reply.messages,
-        end=reply.end,
-        warnings=reply.warnings,
-        hello_length=len(hello),
-        elapsed=time.monotonic() - started,
-    )
+    return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
 
 
 def connect_error(endpoint: Endpoint, exc: Exception) -> ProbeError:
@@ -242,13 +236,8 @@ def exchange(endpoint: Endpoint, hello: bytes, *, until: ReadUntil = "server_hel
         )
     with contextlib.closing(sock):
         reply = send_hello(sock, hello, endpoint.timeout, until=until)
-    return ServerReply(
-        messages=reply.messages,
-        end=reply.end,
-        warnings=reply.warnings,
-        hello_length=len(hello),
-        elapsed=time.monotonic() - started,
-    )
+    # The connect (and any STARTTLS preamble) counts in the elapsed time, not only the hello and its reply.
+    return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
 
 
 # --- records already received ---------------------------------------------------------------------------------
