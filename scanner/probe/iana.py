@@ -13,9 +13,10 @@ import functools
 import io
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal, overload
+from typing import Generic, Literal, TypeVar, overload
 
 from scanner.facts import CipherSuite, NamedGroup, ProtocolVersion
 
@@ -114,18 +115,36 @@ class NamedGroupInfo:
         return f"0x{self.code:04X}"
 
 
-@dataclass(frozen=True)
-class CipherSuiteRegistry:
-    suites: tuple[CipherSuiteInfo, ...]  # in registry (code) order
-    by_code: dict[int, CipherSuiteInfo]
-    by_name: dict[str, CipherSuiteInfo]
+_Info = TypeVar("_Info", CipherSuiteInfo, NamedGroupInfo)
 
 
-@dataclass(frozen=True)
-class GroupRegistry:
-    groups: tuple[NamedGroupInfo, ...]
-    by_code: dict[int, NamedGroupInfo]
-    by_name: dict[str, NamedGroupInfo]
+class _Registry(Generic[_Info]):
+    """One carried registry, read on first use and then kept, with its entries by code and by name."""
+
+    def __init__(self, load: Callable[[], list[_Info]]) -> None:
+        self._load: Callable[[], list[_Info]] = load
+
+    @functools.cached_property
+    def _entries(self) -> tuple[_Info, ...]:
+        return tuple(self._load())
+
+    @functools.cached_property
+    def _by_code(self) -> dict[int, _Info]:
+        return {e.code: e for e in self._entries}
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, _Info]:
+        return {e.name: e for e in self._entries}
+
+    def all(self) -> tuple[_Info, ...]:
+        """Every entry, in the order the loader gives."""
+        return self._entries
+
+    def get(self, code: int) -> _Info | None:
+        return self._by_code.get(code)
+
+    def named(self, name: str) -> _Info | None:
+        return self._by_name.get(name)
 
 
 class RegistryError(ValueError):
@@ -187,9 +206,8 @@ def parse_suite_name(code: int, name: str) -> tuple[str, str, str, str, int, boo
     return (key_exchange, authentication, encryption, mac, _key_bits(encryption), anonymous, export, versions)
 
 
-@functools.cache
-def cipher_suite_registry() -> CipherSuiteRegistry:
-    """Every assigned cipher suite of the carried IANA registry, loaded once."""
+def _load_suites() -> list[CipherSuiteInfo]:
+    """Every assigned cipher suite of the carried IANA registry, in code order."""
     suites: list[CipherSuiteInfo] = []
     for row in _read(CIPHER_SUITES_FILE):
         value, name = row["Value"].strip(), row["Description"].strip()
@@ -215,21 +233,13 @@ def cipher_suite_registry() -> CipherSuiteRegistry:
             )
         )
     suites.sort(key=lambda s: s.code)
-    return CipherSuiteRegistry(
-        suites=tuple(suites), by_code={s.code: s for s in suites}, by_name={s.name: s for s in suites}
-    )
+    return suites
 
 
-def cipher_suites() -> tuple[CipherSuiteInfo, ...]:
-    return cipher_suite_registry().suites
-
-
-def cipher_suite(code: int) -> CipherSuiteInfo | None:
-    return cipher_suite_registry().by_code.get(code)
-
-
-def cipher_suite_by_name(name: str) -> CipherSuiteInfo | None:
-    return cipher_suite_registry().by_name.get(name)
+_SUITES = _Registry(_load_suites)
+cipher_suites = _SUITES.all
+cipher_suite = _SUITES.get
+cipher_suite_by_name = _SUITES.named
 
 
 def suites_for_version(version: ProtocolVersion) -> tuple[CipherSuiteInfo, ...]:
@@ -282,9 +292,8 @@ def _group_kind(code: int, name: str) -> GroupKind:
     return "other"
 
 
-@functools.cache
-def group_registry() -> GroupRegistry:
-    """Every assigned named group of the carried IANA registry, loaded once."""
+def _load_groups() -> list[NamedGroupInfo]:
+    """Every assigned named group of the carried IANA registry, in registry order."""
     groups: list[NamedGroupInfo] = []
     for row in _read(SUPPORTED_GROUPS_FILE):
         value, description = row["Value"].strip(), row["Description"].strip()
@@ -303,19 +312,13 @@ def group_registry() -> GroupRegistry:
                 obsolete=obsolete,
             )
         )
-    return GroupRegistry(groups=tuple(groups), by_code={g.code: g for g in groups}, by_name={g.name: g for g in groups})
+    return groups
 
 
-def named_groups() -> tuple[NamedGroupInfo, ...]:
-    return group_registry().groups
-
-
-def named_group(code: int) -> NamedGroupInfo | None:
-    return group_registry().by_code.get(code)
-
-
-def named_group_by_name(name: str) -> NamedGroupInfo | None:
-    return group_registry().by_name.get(name)
+_GROUPS = _Registry(_load_groups)
+named_groups = _GROUPS.all
+named_group = _GROUPS.get
+named_group_by_name = _GROUPS.named
 
 
 def group_name(code: int) -> str:

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from scanner.facts import ClientAuthFacts, ErrorClass, Observed, ProbeError, observed, unobserved
-from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
     CONTENT_CHANGE_CIPHER_SPEC,
@@ -224,17 +224,6 @@ class _Attempt:
     error: ProbeError | None = None
 
 
-def _connect_error(endpoint: Endpoint, exc: OSError) -> ProbeError:
-    where = endpoint.display
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeError(error_class=ErrorClass.refused, message=f"connection to {where} refused")
-    if isinstance(exc, TimeoutError):
-        return ProbeError(error_class=ErrorClass.timeout, message=f"connecting to {where} timed out")
-    if isinstance(exc, ConnectionResetError):
-        return ProbeError(error_class=ErrorClass.reset, message=f"{where} reset the connection")
-    return ProbeError(error_class=ErrorClass.unreachable, message=f"cannot connect to {where}: {exc.strerror or exc}")
-
-
 def _failed_handshake(endpoint: Endpoint, ending: Ending, detail: str) -> ProbeError:
     if ending == "timeout":
         return ProbeError(error_class=ErrorClass.timeout, message=f"{endpoint.display}: {detail}")
@@ -260,7 +249,11 @@ def _attempt(endpoint: Endpoint, chain: tuple[Path, Path] | None, workdir: Path,
     except StartTlsError as exc:
         return _Attempt(unknown, None, "", ProbeError(error_class=ErrorClass.starttls_failed, message=str(exc)))
     except OSError as exc:
-        return _Attempt(unknown, None, "", _connect_error(endpoint, exc))
+        where = endpoint.display
+        error = connect_failure(
+            where, exc, timed_out=f"connecting to {where} timed out", reason=exc.strerror or str(exc)
+        )
+        return _Attempt(unknown, None, "", error)
     with sock:
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=endpoint.server_name)

@@ -33,7 +33,7 @@ from scanner.facts import (
     observed,
     unobserved,
 )
-from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 
 SOURCE = "tlsgate"
@@ -60,6 +60,8 @@ _VERSION_REFUSED = frozenset(
         "TLSV1_ALERT_INAPPROPRIATE_FALLBACK",
     }
 )
+# Ways the server ends the connection mid-handshake: a closing, not a TLS error to classify by its reason.
+_CLOSINGS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
 # Errors that say the target itself cannot be reached, whatever version we would offer.
 _UNREACHABLE = frozenset({ErrorClass.refused, ErrorClass.unreachable, ErrorClass.dns, ErrorClass.starttls_failed})
 _UNNAMED_REASON = re.compile(r"^\[SSL\] ([a-z0-9 ]+) \(_ssl\.c")
@@ -126,18 +128,7 @@ def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeE
     where = endpoint.display
     if isinstance(exc, StartTlsError):
         return ProbeError(error_class=ErrorClass.starttls_failed, message=f"{what}: STARTTLS failed: {exc}")
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeError(error_class=ErrorClass.refused, message=f"{what}: connection to {where} refused")
-    if isinstance(exc, TimeoutError):
-        return ProbeError(
-            error_class=ErrorClass.timeout,
-            message=f"{what}: {where} did not answer within {endpoint.timeout:g}s",
-        )
-    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionResetError | BrokenPipeError):
-        return ProbeError(
-            error_class=ErrorClass.reset, message=f"{what}: {where} closed the connection during the handshake"
-        )
-    if isinstance(exc, ssl.SSLError):
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, _CLOSINGS):
         reason = ssl_reason(exc)
         if reason in _VERSION_REFUSED:
             return ProbeError(error_class=ErrorClass.no_common_protocol, message=f"{what} not accepted ({reason})")
@@ -159,7 +150,14 @@ def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeE
                 "to it, or it requires a client certificate",
             )
         return ProbeError(error_class=ErrorClass.handshake_failed, message=f"{what}: handshake failed ({reason})")
-    return ProbeError(error_class=ErrorClass.unreachable, message=f"{what}: cannot connect to {where}: {exc}")
+    return connect_failure(
+        where,
+        exc,
+        timed_out=f"{where} did not answer within {endpoint.timeout:g}s",
+        prefix=f"{what}: ",
+        closed="closed the connection during the handshake",
+        closings=_CLOSINGS,
+    )
 
 
 def tls_connect(endpoint: Endpoint, context: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:

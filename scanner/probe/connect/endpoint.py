@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scanner.facts import ErrorClass, ProbeError
 from scanner.probe.connect.limits import Stop
 from scanner.probe.connect.starttls import StartTls, upgrade
 from scanner.targets import Target
@@ -56,3 +57,30 @@ class Endpoint:
                 sock.close()
                 raise
         return sock
+
+
+def connect_failure(
+    where: str,
+    exc: BaseException,
+    *,
+    timed_out: str,
+    prefix: str = "",
+    closed: str = "reset the connection",
+    closings: tuple[type[BaseException], ...] = (ConnectionResetError,),
+    reason: str | None = None,
+) -> ProbeError:
+    """The error for a connection to ``where`` that failed with ``exc``: refused, timed out, closed or unreachable.
+
+    Each probe words its messages for what it was doing (a bare connect, a handshake named by ``prefix``), and
+    users and saved reports know those words; so the wording is the caller's and only the classing is shared.
+    ``timed_out`` is the whole timeout message, ``closed`` what ``where`` did to the connection when ``exc`` is
+    one of ``closings``, and ``reason`` replaces ``exc``'s text after "cannot connect".
+    """
+    if isinstance(exc, ConnectionRefusedError):
+        return ProbeError(error_class=ErrorClass.refused, message=f"{prefix}connection to {where} refused")
+    if isinstance(exc, TimeoutError):
+        return ProbeError(error_class=ErrorClass.timeout, message=f"{prefix}{timed_out}")
+    if isinstance(exc, closings):
+        return ProbeError(error_class=ErrorClass.reset, message=f"{prefix}{where} {closed}")
+    detail = exc if reason is None else reason
+    return ProbeError(error_class=ErrorClass.unreachable, message=f"{prefix}cannot connect to {where}: {detail}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
 from scanner.probe.checks.ciphers import candidate_suites
+from scanner.probe.connect.endpoint import connect_failure
 from scanner.probe.connect.starttls import StartTls, StartTlsError, upgrade
 from scanner.probe.wire.hello import build_client_hello
 from scanner.probe.wire.messages import NotTls, TimedOut
@@ -44,15 +45,10 @@ def resolve_all(target: Target) -> list[str] | ProbeError:
 
 
 def _connect_error(where: str, exc: OSError, timeout: float) -> ProbeError:
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeError(error_class=ErrorClass.refused, message=f"connection to {where} refused")
-    if isinstance(exc, TimeoutError):
-        return ProbeError(
-            error_class=ErrorClass.timeout, message=f"TCP connect to {where} timed out after {timeout:g}s"
-        )
     if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL):
         return ProbeError(error_class=ErrorClass.unreachable, message=f"{where} unreachable: {exc.strerror}")
-    return ProbeError(error_class=ErrorClass.unreachable, message=f"cannot connect to {where}: {exc}")
+    # No TLS yet, so a reset is one more way of not getting through, not a server ending a handshake.
+    return connect_failure(where, exc, timed_out=f"TCP connect to {where} timed out after {timeout:g}s", closings=())
 
 
 def preflight(

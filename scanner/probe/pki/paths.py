@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -28,6 +29,8 @@ _LEGACY_SIGNATURE_HASHES = {
     "1.2.840.113549.1.1.3": "md4",
     "1.2.840.113549.1.1.4": "md5",
 }
+
+_E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -94,7 +97,8 @@ def self_signed(cert: x509.Certificate) -> bool:
     return self_issued(cert) and signed_by(cert, cert) is not False
 
 
-def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.ExtensionType | None:
+def extension(cert: x509.Certificate, kind: type[_E]) -> _E | None:
+    """The certificate's extension of class ``kind``, None when it has none."""
     try:
         return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
@@ -103,30 +107,34 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
 
 def _key_ids_agree(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     """False only when both key identifiers are there and differ: then ``issuer`` is a namesake, not the issuer."""
-    aki = _extension(child, x509.AuthorityKeyIdentifier)
-    ski = _extension(issuer, x509.SubjectKeyIdentifier)
-    if not isinstance(aki, x509.AuthorityKeyIdentifier) or aki.key_identifier is None:
+    aki = extension(child, x509.AuthorityKeyIdentifier)
+    ski = extension(issuer, x509.SubjectKeyIdentifier)
+    if aki is None or aki.key_identifier is None:
         return True
-    if not isinstance(ski, x509.SubjectKeyIdentifier):
+    if ski is None:
         return True
     return aki.key_identifier == ski.digest
 
 
-def ca_issuer_urls(cert: x509.Certificate) -> list[str]:
-    aia = _extension(cert, x509.AuthorityInformationAccess)
-    if not isinstance(aia, x509.AuthorityInformationAccess):
+def access_urls(cert: x509.Certificate, method: x509.ObjectIdentifier) -> list[str]:
+    """The URLs of the certificate's Authority Information Access entries for ``method`` (CA issuers, OCSP)."""
+    aia = extension(cert, x509.AuthorityInformationAccess)
+    if aia is None:
         return []
     return [
         d.access_location.value
         for d in aia
-        if d.access_method == AuthorityInformationAccessOID.CA_ISSUERS
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+        if d.access_method == method and isinstance(d.access_location, x509.UniformResourceIdentifier)
     ]
 
 
+def ca_issuer_urls(cert: x509.Certificate) -> list[str]:
+    return access_urls(cert, AuthorityInformationAccessOID.CA_ISSUERS)
+
+
 def san_names(cert: x509.Certificate) -> list[x509.GeneralName]:
-    san = _extension(cert, x509.SubjectAlternativeName)
-    if not isinstance(san, x509.SubjectAlternativeName):
+    san = extension(cert, x509.SubjectAlternativeName)
+    if san is None:
         return []
     return [n for n in san if isinstance(n, x509.DNSName | x509.IPAddress)]
 

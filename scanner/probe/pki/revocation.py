@@ -31,27 +31,18 @@ from scanner.probe.pki.answers import Source, find_issuer, fingerprint, is_self_
 from scanner.probe.pki.crl import check_crl
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.ocsp import check_ocsp, ocsp_verdict
+from scanner.probe.pki.paths import access_urls, extension
 
 MAX_WORKERS = 8
 
 
 def ocsp_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except x509.ExtensionNotFound:
-        return []
-    return [
-        str(d.access_location.value)
-        for d in access
-        if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
-        and isinstance(d.access_location, x509.UniformResourceIdentifier)
-    ]
+    return access_urls(cert, x509.oid.AuthorityInformationAccessOID.OCSP)
 
 
 def crl_urls(cert: x509.Certificate) -> list[str]:
-    try:
-        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    except x509.ExtensionNotFound:
+    points = extension(cert, x509.CRLDistributionPoints)
+    if points is None:
         return []
     return [
         str(name.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from scanner.facts import ProbeError, ProtocolVersion
 from scanner.probe import iana
@@ -196,6 +196,17 @@ class Malformed:
 
 _M = TypeVar("_M")
 
+
+class _FirstOf(Generic[_M]):
+    """A reply's first message of one kind, None when the server sent none."""
+
+    def __init__(self, kind: type[_M]) -> None:
+        self._kind = kind
+
+    def __get__(self, reply: ServerReply, owner: type[ServerReply]) -> _M | None:
+        return next((m for m in reply.messages if isinstance(m, self._kind)), None)
+
+
 ReplyEnd = Alert | Closed | TimedOut | ConnectFailed | NotTls | Malformed
 ReadUntil = Literal["server_hello", "server_hello_done"]
 
@@ -214,53 +225,36 @@ class ServerReply:
     hello_length: int = 0  # bytes of the ClientHello sent
     elapsed: float = 0.0
 
-    def _first(self, kind: type[_M]) -> _M | None:
-        return next((m for m in self.messages if isinstance(m, kind)), None)
-
-    @property
-    def server_hello(self) -> ServerHello | None:
-        return self._first(ServerHello)
-
-    @property
-    def hello_retry_request(self) -> HelloRetryRequest | None:
-        return self._first(HelloRetryRequest)
-
-    @property
-    def certificate(self) -> Certificate | None:
-        return self._first(Certificate)
-
-    @property
-    def server_key_exchange(self) -> ServerKeyExchange | None:
-        return self._first(ServerKeyExchange)
-
-    @property
-    def certificate_request(self) -> CertificateRequest | None:
-        return self._first(CertificateRequest)
+    server_hello = _FirstOf(ServerHello)
+    hello_retry_request = _FirstOf(HelloRetryRequest)
+    certificate = _FirstOf(Certificate)
+    server_key_exchange = _FirstOf(ServerKeyExchange)
+    certificate_request = _FirstOf(CertificateRequest)
 
     @property
     def server_hello_done(self) -> bool:
-        return self._first(ServerHelloDone) is not None
+        return any(isinstance(m, ServerHelloDone) for m in self.messages)
 
     @property
     def alert(self) -> Alert | None:
         return self.end if isinstance(self.end, Alert) else None
 
     @property
+    def _hello(self) -> ServerHello | HelloRetryRequest | None:
+        """The ServerHello or, lacking one, the HelloRetryRequest: either says what the server picked."""
+        hello = self.server_hello
+        return hello if hello is not None else self.hello_retry_request
+
+    @property
     def selected_suite(self) -> int | None:
         """The suite the server picked, from its ServerHello or HelloRetryRequest."""
-        if (hello := self.server_hello) is not None:
-            return hello.cipher_suite
-        if (retry := self.hello_retry_request) is not None:
-            return retry.cipher_suite
-        return None
+        hello = self._hello
+        return hello.cipher_suite if hello is not None else None
 
     @property
     def selected_version(self) -> ProtocolVersion | None:
-        if (hello := self.server_hello) is not None:
-            return hello.protocol
-        if (retry := self.hello_retry_request) is not None:
-            return retry.protocol
-        return None
+        hello = self._hello
+        return hello.protocol if hello is not None else None
 
 
 def _extensions(cursor: Cursor) -> tuple[Extension, ...]:

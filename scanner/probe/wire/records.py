@@ -12,10 +12,10 @@ import errno
 import socket
 import struct
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scanner.facts import ErrorClass, ProbeError
-from scanner.probe.connect.endpoint import Endpoint
+from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
     CONTENT_ALERT,
@@ -212,13 +212,7 @@ def send_hello(
     except OSError as exc:
         return ServerReply(end=_closed(exc), hello_length=len(hello))
     reply = read_reply(sock, timeout, until=until)
-    return ServerReply(
-        messages=reply.messages,
-        end=reply.end,
-        warnings=reply.warnings,
-        hello_length=len(hello),
-        elapsed=time.monotonic() - started,
-    )
+    return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
 
 
 def connect_error(endpoint: Endpoint, exc: Exception) -> ProbeError:
@@ -226,15 +220,7 @@ def connect_error(endpoint: Endpoint, exc: Exception) -> ProbeError:
     where = endpoint.display
     if isinstance(exc, StartTlsError):
         return ProbeError(error_class=ErrorClass.starttls_failed, message=f"{where}: {exc}")
-    if isinstance(exc, ConnectionRefusedError):
-        return ProbeError(error_class=ErrorClass.refused, message=f"connection to {where} refused")
-    if isinstance(exc, TimeoutError):
-        return ProbeError(
-            error_class=ErrorClass.timeout, message=f"connecting to {where} timed out after {endpoint.timeout:g}s"
-        )
-    if isinstance(exc, ConnectionResetError):
-        return ProbeError(error_class=ErrorClass.reset, message=f"{where} reset the connection")
-    return ProbeError(error_class=ErrorClass.unreachable, message=f"cannot connect to {where}: {exc}")
+    return connect_failure(where, exc, timed_out=f"connecting to {where} timed out after {endpoint.timeout:g}s")
 
 
 def exchange(endpoint: Endpoint, hello: bytes, *, until: ReadUntil = "server_hello_done") -> ServerReply:
@@ -250,13 +236,8 @@ def exchange(endpoint: Endpoint, hello: bytes, *, until: ReadUntil = "server_hel
         )
     with contextlib.closing(sock):
         reply = send_hello(sock, hello, endpoint.timeout, until=until)
-    return ServerReply(
-        messages=reply.messages,
-        end=reply.end,
-        warnings=reply.warnings,
-        hello_length=len(hello),
-        elapsed=time.monotonic() - started,
-    )
+    # The connect (and any STARTTLS preamble) counts in the elapsed time, not only the hello and its reply.
+    return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
 
 
 # --- records already received ---------------------------------------------------------------------------------
