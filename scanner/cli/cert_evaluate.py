@@ -13,7 +13,15 @@ import typer
 
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
-from scanner.cli.options import ParamOption, ReportOptions, VerdictOptions, load_packs, option_groups, pack_option
+from scanner.cli.options import (
+    ParamOption,
+    ReportOptions,
+    VerdictOptions,
+    load_packs,
+    option_groups,
+    pack_option,
+    saved_files_argument,
+)
 from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
 from scanner.exitcodes import ExitCode
 
@@ -54,10 +62,9 @@ def evaluate(
     *,
     files: Annotated[
         list[Path],
-        typer.Argument(
-            help="A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
-            metavar="FILE...",
-            show_default=False,
+        saved_files_argument(
+            "A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
+            "FILE...",
         ),
     ],
     pack: Annotated[list[str], pack_option("Built-in pack id or a pack file; repeatable. Required.")],

@@ -215,6 +215,11 @@ ParamOption = Annotated[
 ]
 
 
+def saved_files_argument(help_text: str, metavar: str) -> Any:
+    """The saved files a command reads instead of scanning (reports, facts): no default to show."""
+    return typer.Argument(help=help_text, metavar=metavar, show_default=False)
+
+
 def pack_option(help_text: str) -> Any:
     """``--pack``/``-p``, declared as every command that judges takes it; the help says what that command needs."""
     return typer.Option("--pack", "-p", metavar="ID|PATH", help=help_text)
@@ -469,6 +474,11 @@ TimeoutOption = Annotated[
     float,
     typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
 ]
+
+
+def duration_flag(name: str, help_text: str) -> Any:
+    """An option taking a DURATION, declared so; ``duration_option`` reads its value."""
+    return typer.Option(name, metavar="DURATION", help=help_text)
 
 
 def duration_option(option: str, text: str | None) -> float | None:

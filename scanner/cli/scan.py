@@ -28,6 +28,7 @@ from scanner.cli.options import (
     TruststorePasswordEnvOption,
     TruststorePasswordFileOption,
     VerdictOptions,
+    duration_flag,
     duration_option,
     load_packs,
     option_groups,
@@ -154,19 +155,14 @@ def scan(
     ] = ProbeOptions.per_host,
     time_budget: Annotated[
         str | None,
-        typer.Option(
+        duration_flag(
             "--time-budget",
-            metavar="DURATION",
-            help="Stop the whole run after this long (90s, 10m, 1h); unfinished targets are reported as time_budget.",
+            "Stop the whole run after this long (90s, 10m, 1h); unfinished targets are reported as time_budget.",
         ),
     ] = None,
     target_time: Annotated[
         str | None,
-        typer.Option(
-            "--target-time",
-            metavar="DURATION",
-            help="At most this long for one target, all its probes together (e.g. 2m).",
-        ),
+        duration_flag("--target-time", "At most this long for one target, all its probes together (e.g. 2m)."),
     ] = None,
     progress: Annotated[
         bool | None,
