@@ -14,36 +14,27 @@ import typer
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
-    BaselineOption,
-    FailOnOption,
-    FormatOption,
-    HtmlOption,
-    JsonOption,
     ParamOption,
-    QuietOption,
-    VerboseOption,
-    WaiversOption,
-    load_gate,
+    ReportOptions,
+    VerdictOptions,
     load_packs,
-    output_aliases,
-    parse_outputs,
+    option_groups,
+    pack_option,
+    saved_files_argument,
 )
 from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
 from scanner.exitcodes import ExitCode
 
 
+@option_groups
 def cert(
+    *,
     files: Annotated[
         list[Path],
         typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
     ],
-    pack: Annotated[
-        list[str],
-        typer.Option("--pack", "-p", metavar="ID|PATH", help="Pack(s) with certificate rules; repeatable. Required."),
-    ],
-    format_: FormatOption = None,
-    json_path: JsonOption = None,
-    html_path: HtmlOption = None,
+    pack: Annotated[list[str], pack_option("Pack(s) with certificate rules; repeatable. Required.")],
+    reports: ReportOptions,
     param: ParamOption = None,
     password_env: Annotated[
         str | None,
@@ -52,46 +43,34 @@ def cert(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
-    fail_on: FailOnOption = "info",
-    waivers: WaiversOption = None,
-    baseline: BaselineOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
+    verdict: VerdictOptions,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
 
     Rules on other facts (protocols, sessions ...) are not_applicable to a file.
     """
     packs = load_packs(pack, param or [])
-    outputs = parse_outputs(format_ or [], output_aliases(json_path, html_path))
-    gate = load_gate(fail_on, waivers, baseline)
+    outputs = reports.outputs()
+    gate = verdict.gate()
     report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
     deliver(report, outputs)
     raise typer.Exit(report.exit_code)
 
 
+@option_groups
 def evaluate(
+    *,
     files: Annotated[
         list[Path],
-        typer.Argument(
-            help="A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
-            metavar="FILE...",
-            show_default=False,
+        saved_files_argument(
+            "A JSON report (scan, cert or evaluate --json), a scan's JSON Lines (--format jsonl), or facts JSON.",
+            "FILE...",
         ),
     ],
-    pack: Annotated[
-        list[str],
-        typer.Option("--pack", "-p", metavar="ID|PATH", help="Built-in pack id or a pack file; repeatable. Required."),
-    ],
-    format_: FormatOption = None,
-    json_path: JsonOption = None,
-    html_path: HtmlOption = None,
+    pack: Annotated[list[str], pack_option("Built-in pack id or a pack file; repeatable. Required.")],
+    reports: ReportOptions,
     param: ParamOption = None,
-    fail_on: FailOnOption = "info",
-    waivers: WaiversOption = None,
-    baseline: BaselineOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
+    verdict: VerdictOptions,
 ) -> None:
     """Re-judge saved facts against rule packs, with no network access at all.
 
@@ -100,8 +79,8 @@ def evaluate(
     usage error (2).
     """
     packs = load_packs(pack, param or [])
-    outputs = parse_outputs(format_ or [], output_aliases(json_path, html_path))
-    gate = load_gate(fail_on, waivers, baseline)
+    outputs = reports.outputs()
+    gate = verdict.gate()
     try:
         report = judge_saved_facts(files, packs, gate)
     except RequestError as exc:

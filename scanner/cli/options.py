@@ -6,12 +6,15 @@ message naming the option.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
+import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 import yaml
@@ -26,6 +29,47 @@ from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
 
 DEFAULT_PACKS = ("tls13-only",)
+
+
+# --- groups of options that several commands take together -------------------------------------------------
+
+
+class OptionGroup:
+    """Base of the dataclasses whose fields are options that several commands take together, in that order."""
+
+
+def option_groups(command: Callable[..., None]) -> Callable[..., None]:
+    """The command as Typer can read it: each parameter typed as an ``OptionGroup`` becomes that group's fields.
+
+    Typer knows only flat parameters. The fields stand where the group stands, in their order, so ``--help``
+    lists them there; the command is called with the group built from their values. Every parameter is keyword
+    only: Typer passes them all by name, and a group (having no default) may then follow options that have one.
+    """
+    hints = get_type_hints(command, include_extras=True)
+    groups = {name: hint for name, hint in hints.items() if isinstance(hint, type) and issubclass(hint, OptionGroup)}
+    flat: list[inspect.Parameter] = []
+    for param in inspect.signature(command).parameters.values():
+        group = groups.get(param.name)
+        if group is None:
+            flat.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[param.name]))
+            continue
+        field_hints = get_type_hints(group, include_extras=True)
+        flat.extend(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=field_hints[f.name])
+            for f in dataclasses.fields(group)  # type: ignore[arg-type]  # an OptionGroup is a dataclass
+        )
+
+    @functools.wraps(command)
+    def flat_command(**values: Any) -> None:
+        for name, group in groups.items():
+            fields = dataclasses.fields(group)  # type: ignore[arg-type]
+            values[name] = group(**{f.name: values.pop(f.name) for f in fields})
+        command(**values)
+
+    flat_command.__signature__ = inspect.Signature(flat, return_annotation=None)  # type: ignore[attr-defined]
+    flat_command.__annotations__ = {p.name: p.annotation for p in flat} | {"return": None}
+    return flat_command
+
 
 # How much the terminal summary says: set by --quiet / --verbose on the commands that judge.
 _VERBOSITY = {"level": 1}
@@ -124,8 +168,17 @@ def parse_outputs(specs: Sequence[str], aliases: Sequence[tuple[str, OutputForma
     return outputs
 
 
-def output_aliases(json_path: Path | None, html_path: Path | None) -> list[tuple[str, OutputFormat, Path | None]]:
-    return [("--json", OutputFormat.json, json_path), ("--html", OutputFormat.html, html_path)]
+@dataclass(frozen=True)
+class ReportOptions(OptionGroup):
+    """``--format``, ``--json`` and ``--html``: the reports a command that judges writes."""
+
+    format_: FormatOption = None
+    json_path: JsonOption = None
+    html_path: HtmlOption = None
+
+    def outputs(self) -> list[Output]:
+        aliases = [("--json", OutputFormat.json, self.json_path), ("--html", OutputFormat.html, self.html_path)]
+        return parse_outputs(self.format_ or [], aliases)
 
 
 def check_output(path: Path | None) -> None:
@@ -160,6 +213,16 @@ PARAM_HELP = (
 ParamOption = Annotated[
     list[str] | None, typer.Option("--param", metavar="KEY=VALUE", help=PARAM_HELP, show_default=False)
 ]
+
+
+def saved_files_argument(help_text: str, metavar: str) -> Any:
+    """The saved files a command reads instead of scanning (reports, facts): no default to show."""
+    return typer.Argument(help=help_text, metavar=metavar, show_default=False)
+
+
+def pack_option(help_text: str) -> Any:
+    """``--pack``/``-p``, declared as every command that judges takes it; the help says what that command needs."""
+    return typer.Option("--pack", "-p", metavar="ID|PATH", help=help_text)
 
 
 def parse_params(texts: Sequence[str]) -> list[ParamSetting]:
@@ -310,6 +373,20 @@ def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate
     return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline)
 
 
+@dataclass(frozen=True)
+class VerdictOptions(OptionGroup):
+    """The options every command that judges ends with: what fails the run, and how much the summary says."""
+
+    fail_on: FailOnOption = "info"
+    waivers: WaiversOption = None
+    baseline: BaselineOption = None
+    quiet: QuietOption = False
+    verbose: VerboseOption = False
+
+    def gate(self) -> Gate:
+        return load_gate(self.fail_on, self.waivers, self.baseline)
+
+
 # --- client credentials and trust stores (scan) -----------------------------------------------------------
 
 ClientCertOption = Annotated[
@@ -360,24 +437,35 @@ PinOption = Annotated[
 ]
 
 
-def client_credentials(
-    cert: Path | None,
-    key: Path | None,
-    p12: Path | None,
-    password_env: str | None,
-    password_file: Path | None,
-    workdir: Path,
-) -> ClientCredentials | None:
-    if cert is None and key is None and p12 is None:
-        if password_env or password_file:
-            fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
-        return None
-    from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+@dataclass(frozen=True)
+class ClientCertificateOptions(OptionGroup):
+    """The client certificate scan presents (mTLS): PEM certificate and key, or PKCS#12, and its password."""
 
-    try:
-        return load_credentials(cert, key, p12, password_env, password_file, workdir)
-    except CredentialsError as exc:
-        fatal(str(exc), ExitCode.USAGE)
+    client_cert: ClientCertOption = None
+    client_key: ClientKeyOption = None
+    client_p12: ClientP12Option = None
+    client_password_env: ClientPasswordEnvOption = None
+    client_password_file: ClientPasswordFileOption = None
+
+    def load(self, workdir: Path) -> ClientCredentials | None:
+        """The credentials as files in ``workdir``; None when no client certificate is given."""
+        if self.client_cert is None and self.client_key is None and self.client_p12 is None:
+            if self.client_password_env or self.client_password_file:
+                fatal("--client-password-env/--client-password-file need --client-p12 or --client-key", ExitCode.USAGE)
+            return None
+        from scanner.probe.connect.credentials import CredentialsError, load_credentials  # noqa: PLC0415 - only with mTLS
+
+        try:
+            return load_credentials(
+                self.client_cert,
+                self.client_key,
+                self.client_p12,
+                self.client_password_env,
+                self.client_password_file,
+                workdir,
+            )
+        except CredentialsError as exc:
+            fatal(str(exc), ExitCode.USAGE)
 
 
 # --- timeouts ---------------------------------------------------------------------------------------------
@@ -386,6 +474,11 @@ TimeoutOption = Annotated[
     float,
     typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
 ]
+
+
+def duration_flag(name: str, help_text: str) -> Any:
+    """An option taking a DURATION, declared so; ``duration_option`` reads its value."""
+    return typer.Option(name, metavar="DURATION", help=help_text)
 
 
 def duration_option(option: str, text: str | None) -> float | None:

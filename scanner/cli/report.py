@@ -9,7 +9,7 @@ import typer
 
 from scanner.cli.deliver import deliver, plural
 from scanner.cli.errors import fatal
-from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs
+from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs, saved_files_argument
 from scanner.exitcodes import ExitCode
 
 RENDER_EXIT_HELP = """Exit codes:
@@ -20,12 +20,7 @@ RENDER_EXIT_HELP = """Exit codes:
 
 def report_render(
     saved: Annotated[
-        Path,
-        typer.Argument(
-            help="A JSON report written by scan, cert or evaluate (--format json).",
-            metavar="SAVED.json",
-            show_default=False,
-        ),
+        Path, saved_files_argument("A JSON report written by scan, cert or evaluate (--format json).", "SAVED.json")
     ],
     format_: Annotated[
         list[str],
@@ -57,11 +52,7 @@ BASELINE_EXIT_HELP = """Exit codes:
 def baseline_create(
     reports: Annotated[
         list[Path],
-        typer.Argument(
-            help="JSON reports written by scan, cert or evaluate (--format json).",
-            metavar="REPORT.json...",
-            show_default=False,
-        ),
+        saved_files_argument("JSON reports written by scan, cert or evaluate (--format json).", "REPORT.json..."),
     ],
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="Write the baseline here (- for standard output).")

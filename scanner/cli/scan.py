@@ -16,34 +16,23 @@ from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
     DEFAULT_PACKS,
     STDOUT,
-    BaselineOption,
     CaFileOption,
     CaPathOption,
-    ClientCertOption,
-    ClientKeyOption,
-    ClientP12Option,
-    ClientPasswordEnvOption,
-    ClientPasswordFileOption,
-    FailOnOption,
-    FormatOption,
-    HtmlOption,
-    JsonOption,
+    ClientCertificateOptions,
     ParamOption,
     PinOption,
-    QuietOption,
+    ReportOptions,
     SystemTrustOption,
     TimeoutOption,
     TruststoreOption,
     TruststorePasswordEnvOption,
     TruststorePasswordFileOption,
-    VerboseOption,
-    WaiversOption,
-    client_credentials,
+    VerdictOptions,
+    duration_flag,
     duration_option,
-    load_gate,
     load_packs,
-    output_aliases,
-    parse_outputs,
+    option_groups,
+    pack_option,
     parse_params,
 )
 from scanner.engine import InventoryRequest, ScanRequest, TrustRequest
@@ -58,7 +47,9 @@ from scanner.targets.reader import load_inventory, read_targets_file
 STARTTLS_NAMES = ", ".join(p.value for p in StartTls)
 
 
+@option_groups
 def scan(
+    *,
     targets: Annotated[
         list[str] | None,
         typer.Argument(
@@ -68,13 +59,7 @@ def scan(
         ),
     ] = None,
     pack: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--pack",
-            "-p",
-            metavar="ID|PATH",
-            help="Built-in pack id or a pack file; repeatable. Default: tls13-only.",
-        ),
+        list[str] | None, pack_option("Built-in pack id or a pack file; repeatable. Default: tls13-only.")
     ] = None,
     inventory: Annotated[
         Path | None,
@@ -98,9 +83,7 @@ def scan(
             help="More targets, one a line ('#' comments, blank lines ignored); - reads standard input.",
         ),
     ] = None,
-    format_: FormatOption = None,
-    json_path: JsonOption = None,
-    html_path: HtmlOption = None,
+    reports: ReportOptions,
     param: ParamOption = None,
     timeout: TimeoutOption = 5.0,
     sni: Annotated[
@@ -126,11 +109,7 @@ def scan(
         StartTls | None,
         typer.Option("--starttls", metavar="PROTOCOL", help="Upgrade a plaintext protocol first: " + STARTTLS_NAMES),
     ] = None,
-    client_cert: ClientCertOption = None,
-    client_key: ClientKeyOption = None,
-    client_p12: ClientP12Option = None,
-    client_password_env: ClientPasswordEnvOption = None,
-    client_password_file: ClientPasswordFileOption = None,
+    client_certificate: ClientCertificateOptions,
     ca_file: CaFileOption = None,
     ca_path: CaPathOption = None,
     truststore: TruststoreOption = None,
@@ -176,19 +155,14 @@ def scan(
     ] = ProbeOptions.per_host,
     time_budget: Annotated[
         str | None,
-        typer.Option(
+        duration_flag(
             "--time-budget",
-            metavar="DURATION",
-            help="Stop the whole run after this long (90s, 10m, 1h); unfinished targets are reported as time_budget.",
+            "Stop the whole run after this long (90s, 10m, 1h); unfinished targets are reported as time_budget.",
         ),
     ] = None,
     target_time: Annotated[
         str | None,
-        typer.Option(
-            "--target-time",
-            metavar="DURATION",
-            help="At most this long for one target, all its probes together (e.g. 2m).",
-        ),
+        duration_flag("--target-time", "At most this long for one target, all its probes together (e.g. 2m)."),
     ] = None,
     progress: Annotated[
         bool | None,
@@ -207,11 +181,7 @@ def scan(
             "the rest; with the same file as --format jsonl=FILE, it is continued.",
         ),
     ] = None,
-    fail_on: FailOnOption = "info",
-    waivers: WaiversOption = None,
-    baseline: BaselineOption = None,
-    quiet: QuietOption = False,
-    verbose: VerboseOption = False,
+    verdict: VerdictOptions,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
     parsed = _parse_targets(targets or [])
@@ -223,8 +193,8 @@ def scan(
         fatal("no target: name TARGETs, or give --inventory FILE or --targets-file FILE", ExitCode.USAGE)
     loaded_inventory = _load_inventory(inventory, tag or []) if inventory is not None else None
     packs = load_packs(pack or DEFAULT_PACKS, param or []) if loaded_inventory is None else []
-    outputs = parse_outputs(format_ or [], output_aliases(json_path, html_path))
-    gate = load_gate(fail_on, waivers, baseline)
+    outputs = reports.outputs()
+    gate = verdict.gate()
     if sni is not None and no_sni:
         fatal("--sni and --no-sni exclude each other", ExitCode.USAGE)
     if ip is not None and all_addresses:
@@ -255,9 +225,7 @@ def scan(
         revocation=not no_revocation,
     )
     with tempfile.TemporaryDirectory(prefix="tlsgate-credentials-") as workdir:
-        credentials = client_credentials(
-            client_cert, client_key, client_p12, client_password_env, client_password_file, Path(workdir)
-        )
+        credentials = client_certificate.load(Path(workdir))
         connect = ConnectOptions(
             server_name=sni,
             no_sni=no_sni,
@@ -283,7 +251,7 @@ def scan(
             trust=trust,
             resume=resume,
         )
-        report = scan_and_deliver(request, outputs, show_progress(progress, quiet), forced=bool(progress))
+        report = scan_and_deliver(request, outputs, show_progress(progress, verdict.quiet), forced=bool(progress))
     raise typer.Exit(report.exit_code)
 
 

@@ -76,11 +76,15 @@ def offline_tlsgate(*args: str) -> Run:
     return Run(proc.returncode, proc.stdout, proc.stderr, 0.0)
 
 
-def _stop(server) -> None:
-    """Shut a loopback server down and make sure nothing listens on its port any more."""
+def _scan_then_stop(tlsgate, server, tmp_path: Path, expected: ExitCode) -> Path:
+    """Scan ``server`` with tls13-only into a JSON report, then shut it down: nothing listens on its port any more."""
+    saved = tmp_path / "scan.json"
+    run = tlsgate("scan", server.target, "--pack", "tls13-only", "--json", str(saved))
+    assert run.code == expected, run.stdout + run.stderr
     server.__exit__(None, None, None)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((server.host, server.port), timeout=2).close()
+    return saved
 
 
 def _write(path: Path, text: str) -> Path:
@@ -107,10 +111,7 @@ def _facts(target: str, accepted: list[ProtocolVersion], *, scanned: bool = True
 
 def test_saved_report_of_stopped_server_rejudged_with_other_pack(tlsgate, tls12_13_server, tmp_path):
     """A report of a TLS 1.2+1.3 server that is gone fails tls13-only again and passes a TLS 1.2 pack, offline."""
-    saved = tmp_path / "scan.json"
-    run = tlsgate("scan", tls12_13_server.target, "--pack", "tls13-only", "--json", str(saved))
-    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
-    _stop(tls12_13_server)
+    saved = _scan_then_stop(tlsgate, tls12_13_server, tmp_path, ExitCode.POLICY_FAILED)
     pack = _write(tmp_path / "tls12.yaml", TLS12_REQUIRED)
     out_json, out_html = tmp_path / "again.json", tmp_path / "again.html"
 
@@ -136,10 +137,7 @@ def test_saved_report_of_stopped_server_rejudged_with_other_pack(tlsgate, tls12_
 
 def test_saved_report_of_tls13_server_fails_tls12_pack(tlsgate, tls13_server, tmp_path):
     """A passing scan of a TLS 1.3-only server, re-judged offline with a TLS 1.2 pack, fails with exit 1."""
-    saved = tmp_path / "scan.json"
-    run = tlsgate("scan", tls13_server.target, "--pack", "tls13-only", "--json", str(saved))
-    assert run.code == ExitCode.OK, run.stdout + run.stderr
-    _stop(tls13_server)
+    saved = _scan_then_stop(tlsgate, tls13_server, tmp_path, ExitCode.OK)
     pack = _write(tmp_path / "tls12.yaml", TLS12_REQUIRED)
 
     again = offline_tlsgate("evaluate", str(saved), "--pack", str(pack), "--pack", "tls13-only")
