@@ -547,17 +547,6 @@ def gate_mark(report: Report, target: TargetReport, finding: Finding) -> GateMar
     return GateMark(gate_state, reason, gate_marks.waiver_of(finding), expired)
 
 
-def gate_options(report: Report) -> list[str]:
-    """The gate options of the run, as words for the page's header."""
-    gate = report.gate
-    options = [f"--fail-on {gate.fail_on}"]
-    if gate.baseline is not None:
-        options.append(f"baseline {gate.baseline}")
-    if gate.waivers_file is not None:
-        options.append(f"waivers {gate.waivers_file}")
-    return options
-
-
 def csp_hash(script: str) -> Markup:
     """The CSP source expression that allows exactly this inline script (quotes and base64: nothing to escape)."""
     digest = hashlib.sha256(str(script).encode()).digest()
@@ -605,7 +594,7 @@ def _environment() -> Environment:
     env.globals["suite_matrix"] = suite_matrix
     env.globals["gate_in_use"] = gate_marks.gate_in_use
     env.globals["gate_line"] = gate_marks.gate_line
-    env.globals["gate_options"] = gate_options
+    env.globals["gate_options"] = gate_marks.gate_options
     env.globals["gate_mark"] = gate_mark
     env.globals["expired_waivers"] = gate_marks.expired_waivers
     env.globals["expired_waiver_text"] = gate_marks.expired_waiver_text
