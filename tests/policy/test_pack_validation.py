@@ -62,6 +62,11 @@ def rule(body: str) -> str:
     return HEAD + GOOD_RULE + textwrap.indent(textwrap.dedent(body), "  ")
 
 
+def edited(old: str, new: str) -> str:
+    """The good pack (HEAD and GOOD_RULE) with the first ``old`` in it replaced by ``new``."""
+    return (HEAD + GOOD_RULE).replace(old, new, 1)
+
+
 def second_rule(fact: str, rest: str = "", severity: str = "low") -> str:
     """A pack whose second rule, R-2 titled t, checks ``fact`` with the YAML lines ``rest`` (from line 14)."""
     head = f"- id: R-2\n  title: t\n  severity: {severity}\n  fact: {fact}\n"
@@ -70,16 +75,6 @@ def second_rule(fact: str, rest: str = "", severity: str = "low") -> str:
 
 class Starts(str):
     """An expected message given by how it starts (the rest is the parser's wording or a long list)."""
-
-
-def assert_one_problem(tmp_path: Path, text: str, at: tuple[int, int], message: str) -> None:
-    """The pack is rejected with a single problem, at ``at``, saying ``message`` (or starting so, for Starts)."""
-    problem = only(tmp_path, text)
-    assert (problem.line, problem.column) == at
-    if isinstance(message, Starts):
-        assert problem.message.startswith(message)
-    else:
-        assert problem.message == message
 
 
 # --- packs that load -------------------------------------------------------------------------------
@@ -121,7 +116,8 @@ def test_good_pack_loads(tmp_path):
 
 
 # Each case: a pack with one mistake outside its rules (or in a rule's id), the position its single problem is
-# reported at, and its message (whole, or how it starts when the rest is the YAML parser's own wording).
+# reported at, and its message (whole, or how it starts when the rest is the YAML parser's own wording). Checked
+# with BAD_RULES by test_one_mistake_is_one_problem.
 BAD_PACKS = [
     # An unclosed flow sequence is a YAML syntax problem at the point the parser gave up.
     pytest.param(
@@ -153,46 +149,40 @@ BAD_PACKS = [
     ),
     # A misspelt key under 'source' is reported on that key with a hint.
     pytest.param(
-        HEAD.replace("rules:\n", "source:\n  documnet: RFC 8446\nrules:\n") + GOOD_RULE,
+        edited("rules:\n", "source:\n  documnet: RFC 8446\nrules:\n"),
         (5, 3),
         "unknown source key 'documnet' (did you mean 'document'?)",
         id="unknown-source-key",
     ),
     # A lower-case rule id is reported on its value.
     pytest.param(
-        HEAD + GOOD_RULE.replace("id: OK-1", "id: ok-1"),
+        edited("id: OK-1", "id: ok-1"),
         (5, 9),
         "rule id 'ok-1' must be upper case letters, digits, '.', '_' or '-'",
         id="bad-rule-id",
     ),
     # An unknown YAML tag is a problem at the value, not a crash.
     pytest.param(
-        HEAD.replace("title: Test pack", "title: !secret Test pack") + GOOD_RULE,
+        edited("title: Test pack", "title: !secret Test pack"),
         (2, 8),
         "YAML value: could not determine a constructor for the tag '!secret'",
         id="unknown-yaml-tag",
     ),
     # A value YAML reads as an impossible date is a problem at the value, not a crash.
     pytest.param(
-        HEAD.replace("rules:\n", "source:\n  date: 2021-02-30\nrules:\n") + GOOD_RULE,
+        edited("rules:\n", "source:\n  date: 2021-02-30\nrules:\n"),
         (5, 9),
         "YAML value '2021-02-30': day is out of range for month",
         id="impossible-date",
     ),
     # A YAML alias inside the node it names is a problem, not endless recursion.
     pytest.param(
-        HEAD.replace("rules:\n", "source: &loop {note: *loop}\nrules:\n") + GOOD_RULE,
+        edited("rules:\n", "source: &loop {note: *loop}\nrules:\n"),
         (4, 9),
         "YAML alias refers to a node that contains it",
         id="recursive-alias",
     ),
 ]
-
-
-@pytest.mark.parametrize(("text", "at", "message"), BAD_PACKS)
-def test_a_bad_pack_is_one_problem(tmp_path, text, at, message):
-    """A pack with one mistake is one problem, at the place of the mistake, saying what is wrong."""
-    assert_one_problem(tmp_path, text, at, message)
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
@@ -428,10 +418,15 @@ BAD_RULES = [
 ]
 
 
-@pytest.mark.parametrize(("text", "at", "message"), BAD_RULES)
-def test_a_bad_rule_is_one_problem(tmp_path, text, at, message):
-    """A rule with one mistake is one problem, at the place of the mistake, saying what is wrong."""
-    assert_one_problem(tmp_path, text, at, message)
+@pytest.mark.parametrize(("text", "at", "message"), [*BAD_PACKS, *BAD_RULES])
+def test_one_mistake_is_one_problem(tmp_path, text, at, message):
+    """A pack with one mistake is one problem, at the place of the mistake, saying what is wrong."""
+    problem = only(tmp_path, text)
+    assert (problem.line, problem.column) == at
+    if isinstance(message, Starts):
+        assert problem.message.startswith(message)
+    else:
+        assert problem.message == message
 
 
 @pytest.mark.parametrize("fact", ["[protocols]", "~", "42"])
