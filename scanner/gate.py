@@ -27,7 +27,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scanner.exitcodes import ExitCode, exit_code, gate_verdict
@@ -47,7 +46,7 @@ from scanner.report import (
     validation_summary,
 )
 from scanner.saved import SavedFileError, read_json
-from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
+from scanner.yamlfile import FileProblems, Key, Problem, YamlLoader, did_you_mean, read_yaml
 
 # --- patterns ---------------------------------------------------------------------------------------------
 
@@ -108,12 +107,8 @@ class WaiverFile:
     waivers: tuple[Waiver, ...]
 
 
-class GateFileError(Exception):
+class GateFileError(FileProblems):
     """A waivers or baseline file that cannot be used; carries every problem found (``line`` 0: the whole file)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 def _whole(file: str, message: str) -> GateFileError:
@@ -155,11 +150,7 @@ class _Checker:
         if not isinstance(item, Mapping):
             self.at(key, "a waiver is a mapping with rule, target, reason, owner and expires")
             return None
-        for name in item:
-            if name not in _WAIVER_KEYS:
-                self.at(
-                    (*key, name), f"unknown waiver key {name!r}{did_you_mean(name, list(_WAIVER_KEYS))}", on_key=True
-                )
+        self.loader.unknown_keys(item, _WAIVER_KEYS, key, "waiver")
         missing = [name for name in _WAIVER_KEYS if name not in item]
         if missing:
             self.at(key, f"waiver is missing {', '.join(repr(m) for m in missing)}")
@@ -182,23 +173,7 @@ class _Checker:
 
 def load_waivers(path: Path) -> WaiverFile:
     """Read and check a waivers file whole; raises GateFileError listing every problem."""
-    file = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise _whole(file, f"cannot read waivers file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise GateFileError([Problem(file, 1, 1, "waivers file is not UTF-8 text")]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise GateFileError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
-    if node is None:
-        raise GateFileError([Problem(file, 1, 1, "waivers file is empty (write 'waivers: []' for none)")])
-    loader = YamlLoader(file)
-    data = loader.convert(node, ())
+    loader, data = read_yaml(path, "waivers file", GateFileError, " (write 'waivers: []' for none)")
     checker = _Checker(loader)
     waivers: list[Waiver] = []
     if not isinstance(data, Mapping) or "waivers" not in data:
@@ -217,7 +192,7 @@ def load_waivers(path: Path) -> WaiverFile:
                 waivers.append(waiver)
     if loader.problems:
         raise GateFileError(sorted(loader.problems, key=lambda p: (p.line, p.column)))
-    return WaiverFile(file, tuple(waivers))
+    return WaiverFile(str(path), tuple(waivers))
 
 
 # --- baseline ---------------------------------------------------------------------------------------------
@@ -234,6 +209,10 @@ class BaselineEntry(_Frozen):
     severity: str = ""
     title: str = ""
     message: str = Field(default="", description="What the run saw: for people reading the file, never compared.")
+
+    @classmethod
+    def of(cls, target: str, f: Finding) -> BaselineEntry:
+        return cls(target=target, pack=f.pack, rule=f.rule, severity=f.severity, title=f.title, message=f.message)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -268,14 +247,7 @@ def make_baseline(reports: Sequence[tuple[str, Report]]) -> BaselineFile:
         for target in report.targets:
             for f in target.findings:
                 if f.status == Status.failed:
-                    entry = BaselineEntry(
-                        target=target.target,
-                        pack=f.pack,
-                        rule=f.rule,
-                        severity=f.severity,
-                        title=f.title,
-                        message=f.message,
-                    )
+                    entry = BaselineEntry.of(target.target, f)
                     entries.setdefault(entry.key, entry)
     return BaselineFile(
         sources=[BaselineSource(report=name, started_at=report.started_at) for name, report in reports],

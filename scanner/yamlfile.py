@@ -4,7 +4,9 @@ at each of its problems as ``file:line:column`` and report them all at once."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +27,18 @@ class Problem:
         return str(self) if self.line else f"{self.file}: {self.message}"
 
 
+class FileProblems(Exception):
+    """A file that cannot be used; carries every problem found (``line`` 0: the whole file). Each kind of file
+    (pack, waivers, inventory) raises its own subclass, so callers catch only the files they read."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
 Key = tuple[str | int, ...]
+# What a reader raises with the problems that stop it: FileProblems or a subclass, or any exception built alike.
+ProblemsError = Callable[[list[Problem]], Exception]
 
 
 @dataclass
@@ -100,7 +113,43 @@ class YamlLoader:
     def at(self, key: Key, message: str, *, on_key: bool = False) -> None:
         self.problem(self.where(key, on_key=on_key), message)
 
+    def unknown_keys(self, data: Mapping[str, Any], allowed: Collection[str], key: Key, what: str) -> None:
+        """A problem on each key of ``data`` (the ``what`` at ``key``) not in ``allowed``, with a near miss."""
+        for name in data:
+            if name not in allowed:
+                self.at((*key, name), f"unknown {what} key {name!r}{did_you_mean(name, allowed)}", on_key=True)
 
-def did_you_mean(name: str, choices: set[str] | list[str]) -> str:
+
+def did_you_mean(name: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(name, sorted(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def read_bytes(path: Path, what: str, error: ProblemsError) -> bytes:
+    """The file's bytes; an unreadable file is one problem about the whole file, ``what`` naming its kind."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {exc.strerror or exc}")]) from None
+
+
+def compose(file: str, raw: bytes, what: str, error: ProblemsError, empty_hint: str = "") -> tuple[YamlLoader, Any]:
+    """The loader and the plain data of one YAML document; a file that is not UTF-8, not YAML or empty raises
+    ``error`` with its one problem, since nothing in it can be checked further."""
+    try:
+        node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError:
+        raise error([Problem(file, 1, 1, f"{what} is not UTF-8 text")]) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise error([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
+    if node is None:
+        raise error([Problem(file, 1, 1, f"{what} is empty{empty_hint}")])
+    loader = YamlLoader(file)
+    return loader, loader.convert(node, ())
+
+
+def read_yaml(path: Path, what: str, error: ProblemsError, empty_hint: str = "") -> tuple[YamlLoader, Any]:
+    """``compose`` of the file at ``path``."""
+    return compose(str(path), read_bytes(path, what, error), what, error, empty_hint)

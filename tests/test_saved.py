@@ -4,6 +4,7 @@ line it says about each kind of bad file."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,31 +97,72 @@ def test_a_journal_written_before_targets_carried_a_gate_verdict(tmp_path: Path)
 # --- bad files: one line each, naming the file -------------------------------------------------------------
 
 
-def _report_error(path: Path) -> str:
-    with pytest.raises(SavedFileError) as caught:
-        read_report(path)
-    return str(caught.value)
-
-
 def _facts_error(path: Path) -> str:
     with pytest.raises(SavedFileError) as caught:
         read_saved_facts(path)
     return str(caught.value)
 
 
-def test_bad_reports(tmp_path: Path) -> None:
-    missing = tmp_path / "absent.json"
-    assert _report_error(missing) == f"{missing}: cannot read tlsgate JSON report: No such file or directory"
-    latin = _write(tmp_path, "latin.json", b'{"x": "\xe9"}')
-    assert _report_error(latin) == f"{latin}: not UTF-8 text, so not a tlsgate JSON report"
-    broken = _write(tmp_path, "broken.json", '{\n  "targets": [,]\n}')
-    assert _report_error(broken) == f"{broken}:2:15: not valid JSON: Expecting value"
-    facts = _write(tmp_path, "facts.json", '{"target": {}}')
-    assert _report_error(facts).startswith(f"{facts}: not a tlsgate JSON report: ")
-    old_and_bad = _write(tmp_path, "old.json", '{"targets": [{"target": 1}]}')
-    assert _report_error(old_and_bad) == (
-        f"{old_and_bad}: not a tlsgate JSON report: started_at: Field required (and 8 more problems)"
-    )
+class Starts(str):
+    """An expected error given by how it starts (the rest is pydantic's wording)."""
+
+
+LATIN_1 = b'{"x": "\xe9"}'  # not UTF-8
+
+# Each case: the reader, a file (its name, and its content or None for no file) and the one line said about it,
+# "{path}" standing for the file's path.
+BAD_FILES = [
+    (read_report, "absent.json", None, "{path}: cannot read tlsgate JSON report: No such file or directory"),
+    (read_report, "latin.json", LATIN_1, "{path}: not UTF-8 text, so not a tlsgate JSON report"),
+    (read_report, "broken.json", '{\n  "targets": [,]\n}', "{path}:2:15: not valid JSON: Expecting value"),
+    (read_report, "facts.json", '{"target": {}}', Starts("{path}: not a tlsgate JSON report: ")),
+    (
+        read_report,
+        "old.json",
+        '{"targets": [{"target": 1}]}',
+        "{path}: not a tlsgate JSON report: started_at: Field required (and 8 more problems)",
+    ),
+    (read_saved_facts, "absent.json", None, "cannot read {path}: No such file or directory"),
+    (read_saved_facts, "latin.json", LATIN_1, "{path}: not UTF-8 text, so not a JSON report or facts file"),
+    (
+        read_saved_facts,
+        "broken.json",
+        "{not json",
+        "{path}: not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)",
+    ),
+    (
+        read_saved_facts,
+        "report.json",
+        '{"targets": [{"target": 1}]}',
+        Starts("{path}: not a valid tlsgate report: "),
+    ),
+    (
+        read_saved_facts,
+        "facts.json",
+        '{"target": {"input": "x"}}',
+        Starts("{path}: not a valid tlsgate facts: target.host: Field required (and "),
+    ),
+    (read_saved_facts, "empty.json", "[]", "{path}: the list of facts is empty"),
+    (
+        read_saved_facts,
+        "other.json",
+        '"facts"',
+        "{path}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("read", "name", "content", "expected"), BAD_FILES, ids=[f"{c[0].__name__}-{c[1]}" for c in BAD_FILES]
+)
+def test_bad_files(
+    tmp_path: Path, read: Callable[[Path], object], name: str, content: str | bytes | None, expected: str
+) -> None:
+    path = tmp_path / name if content is None else _write(tmp_path, name, content)
+    with pytest.raises(SavedFileError) as caught:
+        read(path)
+    said, wanted = str(caught.value), expected.format(path=path)
+    assert said.startswith(wanted) if isinstance(expected, Starts) else said == wanted
 
 
 def test_a_bad_report_says_where(tmp_path: Path) -> None:
@@ -133,27 +175,6 @@ def test_a_bad_report_says_where(tmp_path: Path) -> None:
     with pytest.raises(GateFileError) as gate_error:
         load_baseline(broken)
     assert gate_error.value.problems == [caught.value.problem]
-
-
-def test_bad_facts_files(tmp_path: Path) -> None:
-    missing = tmp_path / "absent.json"
-    assert _facts_error(missing) == f"cannot read {missing}: No such file or directory"
-    latin = _write(tmp_path, "latin.json", b'{"x": "\xe9"}')
-    assert _facts_error(latin) == f"{latin}: not UTF-8 text, so not a JSON report or facts file"
-    broken = _write(tmp_path, "broken.json", "{not json")
-    assert _facts_error(broken) == (
-        f"{broken}: not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)"
-    )
-    report = _write(tmp_path, "report.json", '{"targets": [{"target": 1}]}')
-    assert _facts_error(report).startswith(f"{report}: not a valid tlsgate report: ")
-    facts = _write(tmp_path, "facts.json", '{"target": {"input": "x"}}')
-    assert _facts_error(facts).startswith(f"{facts}: not a valid tlsgate facts: target.host: Field required (and ")
-    empty = _write(tmp_path, "empty.json", "[]")
-    assert _facts_error(empty) == f"{empty}: the list of facts is empty"
-    other = _write(tmp_path, "other.json", '"facts"')
-    assert _facts_error(other) == (
-        f"{other}: neither a tlsgate report (JSON or JSON Lines) nor facts (an object with 'target', or a list)"
-    )
 
 
 def test_bad_journals(tmp_path: Path) -> None:

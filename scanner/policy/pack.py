@@ -13,13 +13,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-import yaml
-
 from scanner.findings import SEVERITIES, Severity
 from scanner.policy.factpaths import PathType, UnknownPath, resolve_type, scalar_name
 from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS, FieldMatcher, Matcher, duration
 from scanner.resources import builtin_rules_dir
-from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
+from scanner.yamlfile import FileProblems, Key, Problem, YamlLoader, compose, did_you_mean, read_bytes
 
 _PACK_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RULE_ID = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
@@ -34,12 +32,8 @@ _CHECK_KEYS = set(LIST_OPERATORS) | set(VALUE_OPERATORS)
 _NUMERIC = ("min", "max", "less_than", "greater_than")
 
 
-class PackError(Exception):
+class PackError(FileProblems):
     """A pack could not be loaded; carries every problem found."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -114,11 +108,6 @@ class _Validator:
             return ""
         return str(value)
 
-    def unknown_keys(self, data: Mapping[str, Any], allowed: set[str], key: Key, what: str) -> None:
-        for name in data:
-            if name not in allowed:
-                self.at((*key, name), f"unknown {what} key {name!r}{did_you_mean(name, allowed)}", on_key=True)
-
     def matcher(self, spec: Any, scalar: Any, key: Key, unit: str | None = None) -> dict[str, Any]:
         """Check a value constraint; return it normalised (durations such as 3y converted to the fact's unit)."""
         if isinstance(spec, Mapping) and not spec:
@@ -192,7 +181,7 @@ class _Validator:
             if name not in data:
                 self.at(key, f"rule is missing {name!r}")
         checks = [k for k in data if k in _CHECK_KEYS]
-        self.unknown_keys(data, _RULE_KEYS | _CHECK_KEYS, key, "rule")
+        self.loader.unknown_keys(data, _RULE_KEYS | _CHECK_KEYS, key, "rule")
         rule_id = self.text(data, "id", key)
         if rule_id and not _RULE_ID.fullmatch(rule_id):
             self.at((*key, "id"), f"rule id {rule_id!r} must be upper case letters, digits, '.', '_' or '-'")
@@ -252,7 +241,7 @@ class _Validator:
         if not isinstance(item, Mapping):
             self.at(key, "a 'when' condition is a mapping: {fact: PATH, OPERATOR: VALUE} or {param: NAME, ...}")
             return None
-        self.unknown_keys(item, {"fact", "param", "where"} | _CHECK_KEYS, key, "condition")
+        self.loader.unknown_keys(item, {"fact", "param", "where"} | _CHECK_KEYS, key, "condition")
         checks = [k for k in item if k in _CHECK_KEYS]
         if len(checks) != 1:
             self.at(key, "a 'when' condition needs exactly one constraint")
@@ -342,7 +331,7 @@ class _Validator:
             if not isinstance(body, Mapping) or "default" not in body:
                 self.at(key, f"parameter {name!r} needs a 'default' (and a 'description')")
                 continue
-            self.unknown_keys(body, _PARAM_KEYS, key, "parameter")
+            self.loader.unknown_keys(body, _PARAM_KEYS, key, "parameter")
             declared[name] = (body["default"], self.text(body, "description", key).strip())
         return declared
 
@@ -398,7 +387,7 @@ class _Validator:
         for name in _PACK_REQUIRED:
             if name not in data:
                 self.at((), f"pack is missing {name!r}")
-        self.unknown_keys(data, _PACK_KEYS, (), "pack")
+        self.loader.unknown_keys(data, _PACK_KEYS, (), "pack")
         pack_id = self.text(data, "id", ())
         if pack_id and not _PACK_ID.fullmatch(pack_id):
             self.at(("id",), f"pack id {pack_id!r} must be lower case letters, digits and '-'")
@@ -406,7 +395,7 @@ class _Validator:
         if not isinstance(source, Mapping):
             self.at(("source",), "'source' must be a mapping (document, section, url, date)")
             source = {}
-        self.unknown_keys(source, _SOURCE_KEYS, ("source",), "source")
+        self.loader.unknown_keys(source, _SOURCE_KEYS, ("source",), "source")
         rules_data = data.get("rules", [])
         if not isinstance(rules_data, list) or ("rules" in data and not rules_data and "extends" not in data):
             self.at(("rules",), "'rules' must be a non-empty list")
@@ -483,23 +472,8 @@ def load_pack(path: Path, params: Mapping[str, Any] | None = None) -> RulePack:
 
 
 def _load(path: Path, params: dict[str, Any], stack: tuple[Path, ...]) -> RulePack:
-    file = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PackError([Problem(file, 0, 0, f"cannot read pack: {exc.strerror}")]) from None
-    loader = YamlLoader(file)
-    try:
-        node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
-    except UnicodeDecodeError:
-        raise PackError([Problem(file, 1, 1, "pack is not UTF-8 text")]) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PackError([Problem(file, line, col, f"YAML syntax: {exc.problem}")]) from None
-    if node is None:
-        raise PackError([Problem(file, 1, 1, "pack is empty")])
-    data = loader.convert(node, ())
+    raw = read_bytes(path, "pack", PackError)
+    loader, data = compose(str(path), raw, "pack", PackError)
     validator = _Validator(loader)
     declared = validator.declared_params(data) if isinstance(data, Mapping) else {}
     parents: list[RulePack] = []

@@ -13,12 +13,16 @@ from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS
 
 PACK_SCHEMA_ID = "https://tlsgate.dev/schema/pack-1.json"
 
-_PARAM_REF = {
-    "type": "object",
-    "required": ["param"],
-    "additionalProperties": False,
-    "properties": {"param": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}},
-}
+
+def _closed_object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """An object with these properties and no others (a pack's keys are checked whole), ``required`` among them."""
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_PARAM_REF = _closed_object({"param": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"}}, ["param"])
 _VALUE = {"description": "A value, or {param: NAME} for a pack parameter."}
 
 
@@ -28,12 +32,7 @@ def _matcher() -> dict[str, Any]:
         "anyOf": [
             {"type": ["string", "number", "boolean", "null"]},
             _PARAM_REF,
-            {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": dict.fromkeys(VALUE_OPERATORS, _VALUE),
-            },
+            _closed_object(dict.fromkeys(VALUE_OPERATORS, _VALUE)) | {"minProperties": 1},
         ],
     }
 
@@ -56,67 +55,44 @@ def _constraints() -> dict[str, Any]:
 def pack_schema() -> dict[str, Any]:
     constraint_names = sorted({*VALUE_OPERATORS, *LIST_OPERATORS})
     one_constraint = {"oneOf": [{"required": [name]} for name in constraint_names]}
-    condition = {
-        "type": "object",
-        "properties": {"fact": {"type": "string"}, "param": {"type": "string"}, "where": {"type": "object"}}
-        | _constraints(),
-        "additionalProperties": False,
-        "allOf": [{"oneOf": [{"required": ["fact"]}, {"required": ["param"]}]}, one_constraint],
-    }
-    rule = {
-        "type": "object",
-        "required": ["id", "title", "severity", "fact"],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "pattern": "^[A-Z0-9][A-Z0-9._-]*$"},
-            "title": {"type": "string"},
-            "severity": {"enum": list(SEVERITIES)},
-            "fact": {
-                "type": "string",
-                "description": "Dotted path into the facts model (reports/schema/facts.schema.json).",
-            },
-            "where": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
-            "when": {
-                "anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "items": {"$ref": "#/$defs/condition"}}]
-            },
-            "rationale": {"type": "string"},
-            "remediation": {"type": "string"},
-            "references": {"type": "array", "items": {"type": "string"}},
-        }
-        | _constraints(),
-        "allOf": [one_constraint],
+    condition = _closed_object(
+        {"fact": {"type": "string"}, "param": {"type": "string"}, "where": {"type": "object"}} | _constraints()
+    ) | {"allOf": [{"oneOf": [{"required": ["fact"]}, {"required": ["param"]}]}, one_constraint]}
+    rule_properties = {
+        "id": {"type": "string", "pattern": "^[A-Z0-9][A-Z0-9._-]*$"},
+        "title": {"type": "string"},
+        "severity": {"enum": list(SEVERITIES)},
+        "fact": {
+            "type": "string",
+            "description": "Dotted path into the facts model (reports/schema/facts.schema.json).",
+        },
+        "where": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
+        "when": {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "items": {"$ref": "#/$defs/condition"}}]},
+        "rationale": {"type": "string"},
+        "remediation": {"type": "string"},
+        "references": {"type": "array", "items": {"type": "string"}},
+    } | _constraints()
+    rule = _closed_object(rule_properties, ["id", "title", "severity", "fact"]) | {"allOf": [one_constraint]}
+    pack_properties = {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
+        "title": {"type": "string"},
+        "version": {"type": ["string", "number"]},
+        "description": {"type": "string"},
+        "source": _closed_object(
+            {k: {"type": ["string", "number"]} for k in ("document", "section", "url", "date", "note")}
+        ),
+        "extends": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "params": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+            "additionalProperties": _closed_object({"default": {}, "description": {"type": "string"}}, ["default"]),
+        },
+        "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
     }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": PACK_SCHEMA_ID,
         "title": "tlsgate rule pack",
-        "type": "object",
-        "required": ["id", "title", "version", "rules"],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*$"},
-            "title": {"type": "string"},
-            "version": {"type": ["string", "number"]},
-            "description": {"type": "string"},
-            "source": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    k: {"type": ["string", "number"]} for k in ("document", "section", "url", "date", "note")
-                },
-            },
-            "extends": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-            "params": {
-                "type": "object",
-                "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["default"],
-                    "additionalProperties": False,
-                    "properties": {"default": {}, "description": {"type": "string"}},
-                },
-            },
-            "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
-        },
+        **_closed_object(pack_properties, ["id", "title", "version", "rules"]),
         "$defs": {"rule": rule, "condition": condition, "matcher": _matcher()},
     }

@@ -7,6 +7,8 @@ thing as the terminal summary and the exit code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from scanner.findings import Finding, GateState, Status, WaiverRecord
 from scanner.report import GateInfo, Report, TargetReport, WaiverUse
 
@@ -14,6 +16,18 @@ from scanner.report import GateInfo, Report, TargetReport, WaiverUse
 def gate_in_use(gate: GateInfo) -> bool:
     """Whether the run had any gate option: otherwise every failure counts and there is nothing to say."""
     return gate.baseline is not None or gate.waivers_file is not None or gate.fail_on != "info"
+
+
+def gate_options(report: Report, quote: Callable[[str], str] = str) -> list[str]:
+    """The run's gate options as words ("--fail-on high", "baseline FILE", "waivers FILE"), each value passed
+    through ``quote`` (a format's escaping)."""
+    gate = report.gate
+    options = [f"--fail-on {quote(gate.fail_on)}"]
+    if gate.baseline is not None:
+        options.append(f"baseline {quote(gate.baseline)}")
+    if gate.waivers_file is not None:
+        options.append(f"waivers {quote(gate.waivers_file)}")
+    return options
 
 
 def state(finding: Finding) -> GateState | None:

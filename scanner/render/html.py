@@ -40,17 +40,7 @@ from scanner.facts import (
     SessionFacts,
 )
 from scanner.findings import SEVERITIES, SEVERITY_RANK, Evidence, Finding, GateState, Status, WaiverRecord
-from scanner.render.gate_marks import (
-    expired_waiver_text,
-    expired_waivers,
-    expired_waivers_of,
-    gate_in_use,
-    gate_line,
-    not_counted_reason,
-    state,
-    waiver_of,
-    waiver_text,
-)
+from scanner.render import gate_marks
 from scanner.report import Report, TargetReport, WaiverUse
 from scanner.resources import reports_dir
 
@@ -550,21 +540,11 @@ class GateMark(NamedTuple):
 
 
 def gate_mark(report: Report, target: TargetReport, finding: Finding) -> GateMark:
-    gate_state = state(finding)
-    reason = not_counted_reason(gate_state, report.gate.fail_on) if gate_state != "waived" else None
-    expired = tuple(expired_waivers_of(report, target, finding)) if finding.status == Status.failed else ()
-    return GateMark(gate_state, reason, waiver_of(finding), expired)
-
-
-def gate_options(report: Report) -> list[str]:
-    """The gate options of the run, as words for the page's header."""
-    gate = report.gate
-    options = [f"--fail-on {gate.fail_on}"]
-    if gate.baseline is not None:
-        options.append(f"baseline {gate.baseline}")
-    if gate.waivers_file is not None:
-        options.append(f"waivers {gate.waivers_file}")
-    return options
+    gate_state = gate_marks.state(finding)
+    reason = gate_marks.not_counted_reason(gate_state, report.gate.fail_on) if gate_state != "waived" else None
+    failed = finding.status == Status.failed
+    expired = tuple(gate_marks.expired_waivers_of(report, target, finding)) if failed else ()
+    return GateMark(gate_state, reason, gate_marks.waiver_of(finding), expired)
 
 
 def csp_hash(script: str) -> Markup:
@@ -612,13 +592,13 @@ def _environment() -> Environment:
     env.globals["pack_matrix"] = pack_matrix
     env.globals["protocol_policy"] = protocol_policy
     env.globals["suite_matrix"] = suite_matrix
-    env.globals["gate_in_use"] = gate_in_use
-    env.globals["gate_line"] = gate_line
-    env.globals["gate_options"] = gate_options
+    env.globals["gate_in_use"] = gate_marks.gate_in_use
+    env.globals["gate_line"] = gate_marks.gate_line
+    env.globals["gate_options"] = gate_marks.gate_options
     env.globals["gate_mark"] = gate_mark
-    env.globals["expired_waivers"] = expired_waivers
-    env.globals["expired_waiver_text"] = expired_waiver_text
-    env.globals["waiver_text"] = waiver_text
+    env.globals["expired_waivers"] = gate_marks.expired_waivers
+    env.globals["expired_waiver_text"] = gate_marks.expired_waiver_text
+    env.globals["waiver_text"] = gate_marks.waiver_text
     env.globals["EXPIRY_WARNING_DAYS"] = EXPIRY_WARNING_DAYS
     env.globals["GROUP_ROWS"] = GROUP_ROWS
     env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS

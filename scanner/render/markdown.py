@@ -21,6 +21,7 @@ from scanner.render.gate_marks import (
     expired_waivers_of,
     gate_in_use,
     gate_line,
+    gate_options,
     not_counted_reason,
     state,
     waived_text,
@@ -95,12 +96,7 @@ def _gate_summary(report: Report) -> list[str]:
     """The gate's line (only when the run had gate options): what counted, what did not and why."""
     if not gate_in_use(report.gate):
         return []
-    gate = report.gate
-    options = [f"--fail-on {escape(gate.fail_on)}"]
-    if gate.baseline is not None:
-        options.append(f"baseline {escape(gate.baseline)}")
-    if gate.waivers_file is not None:
-        options.append(f"waivers {escape(gate.waivers_file)}")
+    options = gate_options(report, escape)
     return [f"**Gate:** {escape(gate_line(report))} ({', '.join(options)})", ""]
 
 

@@ -234,34 +234,61 @@ def test_each_over_chain_with_dotted_field(tmp_path):
 SANS = "certificate.leaf.subject_alt_names"
 
 
-def test_require_any_passes(tmp_path):
-    """'require_any' passes when one wanted name is present."""
-    finding = judge(tmp_path, facts(), 'require_any: ["DNS:example.com", "DNS:example.org"]', SANS)
-    assert finding.status == Status.passed
-    assert finding.message == f"{SANS}: present"
+# Each case: a list operator on the leaf's names (www.example.com and example.com unless the case names others), the
+# finding's message after the fact path, and the names a failure gives as offending (None: the rule passes).
+SAN_CASES = [
+    # 'require_any' passes when one wanted name is present.
+    pytest.param('require_any: ["DNS:example.com", "DNS:example.org"]', None, "present", None, id="require-any-passes"),
+    # 'require_any' fails when none is present, with the wanted names as offending.
+    pytest.param(
+        'require_any: ["DNS:example.org", "DNS:example.net"]',
+        None,
+        "none of [DNS:example.org, DNS:example.net] present",
+        ["DNS:example.org", "DNS:example.net"],
+        id="require-any-fails-listing-wanted",
+    ),
+    # 'require_all' passes when every wanted name is present.
+    pytest.param(
+        'require_all: ["DNS:example.com", "DNS:www.example.com"]', None, "all present", None, id="require-all-passes"
+    ),
+    # 'require_all' fails with exactly the missing names as offending.
+    pytest.param(
+        'require_all: ["DNS:example.com", "DNS:api.example.com"]',
+        None,
+        "missing: [DNS:api.example.com]",
+        ["DNS:api.example.com"],
+        id="require-all-fails-listing-missing",
+    ),
+    # 'only' fails naming the names that are not allowed.
+    pytest.param(
+        'only: ["DNS:www.example.com"]',
+        None,
+        "not allowed: DNS:example.com",
+        ["DNS:example.com"],
+        id="only-fails-with-offending",
+    ),
+    # 'forbid' passes when no forbidden name is present.
+    pytest.param('forbid: ["DNS:*.example.com"]', None, "none forbidden", None, id="forbid-passes"),
+    # 'forbid' fails naming the forbidden names present.
+    pytest.param(
+        'forbid: ["DNS:*.example.com"]',
+        ("DNS:*.example.com", "DNS:example.com"),
+        "forbidden: DNS:*.example.com",
+        ["DNS:*.example.com"],
+        id="forbid-fails-with-offending",
+    ),
+]
 
 
-def test_require_any_fails_listing_wanted(tmp_path):
-    """'require_any' fails when none is present, with the wanted names as offending."""
-    finding = judge(tmp_path, facts(), 'require_any: ["DNS:example.org", "DNS:example.net"]', SANS)
-    assert finding.status == Status.failed
-    assert finding.message == f"{SANS}: none of [DNS:example.org, DNS:example.net] present"
-    assert finding.evidence.offending == ["DNS:example.org", "DNS:example.net"]
-
-
-def test_require_all_passes(tmp_path):
-    """'require_all' passes when every wanted name is present."""
-    finding = judge(tmp_path, facts(), 'require_all: ["DNS:example.com", "DNS:www.example.com"]', SANS)
-    assert finding.status == Status.passed
-    assert finding.message == f"{SANS}: all present"
-
-
-def test_require_all_fails_listing_missing(tmp_path):
-    """'require_all' fails with exactly the missing names as offending."""
-    finding = judge(tmp_path, facts(), 'require_all: ["DNS:example.com", "DNS:api.example.com"]', SANS)
-    assert finding.status == Status.failed
-    assert finding.message == f"{SANS}: missing: [DNS:api.example.com]"
-    assert finding.evidence.offending == ["DNS:api.example.com"]
+@pytest.mark.parametrize(("constraint", "sans", "message", "offending"), SAN_CASES)
+def test_list_operator_on_names(tmp_path, constraint, sans, message, offending):
+    """A list operator on plain values passes or fails as the case says; a failure names what offends."""
+    leaf = certificate(sans=sans) if sans else None
+    finding = judge(tmp_path, facts(leaf=leaf), constraint, SANS)
+    assert finding.status == (Status.passed if offending is None else Status.failed)
+    assert finding.message == f"{SANS}: {message}"
+    if offending is not None:
+        assert finding.evidence.offending == offending
 
 
 def test_only_passes(tmp_path):
@@ -269,30 +296,6 @@ def test_only_passes(tmp_path):
     finding = judge(tmp_path, facts(), 'only: ["DNS:example.com", "DNS:www.example.com", "DNS:api.example.com"]', SANS)
     assert finding.status == Status.passed
     assert finding.evidence.observed == ["DNS:www.example.com", "DNS:example.com"]
-
-
-def test_only_fails_with_offending(tmp_path):
-    """'only' fails naming the names that are not allowed."""
-    finding = judge(tmp_path, facts(), 'only: ["DNS:www.example.com"]', SANS)
-    assert finding.status == Status.failed
-    assert finding.message == f"{SANS}: not allowed: DNS:example.com"
-    assert finding.evidence.offending == ["DNS:example.com"]
-
-
-def test_forbid_passes(tmp_path):
-    """'forbid' passes when no forbidden name is present."""
-    finding = judge(tmp_path, facts(), 'forbid: ["DNS:*.example.com"]', SANS)
-    assert finding.status == Status.passed
-    assert finding.message == f"{SANS}: none forbidden"
-
-
-def test_forbid_fails_with_offending(tmp_path):
-    """'forbid' fails naming the forbidden names present."""
-    leaf = certificate(sans=("DNS:*.example.com", "DNS:example.com"))
-    finding = judge(tmp_path, facts(leaf=leaf), 'forbid: ["DNS:*.example.com"]', SANS)
-    assert finding.status == Status.failed
-    assert finding.message == f"{SANS}: forbidden: DNS:*.example.com"
-    assert finding.evidence.offending == ["DNS:*.example.com"]
 
 
 def test_each_on_plain_values_with_matches(tmp_path):

@@ -233,22 +233,36 @@ def test_every_problem_of_a_waivers_file_has_its_position(tmp_path):
     assert sum(p.startswith(f"{path}:9:") for p in lines) == 1  # the bad date once, not again as "not a date"
 
 
+# A waivers file that is not a mapping with a list of waivers, and a baseline that is not JSON or not a tlsgate
+# baseline, each say so in a problem that points into the file.
+MALFORMED_GATE_FILES = [
+    (load_waivers, "w.yaml", "", "waivers file is empty"),
+    (load_waivers, "w.yaml", "waivers: [\n", "YAML syntax"),
+    (load_waivers, "w.yaml", "- rule: R\n", "a mapping with one key, 'waivers'"),
+    (load_waivers, "w.yaml", "waivers: {}\n", "'waivers' must be a list"),
+    (load_waivers, "w.yaml", "waivers: []\nwaiver: []\n", "unknown key 'waiver'"),
+    (load_baseline, "b.json", "{", "not valid JSON"),
+    (
+        load_baseline,
+        "b.json",
+        '{"kind": "tlsgate-baseline", "schema_version": "1", "sources": []}',
+        "findings: Field required",
+    ),
+    (load_baseline, "b.json", "[]", "not a tlsgate baseline"),
+]
+
+
 @pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("", "waivers file is empty"),
-        ("waivers: [\n", "YAML syntax"),
-        ("- rule: R\n", "a mapping with one key, 'waivers'"),
-        ("waivers: {}\n", "'waivers' must be a list"),
-        ("waivers: []\nwaiver: []\n", "unknown key 'waiver'"),
-    ],
+    ("load", "name", "text", "message"),
+    MALFORMED_GATE_FILES,
+    ids=[f"{c[0].__name__}-{c[3]}" for c in MALFORMED_GATE_FILES],
 )
-def test_malformed_waivers_files(tmp_path, text, message):
-    """A waivers file that is not a mapping with a list of waivers says so, with a position."""
-    path = tmp_path / "w.yaml"
+def test_malformed_gate_files(tmp_path, load, name, text, message):
+    """The file is refused with a problem that names it and says what is wrong."""
+    path = tmp_path / name
     path.write_text(text)
     with pytest.raises(GateFileError) as caught:
-        load_waivers(path)
+        load(path)
     assert any(message in str(p) and str(p).startswith(f"{path}:") for p in caught.value.problems)
 
 
@@ -420,22 +434,6 @@ def test_a_report_is_not_a_baseline(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(_report([_facts("a:443", ["TLSv1.3"])]).model_dump_json())
     with pytest.raises(GateFileError, match="tlsgate baseline create"):
-        load_baseline(path)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("{", "not valid JSON"),
-        ('{"kind": "tlsgate-baseline", "schema_version": "1", "sources": []}', "findings: Field required"),
-        ("[]", "not a tlsgate baseline"),
-    ],
-)
-def test_invalid_baselines(tmp_path, text, message):
-    """A baseline that is not JSON, or not a tlsgate baseline, is one clear problem."""
-    path = tmp_path / "b.json"
-    path.write_text(text)
-    with pytest.raises(GateFileError, match=message):
         load_baseline(path)
 
 

@@ -79,31 +79,27 @@ def _certificate(subject: str) -> Certificate:
     )
 
 
+def _suite(name: str, code: str, kx: str, auth: str, encryption: str, mac: str, bits: int) -> CipherSuite:
+    """A suite as the scan reports it, its key exchanged over x25519."""
+    return CipherSuite(
+        name=name,
+        code=code,
+        key_exchange=kx,
+        authentication=auth,
+        encryption=encryption,
+        mac=mac,
+        key_bits=bits,
+        ephemeral_key="ECDH x25519 253",
+    )
+
+
 def _protocols(*accepted: ProtocolVersion) -> list[ProtocolSupport]:
     suites = {
         ProtocolVersion.TLSv1_2: [
-            CipherSuite(
-                name="TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-                code="0xC02F",
-                key_exchange="ECDHE",
-                authentication="RSA",
-                encryption="AES_128_GCM",
-                mac="SHA256",
-                key_bits=128,
-                ephemeral_key="ECDH x25519 253",
-            )
+            _suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "0xC02F", "ECDHE", "RSA", "AES_128_GCM", "SHA256", 128)
         ],
         ProtocolVersion.TLSv1_3: [
-            CipherSuite(
-                name="TLS_AES_256_GCM_SHA384",
-                code="0x1302",
-                key_exchange="any",
-                authentication="any",
-                encryption="AES_256_GCM",
-                mac="SHA384",
-                key_bits=256,
-                ephemeral_key="ECDH x25519 253",
-            )
+            _suite("TLS_AES_256_GCM_SHA384", "0x1302", "any", "any", "AES_256_GCM", "SHA384", 256)
         ],
     }
     orders: dict[ProtocolVersion, Literal["server", "client"]] = {ProtocolVersion.TLSv1_3: "server"}
@@ -616,31 +612,36 @@ def _full_certificate_facts() -> CertificateFacts:
     )
 
 
+def _tls13_target(host: str, ip: str, certificate: CertificateFacts) -> Facts:
+    """A target scanned in two seconds, accepting TLS 1.3 only, with these certificate facts."""
+    return Facts(
+        target=_target(host, ip),
+        started_at=START,
+        finished_at=START + timedelta(seconds=2),
+        status="ok",
+        protocols=_protocols(ProtocolVersion.TLSv1_3),
+        certificate=certificate,
+    )
+
+
+def _valid_between(subject: str, first_day: int, last_day: int) -> Certificate:
+    """The test certificate, valid from ``first_day`` to ``last_day`` counted from START (negative: before)."""
+    update = {
+        "not_before": START + timedelta(days=first_day),
+        "not_after": START + timedelta(days=last_day),
+        "days_remaining": float(last_day),
+    }
+    return _certificate(subject).model_copy(update=update)
+
+
 @pytest.fixture(scope="module")
 def cert_report(report: Report) -> Report:
-    end = START + timedelta(seconds=2)
-    shop = Facts(
-        target=_target("shop.example", "192.0.2.10"),
-        started_at=START,
-        finished_at=end,
-        status="ok",
-        protocols=_protocols(ProtocolVersion.TLSv1_3),
-        certificate=_full_certificate_facts(),
-    )
-    expired_leaf = _certificate("CN=old.example").model_copy(
-        update={
-            "not_before": START - timedelta(days=95),
-            "not_after": START - timedelta(days=5),
-            "days_remaining": -5.0,
-        }
-    )
-    expired = Facts(
-        target=_target("old.example", "192.0.2.11"),
-        started_at=START,
-        finished_at=end,
-        status="ok",
-        protocols=_protocols(ProtocolVersion.TLSv1_3),
-        certificate=CertificateFacts(
+    shop = _tls13_target("shop.example", "192.0.2.10", _full_certificate_facts())
+    expired_leaf = _valid_between("CN=old.example", -95, -5)
+    expired = _tls13_target(
+        "old.example",
+        "192.0.2.11",
+        CertificateFacts(
             status="ok",
             leaf=expired_leaf,
             chain=[expired_leaf],
@@ -648,13 +649,7 @@ def cert_report(report: Report) -> Report:
             ocsp_stapled=observed(None, "tlsgate"),
         ),
     )
-    file_leaf = _certificate("CN=file.example").model_copy(
-        update={
-            "not_before": START - timedelta(days=80),
-            "not_after": START + timedelta(days=10),
-            "days_remaining": 10.0,
-        }
-    )
+    file_leaf = _valid_between("CN=file.example", -80, 10)
     from_file = Facts(
         target=TargetInfo(
             input="certs/<file>.pem", host="<file>.pem", port=0, server_name=None, ip_address=None, source="file"
@@ -710,28 +705,35 @@ def test_chain_is_shown_in_order_with_details(cert_page: str) -> None:
     assert captions == ["1. Leaf: shop.example", "2. Intermediate: Issuing CA", "3. Root self-signed"]
     assert "Chain as served" in shop and "(3 certificates, leaf first)" in shop
     leaf, intermediate, root = ({row[0]: row[1] for row in _row_texts(card)} for _, card in cards)
-    assert leaf["Subject"] == "CN=shop.example,O=Shop"
-    assert leaf["Issuer"] == "CN=Issuing CA,O=Corp"
-    assert leaf["Key"] == "EC 256 bits (secp256r1)"
-    assert leaf["Signature algorithm"] == "ecdsa-with-SHA256"
-    assert leaf["Key usage"] == "digitalSignature, keyEncipherment"
-    assert leaf["Extended key usage"] == "serverAuth"
-    assert leaf["Basic constraints"] == "not a CA"
-    assert leaf["AIA and CRL"] == (
-        f"OCSP: {EVIL_URL} CA issuers: http://ca.example/issuing.cer CRL: http://crl.example/issuing.crl"
-    )
-    assert leaf["Subject alternative names"] == "DNS:shop.example DNS:<b>evil</b>.example"
-    assert leaf["Other"] == "2 embedded SCTs; OCSP must-staple"
+    # Compared row by row as one mapping, so a failure shows every row that differs.
+    leaf_rows = {
+        "Subject": "CN=shop.example,O=Shop",
+        "Issuer": "CN=Issuing CA,O=Corp",
+        "Key": "EC 256 bits (secp256r1)",
+        "Signature algorithm": "ecdsa-with-SHA256",
+        "Key usage": "digitalSignature, keyEncipherment",
+        "Extended key usage": "serverAuth",
+        "Basic constraints": "not a CA",
+        "AIA and CRL": (
+            f"OCSP: {EVIL_URL} CA issuers: http://ca.example/issuing.cer CRL: http://crl.example/issuing.crl"
+        ),
+        "Subject alternative names": "DNS:shop.example DNS:<b>evil</b>.example",
+        "Other": "2 embedded SCTs; OCSP must-staple",
+        "SHA-256": f"{LEAF_SHA[:16]}\u2026 {LEAF_SHA}",
+    }
+    assert {name: leaf[name] for name in leaf_rows} == leaf_rows
     assert leaf["Validity"].startswith("2024-04-21 12:00:00 UTC to 2024-07-20 12:00:00 UTC (90 days)")
     assert leaf["Validity"].endswith("80 days remaining")
-    assert leaf["SHA-256"] == f"{LEAF_SHA[:16]}\u2026 {LEAF_SHA}"
     assert f'<summary title="{LEAF_SHA}">{LEAF_SHA[:16]}\u2026</summary><code>{LEAF_SHA}</code>' in shop
-    assert intermediate["Key"] == "RSA 2048 bits"
-    assert intermediate["Key usage"] == "keyCertSign, cRLSign"
-    assert intermediate["Extended key usage"] == "no EKU extension"
-    assert intermediate["Basic constraints"] == "CA, path length at most 0"
-    assert intermediate["AIA and CRL"] == "none"
-    assert intermediate["Subject alternative names"] == "none"
+    intermediate_rows = {
+        "Key": "RSA 2048 bits",
+        "Key usage": "keyCertSign, cRLSign",
+        "Extended key usage": "no EKU extension",
+        "Basic constraints": "CA, path length at most 0",
+        "AIA and CRL": "none",
+        "Subject alternative names": "none",
+    }
+    assert {name: intermediate[name] for name in intermediate_rows} == intermediate_rows
     assert root["Basic constraints"] == "CA"
     assert "Other" not in root and "Other" not in intermediate
     # The validity bar: its filled width is the elapsed share, its colour class and text say how close the end is.
