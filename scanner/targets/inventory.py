@@ -22,15 +22,11 @@ from scanner.policy.pack import RulePack
 from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions
 from scanner.targets.parse import Target
-from scanner.yamlfile import Key, Problem
+from scanner.yamlfile import FileProblems, Key
 
 
-class InventoryError(Exception):
+class InventoryError(FileProblems):
     """An inventory or targets file that cannot be used; carries every problem found (``line`` 0: whole file)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("; ".join(str(p) for p in problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True)

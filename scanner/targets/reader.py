@@ -11,12 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from scanner.probe.connect.starttls import StartTls
 from scanner.targets.inventory import ClientSpec, Inventory, InventoryError, InventoryTarget, Scope, Setting
 from scanner.targets.parse import Target, TargetError, parse_target
-from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean
+from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean, read_yaml
 
 _TOP_KEYS = ("defaults", "groups", "targets")
 _SETTING_KEYS = (
@@ -242,26 +240,6 @@ class _Reader:
         return [t for t in found if t is not None]
 
 
-def _compose(path: Path, what: str) -> tuple[YamlLoader, Any]:
-    file = str(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise InventoryError([Problem(file, 0, 0, f"cannot read {what}: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise InventoryError([Problem(file, 1, 1, f"{what} is not UTF-8 text")]) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise InventoryError([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
-    if node is None:
-        raise InventoryError([Problem(file, 1, 1, f"{what} is empty")])
-    loader = YamlLoader(file)
-    return loader, loader.convert(node, ())
-
-
 def _groups(reader: _Reader, groups: Any, defaults: Scope) -> list[InventoryTarget]:
     if not isinstance(groups, Mapping):
         reader.at(("groups",), "'groups' must be a mapping of group name to its settings and targets")
@@ -282,7 +260,7 @@ def _groups(reader: _Reader, groups: Any, defaults: Scope) -> list[InventoryTarg
 
 def load_inventory(path: Path) -> Inventory:
     """Read and check an inventory whole (not its packs: see ``plan``); raises InventoryError with every problem."""
-    loader, data = _compose(path, "inventory")
+    loader, data = read_yaml(path, "inventory", InventoryError)
     reader = _Reader(loader, path.parent)
     targets: list[InventoryTarget] = []
     if not isinstance(data, Mapping):
