@@ -4,6 +4,7 @@ loopback: nginx, ``openssl s_server`` and Python ``ssl`` servers that record wha
 from __future__ import annotations
 
 import contextlib
+import socket
 import ssl
 import threading
 import time
@@ -166,14 +167,16 @@ class Recording:
 
 
 @contextlib.contextmanager
-def recording_server(context: ssl.SSLContext, answer: bytes = b"", *, hold: float = 0.0) -> Iterator[Recording]:
+def recording_server(
+    context: ssl.SSLContext, answer: bytes = b"", *, hold: float = 0.0, host: str = "127.0.0.1"
+) -> Iterator[Recording]:
     """A TLS server that records what each client sends first, answers ``answer`` (or nothing) after ``hold``
     seconds, and closes."""
     received: list[bytes] = []
     released = threading.Event()
 
-    def handle(conn: object) -> None:
-        with context.wrap_socket(conn, server_side=True) as tls:  # type: ignore[arg-type]
+    def handle(conn: socket.socket) -> None:
+        with context.wrap_socket(conn, server_side=True) as tls:
             tls.settimeout(3)
             data = tls.recv(4096)
             if data:
@@ -182,7 +185,7 @@ def recording_server(context: ssl.SSLContext, answer: bytes = b"", *, hold: floa
             if answer:
                 tls.sendall(answer)
 
-    with LoopbackServer(handle) as server:
+    with LoopbackServer(handle, host) as server:
         yield Recording(server.port, received)
         released.set()
 
@@ -240,6 +243,23 @@ def test_answers_to_the_request(pki: ServerFiles, answer: bytes, at: str, status
     assert request.endswith(b"\r\n\r\n")
     if at == "not_http":
         assert "'220 mail.example ESMTP'" in seen.detail
+
+
+@pytest.mark.parametrize(("host", "server_name", "authority"), [("127.0.0.1", "localhost", "localhost"),
+                                                               ("::1", None, "[::1]")])  # fmt: skip
+def test_host_header_names_the_server_as_sni_does(
+    pki: ServerFiles, host: str, server_name: str | None, authority: str
+) -> None:
+    """The Host header is the name sent as SNI, else the address (an IPv6 one in brackets), with the port."""
+    context = _server_context(pki)
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(recording_server(context, b"HTTP/1.1 200 OK\r\n\r\n", host=host))
+        except OSError:
+            pytest.skip("no IPv6 loopback on this machine")
+        probe_client_auth(loopback_endpoint(server.port, host=host, server_name=server_name))
+    (request,) = server.received
+    assert f"\r\nHost: {authority}:{server.port}\r\n".encode() in request
 
 
 def test_unanswered_request_is_bounded_by_the_timeout(pki: ServerFiles) -> None:

@@ -9,6 +9,10 @@ server sends is seen:
    names acceptable CAs, the throwaway CA borrows the first name, so that a server matching issuer names
    without checking signatures is caught too. A server that verifies client certificates refuses it.
 3. **The scan's own certificate**, when one was given (``Endpoint.credentials``): is it accepted?
+4. **Where the refusal happens.** A client the handshake refused (no certificate, or the throwaway one) was
+   refused there. One it let through may still be refused by the application (nginx ``ssl_verify_client on``
+   answers HTTP 400): ``enforcement`` makes one more connection as that client and, for an HTTP service only,
+   one request.
 
 Where a verdict shows: in TLS 1.2 the server judges the client's certificate before its Finished, so the
 handshake either completes or fails. In TLS 1.3 the client's handshake is over before the server has even read
@@ -384,12 +388,15 @@ def _enforcement(endpoint: Endpoint, chain: tuple[Path, Path] | None, who: str) 
     """Where a client the handshake let through is refused: one more connection and, for HTTP, one request."""
     if endpoint.starttls is not None:
         return starttls_service(endpoint, who)
-    context = _context(chain)
-    sock = _open(endpoint)
-    if isinstance(sock, ProbeError):
-        return unobserved(sock.error_class, sock.message, SOURCE)
-    with sock:
-        return probe_enforcement(endpoint, sock, context, who)
+    try:
+        context = _context(chain)
+        sock = _open(endpoint)
+        if isinstance(sock, ProbeError):
+            return unobserved(sock.error_class, sock.message, SOURCE)
+        with sock:
+            return probe_enforcement(endpoint, sock, context, who)
+    except Exception as exc:  # an answer nobody foresaw must not cost the facts the handshakes already gave
+        return unobserved(ErrorClass.probe_failed, f"the HTTP check {who} broke: {type(exc).__name__}: {exc}", SOURCE)
 
 
 _WITHOUT = "without a client certificate"

@@ -76,7 +76,7 @@ def _http_basis(endpoint: Endpoint, selected: str | None) -> tuple[bool, str]:
 
 
 def _request(endpoint: Endpoint) -> bytes:
-    host = endpoint.target.host
+    host = endpoint.server_name or endpoint.target.host  # as browsers do: the Host is the name sent as SNI
     authority = f"[{host}]" if ":" in host else host
     if endpoint.port != 443:
         authority += f":{endpoint.port}"
