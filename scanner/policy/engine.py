@@ -119,11 +119,15 @@ def _add(evidence: Evidence, **recorded: Any) -> Evidence:
 def _at(rule: Rule, scan_time: datetime) -> Rule:
     """The rule with its ``scan_time`` dates fixed to the moment these facts were observed."""
     when = tuple(
-        replace(c, argument=at_scan_time(c.argument, scan_time), where=c.where and c.where.at(scan_time))
+        replace(c, argument=at_scan_time(c.argument, scan_time), where=at_scan_time(c.where, scan_time))
         for c in rule.when
     )
-    where = rule.where.at(scan_time) if rule.where is not None else None
-    return replace(rule, argument=at_scan_time(rule.argument, scan_time), where=where, when=when)
+    return replace(
+        rule,
+        argument=at_scan_time(rule.argument, scan_time),
+        where=at_scan_time(rule.where, scan_time),
+        when=when,
+    )
 
 
 def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:

@@ -261,7 +261,7 @@ class FieldMatcher:
 
 
 def at_scan_time(argument: Any, scan_time: dt.datetime) -> Any:
-    """A compiled constraint (a matcher, or a list operator's values) as it applies to facts observed then."""
+    """A compiled constraint (a matcher, a list operator's values, or None) as it applies to facts observed then."""
     if isinstance(argument, Matcher | FieldMatcher):
         return argument.at(scan_time)
     return argument
