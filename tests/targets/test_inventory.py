@@ -57,6 +57,27 @@ def test_three_targets_with_a_pack_of_their_own(tlsgate, tls13_server, tls12_13_
     assert run.code in (0, 1, 3), run.stderr
 
 
+def test_targets_without_packs_take_the_default_pack(tlsgate, tls13_server, refused_port, tmp_path):
+    """Inventory targets that name no packs, scanned without --pack, are judged by the default pack, baseline."""
+    inventory = _write(
+        tmp_path / "inv.yaml",
+        f"""
+        targets:
+          - name: up
+            target: {tls13_server.target}
+          - name: gone
+            target: 127.0.0.1:{refused_port}
+        """,
+    )
+    out = tmp_path / "r.json"
+    run = tlsgate("scan", "--inventory", str(inventory), "--timeout", "3", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert _findings_packs(report) == {"up": ["baseline"], "gone": ["baseline"]}
+    assert [p["id"] for p in report["packs"]] == ["baseline"]
+    # the test server's CA is in no store: the default pack fails its chain, which outranks "gone"
+    assert run.code == 1, run.stderr
+
+
 def test_tag_selects_targets_and_groups(tlsgate, tls13_server, refused_port, tmp_path):
     """--tag scans only targets with any given tag, a group's name being a tag of its targets."""
     inventory = _write(
