@@ -14,6 +14,8 @@ import typer
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
+    DEFAULT_PACKS,
+    DEFAULT_PACKS_HELP,
     ParamOption,
     ReportOptions,
     VerdictOptions,
@@ -33,7 +35,9 @@ def cert(
         list[Path],
         typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
     ],
-    pack: Annotated[list[str], pack_option("Pack(s) with certificate rules; repeatable. Required.")],
+    pack: Annotated[
+        list[str] | None, pack_option(f"Pack(s) with certificate rules; repeatable. {DEFAULT_PACKS_HELP}")
+    ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
     password_env: Annotated[
@@ -49,7 +53,7 @@ def cert(
 
     Rules on other facts (protocols, sessions ...) are not_applicable to a file.
     """
-    packs = load_packs(pack, param or [])
+    packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
     report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
@@ -67,7 +71,9 @@ def evaluate(
             "FILE...",
         ),
     ],
-    pack: Annotated[list[str], pack_option("Built-in pack id or a pack file; repeatable. Required.")],
+    pack: Annotated[
+        list[str] | None, pack_option(f"Built-in pack id or a pack file; repeatable. {DEFAULT_PACKS_HELP}")
+    ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
     verdict: VerdictOptions,
@@ -78,7 +84,7 @@ def evaluate(
     judgement is new. Exit codes as for scan; a FILE that cannot be read or is neither a report nor facts is a
     usage error (2).
     """
-    packs = load_packs(pack, param or [])
+    packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
     try:

@@ -28,7 +28,10 @@ from scanner.policy.pack import PackError, RulePack, UnknownPack, resolve_pack
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
 
-DEFAULT_PACKS = ("tls13-only",)
+# Without --pack every command that judges uses these: the floor every user expects (trust, name, validity,
+# revocation, weak keys, signatures, protocols and suites), not one standard's policy.
+DEFAULT_PACKS = ("baseline",)
+DEFAULT_PACKS_HELP = f"Default: {', '.join(DEFAULT_PACKS)} (tlsgate rules show {DEFAULT_PACKS[0]})."
 
 
 # --- groups of options that several commands take together -------------------------------------------------

@@ -108,7 +108,12 @@ def test_unreadable_file_is_not_checked(tlsgate, pack, tmp_path):
     assert "not PEM, DER or PKCS#12" in target["facts"]["error"]["message"]
 
 
-def test_pack_is_required(tlsgate, tmp_path):
-    """Without --pack there is nothing to judge with: a usage error."""
-    run = tlsgate("cert", str(tmp_path / "x.pem"))
-    assert run.code == 2
+def test_default_pack_without_pack(tlsgate, tmp_path):
+    """Without --pack a file is judged by the default pack, baseline, as a scan is (issue 13: the default pack
+    judges certificate files too; it used to be a usage error)."""
+    leaf = issue(name("www.example.com"), days=90, sans=("www.example.com",), eku=SERVER_AUTH)
+    path, _ = leaf.write(tmp_path, "leaf")
+    run = tlsgate("cert", str(path), "--json", str(tmp_path / "r.json"))
+    assert run.code == 0, run.stdout + run.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [p["id"] for p in report["packs"]] == ["baseline"]

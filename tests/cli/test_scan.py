@@ -60,7 +60,7 @@ def test_tls12_only_server_fails_both_rules(tlsgate, pki, tmp_path):
     context = server_context(pki, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
     json_path = tmp_path / "r.json"
     with python_tls_server(context) as server:
-        run = tlsgate("scan", server.target, "--json", str(json_path))
+        run = tlsgate("scan", "--pack", "tls13-only", server.target, "--json", str(json_path))
     assert run.code == 1
     findings = json.loads(json_path.read_text())["targets"][0]["findings"]
     assert {f["rule"]: f["status"] for f in findings} == {"TLS13ONLY-001": "fail", "TLS13ONLY-002": "fail"}
@@ -86,7 +86,7 @@ def test_ipv6_target(tlsgate, pki, tmp_path):
     """An [ipv6]:port target is scanned over ::1."""
     json_path = tmp_path / "r.json"
     with ipv6_tls13_server(pki) as server:
-        run = tlsgate("scan", server.target, "--json", str(json_path))
+        run = tlsgate("scan", "--pack", "tls13-only", server.target, "--json", str(json_path))
     assert run.code == 0, run.stdout + run.stderr
     facts = json.loads(json_path.read_text())["targets"][0]["facts"]
     assert facts["target"]["ip_address"] == "::1"
