@@ -27,7 +27,7 @@ def demo(
 ) -> None:
     """Start a local TLS endpoint on 127.0.0.1 (certificates made on the fly), scan it, write reports.
 
-    It is judged by the default pack (baseline), with the demo's own CA trusted as --ca-file would, which it
+    It is judged by the default pack (essentials), with the demo's own CA trusted as --ca-file would, which it
     passes, and by tls13-only, which it fails on purpose (it accepts TLS 1.2): the reports show a passing and a
     failing pack side by side, the failure with its evidence. Exits 0 when the reports were written.
     """

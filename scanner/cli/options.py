@@ -30,7 +30,7 @@ from scanner.render import OutputFormat
 
 # Without --pack every command that judges uses these: the floor every user expects (trust, name, validity,
 # revocation, weak keys, signatures, protocols and suites), not one standard's policy.
-DEFAULT_PACKS = ("baseline",)
+DEFAULT_PACKS = ("essentials",)
 DEFAULT_PACKS_HELP = f"Default: {', '.join(DEFAULT_PACKS)} (tlsgate rules show {DEFAULT_PACKS[0]})."
 
 

@@ -116,4 +116,4 @@ def test_default_pack_without_pack(tlsgate, tmp_path):
     run = tlsgate("cert", str(path), "--json", str(tmp_path / "r.json"))
     assert run.code == 0, run.stdout + run.stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [p["id"] for p in report["packs"]] == ["baseline"]
+    assert [p["id"] for p in report["packs"]] == ["essentials"]

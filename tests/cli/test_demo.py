@@ -17,7 +17,7 @@ def test_demo_writes_reports(tlsgate, tmp_path):
     (target,) = report["targets"]
     assert target["target"].startswith("127.0.0.1:")
     assert target["verdict"] == "fail"
-    assert [p["id"] for p in report["packs"]] == ["baseline", "tls13-only"]
+    assert [p["id"] for p in report["packs"]] == ["essentials", "tls13-only"]
     failed = [f["rule"] for f in target["findings"] if f["status"] != "pass"]
     assert failed == ["TLS13ONLY-001"]
     trust = {t["store"].split(":")[0]: t["trusted"] for t in target["facts"]["certificate"]["trust"]}

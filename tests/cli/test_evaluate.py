@@ -225,9 +225,9 @@ def test_default_pack_is_baseline(tmp_path):
     run = offline_tlsgate("evaluate", str(saved), "--json", str(out))
     assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
     report = json.loads(out.read_text())
-    assert [p["id"] for p in report["packs"]] == ["baseline"]
+    assert [p["id"] for p in report["packs"]] == ["essentials"]
     found = {f["rule"]: f["status"] for f in report["targets"][0]["findings"]}
-    assert (found["BASELINE-001"], found["BASELINE-003"], found["BASELINE-010"]) == ("error", "error", "fail")
+    assert (found["ESSENTIALS-001"], found["ESSENTIALS-003"], found["ESSENTIALS-010"]) == ("error", "error", "fail")
 
 
 # --- parameters ------------------------------------------------------------------------------------------

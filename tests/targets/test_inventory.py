@@ -72,8 +72,8 @@ def test_targets_without_packs_take_the_default_pack(tlsgate, tls13_server, refu
     out = tmp_path / "r.json"
     run = tlsgate("scan", "--inventory", str(inventory), "--timeout", "3", "--json", str(out))
     report = json.loads(out.read_text())
-    assert _findings_packs(report) == {"up": ["baseline"], "gone": ["baseline"]}
-    assert [p["id"] for p in report["packs"]] == ["baseline"]
+    assert _findings_packs(report) == {"up": ["essentials"], "gone": ["essentials"]}
+    assert [p["id"] for p in report["packs"]] == ["essentials"]
     # the test server's CA is in no store: the default pack fails its chain, which outranks "gone"
     assert run.code == 1, run.stderr
 

@@ -1,4 +1,4 @@
-"""The baseline pack, the default: each rule passing and failing on built facts, then `tlsgate scan` and `tlsgate
+"""The essentials pack, the default: each rule passing and failing on built facts, then `tlsgate scan` and `tlsgate
 cert` without --pack against real loopback servers (self-signed, expired, wrong host, revoked, not yet valid, and
 a well-configured server whose private CA is given with --ca-file)."""
 
@@ -22,8 +22,8 @@ from tests.packs.harness import NA, NOW, Case, case_test, coverage_test, finding
 from tests.pki import NOW as PKI_NOW
 from tests.pki import SERVER_AUTH, Issued, hierarchy, issue, name
 
-PACK = "baseline"
-RULES = [f"BASELINE-{n:03d}" for n in range(1, 17)]
+PACK = "essentials"
+RULES = [f"ESSENTIALS-{n:03d}" for n in range(1, 17)]
 ALL_PASS = dict.fromkeys(RULES, "pass")
 FAIL = "fail"
 HOST = "www.example.com"
@@ -34,7 +34,14 @@ GOOD_SUITES = {
 }
 MOZILLA = TrustResult(store="mozilla", trusted=True, anchor=ROOT_DN)
 UNKNOWN = TrustResult(store="mozilla", trusted=False, reason="unknown_issuer")
-CERT_RULES = {"BASELINE-003", "BASELINE-004", "BASELINE-005", "BASELINE-007", "BASELINE-008", "BASELINE-009"}
+CERT_RULES = {
+    "ESSENTIALS-003",
+    "ESSENTIALS-004",
+    "ESSENTIALS-005",
+    "ESSENTIALS-007",
+    "ESSENTIALS-008",
+    "ESSENTIALS-009",
+}
 
 # --- facts ---------------------------------------------------------------------------------------------------
 
@@ -121,7 +128,7 @@ def tls10_not_probed() -> Facts:
     return Server().facts().model_copy(update={"protocols": harness.protocols(GOOD_SUITES, errors=("TLSv1.0",))})
 
 
-EXPIRED = {"BASELINE-001": FAIL, "BASELINE-003": FAIL, "BASELINE-005": NA}
+EXPIRED = {"ESSENTIALS-001": FAIL, "ESSENTIALS-003": FAIL, "ESSENTIALS-005": NA}
 
 CASES = [
     case("publicly trusted, well configured", Server(), {}),
@@ -140,25 +147,27 @@ CASES = [
         ),
         {},
     ),
-    case("private CA not given", Server(trust=(UNKNOWN,)), {"BASELINE-001": FAIL}),
+    case("private CA not given", Server(trust=(UNKNOWN,)), {"ESSENTIALS-001": FAIL}),
     case(
         "self-signed",
         Server(chain=(leaf(issuer=None),), trust=(TrustResult(store="mozilla", trusted=False, reason="self_signed"),)),
-        {"BASELINE-001": FAIL},
+        {"ESSENTIALS-001": FAIL},
     ),
-    case("pinned but trusted by no store", trusted_by(TrustResult(store="pin", trusted=True)), {"BASELINE-001": FAIL}),
+    case(
+        "pinned but trusted by no store", trusted_by(TrustResult(store="pin", trusted=True)), {"ESSENTIALS-001": FAIL}
+    ),
     case(
         "given CA is not the issuer",
         trusted_by(TrustResult(store="file:/etc/pki/our-ca.pem", trusted=False, reason="unknown_issuer")),
-        {"BASELINE-001": FAIL},
+        {"ESSENTIALS-001": FAIL},
     ),
     case(
         "wrong host",
         Server(hostname_match=False, trust=(TrustResult(store="mozilla", trusted=False, reason="name_mismatch"),)),
-        {"BASELINE-001": FAIL, "BASELINE-002": FAIL},
+        {"ESSENTIALS-001": FAIL, "ESSENTIALS-002": FAIL},
     ),
     # --no-name-check: trust judged by the chain alone, the name rule does not apply
-    case("peer identified by its DN", Server(hostname_match=False, trust_name=None), {"BASELINE-002": NA}),
+    case("peer identified by its DN", Server(hostname_match=False, trust_name=None), {"ESSENTIALS-002": NA}),
     case(
         "expired",
         Server(
@@ -170,10 +179,12 @@ CASES = [
     case(
         "expired a second ago",
         Server(chain=(leaf(not_before=timedelta(days=-90, seconds=-1), days=90), intermediate())),
-        {"BASELINE-003": FAIL, "BASELINE-005": NA},
+        {"ESSENTIALS-003": FAIL, "ESSENTIALS-005": NA},
     ),
     case(
-        "expires at the moment of the scan", with_leaf(not_before=timedelta(days=-90), days=90), {"BASELINE-005": FAIL}
+        "expires at the moment of the scan",
+        with_leaf(not_before=timedelta(days=-90), days=90),
+        {"ESSENTIALS-005": FAIL},
     ),
     case(
         "not yet valid",
@@ -181,17 +192,22 @@ CASES = [
             chain=(leaf(not_before=timedelta(days=2)), intermediate()),
             trust=(TrustResult(store="mozilla", trusted=False, reason="not_yet_valid"),),
         ),
-        {"BASELINE-001": FAIL, "BASELINE-004": FAIL},
+        {"ESSENTIALS-001": FAIL, "ESSENTIALS-004": FAIL},
     ),
     case("valid from a second ago", with_leaf(not_before=timedelta(seconds=-1)), {}),
-    case("expires in 10 days", with_leaf(days=20), {"BASELINE-005": FAIL}),
+    case("expires in 10 days", with_leaf(days=20), {"ESSENTIALS-005": FAIL}),
     case("expires in 10 days, warning at 7 days", with_leaf(days=20), {}, {"expiry_warning": "7d"}),
     case(
-        "expires in 40 days, warning at 60 days", with_leaf(days=50), {"BASELINE-005": FAIL}, {"expiry_warning": "60d"}
+        "expires in 40 days, warning at 60 days",
+        with_leaf(days=50),
+        {"ESSENTIALS-005": FAIL},
+        {"expiry_warning": "60d"},
     ),
     case("expires in 31 days", with_leaf(days=41), {}),
     case(
-        "leaf revoked by OCSP", Server(revocation=(revoked("revoked"), revoked("good", "crl"))), {"BASELINE-006": FAIL}
+        "leaf revoked by OCSP",
+        Server(revocation=(revoked("revoked"), revoked("good", "crl"))),
+        {"ESSENTIALS-006": FAIL},
     ),
     case(
         "intermediate revoked by CRL",
@@ -201,7 +217,7 @@ CASES = [
                 RevocationResult(certificate="bb" * 32, subject=ISSUER_DN, source="crl", status="revoked"),
             )
         ),
-        {"BASELINE-006": FAIL},
+        {"ESSENTIALS-006": FAIL},
     ),
     # a status that could not be learnt is not held against the server
     case(
@@ -213,12 +229,12 @@ CASES = [
     case(
         "SHA-1 intermediate",
         Server(chain=(leaf(), intermediate(signature_algorithm="sha1WithRSAEncryption", signature_hash="sha1"))),
-        {"BASELINE-007": FAIL},
+        {"ESSENTIALS-007": FAIL},
     ),
     case(
         "MD5 leaf",
         with_leaf(signature_algorithm="md5WithRSAEncryption", signature_hash="md5"),
-        {"BASELINE-007": FAIL},
+        {"ESSENTIALS-007": FAIL},
     ),
     # a root's own signature is not relied on: a SHA-1 self-signed root sent along is not a SHA-1 chain
     case(
@@ -228,53 +244,56 @@ CASES = [
         ),
         {},
     ),
-    case("RSA 1024 leaf", with_leaf(key=("RSA", 1024)), {"BASELINE-008": FAIL}),
-    case("RSA 1024 intermediate", Server(chain=(leaf(), intermediate(key=("RSA", 1024)))), {"BASELINE-008": FAIL}),
-    case("RSA 2048 leaf, rsa_min_bits 3072", Server(), {"BASELINE-008": FAIL}, {"rsa_min_bits": 3072}),
+    case("RSA 1024 leaf", with_leaf(key=("RSA", 1024)), {"ESSENTIALS-008": FAIL}),
+    case("RSA 1024 intermediate", Server(chain=(leaf(), intermediate(key=("RSA", 1024)))), {"ESSENTIALS-008": FAIL}),
+    case("RSA 2048 leaf, rsa_min_bits 3072", Server(), {"ESSENTIALS-008": FAIL}, {"rsa_min_bits": 3072}),
     case("EC P-256 leaf", with_leaf(key=("EC", 256, "secp256r1")), {}),
-    case("EC P-224 leaf", with_leaf(key=("EC", 224, "secp224r1")), {"BASELINE-009": FAIL}),
+    case("EC P-224 leaf", with_leaf(key=("EC", 224, "secp224r1")), {"ESSENTIALS-009": FAIL}),
     case(
         "EC P-256 leaf, ec_min_bits 384",
         with_leaf(key=("EC", 256, "secp256r1")),
-        {"BASELINE-009": FAIL},
+        {"ESSENTIALS-009": FAIL},
         {"ec_min_bits": 384},
     ),
     case("Ed25519 leaf", with_leaf(key=("Ed25519", 256)), {}),
     # suite_case on a version the server otherwise refuses: that version accepted with the suite
-    suite_case("SSL 3.0 accepted", "SSLv3", "TLS_RSA_WITH_AES_128_CBC_SHA", {"BASELINE-010": FAIL}),
-    suite_case("SSL 2.0 accepted", "SSLv2", "SSL_CK_RC4_128_WITH_MD5", {"BASELINE-010": FAIL}),
-    suite_case("TLS 1.0 accepted", "TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", {"BASELINE-011": FAIL}),
-    suite_case("TLS 1.1 accepted", "TLSv1.1", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", {"BASELINE-011": FAIL}),
+    suite_case("SSL 3.0 accepted", "SSLv3", "TLS_RSA_WITH_AES_128_CBC_SHA", {"ESSENTIALS-010": FAIL}),
+    suite_case("SSL 2.0 accepted", "SSLv2", "SSL_CK_RC4_128_WITH_MD5", {"ESSENTIALS-010": FAIL}),
+    suite_case("TLS 1.0 accepted", "TLSv1.0", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", {"ESSENTIALS-011": FAIL}),
+    suite_case("TLS 1.1 accepted", "TLSv1.1", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", {"ESSENTIALS-011": FAIL}),
     case("TLS 1.3 only", Server(accepted={"TLSv1.3": GOOD_SUITES["TLSv1.3"]}), {}),
-    suite_case("NULL encryption suite", "TLSv1.2", "TLS_RSA_WITH_NULL_SHA256", {"BASELINE-012": FAIL}),
-    suite_case("TLS 1.3 integrity-only suite", "TLSv1.3", "TLS_SHA256_SHA256", {"BASELINE-012": FAIL}),
-    suite_case("anonymous DH suite", "TLSv1.2", "TLS_DH_anon_WITH_AES_128_GCM_SHA256", {"BASELINE-013": FAIL}),
+    suite_case("NULL encryption suite", "TLSv1.2", "TLS_RSA_WITH_NULL_SHA256", {"ESSENTIALS-012": FAIL}),
+    suite_case("TLS 1.3 integrity-only suite", "TLSv1.3", "TLS_SHA256_SHA256", {"ESSENTIALS-012": FAIL}),
+    suite_case("anonymous DH suite", "TLSv1.2", "TLS_DH_anon_WITH_AES_128_GCM_SHA256", {"ESSENTIALS-013": FAIL}),
     suite_case(
-        "NULL_WITH_NULL_NULL", "TLSv1.2", "TLS_NULL_WITH_NULL_NULL", {"BASELINE-012": FAIL, "BASELINE-013": FAIL}
+        "NULL_WITH_NULL_NULL", "TLSv1.2", "TLS_NULL_WITH_NULL_NULL", {"ESSENTIALS-012": FAIL, "ESSENTIALS-013": FAIL}
     ),
     suite_case(
         "export DES40 suite",
         "TLSv1.2",
         "TLS_RSA_EXPORT_WITH_DES40_CBC_SHA",
-        {"BASELINE-014": FAIL, "BASELINE-016": FAIL},
+        {"ESSENTIALS-014": FAIL, "ESSENTIALS-016": FAIL},
     ),
-    suite_case("export RC2 suite", "TLSv1.2", "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", {"BASELINE-014": FAIL}),
-    suite_case("RC4 suite", "TLSv1.2", "TLS_ECDHE_RSA_WITH_RC4_128_SHA", {"BASELINE-015": FAIL}),
+    suite_case("export RC2 suite", "TLSv1.2", "TLS_RSA_EXPORT_WITH_RC2_CBC_40_MD5", {"ESSENTIALS-014": FAIL}),
+    suite_case("RC4 suite", "TLSv1.2", "TLS_ECDHE_RSA_WITH_RC4_128_SHA", {"ESSENTIALS-015": FAIL}),
     suite_case(
-        "export RC4 suite", "TLSv1.2", "TLS_RSA_EXPORT_WITH_RC4_40_MD5", {"BASELINE-014": FAIL, "BASELINE-015": FAIL}
+        "export RC4 suite",
+        "TLSv1.2",
+        "TLS_RSA_EXPORT_WITH_RC4_40_MD5",
+        {"ESSENTIALS-014": FAIL, "ESSENTIALS-015": FAIL},
     ),
-    suite_case("3DES suite", "TLSv1.2", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", {"BASELINE-016": FAIL}),
-    suite_case("DES suite", "TLSv1.2", "TLS_RSA_WITH_DES_CBC_SHA", {"BASELINE-016": FAIL}),
+    suite_case("3DES suite", "TLSv1.2", "TLS_RSA_WITH_3DES_EDE_CBC_SHA", {"ESSENTIALS-016": FAIL}),
+    suite_case("DES suite", "TLSv1.2", "TLS_RSA_WITH_DES_CBC_SHA", {"ESSENTIALS-016": FAIL}),
     # legacy but not weak: the suite rules judge ciphers, not how old a suite is
     suite_case("AES-CBC suite", "TLSv1.2", "TLS_RSA_WITH_AES_128_CBC_SHA", {}),
     file_case("certificate file", (leaf(), intermediate()), {}),
     file_case(
         "expired certificate file",
         (leaf(not_before=timedelta(days=-100), days=90),),
-        {"BASELINE-003": FAIL, "BASELINE-005": NA},
+        {"ESSENTIALS-003": FAIL, "ESSENTIALS-005": NA},
     ),
-    file_case("RSA 1024 certificate file", (leaf(key=("RSA", 1024)),), {"BASELINE-008": FAIL}),
-    # what could not be observed is an error, never a pass: certificate rules are BASELINE-001 to -009
+    file_case("RSA 1024 certificate file", (leaf(key=("RSA", 1024)),), {"ESSENTIALS-008": FAIL}),
+    # what could not be observed is an error, never a pass: certificate rules are ESSENTIALS-001 to -009
     Case("certificate not observed", PACK, certificate_not_observed, dict.fromkeys(RULES[:9], "error")),
     Case("TLS 1.0 not probed", PACK, tls10_not_probed, dict.fromkeys(RULES[9:], "error")),
 ]
@@ -287,17 +306,17 @@ test_pack_is_valid = validate_test(PACK, len(RULES))
 def test_expired_message_names_the_scan_time() -> None:
     """An expired leaf's finding shows its notAfter beside the moment of the scan."""
     found = Case("expired", PACK, with_leaf(not_before=timedelta(days=-100), days=90).facts, {}).judge()
-    assert found["BASELINE-003"].message == (
+    assert found["ESSENTIALS-003"].message == (
         "certificate.leaf.not_after = 2025-05-22 12:00:00+00:00, must be on or after 2025-06-01T12:00:00+00:00"
     )
 
 
-def test_baseline_is_the_default(tlsgate) -> None:
+def test_essentials_is_the_default(tlsgate) -> None:
     """`--help` of scan, cert and evaluate names the default pack."""
     for command in ("scan", "cert", "evaluate"):
         run = tlsgate(command, "--help")
         assert run.code == 0, run.stderr
-        assert "Default: baseline (tlsgate rules show baseline)." in " ".join(run.stdout.split()), command
+        assert "Default: essentials (tlsgate rules show essentials)." in " ".join(run.stdout.split()), command
 
 
 # --- real servers on loopback ----------------------------------------------------------------------------------
@@ -350,26 +369,26 @@ def test_loopback_well_configured_private_ca(tlsgate, pki: Pki, tmp_path) -> Non
     trust = {t["store"]: (t["trusted"], t["reason"]) for t in scanned_target["facts"]["certificate"]["trust"]}
     assert trust == {f"file:{pki.ca_file}": (True, None), "mozilla": (False, "unknown_issuer")}
     code, found, summary = scan_default(tlsgate, files, tmp_path / "without-ca.json")
-    assert (code, statuses(found)) == (1, ALL_PASS | {"BASELINE-001": FAIL})
-    assert "BASELINE-001" in summary
+    assert (code, statuses(found)) == (1, ALL_PASS | {"ESSENTIALS-001": FAIL})
+    assert "ESSENTIALS-001" in summary
 
 
 # Each defect: the leaf's options, whether the private CA is given, and the rules that fail (all others pass).
 DEFECTS = [
-    pytest.param("self-signed", {}, False, {"BASELINE-001": FAIL}, id="self-signed"),
+    pytest.param("self-signed", {}, False, {"ESSENTIALS-001": FAIL}, id="self-signed"),
     pytest.param("expired", {"not_before": PKI_NOW - timedelta(days=100), "days": 90}, True, EXPIRED, id="expired"),
     pytest.param(
         "wrong host",
         {"sans": ("www.example.org",)},
         True,
-        {"BASELINE-001": FAIL, "BASELINE-002": FAIL},
+        {"ESSENTIALS-001": FAIL, "ESSENTIALS-002": FAIL},
         id="wrong-host",
     ),
     pytest.param(
         "not yet valid",
         {"not_before": PKI_NOW + timedelta(days=2)},
         True,
-        {"BASELINE-001": FAIL, "BASELINE-004": FAIL},
+        {"ESSENTIALS-001": FAIL, "ESSENTIALS-004": FAIL},
         id="not-yet-valid",
     ),
 ]
@@ -398,7 +417,7 @@ def responder() -> Iterator[RevocationServer]:
 
 
 def test_loopback_revoked_leaf(tlsgate, pki: Pki, responder: RevocationServer, tmp_path) -> None:
-    """A leaf its CA revoked (OCSP and CRL from a loopback responder) fails BASELINE-006: exit 1; before the
+    """A leaf its CA revoked (OCSP and CRL from a loopback responder) fails ESSENTIALS-006: exit 1; before the
     revocation the same server passes."""
     responder.add_issuer("intermediate", pki.intermediate)
     made = server_leaf(pki, ocsp_url=responder.ocsp_url, crl_url=responder.crl_url("intermediate"))
@@ -407,9 +426,9 @@ def test_loopback_revoked_leaf(tlsgate, pki: Pki, responder: RevocationServer, t
     assert (code, statuses(found)) == (0, ALL_PASS)
     responder.revoke(made)
     code, found, summary = scan_default(tlsgate, files, tmp_path / "after.json", "--ca-file", str(pki.ca_file))
-    assert (code, statuses(found)) == (1, ALL_PASS | {"BASELINE-006": FAIL})
-    assert "BASELINE-006" in summary
-    offending = found["BASELINE-006"]["evidence"]["offending"]
+    assert (code, statuses(found)) == (1, ALL_PASS | {"ESSENTIALS-006": FAIL})
+    assert "ESSENTIALS-006" in summary
+    offending = found["ESSENTIALS-006"]["evidence"]["offending"]
     assert {(r["certificate"], r["source"], r["status"]) for r in offending} == {
         (made.sha256, "ocsp", "revoked"),
         (made.sha256, "crl", "revoked"),
@@ -417,14 +436,14 @@ def test_loopback_revoked_leaf(tlsgate, pki: Pki, responder: RevocationServer, t
 
 
 def test_cert_file_without_pack(tlsgate, pki: Pki, tmp_path) -> None:
-    """`tlsgate cert FILE` without --pack judges the file by the baseline: an expired one exits 1 naming
-    BASELINE-003, a valid one passes the rules a file can be judged by."""
+    """`tlsgate cert FILE` without --pack judges the file by the essentials pack: an expired one exits 1 naming
+    ESSENTIALS-003, a valid one passes the rules a file can be judged by."""
     expired = server_leaf(pki, not_before=PKI_NOW - timedelta(days=100), days=90)
     path, _ = expired.write(tmp_path, "expired")
     run = tlsgate("cert", str(path), "--json", str(tmp_path / "expired.json"))
     assert run.code == 1, run.stdout + run.stderr
-    assert "BASELINE-003" in run.stdout + run.stderr
-    assert statuses(tmp_path / "expired.json")["BASELINE-003"] == FAIL
+    assert "ESSENTIALS-003" in run.stdout + run.stderr
+    assert statuses(tmp_path / "expired.json")["ESSENTIALS-003"] == FAIL
     valid, _ = server_leaf(pki).write(tmp_path, "valid", chain=[pki.intermediate])
     run = tlsgate("cert", str(valid), "--json", str(tmp_path / "valid.json"))
     assert run.code == 0, run.stdout + run.stderr
