@@ -219,11 +219,21 @@ def _open_journal(request: JournalRequest | None, resume: Path | None, known: di
 def judge_certificate_files(
     files: Sequence[Path], password: bytes | None, packs: Sequence[RulePack], gate: Gate | None
 ) -> Report:
-    """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``; a file that cannot be
-    read is that target's error, not the run's."""
+    """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``. A file that is missing or
+    cannot be opened is a RequestError (a mistyped path is the user's, found before anything is judged); a
+    readable file that holds no certificate is that target's error, not the run's."""
     from scanner.certfiles import files_facts  # noqa: PLC0415 - keeps --help instant
     from scanner.pipeline import judge  # noqa: PLC0415
 
+    unreadable = []
+    for file in files:
+        try:
+            with file.open("rb"):
+                pass
+        except OSError as exc:
+            unreadable.append(f"certificate file {file}: {exc.strerror or exc}")
+    if unreadable:
+        raise RequestError(unreadable)
     started = datetime.now(UTC)
     options = ScanOptions(timeout=0, packs=[p.id for p in packs])
     return judge(files_facts(files, password), packs, options, started, gate)

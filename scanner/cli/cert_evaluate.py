@@ -14,6 +14,7 @@ import typer
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
+    DEFAULT_PACKS,
     ParamOption,
     ReportOptions,
     VerdictOptions,
@@ -33,7 +34,12 @@ def cert(
         list[Path],
         typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
     ],
-    pack: Annotated[list[str], pack_option("Pack(s) with certificate rules; repeatable. Required.")],
+    pack: Annotated[
+        list[str] | None,
+        pack_option(
+            f"Pack(s) with certificate rules; repeatable. Default: {', '.join(DEFAULT_PACKS)}, the same as scan."
+        ),
+    ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
     password_env: Annotated[
@@ -47,12 +53,16 @@ def cert(
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
 
-    Rules on other facts (protocols, sessions ...) are not_applicable to a file.
+    Rules on other facts (protocols, sessions ...) are not_applicable to a file. A FILE that is missing or cannot
+    be read is a usage error (2); a readable file that holds no certificate is that file's error (3).
     """
-    packs = load_packs(pack, param or [])
+    packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
-    report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+    try:
+        report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+    except RequestError as exc:
+        fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
     raise typer.Exit(report.exit_code)
 
