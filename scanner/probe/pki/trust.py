@@ -47,6 +47,7 @@ from scanner.probe.pki.paths import (
     build_path,
     ca_issuer_urls,
     describe,
+    extension,
     fingerprint,
     path_complete,
     san_names,
@@ -251,6 +252,12 @@ def _diagnose(
         if now < cert.not_valid_before_utc:
             return "not_yet_valid", f"the {role} is not valid before {cert.not_valid_before_utc.isoformat()}"
     if name is not None:
+        if extension(path[0], x509.SubjectAlternativeName) is None:
+            # Clients match names in the subjectAltName only (RFC 9525); the CN-ID fallback is gone.
+            return "name_mismatch", (
+                f"the leaf has no subjectAltName, so it is for no name: its subject {subject_text(path[0])} is not "
+                f"matched against {_display(name)}"
+            )
         verified, _ = _verify(store, path[0], pool, _own_name(path[0]), now)
         if verified is not None:
             held = ", ".join(str(n.value) for n in san_names(path[0])) or "no names"
