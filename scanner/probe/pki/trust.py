@@ -322,7 +322,10 @@ def evaluate_trust(
         now = now.replace(tzinfo=UTC)
     stores = [s for s in specs if s.kind != "pin"]
     all_pins = parse_pins(pins) + [
-        Pin(fingerprint(cert), str(spec.path)) for spec in specs if spec.kind == "pin" for cert in load_anchors(spec)
+        Pin("certificate", fingerprint(cert), str(spec.path))
+        for spec in specs
+        if spec.kind == "pin"
+        for cert in load_anchors(spec)
     ]
     loaded = [_prepare(spec) for spec in stores]
     has_pins = bool(pins) or len(stores) < len(specs)
