@@ -16,6 +16,7 @@ from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
     DEFAULT_PACKS,
     ParamOption,
+    PinOption,
     ReportOptions,
     VerdictOptions,
     load_packs,
@@ -49,6 +50,7 @@ def cert(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
+    pin: PinOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
@@ -60,7 +62,7 @@ def cert(
     outputs = reports.outputs()
     gate = verdict.gate()
     try:
-        report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+        report = judge_certificate_files(files, _password(password_env, password_file), packs, gate, tuple(pin or ()))
     except RequestError as exc:
         fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
