@@ -376,6 +376,34 @@ class SessionFacts(Frozen):
 
 
 ClientAuthRequirement = Literal["not_requested", "optional", "required"]
+EnforcementPoint = Literal["handshake", "application", "not_enforced", "not_http"]
+
+
+class ClientAuthEnforcement(Frozen):
+    """Where the server refused one kind of client (one without a certificate, or one with a certificate from an
+    unknown CA), as seen on one connection and, when the handshake let it through, one HTTP request."""
+
+    at: EnforcementPoint = Field(
+        description=(
+            "handshake: the TLS handshake failed, or the server aborted the connection with an alert; "
+            "application: the handshake completed and the HTTP request was refused (status 400, 401, 403, 495 or "
+            "496) or the connection closed without an answer; not_enforced: the handshake completed and the HTTP "
+            "request was answered otherwise; not_http: the handshake completed and the service was not taken for "
+            "HTTP, so nothing was sent and only the TLS-level answer is known."
+        )
+    )
+    http_basis: str | None = Field(
+        default=None,
+        description=(
+            "Why the service was taken for HTTP or not (the ALPN protocol the server selected, an https:// target, "
+            "port 443 or 8443, STARTTLS); null when the handshake refused the client."
+        ),
+    )
+    status_line: str | None = Field(
+        default=None,
+        description="The status line of the HTTP answer, e.g. 'HTTP/1.1 400 Bad Request'; null when none came.",
+    )
+    detail: str = Field(description="What the server did, in words.")
 
 
 class ClientAuthFacts(Frozen):
@@ -392,6 +420,16 @@ class ClientAuthFacts(Frozen):
     )
     provided_certificate_accepted: Observed[bool] = Field(
         default=NOT_PROBED, description="Whether the client certificate given for the scan was accepted."
+    )
+    enforcement: Observed[ClientAuthEnforcement] = Field(
+        default=NOT_PROBED,
+        description="Where a client that sends no certificate is refused: in the handshake, by the HTTP application, "
+        "not at all; not_http when the handshake lets it through and the service is not HTTP.",
+    )
+    untrusted_enforcement: Observed[ClientAuthEnforcement] = Field(
+        default=NOT_PROBED,
+        description="Where a client with the throwaway certificate (an unknown CA) is refused, as for enforcement; "
+        "not applicable when the server asks for no certificate.",
     )
 
 
