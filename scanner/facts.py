@@ -193,6 +193,8 @@ class Certificate(Frozen):
     self_signed: bool
 
 
+HostnameMismatch = Literal["no_subject_alt_name", "unreadable_subject_alt_name", "no_matching_name"]
+
 TrustReason = Literal[
     "expired",
     "not_yet_valid",
@@ -253,7 +255,21 @@ class CertificateFacts(Frozen):
     leaf: Certificate | None = None
     chain: list[Certificate] = Field(default_factory=list, description="As served, leaf first.")
     hostname_match: Observed[bool] = Field(
-        default=NOT_PROBED, description="Whether the leaf matches the target name (RFC 6125, wildcards)."
+        default=NOT_PROBED,
+        description="Whether the leaf's subjectAltName matches the target name (RFC 9525, wildcards); the subject "
+        "common name is never used.",
+    )
+    hostname_mismatch: HostnameMismatch | None = Field(
+        default=None,
+        description="Why hostname_match is false: no_subject_alt_name (the leaf has no subjectAltName extension; "
+        "its common name is not consulted), unreadable_subject_alt_name, or no_matching_name (no subjectAltName "
+        "entry matches). Null when the name matches or the match was not observed.",
+    )
+    hostname_match_cn_only: Observed[bool] = Field(
+        default=NOT_PROBED,
+        description="For a leaf without a subjectAltName extension: whether its subject common name alone matches "
+        "the target name, as legacy clients matched it (RFC 6125 section 6.4.4, dropped by RFC 9525). not_probed "
+        "(not_applicable) when the leaf has a subjectAltName or there is no name.",
     )
     chain_order_valid: Observed[bool] = Field(default=NOT_PROBED, description="Each certificate is signed by the next.")
     chain_complete: Observed[bool] = Field(

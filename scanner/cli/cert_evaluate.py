@@ -17,6 +17,7 @@ from scanner.cli.options import (
     DEFAULT_PACKS,
     DEFAULT_PACKS_HELP,
     ParamOption,
+    PinOption,
     ReportOptions,
     VerdictOptions,
     load_packs,
@@ -47,16 +48,21 @@ def cert(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
+    pin: PinOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
 
-    Rules on other facts (protocols, sessions ...) are not_applicable to a file.
+    Rules on other facts (protocols, sessions ...) are not_applicable to a file. A FILE that is missing or cannot
+    be read is a usage error (2); a readable file that holds no certificate is that file's error (3).
     """
     packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
-    report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+    try:
+        report = judge_certificate_files(files, _password(password_env, password_file), packs, gate, tuple(pin or ()))
+    except RequestError as exc:
+        fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
     raise typer.Exit(report.exit_code)
 

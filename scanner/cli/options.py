@@ -434,8 +434,10 @@ PinOption = Annotated[
     list[str] | None,
     typer.Option(
         "--pin",
-        metavar="SHA256|FILE",
-        help="Accept only these certificates (SHA-256 of the DER, or a PEM/DER file); repeatable, for rotation.",
+        metavar="PIN|FILE",
+        help="Accept only these certificates or keys: a certificate's SHA-256 in hex (colons, any case), a key's "
+        "SHA-256 in base64 (HPKP pin-sha256), or a file of certificates or pins; repeatable, for rotation. "
+        "Judged as the 'pin' trust result (the pinned-peer pack).",
     ),
 ]
 

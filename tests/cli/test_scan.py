@@ -117,6 +117,16 @@ def test_bad_target_syntax_is_a_usage_error(tlsgate):
     assert run.stderr.strip() == "tlsgate: error: bad target '127.0.0.1:99999': port 99999 is out of range 1-65535"
 
 
+def test_unbracketed_ipv6_with_port_is_a_usage_error(tlsgate):
+    """`::1:8443` exits 2 and suggests the bracketed spelling instead of scanning the address ::1:8443 on 443."""
+    run = tlsgate("scan", "::1:8443")
+    assert run.code == 2
+    assert run.stderr.strip() == (
+        "tlsgate: error: bad target '::1:8443': an IPv6 address with a port needs brackets: write [::1]:8443"
+        " (or [::1:8443] for the address alone, on port 443)"
+    )
+
+
 def test_version_and_rules_list(tlsgate):
     """--version prints the version; rules list shows the tls13-only pack."""
     run = tlsgate("--version")

@@ -27,7 +27,12 @@ LEGACY = DATA / "legacy-report.json"
 UNCHANGED = [fmt for fmt in OutputFormat if fmt not in (OutputFormat.json, OutputFormat.jsonl)]
 NEW_REPORT_FIELDS = ("verdict", "exit_code")
 # Facts the model gained since, by group: read from the old report as not probed.
-NEW_FACT_FIELDS = {"client_auth": ("enforcement", "untrusted_enforcement")}
+NEW_FACT_FIELDS = {
+    "client_auth": ("enforcement", "untrusted_enforcement"),
+    "certificate": ("hostname_match_cn_only",),
+}
+# ... and those whose default is null rather than not probed.
+NEW_NULL_FACT_FIELDS = {"certificate": ("hostname_mismatch",)}
 # Renderings stored compressed, by the suffix of the file that tlsgate writes.
 COMPRESSED = {FILE_SUFFIXES[OutputFormat.html]}
 
@@ -61,6 +66,9 @@ def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
     for group, fields in NEW_FACT_FIELDS.items():
         for name in fields:
             assert facts[group].pop(name) == {"status": "not_probed", "value": None, "error": None, "source": None}
+    for group, fields in NEW_NULL_FACT_FIELDS.items():
+        for name in fields:
+            assert facts[group].pop(name) is None
     return facts
 
 
