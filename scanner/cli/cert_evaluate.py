@@ -13,18 +13,8 @@ import typer
 
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
-from scanner.cli.options import (
-    DEFAULT_PACKS,
-    DEFAULT_PACKS_HELP,
-    ParamOption,
-    PinOption,
-    ReportOptions,
-    VerdictOptions,
-    load_packs,
-    option_groups,
-    pack_option,
-    saved_files_argument,
-)
+from scanner.cli.options import PinOption, ReportOptions, VerdictOptions, option_groups, saved_files_argument
+from scanner.cli.packs import DEFAULT_PACKS, DEFAULT_PACKS_HELP, ParamOption, load_packs, pack_option
 from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
 from scanner.exitcodes import ExitCode
 

@@ -10,7 +10,8 @@ import typer
 
 from scanner.cli.deliver import scan_and_deliver
 from scanner.cli.errors import fatal
-from scanner.cli.options import DEFAULT_PACKS, Output, load_packs
+from scanner.cli.options import Output
+from scanner.cli.packs import DEFAULT_PACKS, load_packs
 from scanner.engine import ScanRequest, TrustRequest
 from scanner.exitcodes import ExitCode
 from scanner.probe.options import ProbeOptions

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from scanner.cli.errors import fatal
-from scanner.cli.options import ParamOption, load_packs
+from scanner.cli.packs import ParamOption, load_packs
 from scanner.exitcodes import ExitCode
 from scanner.policy.describe import describe_pack
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack

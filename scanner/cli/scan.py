@@ -14,13 +14,10 @@ import typer
 from scanner.cli.deliver import scan_and_deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
-    DEFAULT_PACKS,
-    DEFAULT_PACKS_HELP,
     STDOUT,
     CaFileOption,
     CaPathOption,
     ClientCertificateOptions,
-    ParamOption,
     PinOption,
     ReportOptions,
     SystemTrustOption,
@@ -31,11 +28,9 @@ from scanner.cli.options import (
     VerdictOptions,
     duration_flag,
     duration_option,
-    load_packs,
     option_groups,
-    pack_option,
-    parse_params,
 )
+from scanner.cli.packs import DEFAULT_PACKS, DEFAULT_PACKS_HELP, ParamOption, load_packs, pack_option, parse_params
 from scanner.engine import InventoryRequest, ScanRequest, TrustRequest
 from scanner.exitcodes import ExitCode
 from scanner.live import show_progress

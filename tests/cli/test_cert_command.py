@@ -10,7 +10,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
-from scanner.cli.options import DEFAULT_PACKS
+from scanner.cli.packs import DEFAULT_PACKS
 from tests.pki import CLIENT_AUTH, SERVER_AUTH, issue, name, new_key
 
 PACK = """\
