@@ -202,6 +202,10 @@ TrustReason = Literal[
     "name_mismatch",
     "bad_signature",
     "weak_signature_hash",
+    "wrong_purpose",
+    "not_a_ca",
+    "path_length_exceeded",
+    "name_constraints_violated",
     "not_pinned",
     "invalid",
 ]
