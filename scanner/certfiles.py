@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from scanner.facts import CertificateFacts, ErrorClass, Facts, ProbeError, TargetInfo
 from scanner.probe.pki.certificates import certificate_facts
+from scanner.probe.pki.lints import certificate_lints
 
 
 class CertFileError(ValueError):
@@ -54,16 +55,17 @@ def file_facts(path: Path, password: bytes | None, now: datetime | None = None) 
     started = now or datetime.now(UTC)
     target = TargetInfo(input=str(path), host=path.name, port=0, server_name=None, ip_address=None, source="file")
     try:
-        chain = [certificate_facts(cert) for cert in read_certificates(path, password)]
+        certificates = read_certificates(path, password)
     except CertFileError as exc:
         error = ProbeError(error_class=ErrorClass.probe_failed, message=str(exc))
         return Facts(target=target, started_at=started, finished_at=datetime.now(UTC), status="error", error=error)
+    chain = [certificate_facts(cert) for cert in certificates]
     return Facts(
         target=target,
         started_at=started,
         finished_at=datetime.now(UTC),
         status="ok",
-        certificate=CertificateFacts(status="ok", leaf=chain[0], chain=chain),
+        certificate=CertificateFacts(status="ok", leaf=chain[0], chain=chain, lints=certificate_lints(certificates)),
     )
 
 

@@ -9,6 +9,7 @@ deliberate differences listed in ``DIFFERENCES`` (and in docs/trust.md). A few c
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 import subprocess
@@ -21,8 +22,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.pki.lints import certificate_lints
 from scanner.probe.pki.stores import TrustStoreSpec
 from scanner.probe.pki.trust import evaluate_trust
+from tests.helpers import openssl_server
 from tests.pki import CLIENT_AUTH, NOW, SERVER_AUTH, Issued, issue, name, new_key
 
 HOST = "www.example.test"
@@ -278,3 +281,73 @@ def test_verdict_matches_openssl(case: Case, tmp_path: Path) -> None:
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 30
     assert set(DIFFERENCES) <= {c.id for c in CASES}
+
+
+# The lints of the served chain, per case: (position as served, lint id). Roots are not served, so a root's
+# deviations are not linted; chains without a deviation have none.
+LINTS: dict[str, set[tuple[int, str]]] = {
+    "complete-chain": set(),
+    "intermediate-bc-not-critical": {(1, "ca-basic-constraints-not-critical")},
+    "intermediate-ku-missing": {(1, "ca-key-usage-missing")},
+    "intermediate-ku-not-critical": {(1, "ca-key-usage-not-critical")},
+    "intermediate-no-key-ids": {
+        (1, "ca-subject-key-identifier-missing"),
+        (1, "authority-key-identifier-missing"),
+        (0, "subject-key-identifier-missing"),
+        (0, "authority-key-identifier-missing"),
+    },
+    "root-bc-not-critical": set(),
+    "leaf-no-key-ids": {(0, "subject-key-identifier-missing"), (0, "authority-key-identifier-missing")},
+    "leaf-ku-missing": set(),
+    "leaf-ku-not-critical": {(0, "key-usage-not-critical")},
+    "leaf-bc-missing": set(),
+    "leaf-eku-missing": {(0, "subscriber-extended-key-usage-missing")},
+}
+
+
+@pytest.mark.parametrize("case_id", sorted(LINTS))
+def test_tolerated_deviations_are_lints(case_id: str) -> None:
+    """Each tolerated deviation is reported as lints of the certificate that has it, citing its documents."""
+    case = next(c for c in CASES if c.id == case_id)
+    chain = case.build(f"lint {case_id}")
+    lints = certificate_lints([c.cert for c in chain.served])
+    assert {(lint.certificate, lint.id) for lint in lints} == LINTS[case_id]
+    for lint in lints:
+        served = chain.served[lint.certificate]
+        assert (lint.sha256, lint.subject) == (served.sha256, served.cert.subject.rfc4514_string())
+    assert {
+        (lint.document, lint.section, lint.severity) for lint in lints if lint.id == "ca-basic-constraints-not-critical"
+    } <= {
+        ("RFC5280", "4.2.1.9", "error"),
+        ("CABF-BR", "7.1.2.10.4", "error"),
+    }
+
+
+END_TO_END = ["intermediate-bc-not-critical", "leaf-eku-client-only", "intermediate-sha1", "path-length-exceeded"]
+
+
+@pytest.mark.parametrize("case_id", END_TO_END)
+def test_scan_of_a_served_chain_agrees(case_id: str, tlsgate, tmp_path: Path) -> None:
+    """The same chains served by `openssl s_server` and scanned by the CLI: the verdict of the scan is the
+    corpus verdict, order stays a separate fact (a SHA-1 chain is in order), lints are in the report."""
+    case = next(c for c in CASES if c.id == case_id)
+    chain = case.build(f"e2e {case_id}")
+    code, message = openssl_verify(tmp_path, chain)
+    expected = DIFFERENCES.get(case_id, case.openssl)
+    leaf_pem, key_pem = chain.served[0].write(tmp_path, "served")
+    intermediates = write(tmp_path, "served-chain", chain.served[1:])
+    roots = write(tmp_path, "trusted-roots", chain.roots)
+    report = tmp_path / "report.json"
+    # SECLEVEL 0: OpenSSL 3 would not serve a SHA-1 chain otherwise.
+    with openssl_server(leaf_pem, key_pem, "-cipher", "DEFAULT@SECLEVEL=0", chain=intermediates) as port:
+        # The name checked is the SNI sent: the corpus host, as openssl verify was asked.
+        run = tlsgate("scan", f"127.0.0.1:{port}", "--sni", HOST, "--timeout", "3", "--ca-file", str(roots),
+                      "--json", str(report))  # fmt: skip
+    assert run.code in (0, 1), run.stdout + run.stderr
+    facts = json.loads(report.read_text())["targets"][0]["facts"]["certificate"]
+    (result,) = [r for r in facts["trust"] if r["store"].startswith("file:")]
+    verdict = "trusted" if result["trusted"] else result["reason"]
+    assert verdict == expected, result
+    assert case.openssl in OPENSSL_CLASSES[code], message
+    assert facts["chain_order_valid"]["value"] is True
+    assert {(lint["certificate"], lint["id"]) for lint in facts["lints"]} == LINTS.get(case_id, set())
