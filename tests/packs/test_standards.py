@@ -16,10 +16,12 @@ from scanner.facts import (
     Behaviours,
     Certificate,
     CertificateFacts,
+    CertificateLint,
     CipherSuite,
     ErrorClass,
     Facts,
     GroupFacts,
+    LintDocument,
     NamedGroup,
     Observed,
     RevocationResult,
@@ -130,6 +132,7 @@ def endpoint(
     stapling: Any = True,
     trust: tuple[tuple[str, bool], ...] = (("mozilla", True),),
     revoked: tuple[str, ...] = ("good",),
+    lints: tuple[CertificateLint, ...] = (),
 ) -> Facts:
     """A scanned endpoint; the defaults meet every rule of the four packs (or make it not apply)."""
     leaf = leaf or certificate()
@@ -142,13 +145,21 @@ def endpoint(
         certificate=CertificateFacts(
             status="ok", leaf=leaf, chain=chain,
             trust=[TrustResult(store=store, trusted=trusted) for store, trusted in trust],
-            revocation=revocation(leaf, *revoked),
+            revocation=revocation(leaf, *revoked), lints=list(lints),
         ),
         groups=GroupFacts(status="ok", tls12=groups(groups12), tls13=groups(groups13), dh_parameter_bits=dh),
         behaviours=Behaviours(
             status="ok", extended_master_secret=fact(ems), secure_renegotiation=fact(renegotiation),
             ocsp_stapling=fact(stapling),
         ),
+    )  # fmt: skip
+
+
+def lint(document: LintDocument, section: str, position: int = 1) -> CertificateLint:
+    """A lint of the served certificate at ``position`` (1: the intermediate)."""
+    return CertificateLint(
+        certificate=position, subject="CN=Intermediate CA", sha256="cd" * 32, id=f"{document}-{section}",
+        document=document, section=section, severity="error", message="deviates",
     )  # fmt: skip
 
 
@@ -350,6 +361,15 @@ CASES = [
          "client-auth-before"),
     case(CABF, "CABF-013", FAIL, with_leaf(not_before=utc(2026, 7, 1), eku=("serverAuth", "clientAuth")),
          "chrome-1.7-date", clientauth_phaseout_from=dt.date(2026, 6, 15)),
+    case(CABF, "CABF-030", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.9"),)), "rfc-lint-only"),
+    case(CABF, "CABF-030", FAIL, endpoint(lints=(lint("RFC5280", "4.2.1.9"), lint("CABF-BR", "7.1.2.10.4"))),
+         "bc-not-critical"),
+    case(CABF, "CABF-031", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.3"),)), "rfc-warning-only"),
+    case(CABF, "CABF-031", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.10.7"),)), "ku-missing"),
+    case(CABF, "CABF-032", PASS, GOLD, "no-lints"),
+    case(CABF, "CABF-032", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.11.1", 0),)), "leaf-aki-missing"),
+    case(CABF, "CABF-033", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.2", 0),)), "leaf-ski-rfc-only"),
+    case(CABF, "CABF-033", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.11.4"),)), "ca-ski-missing"),
 ]  # fmt: skip
 
 
