@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 from cryptography import x509
@@ -493,3 +494,28 @@ def test_cabf_certificate_file_with_client_auth_fails_before_deployment(tlsgate,
     code, found = harness.cert(tlsgate, cert, tmp_path / "r.json", "--pack", CABF)
     expected = {"CABF-013": "fail"} | dict.fromkeys(("CABF-001", "CABF-002", "CABF-004"), "not_applicable")
     assert (code, statuses(found)) == (ExitCode.POLICY_FAILED, all_pass(CABF, **expected))
+
+
+def test_cabf_intermediate_with_non_critical_basic_constraints_is_trusted_but_fails_the_profile(tlsgate, tmp_path):
+    """A chain whose intermediate marks basicConstraints non-critical is trusted (clients accept it), its lints
+    cite RFC 5280 4.2.1.9 and BR 7.1.2.10.4, and of the CA/B pack only CABF-030 fails."""
+    root = pki.issue(pki.name("cabf-lint root CA"), ca=True, days=3650, key=pki.new_key("p384"))
+    intermediate = pki.issue(pki.name("cabf-lint intermediate CA"), issuer=root, ca=True, days=1825, bc_critical=False)
+    leaf = pki.issue(pki.name("localhost"), issuer=intermediate, days=90, sans=("localhost", "127.0.0.1"),
+                     eku=pki.SERVER_AUTH)  # fmt: skip
+    cert, key = leaf.write(tmp_path, "leaf")
+    chain, _ = intermediate.write(tmp_path, "chain")
+    roots, _ = root.write(tmp_path, "root")
+    report = tmp_path / "r.json"
+    with openssl_server(cert, key, chain=chain) as port:
+        run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", CABF, "--offline", "--ca-file", str(roots),
+                      "--json", str(report))  # fmt: skip
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    facts = json.loads(report.read_text())["targets"][0]["facts"]["certificate"]
+    assert [r["trusted"] for r in facts["trust"] if r["store"].startswith("file:")] == [True]
+    assert {(lint["certificate"], lint["document"], lint["section"]) for lint in facts["lints"]} == {
+        (1, "RFC5280", "4.2.1.9"),
+        (1, "CABF-BR", "7.1.2.10.4"),
+    }
+    expected = {"CABF-030": "fail"} | dict.fromkeys(("CABF-001", "CABF-003", "CABF-004", "CABF-013"), "not_applicable")
+    assert statuses(report) == all_pass(CABF, **expected)
