@@ -9,62 +9,36 @@ trust instead (``not_a_ca``).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 from cryptography import x509
 
 from scanner.facts import CertificateLint, LintDocument, LintSeverity
 from scanner.probe.pki.paths import fingerprint, self_issued, subject_text
 
+# id -> what the rule asks. Where: ``_CITATIONS``.
+_MESSAGES = {
+    "ca-basic-constraints-not-critical": "a CA certificate's basicConstraints must be marked critical",
+    "ca-key-usage-missing": "a CA certificate must have a keyUsage extension (keyCertSign)",
+    "ca-key-usage-not-critical": "a CA certificate's keyUsage should (RFC 5280) / must (BRs) be marked critical",
+    "ca-subject-key-identifier-missing": "a CA certificate must have a subjectKeyIdentifier",
+    "authority-key-identifier-missing": "a certificate that is not self-issued must have an authorityKeyIdentifier",
+    "subject-key-identifier-missing": "an end-entity certificate should have a subjectKeyIdentifier",
+    "key-usage-not-critical": "keyUsage should be marked critical",
+    "subscriber-extended-key-usage-missing": "a subscriber certificate must have an extKeyUsage with serverAuth",
+}
 
-@dataclass(frozen=True)
-class _Rule:
-    id: str
-    citations: tuple[tuple[LintDocument, str, LintSeverity], ...]
-    message: str
-
-
-# Sections of BR 2.x (7.1.2.10 common CA fields, 7.1.2.11 common certificate fields, 7.1.2.7 subscriber).
-_CA_BC_NOT_CRITICAL = _Rule(
-    "ca-basic-constraints-not-critical",
-    (("RFC5280", "4.2.1.9", "error"), ("CABF-BR", "7.1.2.10.4", "error")),
-    "a CA certificate's basicConstraints must be marked critical",
-)
-_CA_KU_MISSING = _Rule(
-    "ca-key-usage-missing",
-    (("RFC5280", "4.2.1.3", "error"), ("CABF-BR", "7.1.2.10.7", "error")),
-    "a CA certificate must have a keyUsage extension (keyCertSign)",
-)
-_CA_KU_NOT_CRITICAL = _Rule(
-    "ca-key-usage-not-critical",
-    (("RFC5280", "4.2.1.3", "warning"), ("CABF-BR", "7.1.2.10.7", "error")),
-    "a CA certificate's keyUsage should (RFC 5280) / must (BRs) be marked critical",
-)
-_CA_SKI_MISSING = _Rule(
-    "ca-subject-key-identifier-missing",
-    (("RFC5280", "4.2.1.2", "error"), ("CABF-BR", "7.1.2.11.4", "error")),
-    "a CA certificate must have a subjectKeyIdentifier",
-)
-_AKI_MISSING = _Rule(
-    "authority-key-identifier-missing",
-    (("RFC5280", "4.2.1.1", "error"), ("CABF-BR", "7.1.2.11.1", "error")),
-    "a certificate that is not self-issued must have an authorityKeyIdentifier with a keyIdentifier",
-)
-_EE_SKI_MISSING = _Rule(
-    "subject-key-identifier-missing",
-    (("RFC5280", "4.2.1.2", "warning"),),
-    "an end-entity certificate should have a subjectKeyIdentifier",
-)
-_EE_KU_NOT_CRITICAL = _Rule(
-    "key-usage-not-critical",
-    (("RFC5280", "4.2.1.3", "warning"),),
-    "keyUsage should be marked critical",
-)
-_LEAF_EKU_MISSING = _Rule(
-    "subscriber-extended-key-usage-missing",
-    (("CABF-BR", "7.1.2.7.10", "error"),),
-    "a subscriber certificate must have an extKeyUsage extension with serverAuth",
-)
+# id -> (document, section, severity) of each rule it breaks. Sections of BR 2.x: 7.1.2.10 common CA fields,
+# 7.1.2.11 common certificate fields, 7.1.2.7 subscriber certificates.
+_CITATIONS: dict[str, list[tuple[LintDocument, str, LintSeverity]]] = {
+    "ca-basic-constraints-not-critical": [("RFC5280", "4.2.1.9", "error"), ("CABF-BR", "7.1.2.10.4", "error")],
+    "ca-key-usage-missing": [("RFC5280", "4.2.1.3", "error"), ("CABF-BR", "7.1.2.10.7", "error")],
+    "ca-key-usage-not-critical": [("RFC5280", "4.2.1.3", "warning"), ("CABF-BR", "7.1.2.10.7", "error")],
+    "ca-subject-key-identifier-missing": [("RFC5280", "4.2.1.2", "error"), ("CABF-BR", "7.1.2.11.4", "error")],
+    "authority-key-identifier-missing": [("RFC5280", "4.2.1.1", "error"), ("CABF-BR", "7.1.2.11.1", "error")],
+    "subject-key-identifier-missing": [("RFC5280", "4.2.1.2", "warning")],
+    "key-usage-not-critical": [("RFC5280", "4.2.1.3", "warning")],
+    "subscriber-extended-key-usage-missing": [("CABF-BR", "7.1.2.7.10", "error")],
+}
 
 
 def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.Extension[x509.ExtensionType] | None:
@@ -74,18 +48,19 @@ def _extension(cert: x509.Certificate, kind: type[x509.ExtensionType]) -> x509.E
         return None
 
 
-def _deviations(cert: x509.Certificate, leaf: bool) -> Iterator[_Rule]:
+def _deviations(cert: x509.Certificate, leaf: bool) -> Iterator[str]:
+    """The ids (``_MESSAGES``) of the rules the certificate does not meet."""
     constraints = _extension(cert, x509.BasicConstraints)
     usage = _extension(cert, x509.KeyUsage)
     ca = constraints is not None and isinstance(constraints.value, x509.BasicConstraints) and constraints.value.ca
     if constraints is not None and ca and not constraints.critical:
-        yield _CA_BC_NOT_CRITICAL
+        yield "ca-basic-constraints-not-critical"
     if ca and usage is None:
-        yield _CA_KU_MISSING
+        yield "ca-key-usage-missing"
     if usage is not None and not usage.critical:
-        yield _CA_KU_NOT_CRITICAL if ca else _EE_KU_NOT_CRITICAL
+        yield "ca-key-usage-not-critical" if ca else "key-usage-not-critical"
     if _extension(cert, x509.SubjectKeyIdentifier) is None:
-        yield _CA_SKI_MISSING if ca else _EE_SKI_MISSING
+        yield "ca-subject-key-identifier-missing" if ca else "subject-key-identifier-missing"
     authority = _extension(cert, x509.AuthorityKeyIdentifier)
     has_key_id = (
         authority is not None
@@ -93,9 +68,9 @@ def _deviations(cert: x509.Certificate, leaf: bool) -> Iterator[_Rule]:
         and authority.value.key_identifier is not None
     )
     if not self_issued(cert) and not has_key_id:
-        yield _AKI_MISSING
+        yield "authority-key-identifier-missing"
     if leaf and not ca and _extension(cert, x509.ExtendedKeyUsage) is None:
-        yield _LEAF_EKU_MISSING
+        yield "subscriber-extended-key-usage-missing"
 
 
 def certificate_lints(chain: Sequence[x509.Certificate]) -> list[CertificateLint]:
@@ -104,21 +79,14 @@ def certificate_lints(chain: Sequence[x509.Certificate]) -> list[CertificateLint
     lints: list[CertificateLint] = []
     for position, cert in enumerate(chain):
         try:
-            rules, subject = list(_deviations(cert, position == 0)), subject_text(cert)
+            found, subject = list(_deviations(cert, position == 0)), subject_text(cert)
         except (ValueError, TypeError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
             continue
+        digest = fingerprint(cert)
         lints.extend(
-            CertificateLint(
-                certificate=position,
-                subject=subject,
-                sha256=fingerprint(cert),
-                id=rule.id,
-                document=document,
-                section=section,
-                severity=severity,
-                message=rule.message,
-            )
-            for rule in rules
-            for document, section, severity in rule.citations
-        )
+            CertificateLint(certificate=position, subject=subject, sha256=digest, id=rule, document=document,
+                            section=section, severity=severity, message=_MESSAGES[rule])
+            for rule in found
+            for document, section, severity in _CITATIONS[rule]
+        )  # fmt: skip
     return lints
