@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from scanner.facts import CertificateFacts, ErrorClass, Facts, ProbeError, TargetInfo
 from scanner.probe.pki.certificates import certificate_facts
 from scanner.probe.pki.lints import certificate_lints
+from scanner.probe.pki.pins import Pin, evaluate_pins
 
 
 class CertFileError(ValueError):
@@ -50,24 +51,31 @@ def read_certificates(path: Path, password: bytes | None = None) -> list[x509.Ce
     return certs
 
 
-def file_facts(path: Path, password: bytes | None, now: datetime | None = None) -> Facts:
-    """Facts for one file: its first certificate is the leaf, the rest its chain; an unreadable file is an error."""
+def file_facts(path: Path, password: bytes | None, now: datetime | None = None, pins: Sequence[Pin] = ()) -> Facts:
+    """Facts for one file: its first certificate is the leaf, the rest its chain; an unreadable file is an error.
+    With ``pins``, the file's chain is judged against them as a served chain would be (the "pin" trust result)."""
     started = now or datetime.now(UTC)
     target = TargetInfo(input=str(path), host=path.name, port=0, server_name=None, ip_address=None, source="file")
     try:
-        certificates = read_certificates(path, password)
+        certs = read_certificates(path, password)
     except CertFileError as exc:
         error = ProbeError(error_class=ErrorClass.probe_failed, message=str(exc))
         return Facts(target=target, started_at=started, finished_at=datetime.now(UTC), status="error", error=error)
-    chain = [certificate_facts(cert) for cert in certificates]
+    chain = [certificate_facts(cert) for cert in certs]
     return Facts(
         target=target,
         started_at=started,
         finished_at=datetime.now(UTC),
         status="ok",
-        certificate=CertificateFacts(status="ok", leaf=chain[0], chain=chain, lints=certificate_lints(certificates)),
+        certificate=CertificateFacts(
+            status="ok",
+            leaf=chain[0],
+            chain=chain,
+            trust=[evaluate_pins(certs, list(pins))] if pins else [],
+            lints=certificate_lints(certs),
+        ),
     )
 
 
-def files_facts(paths: Sequence[Path], password: bytes | None = None) -> list[Facts]:
-    return [file_facts(path, password) for path in paths]
+def files_facts(paths: Sequence[Path], password: bytes | None = None, pins: Sequence[Pin] = ()) -> list[Facts]:
+    return [file_facts(path, password, pins=pins) for path in paths]

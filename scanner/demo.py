@@ -1,7 +1,7 @@
 """A local TLS endpoint for the bundled demo: loopback only, certificates made on the fly.
 
-The endpoint is deliberately non-compliant with the default pack (it accepts TLS 1.2 beside 1.3), so
-the demo shows a failing verdict with real evidence.
+The endpoint is well configured for the default pack once its CA is trusted, and deliberately fails
+tls13-only (it accepts TLS 1.2 beside 1.3), so the demo shows a failing verdict with real evidence.
 """
 
 from __future__ import annotations

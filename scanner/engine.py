@@ -217,16 +217,36 @@ def _open_journal(request: JournalRequest | None, resume: Path | None, known: di
 
 
 def judge_certificate_files(
-    files: Sequence[Path], password: bytes | None, packs: Sequence[RulePack], gate: Gate | None
+    files: Sequence[Path],
+    password: bytes | None,
+    packs: Sequence[RulePack],
+    gate: Gate | None,
+    pins: Sequence[str] = (),
 ) -> Report:
-    """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``; a file that cannot be
-    read is that target's error, not the run's."""
+    """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``. A file that is missing or
+    cannot be opened, or a malformed pin, is a RequestError (the user's mistake, found before anything is judged);
+    a readable file that holds no certificate is that target's error, not the run's."""
     from scanner.certfiles import files_facts  # noqa: PLC0415 - keeps --help instant
     from scanner.pipeline import judge  # noqa: PLC0415
+    from scanner.probe.pki.pins import parse_pins  # noqa: PLC0415
+    from scanner.probe.pki.storefiles import TrustStoreError  # noqa: PLC0415
 
+    unreadable = []
+    for file in files:
+        try:
+            with file.open("rb"):
+                pass
+        except OSError as exc:
+            unreadable.append(f"certificate file {file}: {exc.strerror or exc}")
+    if unreadable:
+        raise RequestError(unreadable)
+    try:
+        parsed = parse_pins(list(pins))
+    except TrustStoreError as exc:
+        raise RequestError([str(exc)]) from None
     started = datetime.now(UTC)
     options = ScanOptions(timeout=0, packs=[p.id for p in packs])
-    return judge(files_facts(files, password), packs, options, started, gate)
+    return judge(files_facts(files, password, parsed), packs, options, started, gate)
 
 
 def judge_saved_facts(files: Sequence[Path], packs: Sequence[RulePack], gate: Gate | None) -> Report:

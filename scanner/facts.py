@@ -193,6 +193,8 @@ class Certificate(Frozen):
     self_signed: bool
 
 
+HostnameMismatch = Literal["no_subject_alt_name", "unreadable_subject_alt_name", "no_matching_name"]
+
 TrustReason = Literal[
     "expired",
     "not_yet_valid",
@@ -275,7 +277,21 @@ class CertificateFacts(Frozen):
     leaf: Certificate | None = None
     chain: list[Certificate] = Field(default_factory=list, description="As served, leaf first.")
     hostname_match: Observed[bool] = Field(
-        default=NOT_PROBED, description="Whether the leaf matches the target name (RFC 6125, wildcards)."
+        default=NOT_PROBED,
+        description="Whether the leaf's subjectAltName matches the target name (RFC 9525, wildcards); the subject "
+        "common name is never used.",
+    )
+    hostname_mismatch: HostnameMismatch | None = Field(
+        default=None,
+        description="Why hostname_match is false: no_subject_alt_name (the leaf has no subjectAltName extension; "
+        "its common name is not consulted), unreadable_subject_alt_name, or no_matching_name (no subjectAltName "
+        "entry matches). Null when the name matches or the match was not observed.",
+    )
+    hostname_match_cn_only: Observed[bool] = Field(
+        default=NOT_PROBED,
+        description="For a leaf without a subjectAltName extension: whether its subject common name alone matches "
+        "the target name, as legacy clients matched it (RFC 6125 section 6.4.4, dropped by RFC 9525). not_probed "
+        "(not_applicable) when the leaf has a subjectAltName or there is no name.",
     )
     chain_order_valid: Observed[bool] = Field(default=NOT_PROBED, description="Each certificate is signed by the next.")
     chain_complete: Observed[bool] = Field(
@@ -386,6 +402,34 @@ class SessionFacts(Frozen):
 
 
 ClientAuthRequirement = Literal["not_requested", "optional", "required"]
+EnforcementPoint = Literal["handshake", "application", "not_enforced", "not_http"]
+
+
+class ClientAuthEnforcement(Frozen):
+    """Where the server refused one kind of client (one without a certificate, or one with a certificate from an
+    unknown CA), as seen on one connection and, when the handshake let it through, one HTTP request."""
+
+    at: EnforcementPoint = Field(
+        description=(
+            "handshake: the TLS handshake failed, or the server aborted the connection with an alert; "
+            "application: the handshake completed and the HTTP request was refused (status 400, 401, 403, 495 or "
+            "496) or the connection closed without an answer; not_enforced: the handshake completed and the HTTP "
+            "request was answered otherwise; not_http: the handshake completed and the service was not taken for "
+            "HTTP, so nothing was sent and only the TLS-level answer is known."
+        )
+    )
+    http_basis: str | None = Field(
+        default=None,
+        description=(
+            "Why the service was taken for HTTP or not (the ALPN protocol the server selected, an https:// target, "
+            "port 443 or 8443, STARTTLS); null when the handshake refused the client."
+        ),
+    )
+    status_line: str | None = Field(
+        default=None,
+        description="The status line of the HTTP answer, e.g. 'HTTP/1.1 400 Bad Request'; null when none came.",
+    )
+    detail: str = Field(description="What the server did, in words.")
 
 
 class ClientAuthFacts(Frozen):
@@ -402,6 +446,16 @@ class ClientAuthFacts(Frozen):
     )
     provided_certificate_accepted: Observed[bool] = Field(
         default=NOT_PROBED, description="Whether the client certificate given for the scan was accepted."
+    )
+    enforcement: Observed[ClientAuthEnforcement] = Field(
+        default=NOT_PROBED,
+        description="Where a client that sends no certificate is refused: in the handshake, by the HTTP application, "
+        "not at all; not_http when the handshake lets it through and the service is not HTTP.",
+    )
+    untrusted_enforcement: Observed[ClientAuthEnforcement] = Field(
+        default=NOT_PROBED,
+        description="Where a client with the throwaway certificate (an unknown CA) is refused, as for enforcement; "
+        "not applicable when the server asks for no certificate.",
     )
 
 

@@ -34,8 +34,7 @@ class SavedFileError(ValueError):
 
 def _at(file: str, line: int, column: int, message: str) -> SavedFileError:
     problem = Problem(file, line, column, message)
-    # line 0 means the file itself (unreadable, or wrong as a whole): no position to point at
-    return SavedFileError(str(problem) if line else f"{file}: {message}", problem)
+    return SavedFileError(problem.as_line(), problem)
 
 
 def read_json(path: Path, what: str) -> Any:

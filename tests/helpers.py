@@ -81,18 +81,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None) -> Iterator[int]:
+def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None, www: bool = True) -> Iterator[int]:
     """``openssl s_server`` on a free loopback port; yields the port once it accepts connections.
 
     s_server sends only the first certificate of ``cert``; ``chain`` names the intermediates to send after it.
+    With ``www`` it answers a GET with an HTTP status page; without, it is no HTTP server at all.
     """
     if chain is not None:
         args = ("-cert_chain", str(chain), *args)
+    if www:
+        args = ("-www", *args)
     openssl = shutil.which("openssl")
     assert openssl, "openssl is required (apt-get install openssl)"
     port = free_port()
     command = [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
-               "-www", "-quiet", *args]  # fmt: skip
+               "-quiet", *args]  # fmt: skip
     with server_process(command, port, "openssl s_server"):
         yield port
 

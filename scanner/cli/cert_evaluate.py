@@ -14,7 +14,10 @@ import typer
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
+    DEFAULT_PACKS,
+    DEFAULT_PACKS_HELP,
     ParamOption,
+    PinOption,
     ReportOptions,
     VerdictOptions,
     load_packs,
@@ -33,7 +36,9 @@ def cert(
         list[Path],
         typer.Argument(help="Certificate files: PEM (leaf first, then its chain), DER or PKCS#12.", metavar="FILE..."),
     ],
-    pack: Annotated[list[str], pack_option("Pack(s) with certificate rules; repeatable. Required.")],
+    pack: Annotated[
+        list[str] | None, pack_option(f"Pack(s) with certificate rules; repeatable. {DEFAULT_PACKS_HELP}")
+    ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
     password_env: Annotated[
@@ -43,16 +48,21 @@ def cert(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
+    pin: PinOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
 
-    Rules on other facts (protocols, sessions ...) are not_applicable to a file.
+    Rules on other facts (protocols, sessions ...) are not_applicable to a file. A FILE that is missing or cannot
+    be read is a usage error (2); a readable file that holds no certificate is that file's error (3).
     """
-    packs = load_packs(pack, param or [])
+    packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
-    report = judge_certificate_files(files, _password(password_env, password_file), packs, gate)
+    try:
+        report = judge_certificate_files(files, _password(password_env, password_file), packs, gate, tuple(pin or ()))
+    except RequestError as exc:
+        fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
     raise typer.Exit(report.exit_code)
 
@@ -67,7 +77,9 @@ def evaluate(
             "FILE...",
         ),
     ],
-    pack: Annotated[list[str], pack_option("Built-in pack id or a pack file; repeatable. Required.")],
+    pack: Annotated[
+        list[str] | None, pack_option(f"Built-in pack id or a pack file; repeatable. {DEFAULT_PACKS_HELP}")
+    ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
     verdict: VerdictOptions,
@@ -78,7 +90,7 @@ def evaluate(
     judgement is new. Exit codes as for scan; a FILE that cannot be read or is neither a report nor facts is a
     usage error (2).
     """
-    packs = load_packs(pack, param or [])
+    packs = load_packs(pack or DEFAULT_PACKS, param or [])
     outputs = reports.outputs()
     gate = verdict.gate()
     try:

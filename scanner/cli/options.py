@@ -28,7 +28,10 @@ from scanner.policy.pack import PackError, RulePack, UnknownPack, resolve_pack
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
 
-DEFAULT_PACKS = ("tls13-only",)
+# Without --pack every command that judges uses these: the floor every user expects (trust, name, validity,
+# revocation, weak keys, signatures, protocols and suites), not one standard's policy.
+DEFAULT_PACKS = ("essentials",)
+DEFAULT_PACKS_HELP = f"Default: {', '.join(DEFAULT_PACKS)} (tlsgate rules show {DEFAULT_PACKS[0]})."
 
 
 # --- groups of options that several commands take together -------------------------------------------------
@@ -431,8 +434,10 @@ PinOption = Annotated[
     list[str] | None,
     typer.Option(
         "--pin",
-        metavar="SHA256|FILE",
-        help="Accept only these certificates (SHA-256 of the DER, or a PEM/DER file); repeatable, for rotation.",
+        metavar="PIN|FILE",
+        help="Accept only these certificates or keys: a certificate's SHA-256 in hex (colons, any case), a key's "
+        "SHA-256 in base64 (HPKP pin-sha256), or a file of certificates or pins; repeatable, for rotation. "
+        "Judged as the 'pin' trust result (the pinned-peer pack).",
     ),
 ]
 

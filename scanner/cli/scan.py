@@ -15,6 +15,7 @@ from scanner.cli.deliver import scan_and_deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import (
     DEFAULT_PACKS,
+    DEFAULT_PACKS_HELP,
     STDOUT,
     CaFileOption,
     CaPathOption,
@@ -59,7 +60,7 @@ def scan(
         ),
     ] = None,
     pack: Annotated[
-        list[str] | None, pack_option("Built-in pack id or a pack file; repeatable. Default: tls13-only.")
+        list[str] | None, pack_option(f"Built-in pack id or a pack file; repeatable. {DEFAULT_PACKS_HELP}")
     ] = None,
     inventory: Annotated[
         Path | None,

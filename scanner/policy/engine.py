@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
 from scanner.facts import ErrorClass, Facts, Observed
 from scanner.findings import Evidence, Finding, Status
-from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, label, plain
+from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, at_scan_time, label, plain
 from scanner.policy.pack import Condition, Rule, RulePack
 
 _UNOBSERVED = ("error", "not_probed")
@@ -115,7 +116,22 @@ def _add(evidence: Evidence, **recorded: Any) -> Evidence:
     return evidence.model_copy(update=recorded)
 
 
+def _at(rule: Rule, scan_time: datetime) -> Rule:
+    """The rule with its ``scan_time`` dates fixed to the moment these facts were observed."""
+    when = tuple(
+        replace(c, argument=at_scan_time(c.argument, scan_time), where=at_scan_time(c.where, scan_time))
+        for c in rule.when
+    )
+    return replace(
+        rule,
+        argument=at_scan_time(rule.argument, scan_time),
+        where=at_scan_time(rule.where, scan_time),
+        when=when,
+    )
+
+
 def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+    rule = _at(rule, facts.started_at)
     evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
     if rule.where_spec is not None:
         evidence = _add(evidence, where=rule.where_spec)

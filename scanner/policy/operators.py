@@ -72,8 +72,17 @@ def as_datetime(value: Any) -> dt.datetime | None:
     return None
 
 
+# A date operator's argument that stands for the moment the facts were observed (the scan's start; when a
+# certificate file was read): "not yet valid" and "expired" are judged against it, so re-judging saved facts
+# later (`tlsgate evaluate`) gives the verdict of the scan, as the days_remaining fact does.
+SCAN_TIME = "scan_time"
+DATE_OPERATORS = frozenset({"before", "after"})
+
+
 def _is_date(arg: Any) -> str | None:
-    return None if as_datetime(arg) is not None else "expects a date such as 2026-03-15 (or an ISO 8601 time)"
+    if arg == SCAN_TIME or as_datetime(arg) is not None:
+        return None
+    return f"expects a date such as 2026-03-15 (or an ISO 8601 time, or {SCAN_TIME})"
 
 
 def _before(value: Any, arg: Any) -> bool:
@@ -192,11 +201,21 @@ class Matcher:
     def test(self, value: Plain) -> bool:
         return all(VALUE_OPERATORS[name].predicate(value, arg) for name, arg in self.terms)
 
+    def at(self, scan_time: dt.datetime) -> Matcher:
+        """This matcher with ``scan_time`` arguments of date operators replaced by the moment given."""
+        if not any(name in DATE_OPERATORS and arg == SCAN_TIME for name, arg in self.terms):
+            return self
+        return Matcher(
+            tuple((name, scan_time if name in DATE_OPERATORS and arg == SCAN_TIME else arg) for name, arg in self.terms)
+        )
+
     def describe(self) -> str:
         return " and ".join(f"{VALUE_OPERATORS[name].words} {_short(arg)}" for name, arg in self.terms)
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
     if isinstance(value, list):
         return "[" + ", ".join(str(v) for v in value) + "]"
     return str(value)
@@ -231,10 +250,21 @@ class FieldMatcher:
             return self.scalar.test(element)
         return all(m.test(get_field(element, f)) for f, m in self.fields)
 
+    def at(self, scan_time: dt.datetime) -> FieldMatcher:
+        scalar = self.scalar.at(scan_time) if self.scalar is not None else None
+        return FieldMatcher(tuple((f, m.at(scan_time)) for f, m in self.fields), scalar)
+
     def describe(self) -> str:
         if self.scalar is not None:
             return self.scalar.describe()
         return ", ".join(f"{f} must {m.describe()}" for f, m in self.fields)
+
+
+def at_scan_time(argument: Any, scan_time: dt.datetime) -> Any:
+    """A compiled constraint (a matcher, a list operator's values, or None) as it applies to facts observed then."""
+    if isinstance(argument, Matcher | FieldMatcher):
+        return argument.at(scan_time)
+    return argument
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class ProbeKind(StrEnum):
     groups = "groups"  # named groups, DH size, hybrid PQ
     behaviours = "behaviours"  # renegotiation, compression, SCSV, EMS, stapling, ALPN, 0-RTT, vulnerabilities
     sessions = "sessions"  # resumption and ticket lifetimes
-    client_auth = "client_auth"  # mTLS requirement, CA names, acceptance
+    client_auth = "client_auth"  # mTLS requirement, CA names, acceptance, where refused (one HTTP request)
 
 
 # Facts every report shows, whatever the packs ask: what a reader expects to see of any endpoint.

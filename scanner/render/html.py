@@ -31,6 +31,7 @@ from scanner.facts import (
     Behaviours,
     Certificate,
     CipherSuite,
+    ClientAuthEnforcement,
     ClientAuthFacts,
     Facts,
     GroupFacts,
@@ -123,6 +124,8 @@ CLIENT_AUTH_ROWS: tuple[FactRow, ...] = (
     FactRow("ca_names", "Acceptable CA names", as_list=True),
     FactRow("throwaway_certificate_accepted", "Throwaway certificate accepted"),
     FactRow("provided_certificate_accepted", "Provided certificate accepted"),
+    FactRow("enforcement", "Client without a certificate refused at"),
+    FactRow("untrusted_enforcement", "Certificate from an unknown CA refused at"),
 )
 
 
@@ -279,6 +282,9 @@ def fact_text(value: object, unit: str | None = None) -> str:
     if isinstance(value, SessionAgeCheck):
         age = fact_text(value.age_seconds, "s")
         return f"resumed after {age}" if value.resumed else f"not resumed after {age}"
+    if isinstance(value, ClientAuthEnforcement):
+        seen = value.status_line or value.http_basis
+        return f"{value.at} ({seen})" if seen else value.at
     if isinstance(value, list | tuple):
         return ", ".join(fact_text(item) for item in value) if value else "none"
     text = f"{value:g}" if isinstance(value, float) else str(value)

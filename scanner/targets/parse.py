@@ -73,6 +73,28 @@ def _host(text: str, original: str) -> str:
     return text.lower()
 
 
+def _ipv6_or_none(text: str) -> str | None:
+    try:
+        return str(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None
+
+
+def _bare_ipv6(text: str, original: str) -> str:
+    """An IPv6 address without brackets names no port. When its last group reads as a port and what precedes it is
+    an address (``::1:8443``, ``fe80::1:443``), the user almost surely meant a port: refuse the guess and show both
+    readings rather than silently scan ``::1:8443`` on port 443."""
+    head, _, last = text.rpartition(":")
+    address = _ipv6_or_none(text)
+    meant = _ipv6_or_none(head) if last.isdigit() and 1 <= int(last) <= 65535 else None
+    if meant is not None:
+        alone = f" (or [{address}] for the address alone, on port {DEFAULT_PORT})" if address else ""
+        raise TargetError(f"{original!r}: an IPv6 address with a port needs brackets: write [{meant}]:{last}{alone}")
+    if address is None:
+        raise TargetError(f"{original!r}: write IPv6 addresses with a port as [addr]:port, e.g. [::1]:8443")
+    return address
+
+
 def parse_target(text: str) -> Target:
     original = text
     text = text.strip()
@@ -104,10 +126,6 @@ def parse_target(text: str) -> Target:
             raise TargetError(f"{original!r}: expected ':PORT' after ']'")
         return Target(original, _host(host, original), _port(rest[1:], original) if rest else DEFAULT_PORT)
     if text.count(":") > 1:
-        # A bare IPv6 address names no port; anything else with several colons is a typo.
-        try:
-            return Target(original, str(ipaddress.IPv6Address(text)), DEFAULT_PORT)
-        except ValueError:
-            raise TargetError(f"{original!r}: write IPv6 addresses with a port as [addr]:port") from None
+        return Target(original, _bare_ipv6(text, original), DEFAULT_PORT)
     host, sep, port_text = text.partition(":")
     return Target(original, _host(host, original), _port(port_text, original) if sep else DEFAULT_PORT)

@@ -73,7 +73,8 @@ def test_bad_targets_do_not_lose_good_ones(tlsgate, tls12_13_server, tls13_serve
         tls13_server.target,
         http_server.target,
     ]
-    run = tlsgate("scan", *targets, "--timeout", TIMEOUT, "--json", str(path), "--html", str(tmp_path / "r.html"))
+    run = tlsgate("scan", "--pack", "tls13-only", *targets, "--timeout", TIMEOUT, "--json", str(path),
+                  "--html", str(tmp_path / "r.html"))  # fmt: skip
     assert run.code == ExitCode.POLICY_FAILED
     report = _report(path)
     by_target = {t["target"]: t for t in report["targets"]}
@@ -94,5 +95,5 @@ def test_bad_targets_do_not_lose_good_ones(tlsgate, tls12_13_server, tls13_serve
 def test_unscannable_plus_passing_is_not_checked(tlsgate, tls13_server, refused_port, tmp_path, good):
     """With no rule failing, one unscannable target makes the run exit 3, not 0."""
     targets = [f"127.0.0.1:{refused_port}"] + ([tls13_server.target] if good else [])
-    run = tlsgate("scan", *targets, "--timeout", TIMEOUT)
+    run = tlsgate("scan", "--pack", "tls13-only", *targets, "--timeout", TIMEOUT)
     assert run.code == ExitCode.NOT_CHECKED

@@ -10,6 +10,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
+from scanner.cli.options import DEFAULT_PACKS
 from tests.pki import CLIENT_AUTH, SERVER_AUTH, issue, name, new_key
 
 PACK = """\
@@ -108,7 +109,27 @@ def test_unreadable_file_is_not_checked(tlsgate, pack, tmp_path):
     assert "not PEM, DER or PKCS#12" in target["facts"]["error"]["message"]
 
 
-def test_pack_is_required(tlsgate, tmp_path):
-    """Without --pack there is nothing to judge with: a usage error."""
-    run = tlsgate("cert", str(tmp_path / "x.pem"))
+def test_missing_or_unreadable_file_is_a_usage_error(tlsgate, pack, tmp_path):
+    """A path that is not there, or cannot be read as a file, exits 2 with one line per file; nothing is judged."""
+    run = tlsgate("cert", str(tmp_path / "x.pem"), "--pack", str(pack), "--json", str(tmp_path / "r.json"))
+    assert run.code == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == f"tlsgate: error: certificate file {tmp_path / 'x.pem'}: No such file or directory"
+    assert not (tmp_path / "r.json").exists()
+    (tmp_path / "a-directory").mkdir()
+    run = tlsgate("cert", str(tmp_path / "a-directory"), "--pack", str(pack))
     assert run.code == 2
+    assert run.stderr.strip() == f"tlsgate: error: certificate file {tmp_path / 'a-directory'}: Is a directory"
+
+
+def test_default_pack_without_pack(tlsgate, tmp_path):
+    """Without --pack a file is judged by the default pack, essentials, as a scan is (issue 13: the default pack
+    judges certificate files too; it used to be a usage error)."""
+    leaf = issue(name("www.example.com"), days=90, sans=("www.example.com",), eku=SERVER_AUTH)
+    path, _ = leaf.write(tmp_path, "leaf")
+    run = tlsgate("cert", str(path), "--json", str(tmp_path / "r.json"))
+    assert run.code == 0, run.stdout + run.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [p["id"] for p in report["packs"]] == ["essentials"]
+    assert report["options"]["packs"] == list(DEFAULT_PACKS)
+    (target,) = report["targets"]
+    assert {f["pack"] for f in target["findings"]} == set(DEFAULT_PACKS)

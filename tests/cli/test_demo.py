@@ -6,7 +6,8 @@ import json
 
 
 def test_demo_writes_reports(tlsgate, tmp_path):
-    """`tlsgate demo` scans its own loopback endpoint, which fails tls13-only, and writes both reports."""
+    """`tlsgate demo` scans its own loopback endpoint, which passes the default pack (its CA given as a CA file)
+    and fails tls13-only, and writes the reports."""
     out = tmp_path / "demo"
     run = tlsgate("demo", "--out", str(out))
     assert run.code == 0, run.stdout + run.stderr
@@ -16,7 +17,11 @@ def test_demo_writes_reports(tlsgate, tmp_path):
     (target,) = report["targets"]
     assert target["target"].startswith("127.0.0.1:")
     assert target["verdict"] == "fail"
-    assert any(f["rule"] == "TLS13ONLY-001" and f["status"] == "fail" for f in target["findings"])
+    assert [p["id"] for p in report["packs"]] == ["essentials", "tls13-only"]
+    failed = [f["rule"] for f in target["findings"] if f["status"] != "pass"]
+    assert failed == ["TLS13ONLY-001"]
+    trust = {t["store"].split(":")[0]: t["trusted"] for t in target["facts"]["certificate"]["trust"]}
+    assert trust == {"file": True, "mozilla": False}
     leaf = target["facts"]["certificate"]["leaf"]
     assert leaf["public_key"] == {"type": "RSA", "size": 2048, "curve": None}
     assert "<html" in (out / "report.html").read_text()

@@ -217,6 +217,19 @@ def test_missing_file_and_missing_pack(tlsgate, tmp_path):
     assert "unknown pack 'no-such-pack'" in run.stderr
 
 
+def test_default_pack_is_baseline(tmp_path):
+    """Without --pack saved facts are judged by the default pack, baseline, offline: SSL 3.0 fails its protocol
+    rule, and the certificate rules are errors, since these facts hold no certificate (never a pass)."""
+    legacy = _facts("legacy.example:443", [ProtocolVersion.SSLv3, ProtocolVersion.TLSv1_2])
+    saved, out = _write(tmp_path / "legacy.json", legacy.model_dump_json()), tmp_path / "r.json"
+    run = offline_tlsgate("evaluate", str(saved), "--json", str(out))
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    report = json.loads(out.read_text())
+    assert [p["id"] for p in report["packs"]] == ["essentials"]
+    found = {f["rule"]: f["status"] for f in report["targets"][0]["findings"]}
+    assert (found["ESSENTIALS-001"], found["ESSENTIALS-003"], found["ESSENTIALS-010"]) == ("error", "error", "fail")
+
+
 # --- parameters ------------------------------------------------------------------------------------------
 
 

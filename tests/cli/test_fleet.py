@@ -115,9 +115,8 @@ def test_time_budget_reports_unfinished_targets(tls13_server: LoopbackServer, tm
     accepts = Accepts()
     report = tmp_path / "r.json"
     with silent_servers(["127.0.0.7"] * 3, accepts) as silent:
-        result = run_tlsgate(
-            "scan", tls13_server.target, *silent, "--timeout", "30", "--time-budget", "2s", "--json", str(report)
-        )
+        result = run_tlsgate("scan", "--pack", "tls13-only", tls13_server.target, *silent, "--timeout", "30",
+                             "--time-budget", "2s", "--json", str(report))  # fmt: skip
     assert result.seconds < 25, "the budget did not cut the 30 s reads short"
     assert result.code == ExitCode.NOT_CHECKED, result.stderr
     targets = {t["target"]: t for t in json.loads(report.read_text())["targets"]}
@@ -155,7 +154,7 @@ def _lines(path: Path) -> list[dict[str, object]]:
 
 def test_journal_holds_every_target_as_json_lines(fleet: list[str], tmp_path: Path) -> None:
     journal, report = tmp_path / "run.jsonl", tmp_path / "run.json"
-    result = run_tlsgate("scan", *fleet, "--format", f"jsonl={journal}", "--json", str(report))
+    result = run_tlsgate("scan", "--pack", "tls13-only", *fleet, "--format", f"jsonl={journal}", "--json", str(report))
     assert result.code == ExitCode.POLICY_FAILED, result.stderr
     lines = _lines(journal)
     assert sorted(line["target"] for line in lines) == sorted(fleet)
@@ -184,8 +183,9 @@ def test_interrupt_writes_reports_for_what_finished(fleet: list[str], tmp_path: 
     accepts = Accepts()
     journal, report, junit = tmp_path / "j.jsonl", tmp_path / "r.json", tmp_path / "r.xml"
     with silent_servers(["127.0.0.12"] * 2, accepts) as silent:
-        proc = popen("scan", *fleet, *silent, "--timeout", "60", "--format", f"jsonl={journal}", "--json",
-                     str(report), "--format", f"junit={junit}", "--format", f"markdown={tmp_path / 'r.md'}",
+        proc = popen("scan", "--pack", "tls13-only", *fleet, *silent, "--timeout", "60", "--format",
+                     f"jsonl={journal}", "--json", str(report), "--format", f"junit={junit}", "--format",
+                     f"markdown={tmp_path / 'r.md'}",
                      "--per-host", "3", "--time-budget", "10m")  # fmt: skip
         wait_for_lines(journal, len(fleet), proc)
         proc.send_signal(signum)
@@ -251,19 +251,21 @@ def test_resume_from_a_file_that_is_not_a_journal(fleet: list[str], tmp_path: Pa
 
 def test_progress_bar_on_a_terminal_only(fleet: list[str], tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm"}
-    shown = run_tlsgate_on_terminal("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env)
+    shown = run_tlsgate_on_terminal("scan", "--pack", "tls13-only", *fleet, "--json", str(tmp_path / "r.json"), env=env)
     assert shown.code == ExitCode.POLICY_FAILED
     assert re.search(rf"scanning .* {len(fleet)}/{len(fleet)} pass 2 · fail 2 · not checked 0", shown.stderr), shown
     # CI set: no bar, even on a terminal; --progress forces it back
-    shown = run_tlsgate_on_terminal("scan", *fleet, "--json", str(tmp_path / "r.json"), env=env | {"CI": "true"})
+    shown = run_tlsgate_on_terminal(
+        "scan", "--pack", "tls13-only", *fleet, "--json", str(tmp_path / "r.json"), env=env | {"CI": "true"}
+    )
     assert shown.code == ExitCode.POLICY_FAILED
     assert "scanning" not in shown.stderr
-    shown = run_tlsgate_on_terminal("scan", *fleet, "--progress", env=env | {"CI": "true"})
+    shown = run_tlsgate_on_terminal("scan", "--pack", "tls13-only", *fleet, "--progress", env=env | {"CI": "true"})
     assert "scanning" in shown.stderr
     # piped: nothing of it in the captured stderr, unless asked for
-    result = run_tlsgate("scan", *fleet)
+    result = run_tlsgate("scan", "--pack", "tls13-only", *fleet)
     assert "scanning" not in result.stderr
-    result = run_tlsgate("scan", *fleet, "--progress")
+    result = run_tlsgate("scan", "--pack", "tls13-only", *fleet, "--progress")
     assert f"{len(fleet)}/{len(fleet)}" in ANSI.sub("", result.stderr)
 
 

@@ -94,7 +94,7 @@ def test_saved_report_renders_again_identically(tlsgate, tls12_13_server, refuse
     scanned.mkdir()
     again.mkdir()
     targets = [tls12_13_server.target, f"127.0.0.1:{refused_port}"]
-    run = tlsgate("scan", *targets, "--timeout", "3", *_all_formats(scanned))
+    run = tlsgate("scan", "--pack", "tls13-only", *targets, "--timeout", "3", *_all_formats(scanned))
     assert run.code == ExitCode.POLICY_FAILED, run.stderr
     render = tlsgate("report", "render", str(scanned / "r.json"), *_all_formats(again))
     assert render.code == 0, render.stderr
@@ -111,7 +111,9 @@ def test_saved_report_renders_again_identically(tlsgate, tls12_13_server, refuse
 def test_report_to_stdout_keeps_stdout_clean(tlsgate, tls13_server, tmp_path):
     """With a report on standard output, stdout is that report alone; the summary and report paths go to stderr."""
     junit_path = tmp_path / "r.xml"
-    run = tlsgate("scan", tls13_server.target, "--format", "sarif", "--format", f"junit={junit_path}")
+    run = tlsgate(
+        "scan", "--pack", "tls13-only", tls13_server.target, "--format", "sarif", "--format", f"junit={junit_path}"
+    )
     assert run.code == 0, run.stderr
     log = json.loads(run.stdout)  # nothing but the SARIF log
     assert log["version"] == "2.1.0"
@@ -123,7 +125,7 @@ def test_report_to_stdout_keeps_stdout_clean(tlsgate, tls13_server, tmp_path):
 def test_json_alias_and_dash(tlsgate, tls13_server, tmp_path):
     """`--json -` is `--format json=-`: the JSON report on stdout; `--html FILE` still writes the page."""
     html_path = tmp_path / "r.html"
-    run = tlsgate("scan", tls13_server.target, "--json", "-", "--html", str(html_path))
+    run = tlsgate("scan", "--pack", "tls13-only", tls13_server.target, "--json", "-", "--html", str(html_path))
     assert run.code == 0, run.stderr
     assert json.loads(run.stdout)["targets"][0]["verdict"] == "pass"
     assert "<html" in html_path.read_text(encoding="utf-8")

@@ -55,7 +55,7 @@ def test_baseline_makes_second_run_pass_and_new_violations_fail(tlsgate, tls12_1
     """A baseline made from the first run makes the second pass; a new target or a new rule failing then fails it."""
     target = tls12_13_server.target
     first, baseline = tmp_path / "first.json", tmp_path / "baseline.json"
-    run = tlsgate("scan", target, "--json", str(first))
+    run = tlsgate("scan", "--pack", "tls13-only", target, "--json", str(first))
     assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
 
     made = tlsgate("baseline", "create", str(first), "-o", str(baseline))
@@ -65,7 +65,8 @@ def test_baseline_makes_second_run_pass_and_new_violations_fail(tlsgate, tls12_1
     assert [(e["target"], e["pack"], e["rule"]) for e in entries] == [(target, "tls13-only", "TLS13ONLY-001")]
 
     second, junit = tmp_path / "second.json", tmp_path / "second.xml"
-    run = tlsgate("scan", target, "--baseline", str(baseline), "--json", str(second), "--format", f"junit={junit}")
+    run = tlsgate("scan", "--pack", "tls13-only", target, "--baseline", str(baseline), "--json", str(second),
+                  "--format", f"junit={junit}")  # fmt: skip
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     assert "fail (baseline) [high] TLS13ONLY-001" in run.stdout
     assert "gate: 0 failures counted; not counted: 1 in the baseline" in run.stdout
@@ -82,7 +83,9 @@ def test_baseline_makes_second_run_pass_and_new_violations_fail(tlsgate, tls12_1
 
     with python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_2)) as other:
         third = tmp_path / "third.json"
-        run = tlsgate("scan", target, other.target, "--baseline", str(baseline), "--json", str(third))
+        run = tlsgate(
+            "scan", "--pack", "tls13-only", target, other.target, "--baseline", str(baseline), "--json", str(third)
+        )
         assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
         assert "gate: 1 failure counted; not counted: 1 in the baseline" in run.stdout
         report = _json(third)
@@ -100,7 +103,7 @@ def test_expired_waiver_is_reported_and_does_not_apply(tlsgate, tls12_13_server,
     """An expired waiver waives nothing: the run fails, stderr warns, and the report lists it as expired."""
     waivers = _waivers(tmp_path, "tls13-only/TLS13ONLY-001", "127.0.0.1:*", "2020-01-31")
     out = tmp_path / "r.json"
-    run = tlsgate("scan", tls12_13_server.target, "--waivers", str(waivers), "--json", str(out))
+    run = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--waivers", str(waivers), "--json", str(out))
     assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
     assert (
         f"tlsgate: warning: waiver {waivers}:2 (tls13-only/TLS13ONLY-001 on 127.0.0.1:*, owner platform-team) "
@@ -117,7 +120,7 @@ def test_valid_waiver_turns_exit_1_into_0(tlsgate, tls12_13_server, tmp_path):
     """A waiver in force waives the failure: exit 0, the finding is waived with its reason and owner."""
     waivers = _waivers(tmp_path, "TLS13ONLY-*", "127.0.0.1:*", "2999-12-31")
     out, junit = tmp_path / "r.json", tmp_path / "r.xml"
-    run = tlsgate("scan", tls12_13_server.target, "--waivers", str(waivers), "--json", str(out),
+    run = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--waivers", str(waivers), "--json", str(out),
                   "--format", f"junit={junit}")  # fmt: skip
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     assert "gate: 0 failures counted; not counted: 1 waived" in run.stdout
@@ -136,11 +139,11 @@ def test_valid_waiver_turns_exit_1_into_0(tlsgate, tls12_13_server, tmp_path):
 def test_fail_on_critical_ignores_a_high_failure(tlsgate, tls12_13_server, tmp_path):
     """--fail-on critical lets a high failure through (exit 0); --fail-on high does not (exit 1)."""
     out = tmp_path / "r.json"
-    run = tlsgate("scan", tls12_13_server.target, "--fail-on", "critical", "--json", str(out))
+    run = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--fail-on", "critical", "--json", str(out))
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     assert "gate: 0 failures counted; not counted: 1 below --fail-on critical" in run.stdout
     assert _json(out)["gate"]["fail_on"] == "critical"
-    run = tlsgate("scan", tls12_13_server.target, "--fail-on", "HIGH")
+    run = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--fail-on", "HIGH")
     assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
 
 
@@ -159,7 +162,10 @@ def test_could_not_check_survives_the_gate(tlsgate, tls12_13_server, refused_por
 def test_evaluate_applies_the_gate_offline(tlsgate, tls12_13_server, tmp_path):
     """evaluate re-judges a saved report through the same baseline, waivers and --fail-on as scan."""
     saved, baseline = tmp_path / "saved.json", tmp_path / "baseline.json"
-    assert tlsgate("scan", tls12_13_server.target, "--json", str(saved)).code == ExitCode.POLICY_FAILED
+    assert (
+        tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--json", str(saved)).code
+        == ExitCode.POLICY_FAILED
+    )
     assert tlsgate("baseline", "create", str(saved), "-o", str(baseline)).code == ExitCode.OK
     assert tlsgate("evaluate", str(saved), "--pack", "tls13-only").code == ExitCode.POLICY_FAILED
     assert tlsgate("evaluate", str(saved), "--pack", "tls13-only", "--baseline", str(baseline)).code == ExitCode.OK

@@ -60,7 +60,7 @@ def test_tls12_only_server_fails_both_rules(tlsgate, pki, tmp_path):
     context = server_context(pki, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
     json_path = tmp_path / "r.json"
     with python_tls_server(context) as server:
-        run = tlsgate("scan", server.target, "--json", str(json_path))
+        run = tlsgate("scan", "--pack", "tls13-only", server.target, "--json", str(json_path))
     assert run.code == 1
     findings = json.loads(json_path.read_text())["targets"][0]["findings"]
     assert {f["rule"]: f["status"] for f in findings} == {"TLS13ONLY-001": "fail", "TLS13ONLY-002": "fail"}
@@ -86,7 +86,7 @@ def test_ipv6_target(tlsgate, pki, tmp_path):
     """An [ipv6]:port target is scanned over ::1."""
     json_path = tmp_path / "r.json"
     with ipv6_tls13_server(pki) as server:
-        run = tlsgate("scan", server.target, "--json", str(json_path))
+        run = tlsgate("scan", "--pack", "tls13-only", server.target, "--json", str(json_path))
     assert run.code == 0, run.stdout + run.stderr
     facts = json.loads(json_path.read_text())["targets"][0]["facts"]
     assert facts["target"]["ip_address"] == "::1"
@@ -115,6 +115,16 @@ def test_bad_target_syntax_is_a_usage_error(tlsgate):
     run = tlsgate("scan", "127.0.0.1:99999")
     assert run.code == 2
     assert run.stderr.strip() == "tlsgate: error: bad target '127.0.0.1:99999': port 99999 is out of range 1-65535"
+
+
+def test_unbracketed_ipv6_with_port_is_a_usage_error(tlsgate):
+    """`::1:8443` exits 2 and suggests the bracketed spelling instead of scanning the address ::1:8443 on 443."""
+    run = tlsgate("scan", "::1:8443")
+    assert run.code == 2
+    assert run.stderr.strip() == (
+        "tlsgate: error: bad target '::1:8443': an IPv6 address with a port needs brackets: write [::1]:8443"
+        " (or [::1:8443] for the address alone, on port 443)"
+    )
 
 
 def test_version_and_rules_list(tlsgate):

@@ -21,7 +21,9 @@ from scanner.facts import (
     Certificate,
     CertificateFacts,
     CipherSuite,
+    ClientAuthEnforcement,
     ClientAuthFacts,
+    EnforcementPoint,
     ErrorClass,
     ExtendedKeyUsage,
     Facts,
@@ -128,20 +130,55 @@ def certificate(
     )
 
 
-def client_auth(requirement: str = "required", throwaway: Observed[Any] | bool = False) -> ClientAuthFacts:
-    """What the client-certificate probe observes: the server's requirement and whether it took a throwaway
-    certificate (not applicable when it asks for none)."""
+def enforced(at: EnforcementPoint, status_line: str | None = None) -> ClientAuthEnforcement:
+    """Where a client was refused (``at``), with the HTTP status line seen when the application judged it."""
+    basis = None if at == "handshake" else "the server selected ALPN http/1.1" if at != "not_http" else "port 1414"
+    return ClientAuthEnforcement(at=at, http_basis=basis, status_line=status_line, detail=f"refused at {at}")
+
+
+def client_auth(
+    requirement: str = "required",
+    throwaway: Observed[Any] | bool = False,
+    *,
+    enforcement: ClientAuthEnforcement | Observed[Any] | None = None,
+    untrusted: ClientAuthEnforcement | None = None,
+) -> ClientAuthFacts:
+    """What the client-certificate probe observes: the server's requirement, whether it took a throwaway
+    certificate (not applicable when it asks for none) and where it refused either client (``enforcement`` may be
+    an unobserved fact). Unless given, a client the handshake refused was refused there, and one it let through
+    met a service that is not HTTP."""
+    let_through = enforced("not_http")
+    if enforcement is None:
+        enforcement = enforced("handshake") if requirement == "required" else let_through
+    untrusted_fact: Observed[Any]
     if requirement == "not_requested":
         throwaway = unobserved(ErrorClass.not_applicable, "the server asks for no client certificate")
-    elif not isinstance(throwaway, Observed):
-        throwaway = observed(throwaway)
-    return ClientAuthFacts(status="ok", requirement=observed(requirement), throwaway_certificate_accepted=throwaway)
+        untrusted_fact = throwaway
+    else:
+        if not isinstance(throwaway, Observed):
+            throwaway = observed(throwaway)
+        refused = enforced("handshake") if throwaway.value is False else let_through
+        untrusted_fact = observed(untrusted or refused) if throwaway.status == "ok" else throwaway
+    return ClientAuthFacts(
+        status="ok",
+        requirement=observed(requirement),
+        throwaway_certificate_accepted=throwaway,
+        enforcement=enforcement if isinstance(enforcement, Observed) else observed(enforcement),
+        untrusted_enforcement=untrusted_fact,
+    )
 
 
 def client_auth_error(message: str) -> ClientAuthFacts:
     """A client-certificate probe that timed out."""
     error = unobserved(ErrorClass.timeout, message)
-    return ClientAuthFacts(status="error", error=error.error, requirement=error, throwaway_certificate_accepted=error)
+    return ClientAuthFacts(
+        status="error",
+        error=error.error,
+        requirement=error,
+        throwaway_certificate_accepted=error,
+        enforcement=error,
+        untrusted_enforcement=error,
+    )
 
 
 def certificate_error(message: str) -> CertificateFacts:

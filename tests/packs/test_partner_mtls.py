@@ -14,8 +14,10 @@ import pytest
 from scanner.facts import (
     Certificate,
     CertificateFacts,
+    ClientAuthEnforcement,
     ErrorClass,
     Facts,
+    Observed,
     SessionFacts,
     TargetInfo,
     TrustResult,
@@ -25,7 +27,7 @@ from scanner.facts import (
 from tests.helpers import ClientPki, client_pki, openssl_server
 from tests.nginx import nginx_binary, nginx_server
 from tests.packs import harness
-from tests.packs.harness import NOW, Case, case_test, cert, coverage_test, scan, statuses, validate_test
+from tests.packs.harness import NOW, Case, case_test, cert, coverage_test, enforced, scan, statuses, validate_test
 from tests.pki import CLIENT_AUTH, SERVER_AUTH, issue, name, new_key
 
 PACK = "partner-mtls"
@@ -61,6 +63,8 @@ class ScannedEndpoint:
     ticket_lifetime: Any = field(default_factory=lambda: observed(300))
     requirement: str = "required"
     throwaway: Any = field(default_factory=lambda: observed(False))
+    enforcement: ClientAuthEnforcement | Observed[Any] | None = None  # where a client without a certificate was refused
+    untrusted: ClientAuthEnforcement | None = None  # where the throwaway certificate was refused
     client_auth_error: str | None = None
 
     def facts(self) -> Facts:
@@ -73,8 +77,20 @@ class ScannedEndpoint:
             sessions=SessionFacts(status="ok", ticket_lifetime=self.ticket_lifetime),
             client_auth=harness.client_auth_error(self.client_auth_error)
             if self.client_auth_error
-            else harness.client_auth(self.requirement, self.throwaway),
+            else harness.client_auth(
+                self.requirement, self.throwaway, enforcement=self.enforcement, untrusted=self.untrusted
+            ),
         )
+
+
+NGINX_VERIFY_ON = ScannedEndpoint(
+    requirement="optional",
+    throwaway=observed(True),
+    enforcement=enforced("application", "HTTP/1.1 400 Bad Request"),
+    untrusted=enforced("application", "HTTP/1.1 400 Bad Request"),
+)
+ALLOW_APPLICATION = {"client_certificate_enforced_at": ["handshake", "application"]}
+HTTP_TIMEOUT = unobserved(ErrorClass.timeout, "127.0.0.1:8443: no answer to the HTTP request within 5s")
 
 
 def client_file(leaf: Certificate | None = None) -> Facts:
@@ -203,6 +219,41 @@ CASES = [
     case(
         "throwaway client certificate accepted", ScannedEndpoint(throwaway=observed(True)).facts, {"PMTLS-015": "fail"}
     ),
+    # nginx with ssl_verify_client on: the handshake lets any client through, the HTTP request is refused
+    case("refused by the application", NGINX_VERIFY_ON.facts, {"PMTLS-014": "fail", "PMTLS-015": "fail"}),
+    case("refused by the application, which the partner accepts", NGINX_VERIFY_ON.facts, {}, ALLOW_APPLICATION),
+    case(
+        "refused in the handshake, application enforcement allowed too", ScannedEndpoint().facts, {}, ALLOW_APPLICATION
+    ),
+    case(
+        "no certificate refused by the application, the throwaway one answered",
+        ScannedEndpoint(
+            requirement="optional",
+            throwaway=observed(True),
+            enforcement=enforced("application", "HTTP/1.1 403 Forbidden"),
+            untrusted=enforced("not_enforced", "HTTP/1.1 200 OK"),
+        ).facts,
+        {"PMTLS-015": "fail"},
+        ALLOW_APPLICATION,
+    ),
+    case(
+        "HTTP request answered without a certificate",
+        ScannedEndpoint(requirement="not_requested", enforcement=enforced("not_enforced", "HTTP/1.1 200 OK")).facts,
+        {"PMTLS-014": "fail", "PMTLS-015": "not_applicable"},
+        ALLOW_APPLICATION,
+    ),
+    # a service that is not HTTP keeps the TLS-level answer: what its application does is not seen
+    case(
+        "optional client certificate on a service that is not HTTP",
+        ScannedEndpoint(requirement="optional", throwaway=observed(True)).facts,
+        {"PMTLS-014": "fail", "PMTLS-015": "fail"},
+        ALLOW_APPLICATION,
+    ),
+    case(
+        "HTTP request not answered",
+        ScannedEndpoint(requirement="optional", enforcement=HTTP_TIMEOUT).facts,
+        {"PMTLS-014": "error"},
+    ),
     case(
         "client authentication not observed",
         ScannedEndpoint(client_auth_error="timed out").facts,
@@ -279,10 +330,10 @@ class MtlsServer:
     key: Path
     clients: ClientPki
 
-    def scan(self, tlsgate, target: str, report: Path) -> tuple[int, dict[str, dict[str, Any]]]:
+    def scan(self, tlsgate, target: str, report: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
         """Scan with the pack, presenting the client certificate."""
         credentials = ("--client-cert", str(self.clients.cert), "--client-key", str(self.clients.key))
-        return scan(tlsgate, target, report, "--pack", PACK, *credentials)
+        return scan(tlsgate, target, report, "--pack", PACK, *credentials, *args)
 
 
 def mtls_server(directory: Path) -> MtlsServer:
@@ -300,6 +351,10 @@ def test_loopback_endpoint_passes_all_but_the_public_ca_rule(tlsgate, tmp_path) 
     with openssl_server(server.cert, server.key, *mtls) as port:
         code, found = server.scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json")
     assert (code, statuses(found)) == (1, NETWORK_OK | {"PMTLS-013": "not_applicable", "PMTLS-016": "fail"})
+    assert (found["PMTLS-014"]["evidence"]["observed"], found["PMTLS-015"]["evidence"]["observed"]) == (
+        "handshake",
+        "handshake",
+    )
     public_ca = found["PMTLS-016"]
     assert public_ca["message"].startswith("certificate.trust: none found where store must equal mozilla")
     assert "unknown_issuer" in json.dumps(public_ca["evidence"]["observed"])
@@ -307,17 +362,33 @@ def test_loopback_endpoint_passes_all_but_the_public_ca_rule(tlsgate, tmp_path) 
 
 
 @needs_nginx
-def test_loopback_ticket_lifetime_of_300_seconds(tlsgate, tmp_path) -> None:
-    """nginx with ssl_session_timeout 300s passes the ticket rule; it checks client certificates only after the
-    handshake (HTTP 400), so at the TLS level a client certificate is optional and any certificate is accepted."""
+def test_loopback_nginx_refusing_after_the_handshake(tlsgate, tmp_path) -> None:
+    """nginx with ssl_verify_client on checks client certificates only after the handshake: at the TLS level a
+    client certificate is optional and any is accepted, and the HTTP request is refused (400). That is enforcement
+    at the application layer: it fails PMTLS-014/015 by default and passes them when the parameter allows it.
+    Its ssl_session_timeout 300s passes the ticket rule."""
     server = mtls_server(tmp_path)
     extra = f"ssl_verify_client on; ssl_client_certificate {server.clients.ca};"
+    allow = ("--param", "client_certificate_enforced_at=[handshake, application]")
     with nginx_server(server.cert, server.key, protocols=("TLSv1.3",), session_timeout="300s", extra=extra) as nginx:
         code, found = server.scan(tlsgate, nginx.target, tmp_path / "r.json")
-    assert code == 1
+        allowed_code, allowed = server.scan(tlsgate, nginx.target, tmp_path / "allowed.json", *allow)
+    assert (code, statuses(found)) == (1, NETWORK_OK | {"PMTLS-014": "fail", "PMTLS-015": "fail", "PMTLS-016": "fail"})
     assert (found["PMTLS-013"]["status"], found["PMTLS-013"]["evidence"]["observed"]) == ("pass", 300)
-    assert (found["PMTLS-014"]["status"], found["PMTLS-014"]["evidence"]["observed"]) == ("fail", "optional")
-    assert found["PMTLS-015"]["status"] == "fail"
+    assert found["PMTLS-014"]["message"] == "client_auth.enforcement.at = application, must be one of [handshake]"
+    assert found["PMTLS-015"]["evidence"]["observed"] == "application"
+    # with application-layer enforcement allowed, only the public-CA rule fails (the test CA is private)
+    assert (allowed_code, statuses(allowed)) == (1, NETWORK_OK | {"PMTLS-016": "fail"})
+    assert allowed["PMTLS-014"]["evidence"]["expected"] == {"in": ["handshake", "application"]}
+    (scanned,) = json.loads((tmp_path / "allowed.json").read_text())["targets"]
+    client_auth = scanned["facts"]["client_auth"]
+    assert (client_auth["requirement"]["value"], client_auth["throwaway_certificate_accepted"]["value"]) == (
+        "optional",
+        True,
+    )
+    for fact in ("enforcement", "untrusted_enforcement"):
+        seen = client_auth[fact]["value"]
+        assert (seen["at"], seen["status_line"]) == ("application", "HTTP/1.1 400 Bad Request"), fact
 
 
 def test_loopback_endpoint_failing_several_rules(tlsgate, tmp_path) -> None:

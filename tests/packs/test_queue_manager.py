@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from scanner.facts import CertificateFacts, Facts, RevocationResult, TrustResult, observed
+from scanner.facts import CertificateFacts, ClientAuthEnforcement, Facts, RevocationResult, TrustResult, observed
 from scanner.probe.iana import cipher_suite_by_name, to_fact
 from tests.helpers import client_pki, openssl_server
 from tests.ocsp_crl_server import RevocationServer
@@ -65,6 +65,7 @@ class Channel:
     accepted: dict[str, list[str]] = field(default_factory=lambda: GOOD_SUITES)
     requirement: str = "required"
     throwaway: bool = False
+    refused_at: ClientAuthEnforcement | None = None  # where both clients were refused, when not as the TLS level says
     source: str = "network"
 
     def facts(self) -> Facts:
@@ -82,7 +83,9 @@ class Channel:
                 status="ok", leaf=leaf, chain=chain, trust=list(self.trust), revocation=list(self.revocation),
                 hostname_match=observed(True),
             ),
-            client_auth=harness.client_auth(self.requirement, self.throwaway),
+            client_auth=harness.client_auth(
+                self.requirement, self.throwaway, enforcement=self.refused_at, untrusted=self.refused_at
+            ),
         )  # fmt: skip
 
 
@@ -193,6 +196,24 @@ CASES = [
         params=PATTERN | {"require_client_certificate": False},
     ),
     case("throwaway client certificate accepted", Channel(throwaway=True), {"QMCHAN-006": "fail"}),
+    # an HTTP front end that lets any client through the handshake and refuses the request (403) afterwards
+    case(
+        "refused after the handshake",
+        Channel(requirement="optional", throwaway=True, refused_at=harness.enforced("application", "HTTP/1.1 403")),
+        {"QMCHAN-005": "fail", "QMCHAN-006": "fail"},
+    ),
+    case(
+        "refused after the handshake, which the parameter accepts",
+        Channel(requirement="optional", throwaway=True, refused_at=harness.enforced("application", "HTTP/1.1 403")),
+        {},
+        params=PATTERN | {"client_certificate_enforced_at": ["handshake", "application"]},
+    ),
+    case(
+        "client certificate optional on a channel (not HTTP), application enforcement accepted",
+        Channel(requirement="optional", throwaway=True),
+        {"QMCHAN-005": "fail", "QMCHAN-006": "fail"},
+        params=PATTERN | {"client_certificate_enforced_at": ["handshake", "application"]},
+    ),
     suite_case("anonymous DH suite", "TLSv1.2", "TLS_DH_anon_WITH_AES_256_GCM_SHA384", {"QMCHAN-007": "fail"}),
     suite_case("NULL encryption suite", "TLSv1.2", "TLS_RSA_WITH_NULL_SHA256", {"QMCHAN-008": "fail"}),
     suite_case("TLS 1.3 integrity-only suite", "TLSv1.3", "TLS_SHA256_SHA256", {"QMCHAN-008": "fail"}),

@@ -406,6 +406,67 @@ def test_combined_value_operators(tmp_path):
     assert finding.message.endswith("public_key.size must be at least 2048 and be at most 4096")
 
 
+# --- dates against the scan time ------------------------------------------------------------------
+
+NOT_AFTER, NOT_BEFORE = "certificate.leaf.not_after", "certificate.leaf.not_before"
+
+
+def scanned_at(moment: datetime) -> Facts:
+    """The usual facts (a leaf valid 2024-01-01 to 2024-12-31), observed at ``moment``."""
+    return facts().model_copy(update={"started_at": moment, "finished_at": moment})
+
+
+@pytest.mark.parametrize(
+    ("fact", "constraint", "moment", "expected"),
+    [
+        # not expired: on or after the scan; the last moment of validity still passes (RFC 5280 is inclusive)
+        (NOT_AFTER, "after: scan_time", datetime(2024, 6, 1, tzinfo=UTC), Status.passed),
+        (NOT_AFTER, "after: scan_time", datetime(2024, 12, 31, tzinfo=UTC), Status.passed),
+        (NOT_AFTER, "after: scan_time", datetime(2025, 1, 1, tzinfo=UTC), Status.failed),
+        # already valid: notBefore before the scan
+        (NOT_BEFORE, "before: scan_time", datetime(2024, 6, 1, tzinfo=UTC), Status.passed),
+        (NOT_BEFORE, "before: scan_time", datetime(2023, 12, 31, tzinfo=UTC), Status.failed),
+    ],
+)
+def test_dates_against_scan_time(tmp_path, fact, constraint, moment, expected):
+    """'scan_time' is the moment the facts were observed (their started_at), not the moment they are judged."""
+    finding = judge(tmp_path, scanned_at(moment), constraint, fact)
+    assert finding.status == expected, finding.message
+    assert finding.evidence.expected == {constraint.split(":")[0]: "scan_time"}
+
+
+def test_scan_time_fail_message_names_the_moment(tmp_path):
+    """A failure says when the scan was, so a reader sees why an expired certificate is expired."""
+    finding = judge(
+        tmp_path, scanned_at(datetime(2025, 3, 2, 8, 30, 15, 123456, tzinfo=UTC)), "after: scan_time", NOT_AFTER
+    )
+    assert finding.message == f"{NOT_AFTER} = 2024-12-31 00:00:00+00:00, must be on or after 2025-03-02T08:30:15+00:00"
+
+
+def test_scan_time_in_when_and_in_fields(tmp_path):
+    """scan_time works wherever a date operator does: in a 'when' condition and in a field of 'each'."""
+    pack = write_pack(
+        tmp_path,
+        """
+        - id: R-1
+          title: keys of valid certificates are large
+          severity: high
+          fact: certificate.leaf.public_key.size
+          when: {fact: certificate.leaf.not_after, after: scan_time}
+          min: 2048
+        - id: R-2
+          title: no certificate of the chain is expired
+          severity: high
+          fact: certificate.chain
+          each: {not_after: {after: scan_time}}
+        """,
+    )
+    valid = {f.rule: f.status for f in evaluate(scanned_at(datetime(2024, 6, 1, tzinfo=UTC)), [pack])}
+    assert valid == {"R-1": Status.passed, "R-2": Status.passed}
+    expired = {f.rule: f.status for f in evaluate(scanned_at(datetime(2025, 6, 1, tzinfo=UTC)), [pack])}
+    assert expired == {"R-1": Status.not_applicable, "R-2": Status.failed}
+
+
 # --- absent optional lists -------------------------------------------------------------------------
 
 EKU = "certificate.leaf.extended_key_usage"

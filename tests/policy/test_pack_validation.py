@@ -415,6 +415,13 @@ BAD_RULES = [
         Starts("'matches' invalid regular expression: "),
         id="invalid-regex-in-field-matcher",
     ),
+    # A date operator takes a date or scan_time; another word (today, now) is reported with both forms.
+    pytest.param(
+        second_rule("certificate.leaf.not_after", "after: now"),
+        (14, 12),
+        "'after' expects a date such as 2026-03-15 (or an ISO 8601 time, or scan_time)",
+        id="date-operator-with-word",
+    ),
 ]
 
 

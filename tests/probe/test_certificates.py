@@ -20,7 +20,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from scanner.facts import ErrorClass, Facts, Observed
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki import certchain
-from scanner.probe.pki.certificates import certificate_facts, chain_facts, chain_order_valid, hostname_matches
+from scanner.probe.pki.certificates import (
+    certificate_facts,
+    chain_facts,
+    chain_order_valid,
+    common_name_matches,
+    hostname_matches,
+    name_check,
+)
 from scanner.probe.run import probe_targets
 from scanner.targets import parse_target
 from tests.helpers import openssl_server
@@ -286,18 +293,34 @@ def test_hostname_matches_table(target, expected):
     assert hostname_matches(NAMES, target) is expected
 
 
-def test_common_name_only_without_san_extension():
-    """The CN is a fallback only when there is no SAN extension at all: not beside SAN DNS names, nor IP-only SANs."""
+def test_common_name_is_never_matched():
+    """RFC 9525: the CN is not a name, even without a SAN extension; common_name_matches tells what the legacy
+    fallback (RFC 6125 6.4.4, only without any SAN extension) would have said."""
     no_san = _cert(name("legacy.example"))
-    assert hostname_matches(no_san, "legacy.example")
-    assert hostname_matches(no_san, "LEGACY.example.")
-    assert not hostname_matches(no_san, "other.example")
-    assert not hostname_matches(_cert(name("10.0.0.1")), "10.0.0.1")  # an IP is never taken from the CN
+    assert not hostname_matches(no_san, "legacy.example")
+    assert common_name_matches(no_san, "legacy.example") is True
+    assert common_name_matches(no_san, "LEGACY.example.") is True
+    assert common_name_matches(no_san, "other.example") is False
+    assert common_name_matches(_cert(name("10.0.0.1")), "10.0.0.1") is False  # an IP is never taken from the CN
     wildcard_cn = _cert(name("*.legacy.example"))
-    assert hostname_matches(wildcard_cn, "www.legacy.example")
-    assert not hostname_matches(wildcard_cn, "legacy.example")
-    assert not hostname_matches(_cert(name("legacy.example"), _san("www.example")), "legacy.example")
-    assert not hostname_matches(_cert(name("legacy.example"), _san("192.0.2.1")), "legacy.example")
+    assert common_name_matches(wildcard_cn, "www.legacy.example") is True
+    assert common_name_matches(wildcard_cn, "legacy.example") is False
+    with_san = _cert(name("legacy.example"), _san("www.example"))
+    assert not hostname_matches(with_san, "legacy.example")
+    assert common_name_matches(with_san, "legacy.example") is None  # a SAN is there: no client looks at the CN
+    assert common_name_matches(_cert(name("legacy.example"), _san("192.0.2.1")), "legacy.example") is None
+
+
+def test_name_check_reasons():
+    """Why a name does not match: no SAN extension, or a SAN without the name; without a name, not_applicable."""
+    no_san = name_check(_cert(name("legacy.example")), "legacy.example")
+    assert (no_san.match.value, no_san.mismatch, no_san.cn_only.value) == (False, "no_subject_alt_name", True)
+    other = name_check(_cert(name("legacy.example"), _san("www.example")), "legacy.example")
+    assert (other.match.value, other.mismatch, other.cn_only.status) == (False, "no_matching_name", "not_probed")
+    matched = name_check(_cert(name("x"), _san("www.example")), "www.example")
+    assert (matched.match.value, matched.mismatch) == (True, None)
+    unnamed = name_check(_cert(name("legacy.example")), None)
+    assert unnamed.match.status == unnamed.cn_only.status == "not_probed" and unnamed.mismatch is None
 
 
 # --- certificate_facts on odd certificates -----------------------------------------------------------------------
@@ -452,6 +475,8 @@ def test_malformed_extension_degrades_only_its_field():
     assert cert.ocsp_urls == [OCSP]
     assert cert.self_signed and cert.subject == "CN=broken.test,O=tlsgate tests"
     assert not hostname_matches(broken, "broken.test")  # a SAN is present, if unreadable: the CN is not used
+    assert name_check(broken, "broken.test").mismatch == "unreadable_subject_alt_name"
+    assert common_name_matches(broken, "broken.test") is None
 
 
 def test_duplicate_extension_is_unreadable_not_fatal():

@@ -183,7 +183,9 @@ def test_smtp_starttls(tlsgate, pki, tmp_path):
     """--starttls smtp upgrades the plaintext session and then scans TLS as usual."""
     context = server_context(pki, ssl.TLSVersion.TLSv1_3)
     with LoopbackServer(smtp_starttls_handler(context)) as server:
-        run = tlsgate("scan", server.target, "--starttls", "smtp", "--json", str(tmp_path / "r.json"))
+        run = tlsgate(
+            "scan", server.target, "--pack", "tls13-only", "--starttls", "smtp", "--json", str(tmp_path / "r.json")
+        )
     assert run.code == 0, run.stdout + run.stderr
     facts = json.loads((tmp_path / "r.json").read_text())["targets"][0]["facts"]
     assert facts["target"]["starttls"] == "smtp"

@@ -134,7 +134,8 @@ def test_starttls_upgrade_then_tls(protocol: str, pki: ServerFiles, tmp_path: Pa
     context = server_context(pki, ssl.TLSVersion.TLSv1_3)
     report = tmp_path / "r.json"
     with LoopbackServer(starttls_server(PROTOCOLS[protocol], context)) as server:
-        run = run_tlsgate("scan", server.target, "--starttls", protocol, "--timeout", "3", "--json", str(report))
+        run = run_tlsgate("scan", server.target, "--pack", "tls13-only", "--starttls", protocol, "--timeout", "3",
+                          "--json", str(report))  # fmt: skip
     assert run.code == ExitCode.OK, run.stdout + run.stderr
     facts = json.loads(report.read_text())["targets"][0]["facts"]
     assert facts["target"]["starttls"] == protocol

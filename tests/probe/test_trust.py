@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import http.server
 import shutil
@@ -286,6 +287,82 @@ def test_pin_on_the_intermediate(pki, complete_chain):
     assert result.path == [pki.leaf.sha256, pki.intermediate.sha256]
 
 
+def openssl_pin_sha256(cert: Issued) -> str:
+    """The HPKP pin of a certificate's key, computed by openssl as RFC 7469 appendix A does."""
+    pubkey = subprocess.run(
+        ["openssl", "x509", "-pubkey", "-noout"], input=cert.pem, capture_output=True, check=True
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "der"], input=pubkey, capture_output=True, check=True
+    ).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=der, capture_output=True, check=True)
+    return base64.b64encode(digest.stdout).decode()
+
+
+def test_pin_forms_of_the_same_certificate_and_key(self_signed, complete_chain):
+    """Hex with or without colons, any case; base64 SPKI with or without pin-sha256= and quotes: all trust the
+    self-signed server, and none of them trusts another chain."""
+    cert, chain = self_signed
+    spki = openssl_pin_sha256(cert)
+    colons = ":".join(cert.sha256[i : i + 2] for i in range(0, 64, 2))
+    forms = [cert.sha256.upper(), colons, colons.upper(), spki, f"pin-sha256={spki}", f'pin-sha256="{spki}"',
+             f"'{spki}'", f"sha256/{spki}"]  # fmt: skip
+    for form in forms:
+        (result,), _ = evaluate(chain, [], [form])
+        assert (result.trusted, result.path) == (True, [cert.sha256]), form
+        (other,), _ = evaluate(complete_chain, [], [form])
+        assert (other.trusted, other.reason) == (False, "not_pinned"), form
+    (key_pin,) = parse_pins([f'pin-sha256="{spki}"'])
+    assert key_pin.kind == "key"
+    (result,), _ = evaluate(chain, [], [spki])
+    assert result.detail is not None and result.detail.startswith("the key of CN=localhost")
+    assert f'pin-sha256="{spki}"' in result.detail
+
+
+def test_key_pin_survives_a_renewal_and_matches_an_intermediate(work, pki, self_signed, complete_chain):
+    """A key pin trusts a renewed certificate with the same key (a certificate pin does not), and a key pin on
+    the served intermediate trusts the chain below it."""
+    cert, _ = self_signed
+    renewed = issue(name("localhost"), key=cert.key, days=365, sans=("localhost",), eku=SERVER_AUTH)
+    served = serve(work / "renewed", renewed, [])
+    (by_key,), _ = evaluate(served, [], [openssl_pin_sha256(cert)])
+    (by_cert,), _ = evaluate(served, [], [cert.sha256])
+    assert (by_key.trusted, by_cert.trusted, by_cert.reason) == (True, False, "not_pinned")
+    (on_intermediate,), _ = evaluate(complete_chain, [], [openssl_pin_sha256(pki.intermediate)])
+    assert on_intermediate.trusted
+    assert on_intermediate.path == [pki.leaf.sha256, pki.intermediate.sha256]
+
+
+def test_pin_file_of_text_pins(work, self_signed):
+    """A text file of pins, one a line, with comments; a bad line is refused with its line number and the forms."""
+    cert, chain = self_signed
+    pins = work / "pins.txt"
+    pins.write_text(f'# current key\npin-sha256="{openssl_pin_sha256(cert)}"\n\n{"2e" * 32}  # the next certificate\n')
+    assert [p.kind for p in parse_pins([str(pins)])] == ["key", "certificate"]
+    (result,), _ = evaluate(chain, [], [str(pins)])
+    assert result.trusted and result.detail is not None and f"({pins}:2)" in result.detail
+    bad = work / "bad-pins.txt"
+    bad.write_text(f"{'2e' * 32}\n{'2e' * 31}\n")
+    with pytest.raises(TrustStoreError, match=r"bad-pins.txt, line 2: '2e2e.*' is not a pin; a pin is a certificate"):
+        parse_pins([str(bad)])
+    empty = work / "empty-pins.txt"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(TrustStoreError, match="holds no pins"):
+        parse_pins([str(empty)])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2e" * 31, "2e" * 33, "zz" * 32, 'pin-sha256="short"', "A" * 44, "pin-sha256=" + "A" * 42 + "=="],
+)
+def test_malformed_pins_show_the_accepted_forms(text):
+    """Too short or long, not hex, base64 of the wrong length or padding: refused, naming every accepted form."""
+    with pytest.raises(TrustStoreError) as info:
+        parse_pins([text])
+    message = str(info.value)
+    assert "64 hex digits" in message and "pin-sha256=" in message and "PEM/DER certificate file" in message
+
+
 def test_capath_made_by_openssl_rehash(work, pki, complete_chain):
     """A hashed CA directory made by `openssl rehash` is a store; one without hash links is refused clearly."""
     directory = work / "capath"
@@ -448,7 +525,7 @@ def test_store_and_pin_errors_are_clear(work):
     broken.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     with pytest.raises(TrustStoreError, match="PEM block 1"):
         load_anchors(TrustStoreSpec("file", broken))
-    with pytest.raises(TrustStoreError, match="neither a SHA-256"):
+    with pytest.raises(TrustStoreError, match="neither a pin nor an existing file; a pin is a certificate's SHA-256"):
         parse_pins(["abc123"])
     with pytest.raises(TrustStoreError, match="needs a path"):
         TrustStoreSpec("file")

@@ -26,8 +26,14 @@ LEGACY = DATA / "legacy-report.json"
 # JSON and JSON Lines gain the new fields; every other format must not change by a byte.
 UNCHANGED = [fmt for fmt in OutputFormat if fmt not in (OutputFormat.json, OutputFormat.jsonl)]
 NEW_REPORT_FIELDS = ("verdict", "exit_code")
-# Facts fields added since, which an old report reads back with their empty default.
-NEW_CERTIFICATE_FIELDS = ("lints",)
+# Facts the model gained since, by group: read from the old report as not probed.
+NEW_FACT_FIELDS = {
+    "client_auth": ("enforcement", "untrusted_enforcement"),
+    "certificate": ("hostname_match_cn_only",),
+}
+# ... and those whose default is null rather than not probed, or an empty list.
+NEW_NULL_FACT_FIELDS = {"certificate": ("hostname_mismatch",)}
+NEW_LIST_FACT_FIELDS = {"certificate": ("lints",)}
 # Renderings stored compressed, by the suffix of the file that tlsgate writes.
 COMPRESSED = {FILE_SUFFIXES[OutputFormat.html]}
 
@@ -57,18 +63,24 @@ def test_an_old_report_renders_as_it_did(legacy: Report, fmt: OutputFormat) -> N
     assert render(legacy, fmt) == _expected(fmt).decode("utf-8")
 
 
-def _without_new_facts(target: dict[str, Any]) -> dict[str, Any]:
-    certificate = (target.get("facts") or {}).get("certificate")
-    for name in NEW_CERTIFICATE_FIELDS if certificate else ():
-        assert certificate.pop(name) == []
-    return target
+def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    for group, fields in NEW_FACT_FIELDS.items():
+        for name in fields:
+            assert facts[group].pop(name) == {"status": "not_probed", "value": None, "error": None, "source": None}
+    for group, fields in NEW_NULL_FACT_FIELDS.items():
+        for name in fields:
+            assert facts[group].pop(name) is None
+    for group, fields in NEW_LIST_FACT_FIELDS.items():
+        for name in fields:
+            assert facts[group].pop(name) == []
+    return facts
 
 
 def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in data.items() if k not in NEW_REPORT_FIELDS}
-    data["targets"] = [_without_new_facts(t) for t in data["targets"]]
     data["targets"] = [
         {k: v for k, v in t.items() if k != "gate_verdict"}
+        | {"facts": _without_new_facts(t["facts"])}
         | {"findings": [{k: v for k, v in f.items() if k != "decision"} for f in t["findings"]]}
         for t in data["targets"]
     ]

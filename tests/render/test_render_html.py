@@ -19,6 +19,7 @@ from scanner.facts import (
     Certificate,
     CertificateFacts,
     CipherSuite,
+    ClientAuthEnforcement,
     ClientAuthFacts,
     DnFields,
     ErrorClass,
@@ -162,6 +163,16 @@ def _client_auth() -> ClientAuthFacts:
         ca_names=observed([EVIL_CA, "CN=Corp CA,O=Corp"], "tlsgate"),
         throwaway_certificate_accepted=observed(False, "tlsgate"),
         provided_certificate_accepted=NOT_PROBED,
+        enforcement=observed(
+            ClientAuthEnforcement(
+                at="application",
+                http_basis="the server selected ALPN http/1.1",
+                status_line="HTTP/1.1 400 Bad Request",
+                detail="the HTTP request without a client certificate was refused: HTTP/1.1 400 Bad Request",
+            ),
+            "tlsgate",
+        ),
+        untrusted_enforcement=observed(ClientAuthEnforcement(at="handshake", detail="refused"), "tlsgate"),
     )
 
 
@@ -434,6 +445,8 @@ def test_fact_groups_render_rows(page: str) -> None:
     assert _cells(good, "requirement")[1][1] == "optional"
     assert _cells(good, "ca_names")[1][1] == f"{EVIL_CA} CN=Corp CA,O=Corp"
     assert _cells(good, "throwaway_certificate_accepted")[1][1] == "no"
+    assert _cells(good, "enforcement")[1][1] == "application (HTTP/1.1 400 Bad Request)"
+    assert _cells(good, "untrusted_enforcement")[1][1] == "handshake"
     # Every Observed field of a group has a row, so a new fact cannot be silently left out of the report.
     for group, rows in [
         (GroupFacts, html_render.GROUP_ROWS),

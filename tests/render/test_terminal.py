@@ -13,7 +13,7 @@ from scanner.saved import read_report
 
 def _report(tlsgate, server, tmp_path):
     path = tmp_path / "r.json"
-    tlsgate("scan", server.target, "--json", str(path))
+    tlsgate("scan", "--pack", "tls13-only", server.target, "--json", str(path))
     return read_report(path)
 
 
@@ -40,17 +40,19 @@ def test_colour_on_a_terminal_plain_otherwise(tlsgate, tls12_13_server, tmp_path
 
 def test_piped_cli_output_is_plain(tlsgate, tls12_13_server):
     """The real command line, piped as CI runs it, prints no escape codes."""
-    run = tlsgate("scan", tls12_13_server.target)
+    run = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target)
     assert run.code == 1
     assert "\x1b[" not in run.stdout and "TLS13ONLY-001" in run.stdout
 
 
 def test_quiet_and_verbose(tlsgate, tls12_13_server, tmp_path):
     """--quiet prints no summary (the exit code speaks); --verbose adds passed rules and a facts line."""
-    quiet = tlsgate("scan", tls12_13_server.target, "--quiet", "--json", str(tmp_path / "q.json"))
+    quiet = tlsgate(
+        "scan", "--pack", "tls13-only", tls12_13_server.target, "--quiet", "--json", str(tmp_path / "q.json")
+    )
     assert quiet.code == 1
     assert quiet.stdout.strip() == ""
     assert json.loads((tmp_path / "q.json").read_text())["targets"][0]["verdict"] == "fail"
-    verbose = tlsgate("scan", tls12_13_server.target, "--verbose")
+    verbose = tlsgate("scan", "--pack", "tls13-only", tls12_13_server.target, "--verbose")
     assert "pass [high] TLS13ONLY-002" in verbose.stdout
     assert "protocols accepted: TLSv1.2, TLSv1.3" in verbose.stdout

@@ -57,6 +57,27 @@ def test_three_targets_with_a_pack_of_their_own(tlsgate, tls13_server, tls12_13_
     assert run.code in (0, 1, 3), run.stderr
 
 
+def test_targets_without_packs_take_the_default_pack(tlsgate, tls13_server, refused_port, tmp_path):
+    """Inventory targets that name no packs, scanned without --pack, are judged by the default pack, baseline."""
+    inventory = _write(
+        tmp_path / "inv.yaml",
+        f"""
+        targets:
+          - name: up
+            target: {tls13_server.target}
+          - name: gone
+            target: 127.0.0.1:{refused_port}
+        """,
+    )
+    out = tmp_path / "r.json"
+    run = tlsgate("scan", "--inventory", str(inventory), "--timeout", "3", "--json", str(out))
+    report = json.loads(out.read_text())
+    assert _findings_packs(report) == {"up": ["essentials"], "gone": ["essentials"]}
+    assert [p["id"] for p in report["packs"]] == ["essentials"]
+    # the test server's CA is in no store: the default pack fails its chain, which outranks "gone"
+    assert run.code == 1, run.stderr
+
+
 def test_tag_selects_targets_and_groups(tlsgate, tls13_server, refused_port, tmp_path):
     """--tag scans only targets with any given tag, a group's name being a tag of its targets."""
     inventory = _write(
@@ -75,13 +96,14 @@ def test_tag_selects_targets_and_groups(tlsgate, tls13_server, refused_port, tmp
         """,
     )
     out = tmp_path / "r.json"
-    run = tlsgate("scan", "--inventory", str(inventory), "--tag", "edge", "--tag", "nothing", "--json", str(out))
+    run = tlsgate("scan", "--pack", "tls13-only", "--inventory", str(inventory), "--tag", "edge", "--tag", "nothing",
+                  "--json", str(out))  # fmt: skip
     assert run.code == 0, run.stderr
     assert [t["target"] for t in json.loads(out.read_text())["targets"]] == ["front"]
-    run = tlsgate("scan", "--inventory", str(inventory), "--tag", "lab", "--json", str(out))
+    run = tlsgate("scan", "--pack", "tls13-only", "--inventory", str(inventory), "--tag", "lab", "--json", str(out))
     assert run.code == 3, run.stderr
     assert [t["target"] for t in json.loads(out.read_text())["targets"]] == ["old"]
-    run = tlsgate("scan", "--inventory", str(inventory), "--tag", "qa")
+    run = tlsgate("scan", "--pack", "tls13-only", "--inventory", str(inventory), "--tag", "qa")
     assert run.code == 2
     assert "no target has the tag 'qa' (tags in it: edge, lab, prod)" in run.stderr
 
@@ -90,7 +112,7 @@ def test_targets_file_with_comments(tlsgate, tls13_server, tmp_path):
     """A targets file's comments and blank lines are skipped and its targets scanned."""
     listing = _write(tmp_path / "targets.txt", f"# our endpoints\n\n{tls13_server.target}  # the API\n")
     out = tmp_path / "r.json"
-    run = tlsgate("scan", "--targets-file", str(listing), "--json", str(out))
+    run = tlsgate("scan", "--pack", "tls13-only", "--targets-file", str(listing), "--json", str(out))
     assert run.code == 0, run.stderr
     assert [t["target"] for t in json.loads(out.read_text())["targets"]] == [tls13_server.target]
 
@@ -99,7 +121,8 @@ def test_targets_from_stdin(tls13_server, refused_port, tmp_path):
     """--targets-file - reads the targets from standard input."""
     out = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "scanner.cli", "scan", "--targets-file", "-", "--json", str(out), "--timeout", "3"],
+        [sys.executable, "-m", "scanner.cli", "scan", "--pack", "tls13-only", "--targets-file", "-", "--json", str(out),
+         "--timeout", "3"],
         input=f"{tls13_server.target}\n127.0.0.1:{refused_port}\n",
         capture_output=True, text=True, timeout=300, cwd=REPO, check=False,
     )  # fmt: skip

@@ -17,6 +17,9 @@ from scanner.targets import Target, TargetError, parse_target
         ("[::1]:4433", "::1", 4433, None),
         ("[::1]", "::1", 443, None),
         ("::1", "::1", 443, None),
+        # a bare address whose last group cannot be a port after an address is scanned on 443, as it says
+        ("2001:db8::1", "2001:db8::1", 443, None),
+        ("fe80::1bb", "fe80::1bb", 443, None),
         ("https://example.com", "example.com", 443, "example.com"),
         ("https://example.com:9443/path?q=1", "example.com", 9443, "example.com"),
         ("https://[::1]:8443/", "::1", 8443, None),
@@ -43,6 +46,10 @@ def test_valid_targets(text, host, port, sni):
         ("[nothost]:443", "is not an IPv6 address"),
         ("[::1]443", "expected ':PORT'"),
         ("fe80::1::2:443", "write IPv6 addresses with a port as [addr]:port"),
+        # an address whose last group reads as a port: the bracketed spelling is suggested, both readings shown
+        ("::1:8443", "needs brackets: write [::1]:8443 (or [::1:8443] for the address alone, on port 443)"),
+        ("fe80::1:443", "needs brackets: write [fe80::1]:443 (or [fe80::1:443] for the address alone"),
+        ("2001:db8::1:0:8883", "write [2001:db8::1:0]:8883"),
         ("ftp://example.com", "unsupported scheme 'ftp'"),
         ("https://user:pw@example.com", "credentials"),
         ("https://example.com:99999", "out of range"),

@@ -9,6 +9,10 @@ server sends is seen:
    names acceptable CAs, the throwaway CA borrows the first name, so that a server matching issuer names
    without checking signatures is caught too. A server that verifies client certificates refuses it.
 3. **The scan's own certificate**, when one was given (``Endpoint.credentials``): is it accepted?
+4. **Where the refusal happens.** A client the handshake refused (no certificate, or the throwaway one) was
+   refused there. One it let through may still be refused by the application (nginx ``ssl_verify_client on``
+   answers HTTP 400): ``enforcement`` makes one more connection as that client and, for an HTTP service only,
+   one request.
 
 Where a verdict shows: in TLS 1.2 the server judges the client's certificate before its Finished, so the
 handshake either completes or fails. In TLS 1.3 the client's handshake is over before the server has even read
@@ -40,7 +44,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scanner.facts import ClientAuthFacts, ErrorClass, Observed, ProbeError, observed, unobserved
+from scanner.facts import (
+    ClientAuthEnforcement,
+    ClientAuthFacts,
+    ErrorClass,
+    Observed,
+    ProbeError,
+    observed,
+    unobserved,
+)
+from scanner.probe.checks.enforcement import probe_enforcement, refused_in_handshake, starttls_service
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
@@ -203,7 +216,7 @@ def _classify(exc: ssl.SSLError, when: str) -> tuple[Ending, str]:
     return "tls_error", f"TLS error {when}: {exc.reason or exc}"
 
 
-def _context(chain: tuple[Path, Path] | None, keylog: Path) -> ssl.SSLContext:
+def _context(chain: tuple[Path, Path] | None, keylog: Path | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # the server's certificate is another probe's business
@@ -212,7 +225,8 @@ def _context(chain: tuple[Path, Path] | None, keylog: Path) -> ssl.SSLContext:
     if chain is not None:
         # An empty password: never let OpenSSL prompt on the terminal for an encrypted key.
         context.load_cert_chain(chain[0], chain[1], password="")
-    context.keylog_filename = str(keylog)
+    if keylog is not None:
+        context.keylog_filename = str(keylog)
     return context
 
 
@@ -234,6 +248,18 @@ def _failed_handshake(endpoint: Endpoint, ending: Ending, detail: str) -> ProbeE
     return ProbeError(error_class=ErrorClass.handshake_failed, message=f"{endpoint.display}: {detail}")
 
 
+def _open(endpoint: Endpoint) -> socket.socket | ProbeError:
+    """A connection ready for a ClientHello, or why there is none."""
+    try:
+        return endpoint.connect()
+    except StartTlsError as exc:
+        return ProbeError(error_class=ErrorClass.starttls_failed, message=str(exc))
+    except OSError as exc:
+        where = endpoint.display
+        timed_out = f"connecting to {where} timed out"
+        return connect_failure(where, exc, timed_out=timed_out, reason=exc.strerror or str(exc))
+
+
 def _attempt(endpoint: Endpoint, chain: tuple[Path, Path] | None, workdir: Path, label: str) -> _Attempt:
     keylog = workdir / f"{label}.keylog"
     unknown = _ServerFlight(None, None, None)
@@ -244,16 +270,9 @@ def _attempt(endpoint: Endpoint, chain: tuple[Path, Path] | None, workdir: Path,
         return _Attempt(
             unknown, None, "", ProbeError(error_class=ErrorClass.probe_failed, message=f"cannot set up {what}: {exc}")
         )
-    try:
-        sock = endpoint.connect()
-    except StartTlsError as exc:
-        return _Attempt(unknown, None, "", ProbeError(error_class=ErrorClass.starttls_failed, message=str(exc)))
-    except OSError as exc:
-        where = endpoint.display
-        error = connect_failure(
-            where, exc, timed_out=f"connecting to {where} timed out", reason=exc.strerror or str(exc)
-        )
-        return _Attempt(unknown, None, "", error)
+    sock = _open(endpoint)
+    if isinstance(sock, ProbeError):
+        return _Attempt(unknown, None, "", sock)
     with sock:
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=endpoint.server_name)
@@ -365,6 +384,36 @@ def probe_client_auth(endpoint: Endpoint) -> ClientAuthFacts:
         )
 
 
+def _enforcement(endpoint: Endpoint, chain: tuple[Path, Path] | None, who: str) -> Observed[ClientAuthEnforcement]:
+    """Where a client the handshake let through is refused: one more connection and, for HTTP, one request."""
+    if endpoint.starttls is not None:
+        return starttls_service(endpoint, who)
+    try:
+        context = _context(chain)
+        sock = _open(endpoint)
+        if isinstance(sock, ProbeError):
+            return unobserved(sock.error_class, sock.message, SOURCE)
+        with sock:
+            return probe_enforcement(endpoint, sock, context, who)
+    except Exception as exc:  # an answer nobody foresaw must not cost the facts the handshakes already gave
+        return unobserved(ErrorClass.probe_failed, f"the HTTP check {who} broke: {type(exc).__name__}: {exc}", SOURCE)
+
+
+_WITHOUT = "without a client certificate"
+_UNTRUSTED = "with a certificate from an unknown CA"
+
+
+def _untrusted_enforcement(
+    endpoint: Endpoint, chain: tuple[Path, Path], throwaway: Observed[bool]
+) -> Observed[ClientAuthEnforcement]:
+    """Where the throwaway certificate is refused: in the handshake, as the TLS-level probe saw, or later."""
+    if throwaway.status != "ok":  # no verdict on the throwaway certificate: none on where it is refused either
+        return Observed[ClientAuthEnforcement](status=throwaway.status, error=throwaway.error, source=SOURCE)
+    if throwaway.value is False:
+        return refused_in_handshake(f"{_UNTRUSTED}: the handshake was refused")
+    return _enforcement(endpoint, chain, _UNTRUSTED)
+
+
 def _probe(endpoint: Endpoint) -> ClientAuthFacts:
     with tempfile.TemporaryDirectory(prefix="tlsgate-mtls-") as temporary:
         workdir = Path(temporary)
@@ -388,21 +437,30 @@ def _probe(endpoint: Endpoint) -> ClientAuthFacts:
                 ca_names=_not_applicable(reason),
                 throwaway_certificate_accepted=_not_applicable(reason),
                 provided_certificate_accepted=_not_applicable(reason),
+                enforcement=_enforcement(endpoint, None, _WITHOUT),
+                untrusted_enforcement=_not_applicable(f"{reason}, so none can be sent"),
             )
         names = flight.ca_names or []
-        throwaway = _acceptance(
-            endpoint, _throwaway_certificate(workdir, names[0].name if names else None), workdir, "throwaway"
-        )
+        chain = _throwaway_certificate(workdir, names[0].name if names else None)
+        throwaway = _acceptance(endpoint, chain, workdir, "throwaway")
         credentials = endpoint.credentials
         provided = (
             _acceptance(endpoint, (credentials.cert_chain, credentials.key), workdir, "provided")
             if credentials is not None
             else _not_applicable("no client certificate was given for the scan")
         )
+        enforcement = (
+            _enforcement(endpoint, None, _WITHOUT)
+            if bare.accepted
+            else refused_in_handshake(f"{_WITHOUT}: {bare.detail}")
+        )
+        untrusted = _untrusted_enforcement(endpoint, chain, throwaway)
     return ClientAuthFacts(
         status="ok",
         requirement=observed("optional" if bare.accepted else "required", SOURCE),
         ca_names=observed([name.text for name in names], SOURCE),
         throwaway_certificate_accepted=throwaway,
         provided_certificate_accepted=provided,
+        enforcement=enforcement,
+        untrusted_enforcement=untrusted,
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
 from scanner.probe.checks.ciphers import candidate_suites
+from scanner.probe.connect.banners import starttls_hint
 from scanner.probe.connect.endpoint import connect_failure
 from scanner.probe.connect.starttls import StartTls, StartTlsError, upgrade
 from scanner.probe.wire.hello import build_client_hello
@@ -91,9 +92,11 @@ def preflight(
         reply = send_hello(sock, _hello(server_name), timeout, until="server_hello")
     end = reply.end
     if isinstance(end, NotTls) and not end.ssl2:
+        hint = starttls_hint(end.preview) if starttls is None else None
         return ProbeError(
             error_class=ErrorClass.not_tls,
-            message=f"{where} does not speak TLS: it answered a ClientHello with {end.describe()}",
+            message=f"{where} does not speak TLS: it answered a ClientHello with {end.describe()}"
+            + (f"; {hint}" if hint else ""),
         )
     if isinstance(end, TimedOut) and end.received == 0:
         return ProbeError(

@@ -12,7 +12,7 @@ from cryptography.x509 import ocsp
 
 from scanner.facts import CertificateFacts
 from scanner.probe.pki.answers import find_issuer
-from scanner.probe.pki.certificates import chain_facts
+from scanner.probe.pki.certificates import chain_facts, name_check
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.lints import certificate_lints
 from scanner.probe.pki.ocsp import stapled_ocsp
@@ -51,7 +51,8 @@ def analyse(
     alone (peers identified by their DN, as MQ channels are); ``hostname_match`` is reported either way."""
     now = now or datetime.now(UTC)
     served = list(chain)
-    certificates, hostname_match, order = chain_facts(served, name, now)
+    certificates, _, order = chain_facts(served, name, now)
+    names = name_check(served[0], name)
     trust_name = name if check_name else None
     trust, complete = evaluate_trust(served, trust_name, list(options.stores), list(options.pins), fetcher, now)
     issuer = find_issuer(served[0], [*served[1:], *options.anchors])
@@ -64,7 +65,9 @@ def analyse(
         status="ok",
         leaf=certificates[0],
         chain=certificates,
-        hostname_match=hostname_match,
+        hostname_match=names.match,
+        hostname_mismatch=names.mismatch,
+        hostname_match_cn_only=names.cn_only,
         chain_order_valid=order,
         chain_complete=complete,
         trust=trust,

@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from scanner.facts import (
     DnFields,
     ErrorClass,
     ExtendedKeyUsage,
+    HostnameMismatch,
     Observed,
     ProbeError,
     PublicKey,
@@ -398,39 +400,84 @@ def _dns_id_matches(presented: str, reference: str) -> bool:
     return bool(head) and rest == ".".join(labels[1:])
 
 
+@dataclass(frozen=True)
+class NameCheck:
+    """The leaf against the target name: whether it matches, why not, and whether its common name alone would."""
+
+    match: Observed[bool]
+    mismatch: HostnameMismatch | None
+    cn_only: Observed[bool]
+
+
 def hostname_matches(cert: x509.Certificate, name: str) -> bool:
-    """Whether ``cert`` is for ``name`` (RFC 6125 / RFC 9525 server identity).
+    """Whether ``cert`` is for ``name`` (RFC 9525 server identity), by its subjectAltName only.
 
     DNS names are compared case-insensitively as IDNA A-labels, a trailing dot ignored; a wildcard is honoured only
     as the complete left-most label of a name of three labels or more, and stands for exactly one label. An IP
     address (v4 or v6, brackets and zone allowed) matches only iPAddress SAN entries, compared as addresses.
 
-    The DNS names come from the subjectAltName extension only. As a deliberate compatibility choice, the subject
-    common name is consulted only when the certificate has no subjectAltName extension at all (RFC 9525 forbids it;
-    RFC 6125 allowed it); a certificate whose subjectAltName is present but unreadable or holds no DNS name
-    never falls back to its common name.
+    The subject common name is never consulted, not even when there is no subjectAltName: RFC 9525 dropped the
+    CN-ID fallback of RFC 6125 section 6.4.4, RFC 9110 4.3.4 forbids it for HTTPS, the CA/B Baseline Requirements
+    make the subjectAltName mandatory, and browsers (Chrome 58, Firefox 48), Go and cryptography ignore the CN.
+    :func:`common_name_matches` tells whether the legacy fallback would have matched.
     """
+    return _mismatch(cert, name) is None
+
+
+def _mismatch(cert: x509.Certificate, name: str) -> HostnameMismatch | None:
     if "*" in name:
-        return False  # a reference identifier is never a pattern
+        return "no_matching_name"  # a reference identifier is never a pattern
     extensions = _extensions(cert)
     san = _get(extensions, x509.SubjectAlternativeName)
+    if san is None:
+        present = x509.SubjectAlternativeName.oid in extensions
+        return "unreadable_subject_alt_name" if present else "no_subject_alt_name"
     address = _ip_form(name)
     if address is not None:
-        ips = san.get_values_for_type(x509.IPAddress) if san is not None else []
-        return any(ip == address for ip in ips if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address))
-    reference = _dns_form(name)
+        ips = san.get_values_for_type(x509.IPAddress)
+        matched = any(ip == address for ip in ips if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address))
+    else:
+        reference = _dns_form(name)
+        matched = reference is not None and any(
+            _dns_id_matches(p, reference) for p in san.get_values_for_type(x509.DNSName)
+        )
+    return None if matched else "no_matching_name"
+
+
+def common_name_matches(cert: x509.Certificate, name: str) -> bool | None:
+    """Whether the subject common name alone matches ``name`` as a DNS-ID would, for a leaf without any
+    subjectAltName extension (the legacy CN-ID fallback, RFC 6125 6.4.4); None when the leaf has one, since no
+    client, legacy or not, consults the CN then. An IP address never matches a CN."""
+    if x509.SubjectAlternativeName.oid in _extensions(cert):
+        return None
+    reference = _dns_form(name) if "*" not in name and _ip_form(name) is None else None
     if reference is None:
         return False
-    presented: list[str]
-    if san is not None:
-        presented = san.get_values_for_type(x509.DNSName)
-    elif x509.SubjectAlternativeName.oid in extensions:
-        return False  # present but unreadable: no fallback to the common name
-    else:
-        presented = _safe(
-            lambda: [_text(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)], list
-        )
-    return any(_dns_id_matches(p, reference) for p in presented)
+    names: list[str] = _safe(
+        lambda: [_text(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)], list
+    )
+    return any(_dns_id_matches(n, reference) for n in names)
+
+
+def name_check(cert: x509.Certificate, name: str | None) -> NameCheck:
+    """The name facts of the leaf ``cert`` for the target ``name``; without a name, not_probed (not_applicable)."""
+    if name is None:
+        missing = _not_applicable("no name to check the certificate for")
+        return NameCheck(missing, None, missing)
+    mismatch = _mismatch(cert, name)
+    cn = common_name_matches(cert, name)
+    cn_only = (
+        observed(cn, SOURCE)
+        if cn is not None
+        else _not_applicable("the leaf has a subjectAltName extension: no client consults its common name")
+    )
+    return NameCheck(observed(mismatch is None, SOURCE), mismatch, cn_only)
+
+
+def _not_applicable(message: str) -> Observed[bool]:
+    return Observed[bool](
+        status="not_probed", error=ProbeError(error_class=ErrorClass.not_applicable, message=message), source=SOURCE
+    )
 
 
 # --- the served chain -------------------------------------------------------------------------------------------
@@ -450,12 +497,4 @@ def chain_facts(
     if not chain:
         missing = unobserved(ErrorClass.probe_failed, "the server sent no certificate", SOURCE)
         return facts, missing, missing
-    if name is None:
-        match: Observed[bool] = Observed[bool](
-            status="not_probed",
-            error=ProbeError(error_class=ErrorClass.not_applicable, message="no name to check the certificate for"),
-            source=SOURCE,
-        )
-    else:
-        match = observed(hostname_matches(chain[0], name), SOURCE)
-    return facts, match, observed(chain_order_valid(chain), SOURCE)
+    return facts, name_check(chain[0], name).match, observed(chain_order_valid(chain), SOURCE)

@@ -307,6 +307,12 @@ def _diagnose(
         if now < cert.not_valid_before_utc:
             return "not_yet_valid", f"the {role} is not valid before {cert.not_valid_before_utc.isoformat()}"
     if name is not None:
+        if extension(path[0], x509.SubjectAlternativeName) is None:
+            # Clients match names in the subjectAltName only (RFC 9525); the CN-ID fallback is gone.
+            return "name_mismatch", (
+                f"the leaf has no subjectAltName, so it is for no name: its subject {subject_text(path[0])} is not "
+                f"matched against {_display(name)}"
+            )
         verified, _ = _verify(store, path[0], pool, _own_name(path[0]), now)
         if verified is not None:
             held = ", ".join(str(n.value) for n in san_names(path[0])) or "no names"
@@ -371,7 +377,10 @@ def evaluate_trust(
         now = now.replace(tzinfo=UTC)
     stores = [s for s in specs if s.kind != "pin"]
     all_pins = parse_pins(pins) + [
-        Pin(fingerprint(cert), str(spec.path)) for spec in specs if spec.kind == "pin" for cert in load_anchors(spec)
+        Pin("certificate", fingerprint(cert), str(spec.path))
+        for spec in specs
+        if spec.kind == "pin"
+        for cert in load_anchors(spec)
     ]
     loaded = [_prepare(spec) for spec in stores]
     has_pins = bool(pins) or len(stores) < len(specs)
