@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from scanner.facts import CertificateFacts, ErrorClass, Facts, ProbeError, TargetInfo
 from scanner.probe.pki.certificates import certificate_facts
+from scanner.probe.pki.lints import certificate_lints
 from scanner.probe.pki.pins import Pin, evaluate_pins
 
 
@@ -57,17 +58,21 @@ def file_facts(path: Path, password: bytes | None, now: datetime | None = None, 
     target = TargetInfo(input=str(path), host=path.name, port=0, server_name=None, ip_address=None, source="file")
     try:
         certs = read_certificates(path, password)
-        chain = [certificate_facts(cert) for cert in certs]
     except CertFileError as exc:
         error = ProbeError(error_class=ErrorClass.probe_failed, message=str(exc))
         return Facts(target=target, started_at=started, finished_at=datetime.now(UTC), status="error", error=error)
+    chain = [certificate_facts(cert) for cert in certs]
     return Facts(
         target=target,
         started_at=started,
         finished_at=datetime.now(UTC),
         status="ok",
         certificate=CertificateFacts(
-            status="ok", leaf=chain[0], chain=chain, trust=[evaluate_pins(certs, list(pins))] if pins else []
+            status="ok",
+            leaf=chain[0],
+            chain=chain,
+            trust=[evaluate_pins(certs, list(pins))] if pins else [],
+            lints=certificate_lints(certs),
         ),
     )
 

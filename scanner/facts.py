@@ -204,6 +204,10 @@ TrustReason = Literal[
     "name_mismatch",
     "bad_signature",
     "weak_signature_hash",
+    "wrong_purpose",
+    "not_a_ca",
+    "path_length_exceeded",
+    "name_constraints_violated",
     "not_pinned",
     "invalid",
 ]
@@ -249,6 +253,24 @@ class RevocationResult(Frozen):
     detail: str | None = Field(default=None, description="Why not checked, or what went wrong.")
 
 
+LintDocument = Literal["RFC5280", "CABF-BR"]
+LintSeverity = Literal["error", "warning"]
+
+
+class CertificateLint(Frozen):
+    """One served certificate deviating from one rule of a certificate profile: observed in the certificate's
+    encoding, not a trust verdict (clients accept these chains; see docs/trust.md). Packs judge them."""
+
+    certificate: int = Field(description="Position in the chain as served, 0 = the leaf.")
+    subject: str
+    sha256: str = Field(description="SHA-256 fingerprint of the certificate, hexadecimal, lower case.")
+    id: str = Field(description="Stable name of the check, e.g. ca-basic-constraints-not-critical.")
+    document: LintDocument = Field(description="RFC5280, or CABF-BR (CA/B Forum Baseline Requirements).")
+    section: str = Field(description="The section of the document, e.g. 4.2.1.9 or 7.1.2.10.4.")
+    severity: LintSeverity = Field(description="error: a MUST is not met; warning: a SHOULD.")
+    message: str
+
+
 class CertificateFacts(Frozen):
     status: ObservationStatus
     error: ProbeError | None = None
@@ -276,6 +298,10 @@ class CertificateFacts(Frozen):
         default=NOT_PROBED, description="The served chain needs no intermediate from elsewhere to reach an anchor."
     )
     trust: list[TrustResult] = Field(default_factory=list, description="One verdict per trust store consulted.")
+    lints: list[CertificateLint] = Field(
+        default_factory=list,
+        description="Deviations of the served certificates from RFC 5280 and the CA/B BRs that clients tolerate.",
+    )
     trust_name: str | None = Field(
         default=None,
         description="The name trust was judged for; null when judged by the chain alone (--no-name-check: peers "

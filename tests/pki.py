@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PEM = serialization.Encoding.PEM
@@ -67,6 +67,36 @@ class Issued:
         return cert_path, key_path
 
 
+def _ca_extensions(
+    builder: x509.CertificateBuilder,
+    key: Any,
+    issuer: Issued | None,
+    ca: bool,
+    path_length: int | None,
+    bc_critical: bool | None,
+    ku_critical: bool | None,
+    key_ids: bool,
+) -> x509.CertificateBuilder:
+    """basicConstraints, keyUsage, SKI and AKI: present and critical as RFC 5280 asks, unless told otherwise."""
+    if bc_critical is not None:
+        constraints = x509.BasicConstraints(ca=ca, path_length=path_length if ca else None)
+        builder = builder.add_extension(constraints, critical=bc_critical)
+    if key_ids:
+        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    if issuer is not None and key_ids:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
+        )
+    if ku_critical is None:
+        return builder
+    usage = x509.KeyUsage(
+        digital_signature=True, content_commitment=False,
+        key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey), data_encipherment=False,
+        key_agreement=False, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False,
+    )  # fmt: skip
+    return builder.add_extension(usage, critical=ku_critical)
+
+
 def issue(
     subject: x509.Name,
     *,
@@ -83,8 +113,16 @@ def issue(
     crl_url: str | None = None,
     hash_algorithm: Any = None,
     serial: int | None = None,
+    bc_critical: bool | None = True,
+    ku_critical: bool | None = True,
+    key_ids: bool = True,
+    permitted_dns: tuple[str, ...] = (),
 ) -> Issued:
-    """One certificate; self-signed when ``issuer`` is None. Defects are parameters (past dates, SHA-1 ...)."""
+    """One certificate; self-signed when ``issuer`` is None. Defects are parameters (past dates, SHA-1 ...).
+
+    The deviations clients tolerate are parameters too: ``bc_critical`` / ``ku_critical`` False mark basic
+    constraints / key usage non-critical and None leaves them out; ``key_ids`` False leaves out SKI and AKI.
+    ``permitted_dns`` adds a critical name constraint permitting only those DNS subtrees."""
     key = key or new_key()
     start = not_before or NOW - dt.timedelta(hours=1)
     signer_key = issuer.key if issuer else key
@@ -96,30 +134,11 @@ def issue(
         .serial_number(serial or x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False
-        )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
-    else:
-        builder = builder.add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )  # fmt: skip
+    builder = _ca_extensions(builder, key, issuer, ca, path_length, bc_critical, ku_critical, key_ids)
+    if permitted_dns:
+        subtrees: list[x509.GeneralName] = [x509.DNSName(d) for d in permitted_dns]
+        builder = builder.add_extension(x509.NameConstraints(subtrees, None), critical=True)
     if sans:
         names: list[x509.GeneralName] = []
         for san in sans:
@@ -152,8 +171,37 @@ def issue(
             ),
             critical=False,
         )
+    if isinstance(hash_algorithm, hashes.SHA1 | hashes.MD5):
+        modern = builder.sign(signer_key, hashes.SHA256())
+        return Issued(_legacy_signed(modern, signer_key, hash_algorithm), key, issuer)
     algorithm = None if isinstance(signer_key, ed25519.Ed25519PrivateKey) else (hash_algorithm or hashes.SHA256())
     return Issued(builder.sign(signer_key, algorithm), key, issuer)
+
+
+# AlgorithmIdentifier DER of the RSA PKCS#1 v1.5 signatures: all the same length, so one can replace another.
+_RSA_SIGNATURE_ALGORITHMS = {
+    "sha256": bytes.fromhex("300d06092a864886f70d01010b0500"),
+    "sha1": bytes.fromhex("300d06092a864886f70d0101050500"),
+    "md5": bytes.fromhex("300d06092a864886f70d0101040500"),
+}
+
+
+def _der(tag: int, contents: bytes) -> bytes:
+    size = len(contents)
+    if size < 0x80:
+        return bytes([tag, size]) + contents
+    width = (size.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | width]) + size.to_bytes(width, "big") + contents
+
+
+def _legacy_signed(cert: x509.Certificate, signer_key: Any, algorithm: hashes.HashAlgorithm) -> x509.Certificate:
+    """``cert`` re-signed by an RSA ``signer_key`` with SHA-1 or MD5, which cryptography refuses to sign with."""
+    if not isinstance(signer_key, rsa.RSAPrivateKey):
+        raise ValueError("SHA-1 and MD5 certificates are made with an RSA issuer key")
+    legacy = _RSA_SIGNATURE_ALGORITHMS[algorithm.name]
+    tbs = cert.tbs_certificate_bytes.replace(_RSA_SIGNATURE_ALGORITHMS["sha256"], legacy, 1)
+    signature = signer_key.sign(tbs, padding.PKCS1v15(), algorithm)
+    return x509.load_der_x509_certificate(_der(0x30, tbs + legacy + _der(0x03, b"\x00" + signature)))
 
 
 SERVER_AUTH = [ExtendedKeyUsageOID.SERVER_AUTH]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 from cryptography import x509
@@ -16,10 +17,12 @@ from scanner.facts import (
     Behaviours,
     Certificate,
     CertificateFacts,
+    CertificateLint,
     CipherSuite,
     ErrorClass,
     Facts,
     GroupFacts,
+    LintDocument,
     NamedGroup,
     Observed,
     RevocationResult,
@@ -130,6 +133,7 @@ def endpoint(
     stapling: Any = True,
     trust: tuple[tuple[str, bool], ...] = (("mozilla", True),),
     revoked: tuple[str, ...] = ("good",),
+    lints: tuple[CertificateLint, ...] = (),
 ) -> Facts:
     """A scanned endpoint; the defaults meet every rule of the four packs (or make it not apply)."""
     leaf = leaf or certificate()
@@ -142,13 +146,21 @@ def endpoint(
         certificate=CertificateFacts(
             status="ok", leaf=leaf, chain=chain,
             trust=[TrustResult(store=store, trusted=trusted) for store, trusted in trust],
-            revocation=revocation(leaf, *revoked),
+            revocation=revocation(leaf, *revoked), lints=list(lints),
         ),
         groups=GroupFacts(status="ok", tls12=groups(groups12), tls13=groups(groups13), dh_parameter_bits=dh),
         behaviours=Behaviours(
             status="ok", extended_master_secret=fact(ems), secure_renegotiation=fact(renegotiation),
             ocsp_stapling=fact(stapling),
         ),
+    )  # fmt: skip
+
+
+def lint(document: LintDocument, section: str, position: int = 1) -> CertificateLint:
+    """A lint of the served certificate at ``position`` (1: the intermediate)."""
+    return CertificateLint(
+        certificate=position, subject="CN=Intermediate CA", sha256="cd" * 32, id=f"{document}-{section}",
+        document=document, section=section, severity="error", message="deviates",
     )  # fmt: skip
 
 
@@ -350,6 +362,15 @@ CASES = [
          "client-auth-before"),
     case(CABF, "CABF-013", FAIL, with_leaf(not_before=utc(2026, 7, 1), eku=("serverAuth", "clientAuth")),
          "chrome-1.7-date", clientauth_phaseout_from=dt.date(2026, 6, 15)),
+    case(CABF, "CABF-030", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.9"),)), "rfc-lint-only"),
+    case(CABF, "CABF-030", FAIL, endpoint(lints=(lint("RFC5280", "4.2.1.9"), lint("CABF-BR", "7.1.2.10.4"))),
+         "bc-not-critical"),
+    case(CABF, "CABF-031", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.3"),)), "rfc-warning-only"),
+    case(CABF, "CABF-031", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.10.7"),)), "ku-missing"),
+    case(CABF, "CABF-032", PASS, GOLD, "no-lints"),
+    case(CABF, "CABF-032", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.11.1", 0),)), "leaf-aki-missing"),
+    case(CABF, "CABF-033", PASS, endpoint(lints=(lint("RFC5280", "4.2.1.2", 0),)), "leaf-ski-rfc-only"),
+    case(CABF, "CABF-033", FAIL, endpoint(lints=(lint("CABF-BR", "7.1.2.11.4"),)), "ca-ski-missing"),
 ]  # fmt: skip
 
 
@@ -473,3 +494,28 @@ def test_cabf_certificate_file_with_client_auth_fails_before_deployment(tlsgate,
     code, found = harness.cert(tlsgate, cert, tmp_path / "r.json", "--pack", CABF)
     expected = {"CABF-013": "fail"} | dict.fromkeys(("CABF-001", "CABF-002", "CABF-004"), "not_applicable")
     assert (code, statuses(found)) == (ExitCode.POLICY_FAILED, all_pass(CABF, **expected))
+
+
+def test_cabf_intermediate_with_non_critical_basic_constraints_is_trusted_but_fails_the_profile(tlsgate, tmp_path):
+    """A chain whose intermediate marks basicConstraints non-critical is trusted (clients accept it), its lints
+    cite RFC 5280 4.2.1.9 and BR 7.1.2.10.4, and of the CA/B pack only CABF-030 fails."""
+    root = pki.issue(pki.name("cabf-lint root CA"), ca=True, days=3650, key=pki.new_key("p384"))
+    intermediate = pki.issue(pki.name("cabf-lint intermediate CA"), issuer=root, ca=True, days=1825, bc_critical=False)
+    leaf = pki.issue(pki.name("localhost"), issuer=intermediate, days=90, sans=("localhost", "127.0.0.1"),
+                     eku=pki.SERVER_AUTH)  # fmt: skip
+    cert, key = leaf.write(tmp_path, "leaf")
+    chain, _ = intermediate.write(tmp_path, "chain")
+    roots, _ = root.write(tmp_path, "root")
+    report = tmp_path / "r.json"
+    with openssl_server(cert, key, chain=chain) as port:
+        run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", CABF, "--offline", "--ca-file", str(roots),
+                      "--json", str(report))  # fmt: skip
+    assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
+    facts = json.loads(report.read_text())["targets"][0]["facts"]["certificate"]
+    assert [r["trusted"] for r in facts["trust"] if r["store"].startswith("file:")] == [True]
+    assert {(lint["certificate"], lint["document"], lint["section"]) for lint in facts["lints"]} == {
+        (1, "RFC5280", "4.2.1.9"),
+        (1, "CABF-BR", "7.1.2.10.4"),
+    }
+    expected = {"CABF-030": "fail"} | dict.fromkeys(("CABF-001", "CABF-003", "CABF-004", "CABF-013"), "not_applicable")
+    assert statuses(report) == all_pass(CABF, **expected)

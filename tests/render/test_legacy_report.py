@@ -31,8 +31,9 @@ NEW_FACT_FIELDS = {
     "client_auth": ("enforcement", "untrusted_enforcement"),
     "certificate": ("hostname_match_cn_only",),
 }
-# ... and those whose default is null rather than not probed.
+# ... and those whose default is null rather than not probed, or an empty list.
 NEW_NULL_FACT_FIELDS = {"certificate": ("hostname_mismatch",)}
+NEW_LIST_FACT_FIELDS = {"certificate": ("lints",)}
 # Renderings stored compressed, by the suffix of the file that tlsgate writes.
 COMPRESSED = {FILE_SUFFIXES[OutputFormat.html]}
 
@@ -69,6 +70,9 @@ def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
     for group, fields in NEW_NULL_FACT_FIELDS.items():
         for name in fields:
             assert facts[group].pop(name) is None
+    for group, fields in NEW_LIST_FACT_FIELDS.items():
+        for name in fields:
+            assert facts[group].pop(name) == []
     return facts
 
 

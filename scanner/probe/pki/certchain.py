@@ -14,6 +14,7 @@ from scanner.facts import CertificateFacts
 from scanner.probe.pki.answers import find_issuer
 from scanner.probe.pki.certificates import chain_facts, name_check
 from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.pki.lints import certificate_lints
 from scanner.probe.pki.ocsp import stapled_ocsp
 from scanner.probe.pki.revocation import check_revocation
 from scanner.probe.pki.stores import TrustStoreSpec, load_anchors
@@ -70,6 +71,7 @@ def analyse(
         chain_order_valid=order,
         chain_complete=complete,
         trust=trust,
+        lints=certificate_lints(served),
         trust_name=trust_name,
         ocsp_stapled=stapled_fact,
         revocation=revocation,

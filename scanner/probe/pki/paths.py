@@ -5,6 +5,7 @@ cryptography gives the verdict; a path we build gives the reason when it says no
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -13,7 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
 from scanner.probe.pki.storefiles import certificate_der
 
@@ -206,3 +207,89 @@ def build_path(leaf: x509.Certificate, pool: Sequence[x509.Certificate], anchors
 
 def path_complete(built: BuiltPath) -> bool:
     return built.anchor is not None or self_signed(built.path[-1])
+
+
+# --- the constraints a client enforces along a path (what explains a refusal beyond names and signatures) --------
+
+
+def ca_leaf(cert: x509.Certificate) -> bool:
+    """A leaf that asserts cA: OpenSSL accepts it as a server certificate, Firefox and cryptography do not."""
+    constraints = extension(cert, x509.BasicConstraints)
+    return constraints is not None and constraints.ca
+
+
+def first_non_ca(path: Sequence[x509.Certificate]) -> tuple[int, x509.Certificate] | None:
+    """The first issuer of the path that is not a CA: basicConstraints absent or cA false (RFC 5280 6.1.4 (k))."""
+    for position, cert in enumerate(path[1:], start=1):
+        constraints = extension(cert, x509.BasicConstraints)
+        if constraints is None or not constraints.ca:
+            return position, cert
+    return None
+
+
+def path_length_violation(path: Sequence[x509.Certificate]) -> tuple[int, x509.Certificate, int] | None:
+    """The first CA whose pathLenConstraint is exceeded, and how many intermediates follow it (RFC 5280 6.1.4 (l),
+    (m)): self-issued intermediates do not count."""
+    for position, cert in enumerate(path[1:], start=1):
+        constraints = extension(cert, x509.BasicConstraints)
+        below = sum(1 for c in path[1:position] if not self_issued(c))
+        if constraints is not None and constraints.path_length is not None and below > constraints.path_length:
+            return position, cert, below
+    return None
+
+
+def lacks_server_auth(cert: x509.Certificate) -> bool:
+    """An extendedKeyUsage that does not name serverAuth restricts the key to other purposes; none means any.
+    anyExtendedKeyUsage alone does not do for a server, as in OpenSSL's ``sslserver`` purpose."""
+    usage = extension(cert, x509.ExtendedKeyUsage)
+    return usage is not None and ExtendedKeyUsageOID.SERVER_AUTH not in usage
+
+
+def _in_dns_subtree(name: str, base: str) -> bool:
+    """RFC 5280 4.2.1.10: the name is the base or below it; a base with a leading dot means strictly below."""
+    name, base = name.lower().rstrip("."), base.lower().rstrip(".")
+    if not base:
+        return True
+    if base.startswith("."):
+        return name.endswith(base)
+    return name == base or name.endswith("." + base)
+
+
+def _in_subtree(name: x509.GeneralName, base: x509.GeneralName) -> bool | None:
+    """Whether ``name`` lies in ``base``; None when the subtree is of another type (it does not constrain it)."""
+    if isinstance(name, x509.DNSName) and isinstance(base, x509.DNSName):
+        return _in_dns_subtree(name.value, base.value)
+    if isinstance(name, x509.IPAddress) and isinstance(base, x509.IPAddress):
+        network = base.value
+        address = name.value
+        if isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and not isinstance(
+            address, ipaddress.IPv4Network | ipaddress.IPv6Network
+        ):
+            return address.version == network.version and address in network
+    return None
+
+
+def _constraint_breach(name: x509.GeneralName, constraints: x509.NameConstraints) -> str | None:
+    for base in constraints.excluded_subtrees or []:
+        if _in_subtree(name, base):
+            return f"{name.value} is in the excluded subtree {base.value}"
+    permitted = [(base, _in_subtree(name, base)) for base in constraints.permitted_subtrees or []]
+    relevant = [inside for _, inside in permitted if inside is not None]
+    if relevant and not any(relevant):
+        allowed = ", ".join(str(base.value) for base, inside in permitted if inside is not None)
+        return f"{name.value} is outside the permitted subtrees {allowed}"
+    return None
+
+
+def name_constraint_violation(path: Sequence[x509.Certificate]) -> tuple[x509.Certificate, str] | None:
+    """The first CA whose name constraints the leaf's DNS / IP names break, and how (RFC 5280 4.2.1.10)."""
+    names = san_names(path[0])
+    for cert in path[1:]:
+        constraints = extension(cert, x509.NameConstraints)
+        if constraints is None:
+            continue
+        for general in names:
+            breach = _constraint_breach(general, constraints)
+            if breach is not None:
+                return cert, breach
+    return None

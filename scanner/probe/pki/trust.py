@@ -46,10 +46,15 @@ from scanner.probe.pki.paths import (
     BuiltPath,
     build_path,
     ca_issuer_urls,
+    ca_leaf,
     describe,
     extension,
     fingerprint,
+    first_non_ca,
+    lacks_server_auth,
+    name_constraint_violation,
     path_complete,
+    path_length_violation,
     san_names,
     self_issued,
     self_signed,
@@ -90,17 +95,33 @@ def _ca_key_usage(policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage |
         raise ValueError("a CA certificate's key usage does not allow keyCertSign")
 
 
+def _ca_constraints(policy: Policy, cert: x509.Certificate, constraints: x509.BasicConstraints) -> None:
+    if not constraints.ca:
+        raise ValueError("basicConstraints does not assert cA")
+
+
 @functools.cache
 def _policies() -> tuple[ExtensionPolicy, ExtensionPolicy]:
-    """cryptography's web PKI profile, relaxed where RFC 5280 clients (OpenSSL, Java) accept what private PKIs
-    commonly issue: the Authority Key Identifier may be absent (self-signed leaves, older CAs), and a CA certificate
-    may lack Key Usage (``openssl req -x509`` makes such roots), though when present it must allow keyCertSign."""
+    """cryptography's web PKI profile, relaxed to what OpenSSL's verifier and browsers accept (docs/trust.md).
+
+    RFC 5280 and the CA/B BRs ask CAs for a critical basicConstraints, a (critical) keyUsage, SKI and AKI; clients
+    do not refuse a chain that lacks them, so neither do we: criticality is not judged, the Authority Key
+    Identifier may be absent and a CA certificate may lack keyUsage (when present it must allow keyCertSign).
+    What clients do enforce stays: a CA certificate must assert cA. cryptography insists on basicConstraints even
+    in a root, where OpenSSL would take a root without them whose keyUsage allows keyCertSign (a documented
+    difference). The deviations are reported as lints (``lints``), for packs to judge.
+    """
     ca = (
         ExtensionPolicy.webpki_defaults_ca()
+        .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, _ca_constraints)
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
         .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
     )
-    ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+    ee = (
+        ExtensionPolicy.webpki_defaults_ee()
+        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, None)
+    )
     return ca, ee
 
 
@@ -227,6 +248,37 @@ def _diagnose_unanchored(built: BuiltPath, aia: _Aia) -> tuple[TrustReason, str]
     return "unknown_issuer", f"the issuer {issuer} of {subject_text(top)} is neither served nor in the store"
 
 
+def _constraint_reason(path: list[x509.Certificate]) -> tuple[TrustReason, str] | None:
+    """A constraint of the path that OpenSSL and browsers enforce: issuers are CAs, path lengths, the server
+    purpose, name constraints."""
+    non_ca = first_non_ca(path)
+    if non_ca is not None:
+        position, cert = non_ca
+        return "not_a_ca", f"the {describe(cert, position, position == len(path) - 1)} is not a CA (basicConstraints)"
+    too_long = path_length_violation(path)
+    if too_long is not None:
+        position, cert, below = too_long
+        return "path_length_exceeded", (
+            f"the {describe(cert, position, position == len(path) - 1)} allows a path length of "
+            f"{_path_length(cert)}, {below} intermediate(s) follow it"
+        )
+    if ca_leaf(path[0]):
+        return "wrong_purpose", f"the leaf {subject_text(path[0])} is a CA certificate (basicConstraints cA)"
+    for position, cert in enumerate(path[:-1]):
+        if lacks_server_auth(cert):
+            return "wrong_purpose", f"the extended key usage of the {describe(cert, position, False)} lacks serverAuth"
+    breach = name_constraint_violation(path)
+    if breach is not None:
+        cert, how = breach
+        return "name_constraints_violated", f"the name constraints of {subject_text(cert)} are broken: {how}"
+    return None
+
+
+def _path_length(cert: x509.Certificate) -> int | None:
+    constraints = extension(cert, x509.BasicConstraints)
+    return None if constraints is None else constraints.path_length
+
+
 def _diagnose(
     built: BuiltPath, aia: _Aia, name: Subject | None, retry: tuple[Store, list[x509.Certificate], datetime], error: str
 ) -> tuple[TrustReason, str]:
@@ -244,6 +296,9 @@ def _diagnose(
         digest = signature_hash(cert)
         if digest in WEAK_SIGNATURE_HASHES:
             return "weak_signature_hash", f"the {describe(cert, position, False)} is signed with {digest.upper()}"
+    constraint = _constraint_reason(path)
+    if constraint is not None:
+        return constraint
     store, pool, now = retry
     for position, cert in enumerate(path):
         role = describe(cert, position, cert is built.anchor)
