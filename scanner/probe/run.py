@@ -2,8 +2,9 @@
 
 Each target runs its whole course on its own: a preflight (resolve, connect, one ClientHello) decides whether
 there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
-another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins); then the
-certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
+another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when it brings no
+chain, tlsgate reads it off the wire itself (pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB);
+then the certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
 stream out in completion order. A probe that fails leaves its part as an error, never a default; a target that
 fails never stops the others.
 
