@@ -2,8 +2,9 @@
 
 Each target runs its whole course on its own: a preflight (resolve, connect, one ClientHello) decides whether
 there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
-another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins); then the
-certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
+another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when it brings no
+chain, tlsgate reads it off the wire itself (pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB);
+then the certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
 stream out in completion order. A probe that fails leaves its part as an error, never a default; a target that
 fails never stops the others.
 
@@ -37,6 +38,7 @@ from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import analyse
 from scanner.probe.pki.fetch import Fetcher
+from scanner.probe.pki.wirechain import TOO_LARGE, fetch_chain
 from scanner.probe.registry import OWN_PROBES, FactGroup, OwnProbe, ProbeKind, sslyze_extras
 from scanner.probe.sslyze_adapter import ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
@@ -365,9 +367,24 @@ class ProbeRun:
         if outcome is not None:
             _merge_sslyze(partial, outcome)
         stop.check()
+        if partial.served is None and ProbeKind.certificate in options.plan and _refetch(partial):
+            with self.slots.hold(check.ip_address, stop):
+                fetched = fetch_chain(endpoint)
+            if isinstance(fetched, ServedCertificates):
+                partial.served = fetched
+            elif fetched == TOO_LARGE:
+                partial.certificate = CertificateFacts(status="error", error=fetched)
+            stop.check()
         if partial.served is not None:
             partial.certificate = _analyse(partial.served, endpoint, options, self.fetcher)
         return _finish(partial, options.plan)
+
+
+def _refetch(partial: _Partial) -> bool:
+    """Whether to read the chain ourselves: sslyze (OpenSSL) could not fetch it, e.g. a Certificate message over
+    OpenSSL's 100 KiB limit. A server that wants a client certificate would refuse us too."""
+    error = partial.certificate.error if partial.certificate is not None else partial.sslyze_error
+    return error is None or error.error_class != ErrorClass.client_cert_required
 
 
 def _budget_error(seconds: float, what: str) -> ProbeError:
