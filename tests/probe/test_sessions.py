@@ -281,3 +281,17 @@ def test_tls12_server_has_no_legacy_facts(pki: ServerFiles):
         "legacy_ticket_lifetime",
     ):
         assert getattr(facts, name).status == "not_probed", name
+
+
+def test_silent_server_costs_two_timeouts_not_more(silent_server):
+    """A server that never answers: every fact is a timeout, after one timeout per version tried (TLS 1.2 and
+    1.3) and no extra handshake to find the version it would choose."""
+    started = time.monotonic()
+    facts = probe_sessions(loopback_endpoint(silent_server.port, timeout=1), age_check_seconds=0)
+    elapsed = time.monotonic() - started
+    assert facts.status == "error"
+    for name in (*TLS12_FACTS, *TLS13_FACTS, "ticket_lifetime", "session_id_resumed_after"):
+        fact = getattr(facts, name)
+        assert fact.error is not None and fact.error.error_class == ErrorClass.timeout, name
+    assert facts.legacy_version.status == "not_probed"
+    assert 2 <= elapsed < 2.9

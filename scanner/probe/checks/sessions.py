@@ -77,6 +77,8 @@ _VERSION_REFUSED = frozenset(
 _CLOSINGS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
 # Errors that say the target itself cannot be reached, whatever version we would offer.
 _UNREACHABLE = frozenset({ErrorClass.refused, ErrorClass.unreachable, ErrorClass.dns, ErrorClass.starttls_failed})
+# Refusals that may depend on the version offered: only these are worth one more handshake offering them all.
+_VERSION_DEPENDENT = frozenset({ErrorClass.no_common_protocol, ErrorClass.handshake_failed})
 _UNNAMED_REASON = re.compile(r"^\[SSL\] ([a-z0-9 ]+) \(_ssl\.c")
 _CLIENT_CERT = frozenset(
     {
@@ -457,8 +459,13 @@ def probe_sessions(endpoint: Endpoint, *, age_check_seconds: float | None = None
     legacy: _Legacy | None = None
     classes = {e.error_class for e in (tls12_error, tls13_error) if e is not None}
     # One more handshake only where a refusal is ambiguous (handshake_failure may mean "not this version") or
-    # the server speaks neither version: servers that work with TLS 1.2 or 1.3 cost nothing more.
-    if ErrorClass.handshake_failed in classes or (tls12_error and tls13_error and _UNREACHABLE.isdisjoint(classes)):
+    # the server refuses both versions: servers that work with TLS 1.2 or 1.3, and targets that fail for other
+    # reasons (a timeout, a client certificate) cost nothing more.
+    if (
+        classes
+        and classes <= _VERSION_DEPENDENT
+        and (ErrorClass.handshake_failed in classes or (tls12_error and tls13_error))
+    ):
         chosen = _chosen_version(endpoint)
         if chosen is not None:
             tls12_error, tls12 = _passed_over(ssl.TLSVersion.TLSv1_2, chosen, tls12_error, tls12)
