@@ -12,8 +12,8 @@ What is measured, per version, each fact on its own so one failure never hides t
 A version the server does not accept makes its facts an error saying so, never ``false``. Some servers (GnuTLS)
 refuse a ClientHello that offers only a version they lack with a handshake_failure alert instead of
 protocol_version; one handshake offering every version tells the two apart: the server's choice from it is the
-highest version it accepts. A server that issues
-no ticket has an observed lifetime of ``None``: nothing was announced.
+highest version it accepts. A server that issues no ticket has an observed lifetime of ``None``: nothing was
+announced.
 
 The TLS client plumbing here (a scanner's context, handshake error classes) is shared with ``alpn.py``.
 """
@@ -57,9 +57,13 @@ _VERSION_NAMES = {
     ssl.TLSVersion.TLSv1_2: "TLS 1.2",
     ssl.TLSVersion.TLSv1_3: "TLS 1.3",
 }
-# SSLSocket.version() names
-_NEGOTIATED = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1, "TLSv1.2": ssl.TLSVersion.TLSv1_2,
-               "TLSv1.3": ssl.TLSVersion.TLSv1_3}  # fmt: skip
+# by the names SSLSocket.version() gives
+_NEGOTIATED = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
 
 # OpenSSL reasons that mean "the server does not speak this version (with us)".
 _VERSION_REFUSED = frozenset(
