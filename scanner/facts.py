@@ -395,6 +395,20 @@ class SessionFacts(Frozen):
         default=NOT_PROBED,
         description="The longest ticket lifetime announced by any version, in seconds.",
     )
+    legacy_version: Observed[str] = Field(
+        default=NOT_PROBED,
+        description="Probed only when the server accepts neither TLS 1.2 nor TLS 1.3: the version it chose from a "
+        "TLS 1.0 to 1.3 offer ('TLS 1.0' or 'TLS 1.1'), in which the legacy_* facts were read.",
+    )
+    legacy_session_id_resumption: Observed[bool] = Field(
+        default=NOT_PROBED, description="Resumption by session ID in legacy_version."
+    )
+    legacy_ticket_resumption: Observed[bool] = Field(default=NOT_PROBED, description="By ticket, in legacy_version.")
+    legacy_ticket_lifetime: Observed[int] = Field(
+        json_schema_extra={"unit": "seconds"},
+        default=NOT_PROBED,
+        description="Seconds, from the ticket_lifetime_hint of the NewSessionTicket in legacy_version.",
+    )
     session_id_resumed_after: Observed[SessionAgeCheck] = Field(
         default=NOT_PROBED,
         description="Opt-in active check: is a session older than N seconds still resumed?",

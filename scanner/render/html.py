@@ -117,6 +117,10 @@ SESSION_ROWS: tuple[FactRow, ...] = (
     FactRow("tls12_ticket_lifetime", "Ticket lifetime hint (TLS 1.2)", unit="s"),
     FactRow("tls13_ticket_lifetime", "Ticket lifetime (TLS 1.3)", unit="s"),
     FactRow("ticket_lifetime", "Longest ticket lifetime", unit="s"),
+    FactRow("legacy_version", "Version below TLS 1.2 probed"),
+    FactRow("legacy_session_id_resumption", "Resumption by session ID (that version)"),
+    FactRow("legacy_ticket_resumption", "Resumption by session ticket (that version)"),
+    FactRow("legacy_ticket_lifetime", "Ticket lifetime hint (that version)", unit="s"),
     FactRow("session_id_resumed_after", "Aged session resumed"),
 )
 CLIENT_AUTH_ROWS: tuple[FactRow, ...] = (

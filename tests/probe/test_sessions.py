@@ -14,8 +14,10 @@ from scanner.probe.connect.endpoint import ClientCredentials
 from tests.helpers import (
     ServerFiles,
     free_port,
+    gnutls_server,
     issue_certificate,
     loopback_endpoint,
+    openssl_server,
     python_tls_server,
     server_context,
 )
@@ -200,3 +202,96 @@ def test_nothing_listening_is_an_error_not_an_exception():
         fact = getattr(facts, name)
         assert fact.status == "error", name
         assert fact.error is not None and fact.error.error_class == ErrorClass.refused, name
+
+
+# --- servers that refuse TLS 1.3 with handshake_failure, and servers below TLS 1.2 ---------------------------
+
+
+def test_gnutls_tls12_only_refusing_tls13_with_handshake_failure(pki: ServerFiles):
+    """gnutls-serv without TLS 1.3 answers a TLS 1.3-only ClientHello with a handshake_failure alert, not
+    protocol_version. Offered TLS 1.2 and 1.3 it picks 1.2, so TLS 1.3 is not accepted, and the longest lifetime
+    is the TLS 1.2 hint (GnuTLS's default: 6 hours)."""
+    with gnutls_server(pki.cert, pki.key, "--priority", "NORMAL:-VERS-TLS1.3") as port:
+        facts = probe_sessions(loopback_endpoint(port))
+    assert facts.status == "ok", facts.error
+    _assert_values(facts, ticket_resumption=True, session_id_resumption=True)
+    _assert_refused(facts, TLS13_FACTS, "TLS 1.3")
+    hint = _values(facts, "tls12_ticket_lifetime")["tls12_ticket_lifetime"]
+    assert isinstance(hint, int) and hint > 0
+    _assert_values(facts, ticket_lifetime=hint)
+    assert facts.legacy_version.status == "not_probed"
+
+
+def test_gnutls_server_with_tls13_keeps_its_tls13_facts(pki: ServerFiles):
+    """The same gnutls-serv with TLS 1.3 enabled: its TLS 1.3 facts are observed, nothing is relabelled."""
+    with gnutls_server(pki.cert, pki.key, "--priority", "NORMAL") as port:
+        facts = probe_sessions(loopback_endpoint(port))
+    _assert_values(facts, tls13_resumption=True, ticket_resumption=True)
+    lifetimes = _values(facts, "tls12_ticket_lifetime", "tls13_ticket_lifetime", "ticket_lifetime")
+    assert lifetimes["ticket_lifetime"] == max(lifetimes["tls12_ticket_lifetime"], lifetimes["tls13_ticket_lifetime"])  # type: ignore[type-var]
+
+
+def _assert_legacy_only(facts: SessionFacts, version: str, *, lifetime: int, by_session_id: bool) -> None:
+    """TLS 1.2 and 1.3 are not accepted; the session facts, the longest lifetime and the aged-session check (of a
+    session 0 s old) are read in ``version``, where tickets resume."""
+    assert facts.status == "ok", facts.error
+    _assert_refused(facts, TLS12_FACTS, "TLS 1.2")
+    _assert_refused(facts, TLS13_FACTS, "TLS 1.3")
+    _assert_values(
+        facts,
+        legacy_version=version,
+        legacy_ticket_lifetime=lifetime,
+        legacy_ticket_resumption=True,
+        legacy_session_id_resumption=by_session_id,
+        ticket_lifetime=lifetime,
+    )
+    check = facts.session_id_resumed_after
+    assert check.status == "ok", check.error
+    assert check.value is not None and check.value.resumed is by_session_id
+
+
+@pytest.mark.parametrize(("flag", "version"), [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")])
+def test_legacy_only_openssl_server(pki: ServerFiles, flag: str, version: str):
+    """An openssl s_server that speaks only TLS 1.0 (or 1.1): the TLS 1.2 and 1.3 facts say those versions are
+    not accepted, and the session facts are read in the version it speaks, ticket lifetime included (s_server
+    announces 7200 s). s_server resumes no session by ID for this client, in TLS 1.2 neither."""
+    with openssl_server(pki.cert, pki.key, flag, "-cipher", "ALL:@SECLEVEL=0") as port:
+        facts = probe_sessions(loopback_endpoint(port), age_check_seconds=0)
+    _assert_legacy_only(facts, version, lifetime=7200, by_session_id=False)
+
+
+def test_legacy_only_gnutls_server_refusing_newer_versions_with_handshake_failure(pki: ServerFiles):
+    """gnutls-serv with only TLS 1.0 and 1.1 refuses a TLS 1.3-only offer with handshake_failure; it chooses TLS
+    1.1 from a full offer, so TLS 1.3 is not accepted, and resumes TLS 1.1 sessions by ID and by ticket (the
+    aged-session check too) with its 6-hour ticket lifetime."""
+    with gnutls_server(pki.cert, pki.key, "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0") as port:
+        facts = probe_sessions(loopback_endpoint(port), age_check_seconds=0)
+    _assert_legacy_only(facts, "TLS 1.1", lifetime=21600, by_session_id=True)
+
+
+def test_tls12_server_has_no_legacy_facts(pki: ServerFiles):
+    """A server that accepts TLS 1.2 is not asked about older versions: the legacy facts are not probed."""
+    context = server_context(pki, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)
+    with python_tls_server(context) as server:
+        facts = probe_sessions(loopback_endpoint(server.port))
+    for name in (
+        "legacy_version",
+        "legacy_session_id_resumption",
+        "legacy_ticket_resumption",
+        "legacy_ticket_lifetime",
+    ):
+        assert getattr(facts, name).status == "not_probed", name
+
+
+def test_silent_server_costs_two_timeouts_not_more(silent_server):
+    """A server that never answers: every fact is a timeout, after one timeout per version tried (TLS 1.2 and
+    1.3) and no extra handshake to find the version it would choose."""
+    started = time.monotonic()
+    facts = probe_sessions(loopback_endpoint(silent_server.port, timeout=1), age_check_seconds=0)
+    elapsed = time.monotonic() - started
+    assert facts.status == "error"
+    for name in (*TLS12_FACTS, *TLS13_FACTS, "ticket_lifetime", "session_id_resumed_after"):
+        fact = getattr(facts, name)
+        assert fact.error is not None and fact.error.error_class == ErrorClass.timeout, name
+    assert facts.legacy_version.status == "not_probed"
+    assert 2 <= elapsed < 2.9

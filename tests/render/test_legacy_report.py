@@ -30,6 +30,12 @@ NEW_REPORT_FIELDS = ("verdict", "exit_code")
 NEW_FACT_FIELDS = {
     "client_auth": ("enforcement", "untrusted_enforcement"),
     "certificate": ("hostname_match_cn_only",),
+    "sessions": (
+        "legacy_version",
+        "legacy_session_id_resumption",
+        "legacy_ticket_resumption",
+        "legacy_ticket_lifetime",
+    ),
 }
 # ... and those whose default is null rather than not probed, or an empty list.
 NEW_NULL_FACT_FIELDS = {"certificate": ("hostname_mismatch",)}
