@@ -10,9 +10,9 @@ import ssl
 from collections.abc import Sequence
 
 from scanner.facts import ErrorClass, Observed, observed, unobserved
-from scanner.probe.checks.sessions import SOURCE, client_context, handshake_error, ssl_reason, tls_connect
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.starttls import StartTlsError
+from scanner.probe.connect.tlsclient import SOURCE, client_context, handshake_error, ssl_reason, tls_connect
 
 # IANA "TLS Application-Layer Protocol Negotiation (ALPN) Protocol IDs", the ones a TLS-over-TCP server can
 # select (no QUIC- or DTLS-only ids except h3 and doq, which a misconfigured TCP server might still pick).
