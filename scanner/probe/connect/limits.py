@@ -57,6 +57,20 @@ class Stop:
             self.set(self._on_deadline)
         return self._error
 
+    @property
+    def deadline(self) -> float | None:
+        """The earliest deadline (a ``time.monotonic()`` value) of this stop and its parents, or None."""
+        own = self._deadline
+        inherited = self._parent.deadline if self._parent is not None else None
+        if own is None or inherited is None:
+            return own if inherited is None else inherited
+        return min(own, inherited)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the earliest deadline (never negative), or None when there is none."""
+        deadline = self.deadline
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     def check(self) -> None:
         """Raise Cancelled when stopped."""
         error = self.error
