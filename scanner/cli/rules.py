@@ -13,6 +13,7 @@ from scanner.cli.packs import ParamOption, load_packs
 from scanner.exitcodes import ExitCode
 from scanner.policy.describe import describe_pack
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack
+from scanner.textsafe import printable, printable_lines
 
 
 def rules_list() -> None:
@@ -24,7 +25,7 @@ def rules_list() -> None:
         except PackError as exc:
             problems.append(str(exc))
             continue
-        typer.echo(f"{pack.id:24} {pack.version:8} {len(pack.rules):3} rules  {pack.title}")
+        typer.echo(f"{pack.id:24} {pack.version:8} {len(pack.rules):3} rules  {printable(pack.title)}")
     if problems:
         fatal("; ".join(problems), ExitCode.INTERNAL)
 
@@ -64,9 +65,9 @@ def rules_validate(
             invalid += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                typer.echo(problem.as_line(), err=True)
+                typer.echo(printable(problem.as_line()), err=True)
             continue
-        typer.echo(f"OK {ref} ({pack.id}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
+        typer.echo(f"OK {printable(ref)} ({printable(pack.id)}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
     if invalid:
         s = "s" * (problems != 1)
         fatal(f"{problems} problem{s} in {invalid} of {len(files)} pack file{'s' * (len(files) != 1)}", ExitCode.USAGE)
@@ -81,7 +82,7 @@ def rules_show(
     With --param, the rules are shown with this run's parameter values.
     """
     (pack,) = load_packs([ref], param or [])
-    typer.echo("\n".join(describe_pack(pack, _width())))
+    typer.echo(printable_lines("\n".join(describe_pack(pack, _width()))))
 
 
 def _width() -> int:

@@ -1,7 +1,8 @@
 """The summary a person reads after a scan: per target a verdict and its failed rules, one line each.
 
 Rendered with rich: colour on a terminal, plain text when output is piped or NO_COLOR is set (rich honours both),
-so CI logs stay clean.
+so CI logs stay clean. Every string from a report (server and certificate names, messages quoting them) goes
+through ``printable``, on a terminal and in a pipe alike, and into rich as ``Text``, never as markup.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from rich.text import Text
 
 from scanner.findings import Finding, Status
 from scanner.report import Report, TargetReport
+from scanner.textsafe import printable
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
 _STATUS_STYLE = {
@@ -36,10 +38,10 @@ def _finding_line(finding: Finding) -> Text:
     line = Text("      ")
     line.append(label, style=_STATUS_STYLE.get(finding.status, ""))
     line.append(" [")
-    line.append(finding.severity, style=_SEVERITY_STYLE.get(finding.severity, ""))
-    line.append(f"] {finding.rule} ")
-    line.append(finding.title, style="bold")
-    line.append(f": {finding.message}")
+    line.append(printable(finding.severity), style=_SEVERITY_STYLE.get(finding.severity, ""))
+    line.append(f"] {printable(finding.rule)} ")
+    line.append(printable(finding.title), style="bold")
+    line.append(f": {printable(finding.message)}")
     return line
 
 
@@ -50,7 +52,7 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
         facts = target.facts
         head = Text()
         head.append(f"{target.verdict.upper():5}", style=_VERDICT_STYLE.get(target.verdict, ""))
-        head.append(f" {target.target}  ")
+        head.append(f" {printable(target.target)}  ")
         if facts.error is not None:
             head.append(f"not scanned ({facts.error.error_class.value})", style="yellow")
             lines.append(head)
@@ -62,7 +64,8 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
             lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
             if facts.certificate.leaf is not None:
                 leaf = facts.certificate.leaf
-                lines.append(Text(f"      certificate: {leaf.subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+                subject = printable(leaf.subject)
+                lines.append(Text(f"      certificate: {subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
         shown = (Status.failed, Status.error) if not verbose else tuple(Status)
         lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines
