@@ -132,7 +132,10 @@ def test_sarif_validates_and_has_one_result_per_failed_rule_per_target(report):
     # every string is shown printable: the hostile target's BEL arrives as the text \x07
     assert [a["description"]["text"] for a in run["artifacts"]] == [printable_lines(t.target) for t in report.targets]
     failed = [
-        (printable_lines(t.target), f"demo-pack/{f.rule}") for t in report.targets for f in t.findings if f.status in ("fail", "waived")
+        (printable_lines(t.target), f"demo-pack/{f.rule}")
+        for t in report.targets
+        for f in t.findings
+        if f.status in ("fail", "waived")
     ]
     results = [(r["properties"]["target"], r["ruleId"]) for r in run["results"]]
     assert results == failed
