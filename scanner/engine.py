@@ -189,8 +189,12 @@ def _resume(path: Path) -> dict[str, Facts]:
     it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
     from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         return {}
+    except OSError as exc:  # a name too long, a parent that is a file
+        raise RequestError([f"--resume {path}: {exc.strerror or exc}"]) from None
     try:
         saved = read_saved_facts(path)
     except SavedFileError as exc:

@@ -138,14 +138,32 @@ def did_you_mean(name: str, choices: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; a name the system refuses (too long, a NUL byte from an escape in a YAML
+    string) names none, rather than raising."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: Path) -> bool:
+    """Whether anything is at ``path``, with ``is_file``'s care for names the system refuses."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def read_bytes(path: Path, what: str, error: ProblemsError, limit: int = MAX_FILE_BYTES) -> bytes:
     """The file's bytes; an unreadable file (missing, a directory, a name too long) or one over ``limit`` bytes is
     one problem about the whole file, ``what`` naming its kind. Never reads more than ``limit`` + 1 bytes."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(limit + 1)
-    except OSError as exc:
-        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {exc.strerror or exc}")]) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {reason}")]) from None
     if len(raw) > limit:
         raise error([Problem(str(path), 0, 0, f"{what} is larger than {_size(limit)}; refused")])
     return raw

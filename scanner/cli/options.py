@@ -185,6 +185,12 @@ def check_output(path: Path | None) -> None:
     if path is None:
         return
     parent = path.parent if str(path.parent) else Path()
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:  # a name too long, a parent that is a file ...
+        fatal(f"cannot write {path}: {exc.strerror or exc}", ExitCode.USAGE)
     if not parent.is_dir():
         fatal(f"cannot write {path}: directory {parent} does not exist", ExitCode.USAGE)
     if path.is_dir():

@@ -14,6 +14,7 @@ from scanner.exitcodes import ExitCode
 from scanner.policy.describe import describe_pack
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack
 from scanner.textsafe import printable, printable_lines
+from scanner.yamlfile import exists
 
 
 def rules_list() -> None:
@@ -39,7 +40,7 @@ VALIDATE_EXIT_HELP = """Exit codes:
 def _pack_file(ref: str) -> Path:
     """A path as given, or the file of a built-in pack when ``ref`` is an id and no such file exists."""
     path = Path(ref)
-    if not path.exists():
+    if not exists(path):
         for file in builtin_pack_files():
             if file.stem == ref:
                 return file
