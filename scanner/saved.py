@@ -127,6 +127,10 @@ def read_saved_facts(path: Path) -> SavedFacts:
         if exc.msg == "Extra data" or path.suffix == ".jsonl":
             return _read_journal(path, text)
         raise SavedFileError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except SavedFileError:
+        if path.suffix == ".jsonl":  # the journal reader names the line that is too deep
+            return _read_journal(path, text)
+        raise
     if isinstance(data, dict) and "facts" in data and "target" in data:
         return _read_journal(path, text)  # a JSON Lines file of one target
     try:
