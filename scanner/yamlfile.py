@@ -265,6 +265,12 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+def load_value(text: str) -> Any:
+    """One YAML value from a short text (a ``--param`` value), within the same limits as a file; raises
+    yaml.YAMLError."""
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader, only counting what it composes
+
+
 def compose(file: str, raw: bytes, what: str, error: ProblemsError, empty_hint: str = "") -> tuple[YamlLoader, Any]:
     """The loader and the plain data of one YAML document; a file that is not UTF-8 text, not YAML, past a limit or
     empty raises ``error`` with its one problem, since nothing in it can be checked further."""

@@ -23,7 +23,9 @@ from typing import Any
 
 from scanner.gate import GateFileError, load_waivers
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack
+from scanner.probe.options import ConnectOptions
 from scanner.targets.inventory import InventoryError
+from scanner.targets.planning import plan
 from scanner.targets.reader import load_inventory
 from scanner.yamlfile import FileProblems
 
@@ -33,10 +35,42 @@ SEED = int(os.environ.get("TLSGATE_FUZZ_SEED", "20261205"))
 MAX_RSS_MB = 300  # the child's whole peak: Python, pydantic and the loaders (~80 MB); a bomb took 2 GB
 MAX_CASE_SECONDS = 3.0  # generous on a loaded 2-core machine; a case takes milliseconds
 
+# An inventory that loads and plans (packs with parameters, groups, STARTTLS), so mutations reach the planner.
+PLANNED_INVENTORY = b"""\
+defaults:
+  packs: [essentials]
+  timeout: 3
+  tags: [all]
+groups:
+  web:
+    packs: [mozilla-intermediate, essentials]
+    params: {essentials.expiry_warning: 14d}
+    targets:
+      - name: a
+        target: https://a.example
+      - host: b.example
+        port: 8443
+        sni: b.example
+targets:
+  - name: mail
+    host: mail.example
+    port: 25
+    starttls: smtp
+    packs: [tls12-plus]
+  - 127.0.0.1:8443
+"""
+
+
+def load_and_plan(path: Path) -> object:
+    """What ``scan --inventory`` does with the file before scanning: read it, then load each target's packs."""
+    inventory = load_inventory(path)
+    return plan(inventory, inventory.targets, ["tls13-only"], [], ConnectOptions(), path.parent)
+
+
 Loader = Callable[[Path], object]
 LOADERS: dict[str, tuple[Loader, type[FileProblems]]] = {
     "pack": (load_pack, PackError),
-    "inventory": (load_inventory, InventoryError),
+    "inventory": (load_and_plan, InventoryError),
     "waivers": (load_waivers, GateFileError),
 }
 
@@ -48,9 +82,10 @@ def _doc_block(doc: str, first_key: str) -> bytes:
 
 
 def seeds() -> list[tuple[str, str, bytes]]:
-    """(kind, name, content): every built-in pack, the docs' inventory and waivers file."""
+    """(kind, name, content): every built-in pack, the docs' inventory and waivers file, an inventory that plans."""
     found = [("pack", f.name, f.read_bytes()) for f in builtin_pack_files()]
     found.append(("inventory", "inventory.md", _doc_block("inventory.md", "targets")))
+    found.append(("inventory", "planned", PLANNED_INVENTORY))
     found.append(("waivers", "pipelines.md", _doc_block("pipelines.md", "waivers")))
     return found
 

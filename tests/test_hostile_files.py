@@ -236,3 +236,12 @@ def test_paths_inside_files_with_nul_bytes_or_too_long_are_problems(tmp_path):
 def test_every_loader_error_is_a_file_problems(load, error):
     """The command line catches each kind by its class: all of them carry problems with positions."""
     assert issubclass(error, FileProblems)
+
+
+def test_an_alias_bomb_in_a_param_value_is_refused(tlsgate):
+    """--param values are YAML too: a bomb there is cut short as in a file (then judged as text), not expanded."""
+    bomb = "{" + billion_laughs().strip().replace("\n", ", ") + "}"
+    run = tlsgate("rules", "show", "essentials", "--param", f"expiry_warning={bomb}", timeout=60)
+    assert run.code == ExitCode.USAGE, run.stderr
+    assert "expiry_warning" in run.stderr or "expects" in run.stderr
+    assert run.seconds < 20
