@@ -45,6 +45,11 @@ def _finding_line(finding: Finding) -> Text:
     return line
 
 
+def _names(names: list[str], shown: int = 8) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(printable(n) for n in names[:shown]) + more
+
+
 def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
     """Per target a verdict line, then its failed and inconclusive rules (every rule when ``verbose``)."""
     lines: list[Text] = []
@@ -66,6 +71,8 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
                 leaf = facts.certificate.leaf
                 subject = printable(leaf.subject)
                 lines.append(Text(f"      certificate: {subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+                if leaf.subject_alt_names:
+                    lines.append(Text(f"      names: {_names(leaf.subject_alt_names)}", style="dim"))
         shown = (Status.failed, Status.error) if not verbose else tuple(Status)
         lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines
