@@ -9,12 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pty
 import re
 import ssl
-import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from scanner.exitcodes import ExitCode
 from scanner.textsafe import printable
 from tests import pki
-from tests.helpers import python_tls_server, run_tlsgate, tlsgate_command
+from tests.helpers import python_tls_server, run_tlsgate, run_tlsgate_on_terminal
 
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\x1b[31mRED\x1b[0m\u202egro.elpmaxe"
 HOSTILE_SANS = ("evil\x1b[2J.example", "b\x1b]0;t\x07.example")
@@ -102,42 +98,15 @@ def test_piped_summary_and_verbose_output_show_the_certificate_escaped(hostile_s
     _assert_escaped(summary.stdout, SHOWN[3:])  # the summary's failure line quotes the names
 
 
-def _run_on_terminal(*args: str) -> tuple[int, str]:
-    """The command with standard output and error on one pseudo-terminal; what the terminal received, raw."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(tlsgate_command(*args), stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
-    os.close(follower)
-    received: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: every writer has closed the terminal
-                return
-            if not data:
-                return
-            received.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        code = proc.wait(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
-        os.close(leader)
-    return code, b"".join(received).decode("utf-8", errors="replace")
-
-
 def test_terminal_summary_in_colour_shows_the_certificate_escaped(hostile_server, names_pack):
-    """On a terminal rich colours the summary with its own escape sequences, but none of the server's."""
-    code, received = _run_on_terminal(
-        "scan", f"127.0.0.1:{hostile_server}", "--verbose", "--no-progress", "--pack", str(names_pack)
-    )
-    assert code == ExitCode.POLICY_FAILED, received
+    """On a terminal rich colours the summary with its own escape sequences, but none of the server's. (The JSON
+    report on standard output sends the summary to standard error, the terminal.)"""
+    run = run_tlsgate_on_terminal(
+        "scan", f"127.0.0.1:{hostile_server}", "--verbose", "--no-progress", "--pack", str(names_pack),
+        "--format", "json", raw=True,
+    )  # fmt: skip
+    assert run.code == ExitCode.POLICY_FAILED, run.stderr
+    received = run.stderr
     assert "\x1b[" in received  # it is a terminal: rich drew colours
     _assert_escaped(received, SHOWN)
 
