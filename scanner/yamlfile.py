@@ -44,10 +44,11 @@ class FileProblems(Exception):
         self.problems = problems
 
 
-# Far above any real pack, waivers file or inventory (the largest built-in pack is ~600 values, a 10,000-target
-# inventory ~100,000), far below what takes a second or a few MB to convert.
-MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_NODES = 500_000
+# Far above any real pack, waivers file or inventory (the largest built-in pack is ~320 values, a 10,000-target
+# inventory ~80,000 in ~600 KB). PyYAML composes pure Python: a document at the limits takes seconds and ~150 MB
+# (a bomb is refused at the alias that passes MAX_NODES, having composed a few dozen nodes).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NODES = 250_000
 MAX_DEPTH = 64
 _CHUNK = 256 * 1024
 

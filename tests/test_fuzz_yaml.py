@@ -157,8 +157,9 @@ def run(cases: int, seed: int, workdir: Path) -> dict[str, Any]:
             load(path)
         except error as exc:
             refused += 1
-            bad = [p for p in exc.problems if p.file != str(path) or p.line < 0 or p.column < 0 or not p.message]
-            if bad or not exc.problems:
+            # the file has a problem (a pack it names may have more, listed after it), each with a place
+            bad = [p for p in exc.problems if not p.file or p.line < 0 or p.column < 0 or not p.message]
+            if bad or all(p.file != str(path) for p in exc.problems):
                 failures.append(f"case {case} ({name}: {mutations}): malformed problems {exc.problems!r}")
         except Exception as exc:  # what the fuzzing looks for: any other exception is a failure
             failures.append(f"case {case} ({name}: {mutations}): {type(exc).__name__}: {exc}"[:500])
