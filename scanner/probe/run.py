@@ -372,18 +372,19 @@ class ProbeRun:
         if outcome is not None:
             _merge_sslyze(partial, outcome)
         stop.check()
+        in_clear = False  # the chain read by tlsgate's own TLS 1.2 hello, not by OpenSSL
         if partial.served is None and ProbeKind.certificate in options.plan and _refetch(partial):
             with self.slots.hold(check.ip_address, stop):
                 fetched = fetch_chain(endpoint)
             if isinstance(fetched, ServedCertificates):
-                partial.served = fetched
+                partial.served, in_clear = fetched, True
             elif fetched == TOO_LARGE:
                 partial.certificate = CertificateFacts(status="error", error=fetched)
             stop.check()
         if partial.served is not None:
             # Every certificate the server serves, not only the default one (pki/deployments).
             with self.slots.hold(check.ip_address, stop):
-                offered = discover(endpoint)
+                offered = discover(endpoint, in_clear=in_clear)
             stop.check()
             served = partial.served
             found = deployments(served, offered, lambda chain: _analyse(chain, endpoint, options, self.fetcher))

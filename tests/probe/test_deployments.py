@@ -16,6 +16,7 @@ from scanner.policy.pack import PackError, load_pack
 from tests import pki
 from tests.helpers import ANSI, hello_filter_proxy, openssl_server, run_tlsgate
 from tests.nginx import nginx_server
+from tests.probe.test_big_chain import SANS
 
 _EXT_SIGNATURE_ALGORITHMS = 0x000D
 _RSA_SIGALGS = {0x0401, 0x0501, 0x0601, 0x0804, 0x0805, 0x0806}
@@ -251,3 +252,17 @@ def test_pack_deployments_key_is_checked(rule: str, message: str, tmp_path: Path
         load_pack(pack)
     assert message in str(raised.value)
     assert "pack.yaml:9:18: " in str(raised.value)  # at the value of the key
+
+
+def test_chains_too_large_for_openssl_are_discovered_in_the_clear(tmp_path: Path) -> None:
+    """Two certificates whose Certificate messages exceed OpenSSL's 100 KiB limit, TLS 1.2: both deployments are
+    read with tlsgate's own hello (as the default chain is), none is left in error."""
+    root = pki.issue(pki.name("large root CA"), ca=True, days=3650)
+    leaf: dict[str, Any] = {"sans": SANS, "eku": pki.SERVER_AUTH, "days": 90, "issuer": root}
+    ecdsa = pki.issue(pki.name("localhost"), key=pki.new_key("p256"), **leaf).write(tmp_path, "ecdsa")
+    rsa = pki.issue(pki.name("localhost"), key=pki.new_key("rsa2048"), **leaf).write(tmp_path, "rsa")
+    with openssl_server(*rsa, "-dcert", str(ecdsa[0]), "-dkey", str(ecdsa[1]), "-tls1_2") as port:
+        _, _, report = _scan(f"localhost:{port}", tmp_path, "--no-revocation")
+    deployments = report["targets"][0]["facts"]["certificate_deployments"]
+    assert sorted(d["certificate"]["leaf"]["public_key"]["type"] for d in deployments) == ["EC", "RSA"]
+    assert all(len(d["certificate"]["leaf"]["subject_alt_names"]) == len(SANS) for d in deployments)

@@ -29,6 +29,7 @@ from scanner.facts import CertificateDeployment, CertificateFacts, DeploymentOff
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.limits import Cancelled
 from scanner.probe.connect.starttls import StartTlsError
+from scanner.probe.pki.wirechain import offered_chain_in_clear
 from scanner.probe.sslyze_adapter import ServedCertificates
 
 _NID_UNDEF = 0  # EdDSA signs without a separate digest
@@ -46,32 +47,51 @@ class Offer:
     name: DeploymentOffer
     signature_algorithms: tuple[tuple[int, int], ...]
     ciphers: str  # TLS 1.2 and older; TLS 1.3 suites authenticate by signature algorithm only
+    # The same offer in tlsgate's own TLS 1.2 hello (pki/wirechain): IANA signature scheme codes, suite authentication.
+    wire_signature_algorithms: tuple[int, ...]
+    wire_authentication: frozenset[str]
 
 
 OFFERS: tuple[Offer, ...] = (
-    Offer("ecdsa", tuple((digest, OpenSslEvpPkeyEnum.EC) for digest in _DIGESTS), "aECDSA"),
+    Offer(
+        "ecdsa",
+        tuple((digest, OpenSslEvpPkeyEnum.EC) for digest in _DIGESTS),
+        "aECDSA",
+        (0x0403, 0x0503, 0x0603),
+        frozenset({"ECDSA"}),
+    ),
     # TLS 1.3 signs with RSA-PSS (rsa_pss_rsae_*: OpenSSL's (digest, RSA_PSS) pairs), TLS 1.2 with PKCS#1 v1.5 too.
     Offer(
         "rsa",
         tuple((d, OpenSslEvpPkeyEnum.RSA_PSS) for d in _DIGESTS) + tuple((d, OpenSslEvpPkeyEnum.RSA) for d in _DIGESTS),
         "aRSA",
+        (0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601),
+        frozenset({"RSA"}),
     ),
     # Ed25519 and Ed448 certificates sign ECDHE_ECDSA suites in TLS 1.2 (RFC 8422); DSA certificates DHE_DSS.
     Offer(
         "other",
         ((_NID_UNDEF, _NID_ED25519), (_NID_UNDEF, _NID_ED448), (OpenSslDigestNidEnum.SHA256, _NID_DSA)),
         "aECDSA:aDSS",
+        (0x0807, 0x0808, 0x0402),
+        frozenset({"ECDSA", "DSS"}),
     ),
 )
 
 Offered = tuple[DeploymentOffer, ServedCertificates | ProbeError]
 
 
-def discover(endpoint: Endpoint, offers: Sequence[Offer] = OFFERS) -> list[Offered]:
-    """The chain each offer got, or why it could not be had; offers the server refused are left out."""
+def discover(endpoint: Endpoint, *, in_clear: bool = False, offers: Sequence[Offer] = OFFERS) -> list[Offered]:
+    """The chain each offer got, or why it could not be had; offers the server refused are left out.
+
+    ``in_clear``: read each chain with tlsgate's own TLS 1.2 hello, as the default one had to be (a Certificate
+    message over OpenSSL's 100 KiB limit, which OpenSSL would refuse here too)."""
     found: list[Offered] = []
     for offer in offers:
-        outcome = offered_chain(endpoint, offer)
+        if in_clear:
+            outcome = offered_chain_in_clear(endpoint, offer.wire_authentication, offer.wire_signature_algorithms)
+        else:
+            outcome = offered_chain(endpoint, offer)
         if outcome is not None:
             found.append((offer.name, outcome))
     return found
