@@ -69,12 +69,7 @@ def offered_chain_in_clear(
         return _served(reply, reply.certificate.certificates)
     if reply.server_hello is None and isinstance(reply.end, Alert | Closed):
         return None
-    if isinstance(reply.end, ConnectFailed):
-        return reply.end.error
-    return ProbeError(
-        error_class=ErrorClass.handshake_failed,
-        message=f"the certificate chain could not be read in TLS 1.2 ({_ended(reply.end)})",
-    )
+    return _no_handshake(reply, "the certificate chain could not be read in TLS 1.2")
 
 
 def _exchange(
@@ -127,12 +122,14 @@ def _unreadable(endpoint: Endpoint, reply: ServerReply) -> ProbeError:
         return ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate")
     if _too_large_for_openssl(endpoint):
         return TOO_LARGE
+    return _no_handshake(reply, "the certificate chain could not be fetched: no TLS 1.2 or older handshake")
+
+
+def _no_handshake(reply: ServerReply, what: str) -> ProbeError:
+    """The connection's own error, or ``what`` went wrong and how the reply ended."""
     if isinstance(reply.end, ConnectFailed):
         return reply.end.error
-    return ProbeError(
-        error_class=ErrorClass.handshake_failed,
-        message=f"the certificate chain could not be fetched: no TLS 1.2 or older handshake ({_ended(reply.end)})",
-    )
+    return ProbeError(error_class=ErrorClass.handshake_failed, message=f"{what} ({_ended(reply.end)})")
 
 
 def _ended(end: ReplyEnd | None) -> str:
