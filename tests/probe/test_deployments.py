@@ -4,6 +4,7 @@ both deployments, each with its own chain, trust, revocation and lints, and cert
 from __future__ import annotations
 
 import json
+import ssl
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any
 
 import pytest
 
+from scanner.demo import LoopbackServer
 from scanner.facts import Facts
 from scanner.policy.pack import PackError, load_pack
 from tests import pki
-from tests.helpers import ANSI, hello_filter_proxy, openssl_server, run_tlsgate
+from tests.helpers import ANSI, ServerFiles, hello_filter_proxy, openssl_server, run_tlsgate, server_context
 from tests.nginx import nginx_server
 from tests.probe.test_big_chain import SANS
+from tests.probe.test_starttls_protocols import PROTOCOLS, starttls_server
 
 _EXT_SIGNATURE_ALGORITHMS = 0x000D
 _RSA_SIGALGS = {0x0401, 0x0501, 0x0601, 0x0804, 0x0805, 0x0806}
@@ -266,3 +269,13 @@ def test_chains_too_large_for_openssl_are_discovered_in_the_clear(tmp_path: Path
     deployments = report["targets"][0]["facts"]["certificate_deployments"]
     assert sorted(d["certificate"]["leaf"]["public_key"]["type"] for d in deployments) == ["EC", "RSA"]
     assert all(len(d["certificate"]["leaf"]["subject_alt_names"]) == len(SANS) for d in deployments)
+
+
+def test_offers_go_through_starttls(dual: Dual, tmp_path: Path) -> None:
+    """IMAP STARTTLS in front of one ECDSA certificate: each offer upgrades first, so the ECDSA offer finds the
+    certificate again and the others are refused by TLS (not broken by the plaintext dialogue)."""
+    context = server_context(ServerFiles(cert=dual.ecdsa[0], key=dual.ecdsa[1], ca=dual.ca), ssl.TLSVersion.TLSv1_2)
+    with LoopbackServer(starttls_server(PROTOCOLS["imap"], context)) as server:
+        _, _, report = _scan(server.target, tmp_path, "--starttls", "imap", "--no-revocation")
+    deployments = report["targets"][0]["facts"]["certificate_deployments"]
+    assert [(d["offers"], d["certificate"]["status"]) for d in deployments] == [(["default", "ecdsa"], "ok")]
