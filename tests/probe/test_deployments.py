@@ -279,3 +279,15 @@ def test_offers_go_through_starttls(dual: Dual, tmp_path: Path) -> None:
         _, _, report = _scan(server.target, tmp_path, "--starttls", "imap", "--no-revocation")
     deployments = report["targets"][0]["facts"]["certificate_deployments"]
     assert [(d["offers"], d["certificate"]["status"]) for d in deployments] == [(["default", "ecdsa"], "ok")]
+
+
+def test_a_server_requiring_a_client_certificate_shows_both(dual: Dual, tmp_path: Path) -> None:
+    """s_server demanding a client certificate (TLS 1.3, where it asks before sending its own): every offer still
+    reads the chain that comes before the request, scanned without a client certificate."""
+    args = ("-dcert", str(dual.ecdsa[0]), "-dkey", str(dual.ecdsa[1]), "-Verify", "1", "-tls1_3")
+    with openssl_server(*dual.rsa, *args) as port:
+        _, _, report = _scan(f"localhost:{port}", tmp_path, "--no-revocation")
+    deployments = report["targets"][0]["facts"]["certificate_deployments"]
+    assert sorted(d["certificate"]["leaf"]["sha256"] for d in deployments) == sorted(
+        [dual.ecdsa_sha256, dual.rsa_sha256]
+    )
