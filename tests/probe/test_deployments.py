@@ -13,10 +13,19 @@ from typing import Any
 import pytest
 
 from scanner.demo import LoopbackServer
-from scanner.facts import Facts
+from scanner.facts import Facts, ProbeError
 from scanner.policy.pack import PackError, load_pack
+from scanner.probe.pki.deployments import discover
 from tests import pki
-from tests.helpers import ANSI, ServerFiles, hello_filter_proxy, openssl_server, run_tlsgate, server_context
+from tests.helpers import (
+    ANSI,
+    ServerFiles,
+    hello_filter_proxy,
+    loopback_endpoint,
+    openssl_server,
+    run_tlsgate,
+    server_context,
+)
 from tests.nginx import nginx_server
 from tests.probe.test_big_chain import SANS
 from tests.probe.test_starttls_protocols import PROTOCOLS, starttls_server
@@ -291,3 +300,17 @@ def test_a_server_requiring_a_client_certificate_shows_both(dual: Dual, tmp_path
     assert sorted(d["certificate"]["leaf"]["sha256"] for d in deployments) == sorted(
         [dual.ecdsa_sha256, dual.rsa_sha256]
     )
+
+
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+def test_an_ed25519_certificate_is_found_by_the_other_offer(dual: Dual, version: str, tmp_path: Path) -> None:
+    """ECDSA and Ed25519 side by side: the ECDSA offer gets one, the EdDSA/DSA offer the other; RSA is refused."""
+    issuer = pki.issue(pki.name("ed25519 test CA"), ca=True, days=30)
+    ed25519 = pki.issue(pki.name("localhost"), issuer=issuer, key=pki.new_key("ed25519"), sans=("localhost",))
+    ed_cert, ed_key = ed25519.write(tmp_path, "ed25519")
+    with openssl_server(*dual.ecdsa, "-dcert", str(ed_cert), "-dkey", str(ed_key), version) as port:
+        found = discover(loopback_endpoint(port, server_name="localhost"))
+    keys = {
+        offer: type(chain.chain[0].public_key()).__name__ for offer, chain in found if not isinstance(chain, ProbeError)
+    }
+    assert keys == {"ecdsa": "ECPublicKey", "other": "Ed25519PublicKey"}
