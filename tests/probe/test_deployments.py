@@ -314,3 +314,18 @@ def test_an_ed25519_certificate_is_found_by_the_other_offer(dual: Dual, version:
         offer: type(chain.chain[0].public_key()).__name__ for offer, chain in found if not isinstance(chain, ProbeError)
     }
     assert keys == {"ecdsa": "ECPublicKey", "other": "Ed25519PublicKey"}
+
+
+def test_one_chain_too_large_for_openssl_beside_a_small_one(dual: Dual, tmp_path: Path) -> None:
+    """A small ECDSA chain by default and an RSA one over OpenSSL's limit (TLS 1.2): the RSA offer, refused by
+    OpenSSL, is read in the clear instead of being left in error."""
+    issuer = pki.issue(pki.name("large RSA CA"), ca=True, days=30)
+    large = pki.issue(pki.name("localhost"), issuer=issuer, key=pki.new_key("rsa2048"), sans=SANS, days=30)
+    rsa_cert, rsa_key = large.write(tmp_path, "large-rsa")
+    with openssl_server(*dual.ecdsa, "-dcert", str(rsa_cert), "-dkey", str(rsa_key), "-tls1_2") as port:
+        _, _, report = _scan(f"localhost:{port}", tmp_path, "--no-revocation")
+    deployments = report["targets"][0]["facts"]["certificate_deployments"]
+    assert [(d["offers"], d["certificate"]["leaf"]["sha256"]) for d in deployments] == [
+        (["default", "ecdsa"], dual.ecdsa_sha256),
+        (["rsa"], large.sha256),
+    ]

@@ -36,6 +36,7 @@ _NID_UNDEF = 0  # EdDSA signs without a separate digest
 _NID_DSA = 116
 _NID_ED25519 = 1087
 _NID_ED448 = 1088
+_TOO_LARGE = "excessive message size"  # OpenSSL's words for a Certificate message over its 100 KiB limit
 _DIGESTS = (OpenSslDigestNidEnum.SHA256, OpenSslDigestNidEnum.SHA384, OpenSslDigestNidEnum.SHA512)
 
 
@@ -85,13 +86,13 @@ def discover(endpoint: Endpoint, *, in_clear: bool = False, offers: Sequence[Off
     """The chain each offer got, or why it could not be had; offers the server refused are left out.
 
     ``in_clear``: read each chain with tlsgate's own TLS 1.2 hello, as the default one had to be (a Certificate
-    message over OpenSSL's 100 KiB limit, which OpenSSL would refuse here too)."""
+    message over OpenSSL's 100 KiB limit, which OpenSSL would refuse here too); an offer that gets such a chain
+    when the default did not is read that way too."""
     found: list[Offered] = []
     for offer in offers:
-        if in_clear:
+        outcome = None if in_clear else offered_chain(endpoint, offer)
+        if in_clear or (isinstance(outcome, ProbeError) and _TOO_LARGE in outcome.message):
             outcome = offered_chain_in_clear(endpoint, offer.wire_authentication, offer.wire_signature_algorithms)
-        else:
-            outcome = offered_chain(endpoint, offer)
         if outcome is not None:
             found.append((offer.name, outcome))
     return found
@@ -156,7 +157,10 @@ def _handshake(
         return None
     if not pems:
         return ProbeError(error_class=ErrorClass.probe_failed, message=f"{prefix}the server sent no certificate")
-    chain = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in pems]
+    try:
+        chain = [x509.load_pem_x509_certificate(pem.encode("ascii")) for pem in pems]
+    except ValueError as exc:
+        return ProbeError(error_class=ErrorClass.probe_failed, message=f"{prefix}a certificate does not parse: {exc}")
     stapled = None
     if response is not None:
         with contextlib.suppress(ValueError):  # a stapled response that does not parse is as good as none
