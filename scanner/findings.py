@@ -64,6 +64,11 @@ class Evidence(_Frozen):
         default=None,
         description="The elements that broke a list rule (for require_any/require_all: the values missing).",
     )
+    deployment: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="For a certificate rule on a server that serves several certificates: the deployments whose "
+        "result decided the finding, by key and the start of the leaf's SHA-256 (e.g. 'RSA 2048 3f2a1b2c').",
+    )
     waiver: WaiverRecord | SkipJsonSchema[None] = Field(
         default=None, description="The waiver that waived the finding (the same as its decision's)."
     )

@@ -68,6 +68,10 @@ def pack_schema() -> dict[str, Any]:
         },
         "where": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
         "when": {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "items": {"$ref": "#/$defs/condition"}}]},
+        "deployments": {
+            "enum": ["every", "any"],
+            "description": "A certificate rule: every certificate the server serves must pass it (default), or any.",
+        },
         "rationale": {"type": "string"},
         "remediation": {"type": "string"},
         "references": {"type": "array", "items": {"type": "string"}},

@@ -4,9 +4,10 @@ Each target runs its whole course on its own: a preflight (resolve, connect, one
 there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
 another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when it brings no
 chain, tlsgate reads it off the wire itself (pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB);
-then the certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
-stream out in completion order. A probe that fails leaves its part as an error, never a default; a target that
-fails never stops the others.
+then one handshake per kind of server key (pki/deployments: every certificate it serves) and the analysis of
+each chain. Targets run side by side and each one's facts are final as soon as it is done, so results stream out
+in completion order. A probe that fails leaves its part as an error, never a default; a target that fails never
+stops the others.
 
 Connections go through ``Slots`` (a cap for the run and one per host) and check a ``Stop`` (Ctrl-C, the time
 budget, a target's own time limit): a stopped target is reported with that reason, never half-filled.
@@ -23,6 +24,7 @@ from typing import Any
 
 from scanner.facts import (
     Behaviours,
+    CertificateDeployment,
     CertificateFacts,
     ErrorClass,
     Facts,
@@ -37,6 +39,7 @@ from scanner.probe.connect.limits import Cancelled, Slots, Stop
 from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import analyse
+from scanner.probe.pki.deployments import deployments, discover
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.wirechain import TOO_LARGE, fetch_chain
 from scanner.probe.registry import OWN_PROBES, FactGroup, OwnProbe, ProbeKind, sslyze_extras
@@ -73,6 +76,7 @@ class _Partial:
     error: ProbeError | None = None
     protocols: dict[ProtocolVersion, ProtocolSupport] = field(default_factory=dict)
     certificate: CertificateFacts | None = None
+    deployments: list[CertificateDeployment] = field(default_factory=list)
     behaviours: dict[str, Any] = field(default_factory=dict)
     fact_groups: dict[ProbeKind, FactGroup] = field(default_factory=dict)  # by the kind of probe that fills each
     served: ServedCertificates | None = None
@@ -220,6 +224,7 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
         status="ok",
         protocols=protocols,
         certificate=certificate,
+        certificate_deployments=partial.deployments if ProbeKind.certificate in plan else [],
         behaviours=behaviours,
         **groups,
     )
@@ -367,16 +372,23 @@ class ProbeRun:
         if outcome is not None:
             _merge_sslyze(partial, outcome)
         stop.check()
+        in_clear = False  # the chain read by tlsgate's own TLS 1.2 hello, not by OpenSSL
         if partial.served is None and ProbeKind.certificate in options.plan and _refetch(partial):
             with self.slots.hold(check.ip_address, stop):
                 fetched = fetch_chain(endpoint)
             if isinstance(fetched, ServedCertificates):
-                partial.served = fetched
+                partial.served, in_clear = fetched, True
             elif fetched == TOO_LARGE:
                 partial.certificate = CertificateFacts(status="error", error=fetched)
             stop.check()
         if partial.served is not None:
-            partial.certificate = _analyse(partial.served, endpoint, options, self.fetcher)
+            # Every certificate the server serves, not only the default one (pki/deployments).
+            with self.slots.hold(check.ip_address, stop):
+                offered = discover(endpoint, in_clear=in_clear)
+            stop.check()
+            served = partial.served
+            found = deployments(served, offered, lambda chain: _analyse(chain, endpoint, options, self.fetcher))
+            partial.certificate, partial.deployments = found[0].certificate, found
         return _finish(partial, options.plan)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from scanner.facts import Facts
 from scanner.findings import Finding, Status
+from scanner.render.certificates import deployment_text, lint_text, several
 from scanner.report import Report, TargetReport
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
@@ -43,6 +45,24 @@ def _finding_line(finding: Finding) -> Text:
     return line
 
 
+def _certificate_lines(facts: Facts) -> list[Text]:
+    """Verbose: each certificate the target serves (several when it picks one by the client's offer), its lints."""
+    lines: list[Text] = []
+    deployments = several(facts)
+    if deployments:
+        lines.append(Text(f"      certificates served: {len(deployments)}", style="dim"))
+        lines.extend(Text(f"        {deployment_text(d)}", style="dim") for d in deployments)
+    elif facts.certificate.leaf is not None:
+        leaf = facts.certificate.leaf
+        lines.append(Text(f"      certificate: {leaf.subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+    for deployment in deployments or facts.deployments():
+        owner = f" ({deployment.label})" if deployments else ""
+        lines.extend(
+            Text(f"      lint{owner}: {lint_text(lint)}", style="dim") for lint in deployment.certificate.lints
+        )
+    return lines
+
+
 def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
     """Per target a verdict line, then its failed and inconclusive rules (every rule when ``verbose``)."""
     lines: list[Text] = []
@@ -60,9 +80,9 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
         if verbose:
             accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
             lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
-            if facts.certificate.leaf is not None:
-                leaf = facts.certificate.leaf
-                lines.append(Text(f"      certificate: {leaf.subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+            lines.extend(_certificate_lines(facts))
+        elif deployments := several(facts):
+            lines.append(Text(f"      certificates: {', '.join(d.label for d in deployments)}", style="dim"))
         shown = (Status.failed, Status.error) if not verbose else tuple(Status)
         lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines
