@@ -93,6 +93,8 @@ def describe_rule(rule: Rule, width: int) -> list[str]:
         lines += para("only when", _condition_words(condition))
     lines += para("Rationale", rule.rationale)
     lines += para("Remediation", rule.remediation)
+    if rule.section:
+        lines += para("Section", rule.section)
     if rule.references:
         lines.append(f"{indent}References:")
         lines += [f"{indent}  {ref}" for ref in rule.references]

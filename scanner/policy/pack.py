@@ -24,7 +24,7 @@ _RULE_ID = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
 _PACK_KEYS = {"id", "title", "version", "source", "description", "extends", "params", "rules"}
 _PACK_REQUIRED = ("id", "title", "version", "rules")
 _SOURCE_KEYS = {"document", "section", "url", "date", "note"}
-_RULE_KEYS = {"id", "title", "severity", "fact", "where", "when", "rationale", "remediation", "references"}
+_RULE_KEYS = {"id", "title", "severity", "fact", "where", "when", "rationale", "remediation", "references", "section"}
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM_KEYS = {"default", "description"}
 _RULE_REQUIRED = ("id", "title", "severity", "fact")
@@ -72,6 +72,7 @@ class Rule:
     remediation: str = ""
     references: tuple[str, ...] = ()
     when: tuple[Condition, ...] = ()
+    section: str = ""  # where in the pack's source document the rule comes from, e.g. "3.3.1.2"
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ class _Validator:
             remediation=self.text(data, "remediation", key).strip(),
             references=tuple(references),
             when=when,
+            section=self.text(data, "section", key).strip(),
         )
 
     def conditions(self, spec: Any, key: Key) -> tuple[Condition, ...] | None:
