@@ -81,6 +81,7 @@ def certificate(
     issuer: str = "CN=Example Issuing CA",
     key: tuple[str, int | None, str | None] = P384,
     signature_hash: str | None = "sha384",
+    signature_algorithm: str | None = None,
     not_before: dt.datetime = dt.datetime(2026, 4, 1, tzinfo=dt.UTC),
     validity_days: float = 90.0,
     days_remaining: float = 60.0,
@@ -90,8 +91,9 @@ def certificate(
     self_signed: bool = False,
 ) -> Certificate:
     return harness.certificate(
-        subject, issuer=None if self_signed else issuer, key=key, signature_algorithm=f"signed-with-{signature_hash}",
-        signature_hash=signature_hash, not_before=not_before, days=validity_days, days_remaining=days_remaining,
+        subject, issuer=None if self_signed else issuer, key=key,
+        signature_algorithm=signature_algorithm or f"signed-with-{signature_hash}", signature_hash=signature_hash,
+        not_before=not_before, days=validity_days, days_remaining=days_remaining,
         eku=eku, serial="0a1b", sha256=hashlib.sha256(subject.encode()).hexdigest(),
         basic_constraints=BasicConstraints(ca=ca), ocsp_urls=["http://ocsp.example.gov"] if ocsp else [],
     )  # fmt: skip
@@ -129,6 +131,8 @@ def endpoint(
     ems: Any = True,
     renegotiation: Any = True,
     stapling: Any = True,
+    client_renegotiation: Any = False,
+    compression: Any = False,
     trust: tuple[tuple[str, bool], ...] = (("mozilla", True),),
     revoked: tuple[str, ...] = ("good",),
     lints: tuple[CertificateLint, ...] = (),
@@ -149,7 +153,8 @@ def endpoint(
         groups=GroupFacts(status="ok", tls12=groups(groups12), tls13=groups(groups13), dh_parameter_bits=dh),
         behaviours=Behaviours(
             status="ok", extended_master_secret=fact(ems), secure_renegotiation=fact(renegotiation),
-            ocsp_stapling=fact(stapling),
+            ocsp_stapling=fact(stapling), client_renegotiation=fact(client_renegotiation),
+            compression=fact(compression),
         ),
     )  # fmt: skip
 
@@ -304,6 +309,7 @@ CASES = [
                                               "TLS_RSA_WITH_AES_128_CBC_SHA"), "tls12-chacha20-and-rsa-kx"),
     case(PCI, "PCIDSS4-012", FAIL, with_tls12("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "TLS_RSA_WITH_NULL_SHA256"),
          "null"),
+    case(PCI, "PCIDSS4-012", PASS, with_tls12("TLS_RSA_WITH_3DES_EDE_CBC_SHA"), "tdes-triple-length-glossary-example"),
     case(PCI, "PCIDSS4-012", FAIL, with_tls12("TLS_RSA_WITH_DES_CBC_SHA"), "des56"),
     case(PCI, "PCIDSS4-012", FAIL, with_tls13("TLS_AES_128_GCM_SHA256", "TLS_SHA256_SHA256"), "tls13-integrity-only"),
     case(PCI, "PCIDSS4-013", PASS, with_tls13("TLS_CHACHA20_POLY1305_SHA256"), "authenticated"),
@@ -340,6 +346,25 @@ CASES = [
     case(BSI, "TR02102-008", PASS, with_leaf(key=("EC", 256, "brainpoolP256r1")), "brainpool256"),
     case(BSI, "TR02102-008", FAIL, with_leaf(key=("EC", 224, "secp224r1")), "p224"),
     case(BSI, "TR02102-008", NA, RSA_LEAF, "rsa"),
+    case(BSI, "TR02102-009", PASS, with_leaf(key=("DSA", 3072, None), signature_hash="sha256"), "dsa3072"),
+    case(BSI, "TR02102-009", FAIL, with_leaf(key=("DSA", 2048, None), signature_hash="sha256"), "dsa2048"),
+    case(BSI, "TR02102-009", NA, GOLD, "ecdsa"),
+    case(BSI, "TR02102-010", PASS, with_leaf(key=("EC", 512, "brainpoolP512r1")), "brainpool512"),
+    case(BSI, "TR02102-010", FAIL, with_leaf(key=("EC", 256, "secp256k1")), "secp256k1"),
+    case(BSI, "TR02102-010", NA, RSA_LEAF, "rsa"),
+    case(BSI, "TR02102-011", PASS, endpoint(chain=[certificate(signature_algorithm="rsassaPss"),
+                                                   certificate("CN=Root", signature_algorithm="sha256WithRSAEncryption",
+                                                               ca=True, self_signed=True)]), "pss-below-pkcs1-root"),
+    case(BSI, "TR02102-011", FAIL, endpoint(chain=[certificate(),
+                                                   certificate("CN=CA", signature_algorithm="sha256WithRSAEncryption",
+                                                               ca=True)]), "pkcs1-intermediate"),
+    case(BSI, "TR02102-011", NA, endpoint(chain=[certificate(signature_algorithm="sha256WithRSAEncryption")]),
+         "tolerated-until-2027", rsa_pkcs1_signatures_until=dt.date(2027, 1, 1)),
+    case(BSI, "TR02102-012", PASS, GOLD, "refused"),
+    case(BSI, "TR02102-012", FAIL, endpoint(client_renegotiation=True), "accepted"),
+    case(BSI, "TR02102-012", NA, endpoint(versions={"TLSv1.3": TLS13}, client_renegotiation=True), "tls13-only"),
+    case(BSI, "TR02102-013", PASS, GOLD, "no-compression"),
+    case(BSI, "TR02102-013", FAIL, endpoint(compression=True), "deflate"),
     # CA/Browser Forum: validity on real certificates, read as the probe reads them (a Validity Period counts
     # notBefore through notAfter inclusive, so N days minus one second is exactly the N-day maximum)
     case(CABF, "CABF-001", PASS, issued(utc(2025, 6, 1), 398 * DAY - SECOND), "398-days"),
@@ -408,7 +433,7 @@ def test_default_endpoint_meets_all_four_packs():
     not_applicable = {f.rule for f in findings if f.status == NA}
     assert {f.rule for f in findings if f.status not in (NA, PASS)} == set()
     assert not_applicable == {
-        "NIST52R2-009", "PCIDSS4-006", "PCIDSS4-008", "TR02102-006", "TR02102-007",
+        "NIST52R2-009", "PCIDSS4-006", "PCIDSS4-008", "TR02102-006", "TR02102-007", "TR02102-009",
         "CABF-001", "CABF-003", "CABF-004", "CABF-013",
     }  # fmt: skip
 
@@ -570,7 +595,31 @@ def test_bsi_server_with_recommended_parameters_passes(tlsgate, tmp_path):
     with openssl_server(cert, key, *args, chain=chain) as port:
         run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", BSI, "--offline", "--json", str(tmp_path / "r.json"))
     assert run.code == ExitCode.OK, run.stdout + run.stderr
-    assert statuses(tmp_path / "r.json") == all_pass(BSI, **{"TR02102-008": "not_applicable"})
+    assert statuses(tmp_path / "r.json") == all_pass(
+        BSI, **dict.fromkeys(("TR02102-008", "TR02102-009", "TR02102-010"), NA.value)
+    )
+
+
+def test_bsi_server_with_pkcs1_chain_and_client_renegotiation_fails(tlsgate, tmp_path):
+    """The same recommended suites and groups, but an RSA intermediate that signs with PKCS#1 v1.5 (recommended only
+    until 2025, 3.3.3 / 3.4.3) and a server that lets the client renegotiate (3.3.4.1): exactly those two rules fail."""
+    root = pki.issue(pki.name("bsi-pkcs1 root CA"), ca=True, days=3650, key=pki.new_key("p384"))
+    intermediate = pki.issue(pki.name("bsi-pkcs1 intermediate CA"), issuer=root, ca=True, path_length=0, days=1825,
+                             key=pki.new_key("rsa3072"))  # fmt: skip
+    leaf = pki.issue(pki.name("localhost"), issuer=intermediate, days=90, key=pki.new_key("rsa3072"),
+                     sans=("localhost", "127.0.0.1"), eku=pki.SERVER_AUTH)  # fmt: skip
+    cert, key = leaf.write(tmp_path, "leaf")
+    chain, _ = intermediate.write(tmp_path, "chain")
+    args = ("-no_tls1", "-no_tls1_1", "-cipher", "ECDHE-RSA-AES256-GCM-SHA384", "-ciphersuites", GCM_TLS13,
+            "-groups", "secp384r1:secp256r1", "-client_renegotiation")  # fmt: skip
+    with openssl_server(cert, key, *args, chain=chain) as port:
+        code, found = harness.scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json", "--pack", BSI, "--offline")
+    assert code == ExitCode.POLICY_FAILED
+    expected = dict.fromkeys(("TR02102-011", "TR02102-012"), FAIL.value) | dict.fromkeys(
+        ("TR02102-007", "TR02102-008", "TR02102-009", "TR02102-010"), NA.value
+    )
+    assert statuses(found) == all_pass(BSI, **expected)
+    assert found["TR02102-011"]["section"].startswith("3.3.3")
 
 
 def test_cabf_year_long_certificate_issued_after_march_2026_fails(tlsgate, tmp_path):
