@@ -87,6 +87,8 @@ def certificate(
     days_remaining: float = 60.0,
     eku: tuple[str, ...] | None = ("serverAuth",),
     ocsp: bool = True,
+    sans: tuple[str, ...] = ("DNS:www.example.gov",),
+    ca_issuers: bool = True,
     ca: bool = False,
     self_signed: bool = False,
 ) -> Certificate:
@@ -96,6 +98,7 @@ def certificate(
         not_before=not_before, days=validity_days, days_remaining=days_remaining,
         eku=eku, serial="0a1b", sha256=hashlib.sha256(subject.encode()).hexdigest(),
         basic_constraints=BasicConstraints(ca=ca), ocsp_urls=["http://ocsp.example.gov"] if ocsp else [],
+        subject_alt_names=list(sans), ca_issuer_urls=["http://ca.example.gov/issuing.crt"] if ca_issuers else [],
     )  # fmt: skip
 
 
@@ -277,6 +280,12 @@ CASES = [
     case(NIST, "NIST52R2-020", FAIL, endpoint(revoked=("revoked",)), "revoked"),
     case(NIST, "NIST52R2-021", PASS, with_leaf(validity_days=1096.0), "three-years-with-a-leap-day"),
     case(NIST, "NIST52R2-021", FAIL, with_leaf(validity_days=1097.0), "three-years-and-two-days"),
+    case(NIST, "NIST52R2-022", PASS, with_leaf(eku=("serverAuth", "clientAuth")), "server-and-client"),
+    case(NIST, "NIST52R2-022", FAIL, with_leaf(eku=("serverAuth", "anyExtendedKeyUsage")), "any-eku"),
+    case(NIST, "NIST52R2-023", PASS, with_leaf(sans=("IP:192.0.2.10",)), "ip-address"),
+    case(NIST, "NIST52R2-023", FAIL, with_leaf(sans=()), "cn-only"),
+    case(NIST, "NIST52R2-024", PASS, GOLD, "ca-issuers-url"),
+    case(NIST, "NIST52R2-024", FAIL, with_leaf(ca_issuers=False), "no-ca-issuers-url"),
     # PCI DSS 4.0.1
     case(PCI, "PCIDSS4-001", PASS, GOLD, "tls12-tls13"),
     case(PCI, "PCIDSS4-001", FAIL, with_versions("SSLv2"), "sslv2"),
@@ -493,6 +502,8 @@ def test_section_is_optional_text(tmp_path):
 # --- each pack against a real server, through the command line ---------------------------------------------------
 
 NIST_TLS12 = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384"
+# An AIA caIssuers URL (Table 3-1) that is never fetched: the servers send their whole chain.
+UNUSED_CA_ISSUERS = "http://127.0.0.1:9/issuing-ca.crt"
 GCM_TLS13 = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256"
 
 
@@ -504,7 +515,7 @@ def test_nist_server_with_stapling_passes(tlsgate, tmp_path):
         intermediate = pki.issue(pki.name("nist intermediate CA"), issuer=root, ca=True, path_length=0, days=1825,
                                  ocsp_url=responder.ocsp_url)  # fmt: skip
         leaf = pki.issue(pki.name("localhost"), issuer=intermediate, days=90, sans=("localhost", "127.0.0.1"),
-                         eku=pki.SERVER_AUTH, ocsp_url=responder.ocsp_url)  # fmt: skip
+                         eku=pki.SERVER_AUTH, ocsp_url=responder.ocsp_url, ca_issuer_url=UNUSED_CA_ISSUERS)  # fmt: skip
         responder.add_issuer("intermediate", intermediate)
         staple = tmp_path / "staple.der"
         staple.write_bytes(responder.ocsp_response(leaf.cert))
@@ -549,7 +560,7 @@ def test_nist_server_with_expired_certificate_fails_path_validation(tlsgate, tmp
     root = pki.issue(pki.name("nist-expired root CA"), ca=True, days=3650, key=pki.new_key("p384"),
                      not_before=dt.datetime.now(dt.UTC) - 400 * DAY)  # fmt: skip
     leaf = pki.issue(pki.name("localhost"), issuer=root, days=90, sans=("localhost", "127.0.0.1"),
-                     eku=pki.SERVER_AUTH, ocsp_url="http://127.0.0.1:9/ocsp",
+                     eku=pki.SERVER_AUTH, ocsp_url="http://127.0.0.1:9/ocsp", ca_issuer_url=UNUSED_CA_ISSUERS,
                      not_before=dt.datetime.now(dt.UTC) - 91 * DAY)  # fmt: skip
     cert, key = leaf.write(tmp_path, "leaf")
     roots, _ = root.write(tmp_path, "root")
