@@ -136,6 +136,7 @@ def endpoint(
     stapling: Any = True,
     client_renegotiation: Any = False,
     compression: Any = False,
+    fallback_scsv: Any = True,
     trust: tuple[tuple[str, bool], ...] = (("mozilla", True),),
     revoked: tuple[str, ...] = ("good",),
     lints: tuple[CertificateLint, ...] = (),
@@ -157,7 +158,7 @@ def endpoint(
         behaviours=Behaviours(
             status="ok", extended_master_secret=fact(ems), secure_renegotiation=fact(renegotiation),
             ocsp_stapling=fact(stapling), client_renegotiation=fact(client_renegotiation),
-            compression=fact(compression),
+            compression=fact(compression), fallback_scsv=fact(fallback_scsv),
         ),
     )  # fmt: skip
 
@@ -331,6 +332,11 @@ CASES = [
     case(PCI, "PCIDSS4-016", FAIL, SHA1_INTERMEDIATE, "sha1-intermediate"),
     case(PCI, "PCIDSS4-017", PASS, endpoint(groups12=("x25519", "secp224r1")), "p224"),
     case(PCI, "PCIDSS4-017", FAIL, endpoint(groups12=("secp256r1", "secp192r1")), "p192"),
+    case(PCI, "PCIDSS4-018", PASS, endpoint(versions={"TLSv1.1": TLS12, "TLSv1.2": TLS12}), "tls11-with-scsv",
+         allow_tls11=True),
+    case(PCI, "PCIDSS4-018", FAIL, endpoint(versions={"TLSv1.1": TLS12, "TLSv1.2": TLS12}, fallback_scsv=False),
+         "tls11-without-scsv", allow_tls11=True),
+    case(PCI, "PCIDSS4-018", NA, endpoint(fallback_scsv=False), "tls12-and-newer-only"),
     # BSI TR-02102-2
     case(BSI, "TR02102-001", PASS, GOLD, "tls12-tls13"),
     case(BSI, "TR02102-001", FAIL, with_versions("TLSv1.1"), "tls11"),
@@ -442,7 +448,7 @@ def test_default_endpoint_meets_all_four_packs():
     not_applicable = {f.rule for f in findings if f.status == NA}
     assert {f.rule for f in findings if f.status not in (NA, PASS)} == set()
     assert not_applicable == {
-        "NIST52R2-009", "PCIDSS4-006", "PCIDSS4-008", "TR02102-006", "TR02102-007", "TR02102-009",
+        "NIST52R2-009", "PCIDSS4-006", "PCIDSS4-008", "PCIDSS4-018", "TR02102-006", "TR02102-007", "TR02102-009",
         "CABF-001", "CABF-003", "CABF-004", "CABF-013",
     }  # fmt: skip
 
@@ -550,7 +556,8 @@ def test_pci_server_with_revoked_certificate_fails(tlsgate, tmp_path):
             run = tlsgate("scan", f"127.0.0.1:{port}", "--pack", PCI, "--ca-file", str(root_file),
                           "--json", str(tmp_path / "r.json"))  # fmt: skip
     assert run.code == ExitCode.POLICY_FAILED, run.stdout + run.stderr
-    assert statuses(tmp_path / "r.json") == all_pass(PCI, **{"PCIDSS4-007": "not_applicable", "PCIDSS4-011": "fail"})
+    expected = {"PCIDSS4-007": "not_applicable", "PCIDSS4-018": "not_applicable", "PCIDSS4-011": "fail"}
+    assert statuses(tmp_path / "r.json") == all_pass(PCI, **expected)
     assert "PCIDSS4-011" in run.stdout
 
 
@@ -590,7 +597,8 @@ def test_pci_tls13_server_with_chacha20_passes(tlsgate, tmp_path):
         code, found = harness.scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json", "--pack", PCI, "--offline",
                                    "--ca-file", str(roots))  # fmt: skip
     assert code == ExitCode.OK
-    assert statuses(found) == all_pass(PCI, **dict.fromkeys(("PCIDSS4-006", "PCIDSS4-008"), "not_applicable"))
+    not_applicable = dict.fromkeys(("PCIDSS4-006", "PCIDSS4-008", "PCIDSS4-018"), "not_applicable")
+    assert statuses(found) == all_pass(PCI, **not_applicable)
     report = json.loads((tmp_path / "r.json").read_text())["targets"][0]["facts"]["protocols"]
     accepted = {s["name"] for p in report for s in p.get("cipher_suites", []) if p["status"] == "accepted"}
     assert {"TLS_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"} <= accepted
