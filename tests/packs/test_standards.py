@@ -574,7 +574,8 @@ def test_nist_server_with_expired_certificate_fails_path_validation(tlsgate, tmp
     args = ("-no_tls1", "-no_tls1_1", "-cipher", NIST_TLS12, "-ciphersuites", GCM_TLS13)
     with openssl_server(cert, key, *args) as port:
         code, found = harness.scan(tlsgate, f"127.0.0.1:{port}", tmp_path / "r.json", "--pack", NIST, "--offline",
-                                   "--ca-file", str(roots))  # fmt: skip
+                                   "--ca-file", str(roots), "--format", f"junit={tmp_path / 'r.xml'}",
+                                   "--format", f"html={tmp_path / 'r.html'}")  # fmt: skip
     assert code == ExitCode.POLICY_FAILED
     judged = statuses(found)
     assert {rule for rule, status in judged.items() if status == "fail"} == {
@@ -582,6 +583,14 @@ def test_nist_server_with_expired_certificate_fails_path_validation(tlsgate, tmp
     }  # fmt: skip
     assert judged["NIST52R2-006"] == judged["NIST52R2-007"] == judged["NIST52R2-021"] == "pass"
     assert found["NIST52R2-018"]["section"].startswith("4.5.1")
+    # the section is shown beside the references wherever they are: JUnit failure text and the HTML report
+    assert (
+        "Section: 4.5.1 (path validation per RFC 5280 section 6.1.3: validity period)"
+        in (tmp_path / "r.xml").read_text()
+    )
+    assert (
+        "<strong>Section</strong>4.5.1 (path validation per RFC 5280 section 6.1.3" in (tmp_path / "r.html").read_text()
+    )
 
 
 def test_pci_tls13_server_with_chacha20_passes(tlsgate, tmp_path):
