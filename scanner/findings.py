@@ -121,6 +121,7 @@ class Finding(_Frozen):
     rationale: str = ""
     remediation: str = ""
     references: list[str] = Field(default_factory=list)
+    section: str = Field(default="", description="Where in the pack's source document the rule comes from.")
     baseline: bool = Field(
         default=False,
         description="A failure the --baseline already lists: still a failure, but not a new one, so it does not "

@@ -37,7 +37,8 @@ WIKI = "https://wiki.mozilla.org/Security/Server_Side_TLS"
 GENERATOR = "https://ssl-config.mozilla.org/"
 # Where Mozilla's curve names (ANSI X9.62 / OpenSSL) meet the IANA / SECG names the facts use.
 CURVE_NAMES = "https://www.rfc-editor.org/rfc/rfc8422#appendix-A"
-PACK_VERSION = "1.0.0"
+# 1.0.1: each rule names its field of the guidelines in `section` (no verdict changed).
+PACK_VERSION = "1.0.1"
 
 # One rule id per JSON field, fixed forever (a field that is null in a configuration just has no rule there).
 FIELD_NUMBERS = {
@@ -469,6 +470,7 @@ def _rule_lines(rule_id: str, rule: Rule, href: str) -> list[str]:
     out += _value(*rule.constraint, 4)
     out += _folded("rationale", rule.rationale, 4)
     out += _folded("remediation", rule.remediation, 4)
+    out += _value("section", rule.pointer.replace("/", ".").strip("."), 4)
     out.append("    references:")
     for reference in (f"{href}#{rule.pointer}", WIKI, *rule.references):
         out.append(f"      - {_scalar(reference)}")

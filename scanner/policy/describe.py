@@ -101,6 +101,8 @@ def describe_rule(rule: Rule, width: int) -> list[str]:
         lines += para("judged on", _DEPLOYMENT_WORDS[rule.deployments])
     lines += para("Rationale", rule.rationale)
     lines += para("Remediation", rule.remediation)
+    if rule.section:
+        lines += para("Section", rule.section)
     if rule.references:
         lines.append(f"{indent}References:")
         lines += [f"{indent}  {ref}" for ref in rule.references]

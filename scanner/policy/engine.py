@@ -108,6 +108,7 @@ def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence:
         rationale=rule.rationale,
         remediation=rule.remediation,
         references=list(rule.references),
+        section=rule.section,
     )
 
 

@@ -25,7 +25,8 @@ _PACK_KEYS = {"id", "title", "version", "source", "description", "extends", "par
 _PACK_REQUIRED = ("id", "title", "version", "rules")
 _SOURCE_KEYS = {"document", "section", "url", "date", "note"}
 _RULE_KEYS = {
-    "id", "title", "severity", "fact", "where", "when", "deployments", "rationale", "remediation", "references"
+    "id", "title", "severity", "fact", "where", "when", "deployments", "rationale", "remediation", "references",
+    "section",
 }  # fmt: skip
 Deployments = Literal["every", "any"]
 DEPLOYMENTS: tuple[str, ...] = get_args(Deployments)
@@ -76,6 +77,7 @@ class Rule:
     remediation: str = ""
     references: tuple[str, ...] = ()
     when: tuple[Condition, ...] = ()
+    section: str = ""  # where in the pack's source document the rule comes from, e.g. "3.3.1.2"
     # A certificate rule judges each certificate the server serves: "every" must pass it, or "any" one suffices.
     deployments: Deployments = "every"
 
@@ -240,6 +242,7 @@ class _Validator:
             references=tuple(references),
             when=when,
             deployments=deployments,
+            section=self.text(data, "section", key).strip(),
         )
 
     def deployments(self, data: Mapping[str, Any], fact: str, when: tuple[Condition, ...] | None, key: Key) -> Any:

@@ -75,6 +75,10 @@ def pack_schema() -> dict[str, Any]:
         "rationale": {"type": "string"},
         "remediation": {"type": "string"},
         "references": {"type": "array", "items": {"type": "string"}},
+        "section": {
+            "type": "string",
+            "description": "Where in the pack's source document the rule comes from, e.g. '3.3.1.2' or 'Table 3-1'.",
+        },
     } | _constraints()
     rule = _closed_object(rule_properties, ["id", "title", "severity", "fact"]) | {"allOf": [one_constraint]}
     pack_properties = {

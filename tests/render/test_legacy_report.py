@@ -91,7 +91,7 @@ def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
     data["targets"] = [
         {k: v for k, v in t.items() if k != "gate_verdict"}
         | {"facts": _without_new_facts(t["facts"])}
-        | {"findings": [{k: v for k, v in f.items() if k != "decision"} for f in t["findings"]]}
+        | {"findings": [{k: v for k, v in f.items() if k not in ("decision", "section")} for f in t["findings"]]}
         for t in data["targets"]
     ]
     return data
