@@ -127,10 +127,14 @@ def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeE
 
 def tls_connect(endpoint: Endpoint, context: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
     """Connect (through STARTTLS when the endpoint has it) and complete a handshake; raises OSError or
-    StartTlsError."""
+    StartTlsError. The handshake is one step within the probe timeout as a whole: Python's ssl bounds a
+    handshake by the socket's timeout in total, not per read, so a server that trickles its flight times out."""
     sock = endpoint.connect()
     try:
-        return context.wrap_socket(sock, server_hostname=endpoint.server_name, session=session)
+        endpoint.deadline().arm(sock)
+        tls = context.wrap_socket(sock, server_hostname=endpoint.server_name, session=session)
     except BaseException:
         sock.close()
         raise
+    tls.settimeout(endpoint.timeout)
+    return tls
