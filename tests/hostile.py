@@ -34,13 +34,14 @@ Handler = Callable[[socket.socket, threading.Event], None]
 
 @dataclass
 class HostileServer:
+    host: str
     port: int
     behaviour: str
     connections: int = 0
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 # --- the steps a behaviour is made of -------------------------------------------------------------------------
@@ -228,12 +229,13 @@ def _handler(behaviour: str, interval: float) -> Handler:
 
 
 @contextlib.contextmanager
-def hostile_server(behaviour: str, *, interval: float = 1.0) -> Iterator[HostileServer]:
-    """Serve ``behaviour`` on 127.0.0.1 for the ``with`` block; "refused" holds a port that nobody listens on."""
+def hostile_server(behaviour: str, *, interval: float = 1.0, host: str = "127.0.0.1") -> Iterator[HostileServer]:
+    """Serve ``behaviour`` on ``host`` (a loopback address) for the ``with`` block; "refused" holds a port that
+    nobody listens on. ``interval`` paces the trickles."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    server = HostileServer(port=listener.getsockname()[1], behaviour=behaviour)
+    listener.bind((host, 0))
+    server = HostileServer(host=host, port=listener.getsockname()[1], behaviour=behaviour)
     if behaviour == "refused":
         # Bound but not listening: the kernel answers every SYN with a RST, and no one else can take the port.
         with listener:
