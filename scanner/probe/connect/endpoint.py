@@ -90,5 +90,5 @@ def connect_failure(
         return ProbeError(error_class=ErrorClass.timeout, message=f"{prefix}{timed_out}")
     if isinstance(exc, closings):
         return ProbeError(error_class=ErrorClass.reset, message=f"{prefix}{where} {closed}")
-    detail = exc if reason is None else reason
+    detail = reason or (exc.strerror if isinstance(exc, OSError) else None) or exc
     return ProbeError(error_class=ErrorClass.unreachable, message=f"{prefix}cannot connect to {where}: {detail}")
