@@ -218,6 +218,45 @@ def _starttls(protocol: str, how: str, interval: float) -> Handler:
     return table[protocol]
 
 
+# --- what a scanner should make of each ----------------------------------------------------------------------
+
+# The error class each behaviour earns from the preflight, which decides the target's class; None for the alerts:
+# a TLS peer refusing this offer, which the probes go on to tell versions apart by.
+PREFLIGHT_CLASS: dict[str, str | None] = {
+    "refused": "refused",
+    "reset_on_accept": "reset",
+    "accept_close": "reset",
+    "reset_after_hello": "reset",
+    "silent_after_accept": "timeout",
+    "silent_after_hello": "timeout",
+    "silent_after_server_hello": "timeout",
+    "trickle_handshake": "timeout",
+    "truncated_hello_close": "handshake_failed",
+    "truncated_hello_silent": "timeout",
+    "garbage": "not_tls",
+    "flood_garbage": "not_tls",
+    "flood_records": "handshake_failed",
+    "plaintext_banner": "not_tls",
+    **{f"alert_{name}": None for name in ALERTS},
+}
+# A STARTTLS dialogue that trickles is a slow server: timeout. One that never ends (continuation lines, an
+# unclosed XMPP stream, an endless LDAP message, a PostgreSQL error) is cut at 64 KiB: it did not upgrade.
+for _protocol in STARTTLS_PROTOCOLS:
+    PREFLIGHT_CLASS[starttls_behaviour(_protocol, "trickle")] = "timeout"
+    PREFLIGHT_CLASS[starttls_behaviour(_protocol, "endless")] = "starttls_failed"
+
+
+def scan_class(behaviour: str) -> str:
+    """The class a whole `tlsgate scan` reports: the preflight's, or for a server that alerts every hello, a TLS
+    peer with no version and suite we can agree on."""
+    return PREFLIGHT_CLASS[behaviour] or "no_common_protocol"
+
+
+def starttls_of(behaviour: str) -> str | None:
+    """The --starttls value a behaviour is scanned with, if any."""
+    return behaviour.rsplit("_", 1)[1] if behaviour.startswith("starttls_") else None
+
+
 def _handler(behaviour: str, interval: float) -> Handler:
     if behaviour.startswith("starttls_"):
         _, how, protocol = behaviour.split("_", 2)

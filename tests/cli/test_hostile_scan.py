@@ -21,35 +21,12 @@ import pytest
 
 from scanner.exitcodes import ExitCode
 from tests.helpers import Run, ServerFiles, python_tls_server, run_tlsgate, server_context
-from tests.hostile import BEHAVIOURS, STARTTLS_PROTOCOLS, hostile_server, starttls_behaviour
+from tests.hostile import BEHAVIOURS, PREFLIGHT_CLASS, hostile_server, scan_class, starttls_behaviour, starttls_of
 
 TIMEOUT = 2
 BOUND = 3 * TIMEOUT + 5
 
-# The class a scan reports for each behaviour. The preflight decides all but the alerts: a server that alerts
-# every hello is a TLS peer with no version and suite we can agree on.
-EXPECTED = {
-    "refused": "refused",
-    "reset_on_accept": "reset",
-    "accept_close": "reset",
-    "reset_after_hello": "reset",
-    "silent_after_accept": "timeout",
-    "silent_after_hello": "timeout",
-    "silent_after_server_hello": "timeout",
-    "trickle_handshake": "timeout",
-    "truncated_hello_close": "handshake_failed",
-    "truncated_hello_silent": "timeout",
-    "garbage": "not_tls",
-    "flood_garbage": "not_tls",
-    "flood_records": "handshake_failed",
-    "plaintext_banner": "not_tls",
-    "alert_handshake_failure": "no_common_protocol",
-    "alert_protocol_version": "no_common_protocol",
-    "alert_internal_error": "no_common_protocol",
-}
-for _protocol in STARTTLS_PROTOCOLS:
-    EXPECTED[starttls_behaviour(_protocol, "trickle")] = "timeout"
-    EXPECTED[starttls_behaviour(_protocol, "endless")] = "starttls_failed"
+EXPECTED = {name: scan_class(name) for name in PREFLIGHT_CLASS}
 
 # sslyze decides the alert cases, and its adapter (not this probe layer) still quotes sslyze's exception name.
 _SSLYZE_MESSAGE = "the alert cases' message comes from sslyze_adapter, which still names sslyze's exception"
@@ -70,10 +47,6 @@ def _read(run: Run, report: Path) -> Scan:
     return Scan(run, errors, lines)
 
 
-def _starttls(behaviour: str) -> str | None:
-    return behaviour.rsplit("_", 1)[1] if behaviour.startswith("starttls_") else None
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Scan:
     """Every behaviour in one `tlsgate scan --inventory` run, each on its own loopback address (so the per-host
@@ -84,7 +57,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Scan:
         entries = []
         for number, behaviour in enumerate(sorted(EXPECTED)):
             server = stack.enter_context(hostile_server(behaviour, interval=0.5, host=f"127.0.0.{20 + number}"))
-            starttls = _starttls(behaviour)
+            starttls = starttls_of(behaviour)
             entry = f"  - {{name: {behaviour}, host: {server.host}, port: {server.port}"
             entries.append(entry + (f", starttls: {starttls}}}" if starttls else "}"))
         inventory.write_text("targets:\n" + "\n".join(entries) + "\n")
@@ -133,7 +106,7 @@ def test_scan_error_is_one_line_without_library_names(behaviour: str, fleet: Sca
 def test_single_scan_of_a_hostile_server(behaviour: str, tmp_path: Path) -> None:
     """`tlsgate scan HOST:PORT --timeout 2` as a user types it: the class, exit code 3, one line, in bound."""
     report = tmp_path / "r.json"
-    starttls = _starttls(behaviour)
+    starttls = starttls_of(behaviour)
     with hostile_server(behaviour, interval=0.5) as server:
         run = run_tlsgate(
             "scan", server.target, "--timeout", str(TIMEOUT), "--json", str(report),
