@@ -27,7 +27,7 @@ from scanner.probe.connect.tlsclient import client_context, handshake_error, tls
 from scanner.probe.wire.messages import Closed, ConnectFailed, TimedOut
 from scanner.probe.wire.records import exchange
 from scanner.targets import parse_target
-from tests.helpers import loopback_endpoint
+from tests.helpers import hello_filter_proxy, loopback_endpoint
 from tests.hostile import BEHAVIOURS, PREFLIGHT_CLASS, STARTTLS_PROTOCOLS, hostile_server, starttls_behaviour
 
 TIMEOUT = 0.5
@@ -182,3 +182,13 @@ def test_preflight_ends_at_the_target_deadline() -> None:
     with hostile_server("silent_after_hello") as server:
         result, took = _timed(lambda: preflight(parse_target(server.target), 30, stop=stop))
     assert _class(result) == ErrorClass.timeout and took < 1.5
+
+
+@pytest.mark.parametrize("mode", ["reset", "close"])
+def test_server_dropping_long_hellos_still_passes_the_preflight(mode: str, tls12_13_server: Any) -> None:
+    """A real TLS server behind a proxy that drops hellos over 600 bytes: the preflight's broad hello is dropped,
+    its short TLS 1.2 hello answered, so the target is scanned, not reported as reset."""
+    with hello_filter_proxy(tls12_13_server.port, lambda hello: mode if len(hello) > 600 else "forward") as proxy:
+        result = preflight(parse_target(f"127.0.0.1:{proxy.port}"), TIMEOUT)
+    assert isinstance(result, Reachable), result
+    assert proxy.actions == [mode, "forward"]

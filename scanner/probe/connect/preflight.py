@@ -38,9 +38,10 @@ def _hello(server_name: str | None) -> bytes:
 
 
 def _short_hello(server_name: str | None) -> bytes:
-    """A small TLS 1.2 hello (under 256 bytes): what a server that drops long or TLS 1.3 hellos still answers."""
+    """A TLS 1.2 hello of common suites, padded to about 512 bytes (past the 256-511 range some stacks choke on):
+    what a server that drops long or TLS 1.3 hellos still answers."""
     suites = candidate_suites(ProtocolVersion.TLSv1_2)[:24]
-    return build_client_hello(ProtocolVersion.TLSv1_2, suites, server_name=server_name, pad=False)
+    return build_client_hello(ProtocolVersion.TLSv1_2, suites, server_name=server_name)
 
 
 @dataclass(frozen=True)
