@@ -192,3 +192,12 @@ def test_server_dropping_long_hellos_still_passes_the_preflight(mode: str, tls12
         result = preflight(parse_target(f"127.0.0.1:{proxy.port}"), TIMEOUT)
     assert isinstance(result, Reachable), result
     assert proxy.actions == [mode, "forward"]
+
+
+def test_own_probe_step_ends_at_the_target_deadline() -> None:
+    """A probe's hello exchange on a trickling server ends when the target's time is up, not a timeout later."""
+    stop = Stop.after(0.5, ProbeError(error_class=ErrorClass.time_budget, message="out of time"))
+    with hostile_server("trickle_handshake", interval=PACE) as server:
+        endpoint = dataclasses.replace(loopback_endpoint(server.port, timeout=30), stop=stop)
+        reply, took = _timed(lambda: exchange(endpoint, b"\x16\x03\x01\x00\x00"))
+    assert isinstance(reply.end, TimedOut) and took < 1.5, (reply.end, took)
