@@ -350,7 +350,13 @@ class ClientCertificateOptions(OptionGroup):
 
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        max=300,
+        metavar="SECONDS",
+        help="Seconds for each step (connect, STARTTLS, hello and answer, handshake), as a whole.",
+    ),
 ]
 
 
