@@ -176,6 +176,8 @@ def _guarded(probe: OwnProbe, endpoint: Endpoint, options: ProbeOptions) -> Merg
     """A probe that raises is a bug on one target: record it as that probe's error and carry on."""
     try:
         return _merge(probe, probe.run(endpoint, options))
+    except Cancelled:
+        raise  # the target is stopped: its facts so far are reported, the rest with the stop's reason
     except Exception as exc:  # any failure of one probe must not lose the target
         error = ProbeError(error_class=ErrorClass.probe_failed, message=f"{probe.name} probe failed: {exc!r}")
 
@@ -194,7 +196,7 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind], stopped: ProbeError |
         return Facts(
             target=_target_info(partial), started_at=partial.started, finished_at=now, status="error", error=error
         )
-    gap = stopped or partial.sslyze_error
+    gap = partial.sslyze_error or stopped
     protocols: list[ProtocolSupport] = []
     if ProbeKind.protocols in plan:
         for version in ProtocolVersion:

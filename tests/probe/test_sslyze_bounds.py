@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from scanner.engine import _resume
 from scanner.exitcodes import ExitCode
 from scanner.facts import Behaviours, CertificateFacts, ErrorClass, ProbeError
 from scanner.probe import sslyze_adapter
@@ -187,7 +188,8 @@ def test_jobs_end_with_the_targets_time(pki: ServerFiles) -> None:
 def test_target_time_keeps_what_was_found(pki: ServerFiles, tmp_path: Path) -> None:
     """Only sslyze's certificate job (the one ClientHello asking for OCSP stapling) trickles, and so does the
     chain fetch tlsgate falls back on: with --timeout 2 --target-time 10 the scan ends soon after 10 s, the
-    certificate an error of the time limit, the protocols and the other behaviours kept."""
+    certificate an error of the time limit, the protocols and the other behaviours kept; --resume would scan it
+    again."""
     report = tmp_path / "r.json"
     with relayed_server(pki, offers_status_request) as relay:
         result = run_tlsgate("scan", relay.target, "--all-facts", "--timeout", "2", "--target-time", "10",
@@ -205,6 +207,7 @@ def test_target_time_keeps_what_was_found(pki: ServerFiles, tmp_path: Path) -> N
     behaviours = facts["behaviours"]
     assert behaviours["heartbleed"] == {"status": "ok", "value": False, "error": None, "source": "sslyze"}
     assert behaviours["secure_renegotiation"]["status"] == "ok"
+    assert _resume(report) == {}, "--resume must scan a target cut short (in one fact) again"
 
 
 def test_time_budget_ends_a_run_of_trickling_targets(pki: ServerFiles, tmp_path: Path) -> None:

@@ -70,14 +70,16 @@ class Fetcher:
                     self.requests += 1
                     break
             pending.wait()
+        result: bytes | FetchError = FetchError(url, "fetch failed: interrupted")
         try:
             result = self._request(method, url, body, content_type)
         except Exception as exc:  # never let one odd URL break a scan
             result = FetchError(url, f"fetch failed: {_words(exc)}")
-        with self._lock:
-            self._cache[key] = result
-            del self._inflight[key]
-        pending.set()
+        finally:  # whatever happened, those waiting for this URL get an answer
+            with self._lock:
+                self._cache[key] = result
+                del self._inflight[key]
+            pending.set()
         return result
 
     def _context(self) -> ssl.SSLContext:
