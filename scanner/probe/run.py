@@ -325,16 +325,21 @@ class ProbeRun:
                 todo.append(index)
         todo.reverse()  # popped from the end: first items first
         running: dict[int, _Running] = {}
-        while todo or running:
+
+        def fill() -> None:  # before a result is handed out: the next target need not wait for its consumer
             while todo and len(running) < max(1, self.options.concurrency) and self.stop.error is None:
                 index = todo.pop()
                 running[index] = self._start(index, finished)
+
+        while todo or running:
+            fill()
             try:
                 index, facts = finished.get(timeout=_POLL)
             except queue.Empty:
                 pass
             else:
                 if running.pop(index, None) is not None:
+                    fill()
                     yield index, facts
                 continue
             if (error := self.stop.error) is not None:
