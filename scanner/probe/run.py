@@ -9,7 +9,9 @@ stream out in completion order. A probe that fails leaves its part as an error, 
 fails never stops the others.
 
 Connections go through ``Slots`` (a cap for the run and one per host) and check a ``Stop`` (Ctrl-C, the time
-budget, a target's own time limit): a stopped target is reported with that reason, never half-filled.
+budget, a target's own time limit). A target whose time is up is reported within ``_GRACE`` whatever its probes
+are doing: with the facts they had reported, every other planned fact carrying the stop's reason (a target
+stopped before its preflight answered is that error as a whole).
 """
 
 from __future__ import annotations
