@@ -186,7 +186,8 @@ def load_trust(request: TrustRequest) -> CertificateOptions:
 
 def _resume(path: Path) -> dict[str, Facts]:
     """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
-    it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
+    it did not finish (interrupted, out of time, even in part) are scanned again. A file that is not there yet is
+    a first run."""
     from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     if not path.exists():
@@ -195,11 +196,16 @@ def _resume(path: Path) -> dict[str, Facts]:
         saved = read_saved_facts(path)
     except SavedFileError as exc:
         raise RequestError([f"--resume {exc}"]) from None
-    return {
-        facts.target.input: facts
-        for facts in saved.facts
-        if facts.error is None or facts.error.error_class.value not in RESUMABLE
-    }
+    return {facts.target.input: facts for facts in saved.facts if _finished(facts)}
+
+
+def _finished(facts: Facts) -> bool:
+    """Whether a saved target needs no new scan: not stopped as a whole, nor in any one fact (a target whose time
+    ran out keeps the facts it had, the others carry the time_budget error)."""
+    if facts.error is not None:
+        return facts.error.error_class.value not in RESUMABLE
+    text = facts.model_dump_json()
+    return not any(f'"error_class":"{name}"' in text for name in RESUMABLE)
 
 
 def _open_journal(request: JournalRequest | None, resume: Path | None, known: dict[str, Facts]) -> Journal | None:
