@@ -6,6 +6,7 @@ renders and exits. Only the command line prints or exits.
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from typing import Annotated
@@ -70,6 +71,9 @@ def main() -> None:
     warnings.filterwarnings("ignore", module=r"sslyze\..*")
     warnings.filterwarnings("ignore", message=r".*serial number.*")
     try:
+        # Start-up had its own Ctrl-C handler (scanner/cli/__init__.py); from here it is KeyboardInterrupt.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         # standalone mode: click turns usage errors into exit code 2 with a one-line message.
         app(standalone_mode=True)
     except KeyboardInterrupt:
