@@ -76,6 +76,12 @@ def main() -> None:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         # standalone mode: click turns usage errors into exit code 2 with a one-line message.
         app(standalone_mode=True)
+    except SystemExit:
+        # The command is over (reports written, exit code decided): a signal now must not become a traceback
+        # from the interpreter's shutdown.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        raise
     except KeyboardInterrupt:
         typer.echo("tlsgate: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

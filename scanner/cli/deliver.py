@@ -21,7 +21,9 @@ from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate
 from scanner.report import Report
 
 
-def write_reports(report: Report, outputs: Sequence[Output], stops: Stops) -> list[tuple[Output, str]]:
+def write_reports(
+    report: Report, outputs: Sequence[Output], stops: Stops, journal: Output | None = None
+) -> list[tuple[Output, str]]:
     """Render every report first, then write every one or none (a render that breaks writes nothing); a signal
     that quits (see Stops) ends the command here, saying whether the reports were written."""
     try:
@@ -30,7 +32,7 @@ def write_reports(report: Report, outputs: Sequence[Output], stops: Stops) -> li
     except OSError as exc:
         fatal(f"cannot write {exc.filename or 'a report'}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
     except KeyboardInterrupt:
-        quit_interrupted(stops, outputs)
+        quit_interrupted(stops, outputs, journal)
     return rendered
 
 
@@ -76,14 +78,16 @@ def deliver(
     summary: bool = True,
     stdout_taken: bool = False,
     stops: Stops | None = None,
+    journal: Output | None = None,
 ) -> None:
     """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
-    is on standard output. ``stops`` is the scan's signal guard; without one a guard covers the writing alone."""
+    is on standard output. ``stops`` is the scan's signal guard (without one a guard covers the writing alone),
+    ``journal`` the scan's JSON Lines journal, already written."""
     if stops is None:
         with guard(Stops(finishing=True)) as own:
             deliver(report, outputs, summary, stdout_taken, own)
         return
-    rendered = write_reports(report, outputs, stops)
+    rendered = write_reports(report, outputs, stops, journal)
     to_stdout = stdout_taken or any(output.path is None or names_stdout(output.path) for output, _ in rendered)
     if summary:
         show_summary(report, err=to_stdout)
@@ -133,25 +137,35 @@ def scan_and_deliver(
             stops.finishing = True
         except KeyboardInterrupt:
             quit_interrupted(stops, others, journal)
-        report = result.report
         streamed = journal is not None and (journal.path is None or names_stdout(journal.path))
-        deliver(report, others, stdout_taken=streamed, stops=stops)
+        deliver(result.report, others, stdout_taken=streamed, stops=stops, journal=journal)
+        taken = streamed or any(o.path is None or names_stdout(o.path) for o in others)
+        try:
+            _close(result, taken, stops.received > 0)
+        except KeyboardInterrupt:  # the reports are written: only this command's last words were cut
+            quit_interrupted(stops, others)
+    return result.report
+
+
+def _close(result: engine.ScanResult, stdout_taken: bool, signalled: bool) -> None:
+    """The journal's fate, then how the run ended: exit 4 for a journal cut short, 130 when interrupted. Words
+    for a person go to stderr when a report is on standard output (``stdout_taken``)."""
     if result.journal is not None:
         if result.journal.failure is not None:
             where = result.journal.path or "standard output"
             message = f"cannot write {where}: {result.journal.failure} (the other reports were written)"
             fatal(message, ExitCode.OUTPUT_FAILED)
         if result.journal.path is not None and verbosity() > 0:
-            typer.echo(f"report: {result.journal.path} (JSON Lines, written as targets finished)", err=streamed)
+            typer.echo(f"report: {result.journal.path} (JSON Lines, written as targets finished)", err=stdout_taken)
+    targets = result.report.targets
     if result.interrupted:
-        done = sum(1 for t in report.targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
+        done = sum(1 for t in targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
         typer.echo(
-            f"tlsgate: interrupted: {done} of {len(report.targets)} targets had finished; reports written, "
+            f"tlsgate: interrupted: {done} of {len(targets)} targets had finished; reports written, "
             "the unfinished targets marked interrupted",
             err=True,
         )
         raise typer.Exit(int(ExitCode.INTERRUPTED))
-    if stops.received:
+    if signalled:
         typer.echo("tlsgate: interrupted after the scan had finished: reports written", err=True)
         raise typer.Exit(int(ExitCode.INTERRUPTED))
-    return report

@@ -3,6 +3,7 @@ reports: the reports are written whole, or not at all, and the last line says wh
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -39,7 +40,8 @@ class Stops:
         if not self._waiting:
             self._waiting = True
             # os.write: a handler may run in the middle of Python's own writes to stderr
-            os.write(2, b"tlsgate: writing the reports (interrupt again to quit without them)\n")
+            with contextlib.suppress(OSError):  # a closed stderr must not turn into an exception here
+                os.write(2, b"tlsgate: writing the reports (interrupt again to quit without them)\n")
             return
         if self._holding:
             self._pending = True

@@ -238,3 +238,14 @@ def test_a_failing_stream_replaces_no_file(tmp_path):
     assert raised.value.filename == str(fifo)
     assert first.read_text() == "old a"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "closing.fifo"]
+
+
+@root_only
+def test_the_journal_into_a_character_device(refused_port, tmp_path):
+    """The journal opens a device as it is (no fsync a device refuses, no replacing it): the scan ends as usual."""
+    null = tmp_path / "null"
+    device(null, NULL)
+    run = run_tlsgate("scan", f"127.0.0.1:{refused_port}", "--format", f"jsonl={null}", "--json", "-")
+    assert run.code == ExitCode.NOT_CHECKED, run.stderr
+    assert json.loads(run.stdout)["targets"][0]["facts"]["error"]["error_class"] == "refused"
+    assert stat.S_ISCHR(null.lstat().st_mode) and null.lstat().st_rdev == NULL
