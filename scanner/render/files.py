@@ -116,11 +116,11 @@ def writable_problem(path: Path) -> str | None:
         place = destination(path)
     except ReportWriteError as exc:
         return exc.strerror
-    if place.kind is Kind.stream:
-        return None if os.access(place.target or path, os.W_OK) else "permission denied"
-    if place.kind is Kind.descriptor:
+    if place.kind is Kind.descriptor or place.target is None:
         return None
-    directory = (place.target or path).parent
+    if place.kind is Kind.stream:
+        return None if os.access(place.target, os.W_OK) else "permission denied"
+    directory = place.target.parent
     shown = directory if path.is_symlink() else path.parent  # the user's spelling, unless a link led elsewhere
     if not directory.is_dir():
         return f"directory {shown} does not exist"
@@ -187,12 +187,12 @@ def write_atomic_all(
     cannot be taken back: one that failed midway may hold part of its report.
     """
     places = [(destination(path), text) for path, text in files]
-    written: list[tuple[Path, Destination]] = []
+    written: list[tuple[Path, Path, Path | None]] = []  # temp file, the file it replaces, the path as given
     try:
         for place, text in places:
-            if place.kind is Kind.file:
+            if place.kind is Kind.file and place.target is not None:
                 try:
-                    written.append((_write_temp(place.target or Path(), text), place))
+                    written.append((_write_temp(place.target, text), place.target, place.given))
                 except OSError as exc:
                     raise ReportWriteError(place.given, exc) from exc
         for place, text in places:
@@ -202,13 +202,13 @@ def write_atomic_all(
                 except OSError as exc:
                     raise ReportWriteError(place.given, exc) from exc
         with commit if commit is not None else nullcontext():
-            for tmp, place in written:
+            for tmp, target, given in written:
                 try:
-                    tmp.replace(place.target or Path())
+                    tmp.replace(target)
                 except OSError as exc:
-                    raise ReportWriteError(place.given, exc) from exc
+                    raise ReportWriteError(given, exc) from exc
     except BaseException:
-        for tmp, _ in written:
+        for tmp, _, _ in written:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
         raise
