@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,34 @@ def test_ctrl_c_during_start_up_is_one_line_and_exit_130(silent_server) -> None:
     stdout, stderr = proc.communicate(timeout=30)
     assert (proc.returncode, stderr.decode(), stdout) == (ExitCode.INTERRUPTED, "tlsgate: interrupted\n", b"")
     assert time.monotonic() - sent < 10
+
+
+# evaluate, with Ctrl-C arriving while it judges: the KeyboardInterrupt SIGINT raises, raised right there
+_CTRL_C_WHILE_JUDGING = """
+import sys
+import scanner.engine
+
+def interrupted(*args, **kwargs):
+    raise KeyboardInterrupt
+
+scanner.engine.judge_saved_facts = interrupted
+sys.argv = ["tlsgate", "evaluate", sys.argv[1], "--json", sys.argv[2]]
+from scanner.cli import main
+main()
+"""
+
+
+def test_ctrl_c_outside_the_reports_guard_still_says_so(tmp_path) -> None:
+    """A command interrupted before it writes anything (typer would exit 130 silently): one line, exit 130, and
+    no report."""
+    facts, report = tmp_path / "facts.jsonl", tmp_path / "r.json"
+    facts.write_text("")
+    run = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_WHILE_JUDGING, str(facts), str(report)],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (run.returncode, run.stderr, run.stdout) == (ExitCode.INTERRUPTED, "tlsgate: interrupted\n", "")
+    assert not report.exists()
 
 
 @pytest.fixture
