@@ -3,7 +3,8 @@ judged without a network.
 
 Around the pipeline's ``run_scan`` this plans an inventory's targets (their own packs, parameters and connection
 settings), chooses the probes the packs need, loads the trust stores, keeps the targets a ``--resume`` file
-already finished, writes the JSON Lines journal as targets finish, and turns SIGTERM into the same stop as Ctrl-C.
+already finished, and writes the JSON Lines journal as targets finish. KeyboardInterrupt stops a scan (the command
+line turns SIGTERM into one too: scanner/cli/signals.py).
 
 Nothing here prints or exits: a request that cannot run raises RequestError (its lines are for the user, the
 command line decides the exit code), and what a person sees while the scan runs reaches them through the
@@ -12,7 +13,6 @@ listener the caller passes in.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -104,8 +104,8 @@ RESUMABLE = ("interrupted", "time_budget")
 def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
     """Plan, probe and judge; the journal, then ``listener``, hear each target as it finishes.
 
-    Ctrl-C or SIGTERM stops the scan: the result still holds every finished target, the others marked
-    ``interrupted``.
+    KeyboardInterrupt (Ctrl-C, or SIGTERM as the command line handles it) stops the scan: the result still holds
+    every finished target, the others marked ``interrupted``.
     """
     # Imported here: sslyze is slow to import, and --help or a usage error should not wait for it.
     from scanner.pipeline import run_scan  # noqa: PLC0415
@@ -129,20 +129,13 @@ def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
     known = _resume(request.resume) if request.resume is not None else {}
     journal = _open_journal(request.journal, request.resume, known)
     fanout = Fanout([one for one in (journal, listener) if one is not None])
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         resumed = str(request.resume) if request.resume is not None and known else None
         outcome = run_scan(targets, packs, probe, request.gate, target_packs, fanout, known, resumed)
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if journal is not None:
             journal.close()
     return ScanResult(outcome.report, outcome.interrupted, journal)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (systemd, CI cancelling a job) stops a scan as Ctrl-C does."""
-    raise KeyboardInterrupt
 
 
 def _plan_inventory(request: InventoryRequest, plain: Sequence[Target], connect: ConnectOptions) -> list[PlannedTarget]:
@@ -186,7 +179,8 @@ def load_trust(request: TrustRequest) -> CertificateOptions:
 
 def _resume(path: Path) -> dict[str, Facts]:
     """Facts of the targets an earlier run finished (its JSON Lines journal, or a JSON report), by label; targets
-    it did not finish (interrupted, out of time) are scanned again. A file that is not there yet is a first run."""
+    it did not finish (interrupted, out of time, even in part) are scanned again. A file that is not there yet is
+    a first run."""
     from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
     try:
@@ -199,11 +193,16 @@ def _resume(path: Path) -> dict[str, Facts]:
         saved = read_saved_facts(path)
     except SavedFileError as exc:
         raise RequestError([f"--resume {exc}"]) from None
-    return {
-        facts.target.input: facts
-        for facts in saved.facts
-        if facts.error is None or facts.error.error_class.value not in RESUMABLE
-    }
+    return {facts.target.input: facts for facts in saved.facts if _finished(facts)}
+
+
+def _finished(facts: Facts) -> bool:
+    """Whether a saved target needs no new scan: not stopped as a whole, nor in any one fact (a target whose time
+    ran out keeps the facts it had, the others carry the time_budget error)."""
+    if facts.error is not None:
+        return facts.error.error_class.value not in RESUMABLE
+    text = facts.model_dump_json()
+    return not any(f'"error_class":"{name}"' in text for name in RESUMABLE)
 
 
 def _open_journal(request: JournalRequest | None, resume: Path | None, known: dict[str, Facts]) -> Journal | None:

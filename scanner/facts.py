@@ -315,6 +315,33 @@ class CertificateFacts(Frozen):
     )
 
 
+DeploymentOffer = Literal["default", "ecdsa", "rsa", "other"]
+
+
+class CertificateDeployment(Frozen):
+    """One certificate chain a server serves, and what the client offered to get it: servers often hold an RSA and
+    an ECDSA certificate side by side and pick one per handshake by the client's signature algorithms and suites."""
+
+    offers: list[DeploymentOffer] = Field(
+        description="The handshakes that got this chain: default (everything tlsgate offers), ecdsa, rsa, other "
+        "(only ECDSA, only RSA, only EdDSA/DSA signature algorithms and suites, at the server's highest version)."
+    )
+    certificate: CertificateFacts = Field(
+        description="The chain, its trust, revocation and lints; status error when the offer could not be completed."
+    )
+
+    @property
+    def label(self) -> str:
+        """How reports name the deployment: its key and the start of its leaf's fingerprint."""
+        leaf = self.certificate.leaf
+        if leaf is None:
+            return f"{'/'.join(self.offers)} offer"
+        key = leaf.public_key
+        kind = "ECDSA" if key.type == "EC" else key.type
+        size = key.curve or (str(key.size) if key.size else "")
+        return f"{kind} {size} {leaf.sha256[:8]}".replace("  ", " ")
+
+
 class NamedGroup(Frozen):
     name: str = Field(description="IANA TLS Supported Groups name, e.g. x25519, secp256r1, ffdhe2048, X25519MLKEM768.")
     code: str = Field(description="IANA code point, e.g. 0x001D.")
@@ -482,6 +509,12 @@ class Facts(Frozen):
     error: ProbeError | None = None
     protocols: list[ProtocolSupport] = Field(default_factory=list)
     certificate: CertificateFacts = CertificateFacts(status="not_probed")
+    certificate_deployments: list[CertificateDeployment] = Field(
+        default_factory=list,
+        description="Every distinct chain the server serves for the name (by leaf SHA-256), the one in `certificate` "
+        "(what a default client gets) first. Empty when the certificate was not probed, in facts saved before "
+        "deployments were discovered, and for a certificate file: then `certificate` is the only one.",
+    )
     groups: GroupFacts = GroupFacts(status="not_probed")
     behaviours: Behaviours = Behaviours(status="not_probed")
     sessions: SessionFacts = SessionFacts(status="not_probed")
@@ -489,6 +522,12 @@ class Facts(Frozen):
 
     def accepted_versions(self) -> list[ProtocolVersion]:
         return [p.version for p in self.protocols if p.status == "accepted"]
+
+    def deployments(self) -> list[CertificateDeployment]:
+        """Every certificate deployment; the one in ``certificate`` alone when no others were looked for."""
+        if self.certificate_deployments:
+            return list(self.certificate_deployments)
+        return [CertificateDeployment(offers=["default"], certificate=self.certificate)]
 
 
 def facts_schema() -> dict[str, Any]:

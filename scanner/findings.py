@@ -64,6 +64,11 @@ class Evidence(_Frozen):
         default=None,
         description="The elements that broke a list rule (for require_any/require_all: the values missing).",
     )
+    deployment: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="For a certificate rule on a server that serves several certificates: the deployments whose "
+        "result decided the finding, by key and the start of the leaf's SHA-256 (e.g. 'RSA 2048 3f2a1b2c').",
+    )
     waiver: WaiverRecord | SkipJsonSchema[None] = Field(
         default=None, description="The waiver that waived the finding (the same as its decision's)."
     )
@@ -116,6 +121,7 @@ class Finding(_Frozen):
     rationale: str = ""
     remediation: str = ""
     references: list[str] = Field(default_factory=list)
+    section: str = Field(default="", description="Where in the pack's source document the rule comes from.")
     baseline: bool = Field(
         default=False,
         description="A failure the --baseline already lists: still a failure, but not a new one, so it does not "

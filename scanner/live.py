@@ -7,11 +7,13 @@ is done. Nothing here decides anything; the report at the end is still built fro
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from scanner.render.files import Kind, destination
 from scanner.render.jsonl import line
 from scanner.report import TargetReport
 
@@ -28,11 +30,18 @@ class Journal:
         self.path = path
         self._skip = set(skip)
         self._own = path is not None
-        if append and path is not None:
-            _drop_cut_line(path)
-        self._handle: IO[str] = (
-            path.open("a" if append else "w", encoding="utf-8", newline="\n") if path is not None else sys.stdout
-        )
+        self._handle: IO[str] = sys.stdout
+        if path is not None:
+            place = destination(path)  # /dev/stdout is written to, not reopened (that would truncate a >> file)
+            if place.fd is not None:
+                self._handle = os.fdopen(os.dup(place.fd), "w", encoding="utf-8", newline="\n")
+            else:
+                append = append and place.kind is Kind.file
+                if append:
+                    _drop_cut_line(path)
+                self._handle = path.open("a" if append else "w", encoding="utf-8", newline="\n")
+        # fsync only what can be: a pipe, a FIFO or a device refuses it
+        self._sync = self._own and stat.S_ISREG(os.fstat(self._handle.fileno()).st_mode)
         self.written = 0
         self.failure: str | None = None  # why writing stopped (disk full ...); the scan itself goes on
 
@@ -45,7 +54,7 @@ class Journal:
         try:
             self._handle.write(line(result))
             self._handle.flush()
-            if self._own:
+            if self._sync:
                 os.fsync(self._handle.fileno())
         except OSError as exc:
             self.failure = exc.strerror or str(exc)

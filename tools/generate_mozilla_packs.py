@@ -37,7 +37,8 @@ WIKI = "https://wiki.mozilla.org/Security/Server_Side_TLS"
 GENERATOR = "https://ssl-config.mozilla.org/"
 # Where Mozilla's curve names (ANSI X9.62 / OpenSSL) meet the IANA / SECG names the facts use.
 CURVE_NAMES = "https://www.rfc-editor.org/rfc/rfc8422#appendix-A"
-PACK_VERSION = "1.0.0"
+# 1.0.1: each rule names its field of the guidelines in `section` (no verdict changed).
+PACK_VERSION = "1.0.1"
 
 # One rule id per JSON field, fixed forever (a field that is null in a configuration just has no rule there).
 FIELD_NUMBERS = {
@@ -97,8 +98,9 @@ NOT_CHECKED = (
     "an HTTP response header (Strict-Transport-Security), which tlsgate does not request; "
     "recommended_certificate_lifespan ({recommended} days) is a recommendation below the maximum that is checked; "
     "oldest_clients is informational. ecdh_param_size ({ecdh} bits) is not a rule of its own: every group tls_curves "
-    "allows has at least that size, so the group rules enforce it. Only the certificate served for the name tlsgate "
-    "sends (SNI) is judged; a server with several certificates is judged by that one. Public trust of the "
+    "allows has at least that size, so the group rules enforce it. Every certificate the server serves for the name "
+    "tlsgate sends (SNI) must meet the certificate rules (deployments: every): the guidelines name the certificate a "
+    "server uses, and a second one of another type is outside them. Public trust of the "
     "certificate is not part of the guidelines; judge it with certificate.trust rules in another pack."
 )
 
@@ -459,6 +461,8 @@ def _rule_lines(rule_id: str, rule: Rule, href: str) -> list[str]:
     out += _value("title", rule.title, 4)
     out.append(f"    severity: {rule.severity}")
     out.append(f"    fact: {rule.fact}")
+    if rule.fact.startswith("certificate."):
+        out.append("    deployments: every")  # see NOT_CHECKED: each certificate served must meet the guidelines
     if rule.where is not None:
         out += _value("where", rule.where, 4)
     if rule.when is not None:
@@ -466,6 +470,7 @@ def _rule_lines(rule_id: str, rule: Rule, href: str) -> list[str]:
     out += _value(*rule.constraint, 4)
     out += _folded("rationale", rule.rationale, 4)
     out += _folded("remediation", rule.remediation, 4)
+    out += _value("section", rule.pointer.replace("/", ".").strip("."), 4)
     out.append("    references:")
     for reference in (f"{href}#{rule.pointer}", WIKI, *rule.references):
         out.append(f"      - {_scalar(reference)}")

@@ -6,6 +6,7 @@ renders and exits. Only the command line prints or exits.
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from typing import Annotated
@@ -71,11 +72,29 @@ def main() -> None:
     warnings.filterwarnings("ignore", module=r"sslyze\..*")
     warnings.filterwarnings("ignore", message=r".*serial number.*")
     try:
+        # Start-up had its own Ctrl-C handler (scanner/cli/__init__.py); from here it is KeyboardInterrupt.
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         # standalone mode: click turns usage errors into exit code 2 with a one-line message.
         app(standalone_mode=True)
+    except SystemExit as exc:
+        # The command is over (reports written, exit code decided): a signal now must not become a traceback
+        # from the interpreter's shutdown.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        if _typer_caught_ctrl_c(exc):
+            typer.echo("tlsgate: interrupted", err=True)
+        raise
     except KeyboardInterrupt:
         typer.echo("tlsgate: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last line of defence: never a traceback for a user
         typer.echo(f"tlsgate: internal error: {type(exc).__name__}: {printable(str(exc))}", err=True)
         sys.exit(int(ExitCode.INTERNAL))
+
+
+def _typer_caught_ctrl_c(exc: SystemExit) -> bool:
+    """Typer turns a KeyboardInterrupt that leaves a command into a silent exit 130 (``Exit(130) from`` it): a
+    command interrupted outside the reports' own signal guard still gets its one line."""
+    cause = getattr(exc.__context__, "__cause__", None)
+    return exc.code == ExitCode.INTERRUPTED and isinstance(cause, KeyboardInterrupt)

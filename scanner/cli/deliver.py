@@ -4,29 +4,59 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import NoReturn
 
 import typer
 
 from scanner import engine
 from scanner.cli.errors import fatal, fatal_lines
-from scanner.cli.options import Output, verbosity
+from scanner.cli.options import Output, names_stdout, verbosity
+from scanner.cli.signals import Stops, guard
 from scanner.exitcodes import ExitCode
 from scanner.facts import ErrorClass
 from scanner.live import ProgressBar
 from scanner.render import OutputFormat, render, write_atomic_all
+from scanner.render.files import Kind, destination
 from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, gate_line
 from scanner.report import Report
 from scanner.textsafe import printable
 
 
-def write_reports(report: Report, outputs: Sequence[Output]) -> list[tuple[Output, str]]:
-    """Render every report first, then write every file or none (a render that breaks writes nothing)."""
-    rendered = [(output, render(report, output.format)) for output in outputs]
+def write_reports(
+    report: Report, outputs: Sequence[Output], stops: Stops, journal: Output | None = None
+) -> list[tuple[Output, str]]:
+    """Render every report first, then write every one or none (a render that breaks writes nothing); a signal
+    that quits (see Stops) ends the command here, saying whether the reports were written."""
     try:
-        write_atomic_all([(output.path, text) for output, text in rendered if output.path is not None])
+        rendered = [(output, render(report, output.format)) for output in outputs]
+        write_atomic_all([(output.path, text) for output, text in rendered], commit=stops.committing())
     except OSError as exc:
         fatal(f"cannot write {exc.filename or 'a report'}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
+    except KeyboardInterrupt:
+        quit_interrupted(stops, outputs, journal)
     return rendered
+
+
+def quit_interrupted(stops: Stops, outputs: Sequence[Output], journal: Output | None = None) -> NoReturn:
+    """Exit 130 with one line saying whether the reports are in place (and which stream may hold part of one)."""
+    if stops.committed:
+        said = "reports written"
+    else:
+        said = "no report was written"
+        cut = [o for o in outputs if o.path is None or _kind(o) is not Kind.file]
+        if journal is not None:
+            said += f"; the JSON Lines journal ({journal.path or 'standard output'}) holds the finished targets"
+        if cut:
+            said += f"; {', '.join(str(o.path or 'standard output') for o in cut)} may hold part of a report"
+    typer.echo(f"tlsgate: interrupted: {said}", err=True)
+    raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def _kind(output: Output) -> Kind | None:
+    try:
+        return destination(output.path).kind
+    except OSError:
+        return None
 
 
 def show_summary(report: Report, err: bool = False) -> None:
@@ -44,14 +74,23 @@ def show_summary(report: Report, err: bool = False) -> None:
         print_summary(report, verbose=verbosity() > 1, err=err)
 
 
-def deliver(report: Report, outputs: Sequence[Output], summary: bool = True, stdout_taken: bool = False) -> None:
+def deliver(
+    report: Report,
+    outputs: Sequence[Output],
+    summary: bool = True,
+    stdout_taken: bool = False,
+    stops: Stops | None = None,
+    journal: Output | None = None,
+) -> None:
     """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
-    is on standard output."""
-    rendered = write_reports(report, outputs)
-    to_stdout = stdout_taken or any(output.path is None for output, _ in rendered)
-    for output, text in rendered:
-        if output.path is None:
-            typer.echo(text.encode("utf-8"), nl=False)  # bytes: UTF-8 like the files, whatever the locale
+    is on standard output. ``stops`` is the scan's signal guard (without one a guard covers the writing alone),
+    ``journal`` the scan's JSON Lines journal, already written."""
+    if stops is None:
+        with guard(Stops(finishing=True)) as own:
+            deliver(report, outputs, summary, stdout_taken, own)
+        return
+    rendered = write_reports(report, outputs, stops, journal)
+    to_stdout = stdout_taken or any(output.path is None or names_stdout(output.path) for output, _ in rendered)
     if summary:
         show_summary(report, err=to_stdout)
         show_gate(report, err=to_stdout)
@@ -79,36 +118,56 @@ def scan_and_deliver(
     """Scan with the JSON Lines journal (if asked for) written as targets finish, then write the other reports.
 
     Ctrl-C or SIGTERM stops the scan: the reports are still written — every finished target, the others marked
-    ``interrupted`` — and the exit code is 130. ``forced`` draws the progress bar even when standard error is no
-    terminal (--progress given).
+    ``interrupted`` — and the exit code is 130; a signal while they are written waits for them, the next one quits
+    without them (see Stops). ``forced`` draws the progress bar even when standard error is no terminal
+    (--progress given).
     """
     journal = next((o for o in outputs if o.format is OutputFormat.jsonl), None)
     if journal is not None:
         request = replace(request, journal=engine.JournalRequest(journal.path))
+    others = [o for o in outputs if o.format is not OutputFormat.jsonl]
     bar = ProgressBar(force=forced) if progress else None
-    try:
-        result = engine.scan(request, bar)
-    except engine.RequestError as exc:
-        fatal_lines(exc.lines, ExitCode.USAGE)
-    finally:
-        if bar is not None:
-            bar.close()
-    report = result.report
-    streamed = journal is not None and journal.path is None
-    deliver(report, [o for o in outputs if o.format is not OutputFormat.jsonl], stdout_taken=streamed)
+    with guard(Stops()) as stops:
+        try:
+            try:
+                result = engine.scan(request, bar)
+            except engine.RequestError as exc:
+                fatal_lines(exc.lines, ExitCode.USAGE)
+            finally:
+                if bar is not None:
+                    bar.close()
+            stops.finishing = True
+        except KeyboardInterrupt:
+            quit_interrupted(stops, others, journal)
+        streamed = journal is not None and (journal.path is None or names_stdout(journal.path))
+        deliver(result.report, others, stdout_taken=streamed, stops=stops, journal=journal)
+        taken = streamed or any(o.path is None or names_stdout(o.path) for o in others)
+        try:
+            _close(result, taken, stops.received > 0)
+        except KeyboardInterrupt:  # the reports are written: only this command's last words were cut
+            quit_interrupted(stops, others)
+    return result.report
+
+
+def _close(result: engine.ScanResult, stdout_taken: bool, signalled: bool) -> None:
+    """The journal's fate, then how the run ended: exit 4 for a journal cut short, 130 when interrupted. Words
+    for a person go to stderr when a report is on standard output (``stdout_taken``)."""
     if result.journal is not None:
         if result.journal.failure is not None:
             where = result.journal.path or "standard output"
             message = f"cannot write {where}: {result.journal.failure} (the other reports were written)"
             fatal(message, ExitCode.OUTPUT_FAILED)
         if result.journal.path is not None and verbosity() > 0:
-            typer.echo(f"report: {result.journal.path} (JSON Lines, written as targets finished)", err=streamed)
+            typer.echo(f"report: {result.journal.path} (JSON Lines, written as targets finished)", err=stdout_taken)
+    targets = result.report.targets
     if result.interrupted:
-        done = sum(1 for t in report.targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
+        done = sum(1 for t in targets if t.facts.error is None or t.facts.error.error_class != "interrupted")
         typer.echo(
-            f"tlsgate: interrupted: {done} of {len(report.targets)} targets had finished; reports written, "
+            f"tlsgate: interrupted: {done} of {len(targets)} targets had finished; reports written, "
             "the unfinished targets marked interrupted",
             err=True,
         )
         raise typer.Exit(int(ExitCode.INTERRUPTED))
-    return report
+    if signalled:
+        typer.echo("tlsgate: interrupted after the scan had finished: reports written", err=True)
+        raise typer.Exit(int(ExitCode.INTERRUPTED))

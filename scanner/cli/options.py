@@ -10,7 +10,6 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse
 from scanner.policy.operators import duration
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
+from scanner.render.files import destination, writable_problem
 
 # Without --pack every command that judges uses these: the floor every user expects (trust, name, validity,
 # revocation, weak keys, signatures, protocols and suites), not one standard's policy.
@@ -155,7 +155,7 @@ def parse_outputs(specs: Sequence[str], aliases: Sequence[tuple[str, OutputForma
         if earlier is not None:
             fatal(f"the {fmt.value} report is asked for twice ({earlier} and {given})", ExitCode.USAGE)
         outputs.append(Output(fmt, path))
-    to_stdout = [o.format.value for o in outputs if o.path is None]
+    to_stdout = [o.format.value for o in outputs if o.path is None or names_stdout(o.path)]
     if len(to_stdout) > 1:
         fatal(f"only one report can go to standard output, not {' and '.join(to_stdout)}", ExitCode.USAGE)
     files = [o.path.resolve() for o in outputs if o.path is not None]
@@ -165,6 +165,14 @@ def parse_outputs(specs: Sequence[str], aliases: Sequence[tuple[str, OutputForma
     for output in outputs:
         check_output(output.path)
     return outputs
+
+
+def names_stdout(path: Path) -> bool:
+    """``/dev/stdout`` and the like (through any symlinks) are standard output too."""
+    try:
+        return destination(path).is_stdout
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -182,21 +190,9 @@ class ReportOptions(OptionGroup):
 
 def check_output(path: Path | None) -> None:
     """Refuse before scanning, not after: a long scan must not end in 'cannot write the report'."""
-    if path is None:
-        return
-    parent = path.parent if str(path.parent) else Path()
-    try:
-        path.lstat()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:  # a name too long, a parent that is a file ...
-        fatal(f"cannot write {path}: {exc.strerror or exc}", ExitCode.USAGE)
-    if not parent.is_dir():
-        fatal(f"cannot write {path}: directory {parent} does not exist", ExitCode.USAGE)
-    if path.is_dir():
-        fatal(f"cannot write {path}: it is a directory", ExitCode.USAGE)
-    if not os.access(parent, os.W_OK):
-        fatal(f"cannot write {path}: directory {parent} is not writable", ExitCode.USAGE)
+    problem = writable_problem(path) if path is not None else None
+    if problem is not None:
+        fatal(f"cannot write {path}: {problem}", ExitCode.USAGE)
 
 
 def saved_files_argument(help_text: str, metavar: str) -> Any:
@@ -356,7 +352,13 @@ class ClientCertificateOptions(OptionGroup):
 
 TimeoutOption = Annotated[
     float,
-    typer.Option("--timeout", min=0.1, max=300, metavar="SECONDS", help="Seconds for each connect and read."),
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        max=300,
+        metavar="SECONDS",
+        help="Seconds for each step (connect, STARTTLS, hello and answer, handshake), as a whole.",
+    ),
 ]
 
 

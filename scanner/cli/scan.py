@@ -158,7 +158,11 @@ def scan(
     ] = None,
     target_time: Annotated[
         str | None,
-        duration_flag("--target-time", "At most this long for one target, all its probes together (e.g. 2m)."),
+        duration_flag(
+            "--target-time",
+            "At most this long for one target, all its probes together (e.g. 2m); then it is reported with the facts "
+            "found so far, the rest as time_budget.",
+        ),
     ] = None,
     progress: Annotated[
         bool | None,

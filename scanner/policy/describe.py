@@ -69,6 +69,12 @@ def _condition_words(condition: Condition) -> str:
     return constraint_words(subject, condition.operator, condition.argument)
 
 
+_DEPLOYMENT_WORDS = {
+    "every": "every certificate the server serves (one that fails it fails the rule)",
+    "any": "any certificate the server serves (one that meets it is enough)",
+}
+
+
 def describe_rule(rule: Rule, width: int) -> list[str]:
     indent = "    "
 
@@ -91,8 +97,12 @@ def describe_rule(rule: Rule, width: int) -> list[str]:
     lines += para("", constraint_words(f"fact {rule.fact}", rule.operator, rule.argument, rule.where))
     for condition in rule.when:
         lines += para("only when", _condition_words(condition))
+    if rule.on_certificate:
+        lines += para("judged on", _DEPLOYMENT_WORDS[rule.deployments])
     lines += para("Rationale", rule.rationale)
     lines += para("Remediation", rule.remediation)
+    if rule.section:
+        lines += para("Section", rule.section)
     if rule.references:
         lines.append(f"{indent}References:")
         lines += [f"{indent}  {ref}" for ref in rule.references]

@@ -108,6 +108,7 @@ def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence:
         rationale=rule.rationale,
         remediation=rule.remediation,
         references=list(rule.references),
+        section=rule.section,
     )
 
 
@@ -130,7 +131,30 @@ def _at(rule: Rule, scan_time: datetime) -> Rule:
     )
 
 
+# For each way a rule judges deployments, the status that decides it, first found first: with "every" one failing
+# deployment fails the rule (and one not observed leaves it inconclusive), with "any" one passing passes it.
+_DECIDING: dict[str, tuple[Status, ...]] = {
+    "every": (Status.failed, Status.error, Status.passed, Status.not_applicable),
+    "any": (Status.passed, Status.error, Status.failed, Status.not_applicable),
+}
+
+
 def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+    """The rule's finding; a certificate rule on a server that serves several certificates judges each one and
+    the rule's ``deployments`` ("every" or "any") decides, naming the deployments that did."""
+    deployments = facts.deployments()
+    if facts.status != "ok" or not rule.on_certificate or len(deployments) < 2:
+        return _evaluate(facts, rule, pack)
+    judged = [(d, _evaluate(facts.model_copy(update={"certificate": d.certificate}), rule, pack)) for d in deployments]
+    status = next(s for s in _DECIDING[rule.deployments] if any(f.status == s for _, f in judged))
+    deciding = [(d, f) for d, f in judged if f.status == status]
+    first = deciding[0][1]
+    message = "; ".join(f"{d.label}: {f.message}" for d, f in deciding)
+    evidence = _add(first.evidence, deployment=", ".join(d.label for d, _ in deciding))
+    return first.model_copy(update={"message": message, "evidence": evidence})
+
+
+def _evaluate(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     rule = _at(rule, facts.started_at)
     evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
     if rule.where_spec is not None:

@@ -34,7 +34,12 @@ _RULE_ID = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
 _PACK_KEYS = {"id", "title", "version", "source", "description", "extends", "params", "rules"}
 _PACK_REQUIRED = ("id", "title", "version", "rules")
 _SOURCE_KEYS = {"document", "section", "url", "date", "note"}
-_RULE_KEYS = {"id", "title", "severity", "fact", "where", "when", "rationale", "remediation", "references"}
+_RULE_KEYS = {
+    "id", "title", "severity", "fact", "where", "when", "deployments", "rationale", "remediation", "references",
+    "section",
+}  # fmt: skip
+Deployments = Literal["every", "any"]
+DEPLOYMENTS: tuple[str, ...] = get_args(Deployments)
 _PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM_KEYS = {"default", "description"}
 _RULE_REQUIRED = ("id", "title", "severity", "fact")
@@ -82,6 +87,19 @@ class Rule:
     remediation: str = ""
     references: tuple[str, ...] = ()
     when: tuple[Condition, ...] = ()
+    section: str = ""  # where in the pack's source document the rule comes from, e.g. "3.3.1.2"
+    # A certificate rule judges each certificate the server serves: "every" must pass it, or "any" one suffices.
+    deployments: Deployments = "every"
+
+    @property
+    def on_certificate(self) -> bool:
+        """Whether the rule (or a condition of it) reads the certificate: judged once per certificate deployment."""
+        facts = [self.fact, *(c.fact for c in self.when if c.fact is not None)]
+        return any(is_certificate_fact(f) for f in facts)
+
+
+def is_certificate_fact(path: str) -> bool:
+    return path.split(".", 1)[0] == "certificate"
 
 
 @dataclass(frozen=True)
@@ -216,7 +234,8 @@ class _Validator:
                 where = self.field_matcher(data["where"], path_type, (*key, "where"))
         references = self.references(data, key)
         when = self.conditions(data.get("when"), (*key, "when")) if "when" in data else ()
-        if severity not in SEVERITIES or argument is None or when is None:
+        deployments = self.deployments(data, fact, when, key)
+        if severity not in SEVERITIES or argument is None or when is None or deployments not in DEPLOYMENTS:
             return None
         return Rule(
             id=rule_id,
@@ -232,7 +251,20 @@ class _Validator:
             remediation=self.text(data, "remediation", key).strip(),
             references=tuple(references),
             when=when,
+            deployments=deployments,
+            section=self.text(data, "section", key).strip(),
         )
+
+    def deployments(self, data: Mapping[str, Any], fact: str, when: tuple[Condition, ...] | None, key: Key) -> Any:
+        """``deployments``: every (the default) or any; only on a rule that reads the certificate."""
+        deployments = data.get("deployments", "every")
+        if deployments not in DEPLOYMENTS:
+            self.at((*key, "deployments"), f"'deployments' is every or any, not {deployments!r}")
+        elif "deployments" in data and when is not None:
+            facts = [fact, *(c.fact for c in when if c.fact is not None)]
+            if not any(is_certificate_fact(f) for f in facts):
+                self.at((*key, "deployments"), "'deployments' applies to rules on certificate facts only")
+        return deployments
 
     def conditions(self, spec: Any, key: Key) -> tuple[Condition, ...] | None:
         """``when``: one condition or a list; every one must hold for the rule to apply."""

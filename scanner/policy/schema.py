@@ -68,9 +68,17 @@ def pack_schema() -> dict[str, Any]:
         },
         "where": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
         "when": {"anyOf": [{"$ref": "#/$defs/condition"}, {"type": "array", "items": {"$ref": "#/$defs/condition"}}]},
+        "deployments": {
+            "enum": ["every", "any"],
+            "description": "A certificate rule: every certificate the server serves must pass it (default), or any.",
+        },
         "rationale": {"type": "string"},
         "remediation": {"type": "string"},
         "references": {"type": "array", "items": {"type": "string"}},
+        "section": {
+            "type": "string",
+            "description": "Where in the pack's source document the rule comes from, e.g. '3.3.1.2' or 'Table 3-1'.",
+        },
     } | _constraints()
     rule = _closed_object(rule_properties, ["id", "title", "severity", "fact"]) | {"allOf": [one_constraint]}
     pack_properties = {

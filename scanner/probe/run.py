@@ -4,18 +4,22 @@ Each target runs its whole course on its own: a preflight (resolve, connect, one
 there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
 another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when it brings no
 chain, tlsgate reads it off the wire itself (pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB);
-then the certificate analysis. Targets run side by side and each one's facts are final as soon as it is done, so results
-stream out in completion order. A probe that fails leaves its part as an error, never a default; a target that
-fails never stops the others.
+then one handshake per kind of server key (pki/deployments: every certificate it serves) and the analysis of
+each chain. Targets run side by side and each one's facts are final as soon as it is done, so results stream out
+in completion order. A probe that fails leaves its part as an error, never a default; a target that fails never
+stops the others.
 
 Connections go through ``Slots`` (a cap for the run and one per host) and check a ``Stop`` (Ctrl-C, the time
-budget, a target's own time limit): a stopped target is reported with that reason, never half-filled.
+budget, a target's own time limit). A target whose time is up is reported within ``_GRACE`` whatever its probes
+are doing: with the facts they had reported, every other planned fact carrying the stop's reason (a target
+stopped before its preflight answered is that error as a whole).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,9 +27,11 @@ from typing import Any
 
 from scanner.facts import (
     Behaviours,
+    CertificateDeployment,
     CertificateFacts,
     ErrorClass,
     Facts,
+    Observed,
     ProbeError,
     ProtocolSupport,
     ProtocolVersion,
@@ -37,6 +43,7 @@ from scanner.probe.connect.limits import Cancelled, Slots, Stop
 from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import analyse
+from scanner.probe.pki.deployments import deployments, discover
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.wirechain import TOO_LARGE, fetch_chain
 from scanner.probe.registry import OWN_PROBES, FactGroup, OwnProbe, ProbeKind, sslyze_extras
@@ -73,11 +80,15 @@ class _Partial:
     error: ProbeError | None = None
     protocols: dict[ProtocolVersion, ProtocolSupport] = field(default_factory=dict)
     certificate: CertificateFacts | None = None
+    deployments: list[CertificateDeployment] = field(default_factory=list)
     behaviours: dict[str, Any] = field(default_factory=dict)
     fact_groups: dict[ProbeKind, FactGroup] = field(default_factory=dict)  # by the kind of probe that fills each
     served: ServedCertificates | None = None
     sslyze_error: ProbeError | None = None
     failures: dict[ProbeKind, ProbeError] = field(default_factory=dict)
+    # Held while the target's worker changes these facts, and while the run reads them: a target out of time is
+    # reported with what it has, while its worker may still be winding down.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def expand(targets: Sequence[tuple[Target, ConnectOptions]]) -> list[ScanItem]:
@@ -158,14 +169,21 @@ def _merge(probe: OwnProbe, value: Any) -> Merge:
     return merge
 
 
-def _own_probes(endpoint: Endpoint, options: ProbeOptions) -> list[Merge]:
-    return [_guarded(probe, endpoint, options) for probe in OWN_PROBES if probe.kind in options.plan]
+def _own_probes(endpoint: Endpoint, options: ProbeOptions, partial: _Partial) -> None:
+    """Each own probe of the plan, its facts kept as soon as it is done (a target stopped later keeps them)."""
+    for probe in OWN_PROBES:
+        if probe.kind in options.plan:
+            merge = _guarded(probe, endpoint, options)
+            with partial.lock:
+                merge(partial)
 
 
 def _guarded(probe: OwnProbe, endpoint: Endpoint, options: ProbeOptions) -> Merge:
     """A probe that raises is a bug on one target: record it as that probe's error and carry on."""
     try:
         return _merge(probe, probe.run(endpoint, options))
+    except Cancelled:
+        raise  # the target is stopped: its facts so far are reported, the rest with the stop's reason
     except Exception as exc:  # any failure of one probe must not lose the target
         error = ProbeError(error_class=ErrorClass.probe_failed, message=f"{probe.name} probe failed: {exc!r}")
 
@@ -175,17 +193,16 @@ def _guarded(probe: OwnProbe, endpoint: Endpoint, options: ProbeOptions) -> Merg
         return record
 
 
-def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
+def _finish(partial: _Partial, plan: frozenset[ProbeKind], stopped: ProbeError | None = None) -> Facts:
+    """The facts as far as the probes got. ``stopped`` (the target ran out of time) is the error of every
+    planned fact no probe reported; a target stopped before it was even reached is an error as a whole."""
     now = datetime.now(UTC)
-    if partial.error is not None:
+    error = partial.error or (stopped if partial.address is None else None)
+    if error is not None:
         return Facts(
-            target=_target_info(partial),
-            started_at=partial.started,
-            finished_at=now,
-            status="error",
-            error=partial.error,
+            target=_target_info(partial), started_at=partial.started, finished_at=now, status="error", error=error
         )
-    gap = partial.sslyze_error
+    gap = partial.sslyze_error or stopped
     protocols: list[ProtocolSupport] = []
     if ProbeKind.protocols in plan:
         for version in ProtocolVersion:
@@ -211,8 +228,11 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
         )
     behaviours = Behaviours(status="not_probed")
     if ProbeKind.behaviours in plan:
-        behaviours = Behaviours(status="ok", **partial.behaviours)
-    groups = {p.fills: _group(plan, p.kind, p.group, partial) for p in OWN_PROBES if p.group is not None}
+        unseen = gap or ProbeError(error_class=ErrorClass.probe_failed, message="not observed")
+        broken = {p.fills.partition(".")[2]: partial.failures.get(p.kind) for p in OWN_PROBES if "." in p.fills}
+        missing = {name: Observed[Any](status="error", error=broken.get(name) or unseen) for name in _BEHAVIOUR_FIELDS}
+        behaviours = Behaviours(status="ok", **(missing | partial.behaviours))
+    groups = {p.fills: _group(plan, p.kind, p.group, partial, stopped) for p in OWN_PROBES if p.group is not None}
     return Facts(
         target=_target_info(partial),
         started_at=partial.started,
@@ -220,20 +240,29 @@ def _finish(partial: _Partial, plan: frozenset[ProbeKind]) -> Facts:
         status="ok",
         protocols=protocols,
         certificate=certificate,
+        certificate_deployments=partial.deployments if ProbeKind.certificate in plan else [],
         behaviours=behaviours,
         **groups,
     )
 
 
-def _group(plan: frozenset[ProbeKind], kind: ProbeKind, model: type[FactGroup], partial: _Partial) -> FactGroup:
-    """A fact group as probed, not_probed when the plan skipped it, or an error when its probe broke."""
+_BEHAVIOUR_FIELDS = tuple(name for name in Behaviours.model_fields if name not in ("status", "error"))
+
+
+def _group(
+    plan: frozenset[ProbeKind], kind: ProbeKind, model: type[FactGroup], partial: _Partial, stopped: ProbeError | None
+) -> FactGroup:
+    """A fact group as probed, not_probed when the plan skipped it, or an error when its probe broke or the
+    target ran out of time first."""
     if kind not in plan:
         return model(status="not_probed")
     found = partial.fact_groups.get(kind)
     if found is not None:
         return found
-    error = partial.failures.get(kind) or ProbeError(
-        error_class=ErrorClass.probe_failed, message=f"no {kind} probe ran"
+    error = (
+        partial.failures.get(kind)
+        or stopped
+        or ProbeError(error_class=ErrorClass.probe_failed, message=f"no {kind} probe ran")
     )
     return model(status="error", error=error)
 
@@ -245,12 +274,28 @@ def stopped_facts(item: ScanItem, error: ProbeError, started: datetime | None = 
     return Facts(target=_target_info(partial), started_at=partial.started, finished_at=now, status="error", error=error)
 
 
+@dataclass
+class _Running:
+    """A target being probed: its facts so far, its stop, and when the run first saw that stop."""
+
+    partial: _Partial
+    stop: Stop
+    noticed: float | None = None
+
+
+_GRACE = 1.5  # seconds a stopped target's worker has to hand in its facts (sslyze's jobs get 1 s) before the run
+# reports the target with what it has so far and leaves the worker behind
+
+
 class ProbeRun:
     """A probe run over many targets: ``results()`` yields each item's facts as soon as it is finished.
 
     ``concurrency`` targets run at once, each in its own worker thread; their connections share ``Slots``.
     ``stop`` ends the run early (the caller sets it on Ctrl-C); the time budget, when given, sets it by itself.
-    Items whose label is in ``known`` (facts from an earlier, interrupted run) are not probed again.
+    A target's own time limit (``target_time``) is enforced the same way: when it passes, the target is
+    reported with the facts its probes had reported (the rest carry the time limit's error) within ``_GRACE``,
+    whether or not its worker has noticed. Items whose label is in ``known`` (facts from an earlier,
+    interrupted run) are not probed again.
     """
 
     def __init__(
@@ -275,71 +320,88 @@ class ProbeRun:
 
     def results(self) -> Iterator[tuple[int, Facts]]:
         """(item index, facts) for every item, in the order they finish. Once the run is stopped, items not
-        yet finished come out promptly with the stop's reason as their error."""
-        results: queue.SimpleQueue[tuple[int, Facts] | None] = queue.SimpleQueue()
-        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        yet started come out at once with the stop's reason as their error, items in progress within
+        ``_GRACE`` with what they have. A worker's answer that comes later goes nowhere."""
+        finished: queue.SimpleQueue[tuple[int, Facts]] = queue.SimpleQueue()
+        todo: list[int] = []
         for index, item in enumerate(self.items):
             found = self.known.get(item.label)
             if found is not None:
-                results.put((index, found))
+                yield index, found
             else:
-                todo.put(index)
+                todo.append(index)
+        todo.reverse()  # popped from the end: first items first
+        running: dict[int, _Running] = {}
 
-        def work() -> None:
-            while True:
-                try:
-                    index = todo.get_nowait()
-                except queue.Empty:
-                    results.put(None)  # this worker is done
-                    return
-                results.put((index, self._probe_guarded(self.items[index])))
+        def fill() -> None:  # before a result is handed out: the next target need not wait for its consumer
+            while todo and len(running) < max(1, self.options.concurrency) and self.stop.error is None:
+                index = todo.pop()
+                running[index] = self._start(index, finished)
 
-        workers = max(1, min(self.options.concurrency, len(self.items) - len(self.known) or 1))
-        # Daemon threads: after Ctrl-C the caller reports and exits without waiting on a read in progress.
-        for number in range(workers):
-            threading.Thread(target=work, name=f"probe-{number}", daemon=True).start()
-        running = workers
-        waiting = set(range(len(self.items)))
-        while running:
+        while todo or running:
+            fill()
             try:
-                got = results.get(timeout=_POLL)
+                index, facts = finished.get(timeout=_POLL)
             except queue.Empty:
-                if (error := self.stop.error) is not None:
-                    # Out of time (or stopped): what is still in progress is reported now, not after its reads
-                    # time out. Its worker's late answer goes nowhere.
-                    for index in sorted(waiting):
-                        yield index, stopped_facts(self.items[index], error)
-                    return
+                pass
+            else:
+                if running.pop(index, None) is not None:
+                    fill()
+                    yield index, facts
                 continue
-            if got is None:
-                running -= 1
-                continue
-            waiting.discard(got[0])
-            yield got
+            if (error := self.stop.error) is not None:
+                # The run is over: what has not started never will.
+                for index in sorted(todo):
+                    yield index, stopped_facts(self.items[index], error)
+                todo.clear()
+            yield from self._overdue(running)
 
-    def _probe_guarded(self, item: ScanItem) -> Facts:
-        started = datetime.now(UTC)
+    def _overdue(self, running: dict[int, _Running]) -> Iterator[tuple[int, Facts]]:
+        """Targets stopped more than ``_GRACE`` ago, with what they have, taken out of ``running``."""
+        now = time.monotonic()
+        for index, one in sorted(running.items()):
+            if one.stop.error is None:
+                continue
+            one.noticed = one.noticed if one.noticed is not None else now
+            if now - one.noticed >= _GRACE:
+                del running[index]
+                with one.partial.lock:
+                    yield index, _finish(one.partial, self.options.plan, one.stop.error)
+
+    def _start(self, index: int, finished: queue.SimpleQueue[tuple[int, Facts]]) -> _Running:
+        item = self.items[index]
         limit = self.options.target_time
         stop = (
             Stop.after(limit, _budget_error(limit, "the target's time limit"), parent=self.stop)
             if limit is not None
-            else self.stop
+            else Stop(parent=self.stop)
         )
+        partial = _Partial(item=item, started=datetime.now(UTC))
+
+        def work() -> None:
+            finished.put((index, self._probe_guarded(partial, stop)))
+
+        # Daemon threads: a worker left behind (out of time, Ctrl-C) must not hold up the exit on a read.
+        threading.Thread(target=work, name=f"probe-{index}", daemon=True).start()
+        return _Running(partial, stop)
+
+    def _probe_guarded(self, partial: _Partial, stop: Stop) -> Facts:
+        item = partial.item
         try:
             if stop.error is not None:
-                return stopped_facts(item, stop.error, started)
-            facts = self._probe(item, stop, started)
-        except Cancelled as exc:
-            return stopped_facts(item, exc.error, started)
+                return stopped_facts(item, stop.error, partial.started)
+            self._probe(partial, stop)
+        except Cancelled:
+            pass  # stopped: reported below with what the probes had found
         except Exception as exc:  # a bug on one target must not lose the others
             error = ProbeError(error_class=ErrorClass.probe_failed, message=f"probing failed: {exc!r}")
-            return stopped_facts(item, error, started)
-        # Whatever the probes saw after a stop is incomplete: report the stop, not half the facts.
-        return stopped_facts(item, stop.error, started) if stop.error is not None else facts
+            return stopped_facts(item, error, partial.started)
+        with partial.lock:
+            return _finish(partial, self.options.plan, stop.error)
 
-    def _probe(self, item: ScanItem, stop: Stop, started: datetime) -> Facts:
+    def _probe(self, partial: _Partial, stop: Stop) -> None:
         options = self.options
-        partial = _Partial(item=item, started=started)
+        item = partial.item
         with self.slots.hold(item.address or item.target.host, stop):
             check = preflight(
                 item.target,
@@ -347,37 +409,48 @@ class ProbeRun:
                 address=item.address,
                 server_name=item.server_name,
                 starttls=item.options.starttls,
+                stop=stop,
             )
+        stop.check()
         if not isinstance(check, Reachable):
-            partial.error = check
-            return _finish(partial, options.plan)
-        partial.address = check.ip_address
+            with partial.lock:
+                partial.error = check
+            return
+        with partial.lock:
+            partial.address = check.ip_address
         endpoint = _endpoint(item, check.ip_address, options, stop)
         # tlsgate's own probes run one after another, and before sslyze: many TLS services (embedded stacks,
         # openssl s_server) serve one connection at a time, and a probe waiting behind another's long
         # connection would time out. So they hold one connection slot between them.
         with self.slots.hold(check.ip_address, stop):
-            merges = _own_probes(endpoint, options)
-        for merge in merges:
-            merge(partial)
+            _own_probes(endpoint, options, partial)
         stop.check()
         request = _sslyze_request(endpoint, options.plan)
         parallel = min(options.per_server_connections, options.per_host)
         outcome = sslyze_adapter.scan_one(request, parallel, lambda: self.slots.hold(check.ip_address, stop))
         if outcome is not None:
-            _merge_sslyze(partial, outcome)
+            with partial.lock:
+                _merge_sslyze(partial, outcome)
         stop.check()
+        in_clear = False  # the chain read by tlsgate's own TLS 1.2 hello, not by OpenSSL
         if partial.served is None and ProbeKind.certificate in options.plan and _refetch(partial):
             with self.slots.hold(check.ip_address, stop):
                 fetched = fetch_chain(endpoint)
-            if isinstance(fetched, ServedCertificates):
-                partial.served = fetched
-            elif fetched == TOO_LARGE:
-                partial.certificate = CertificateFacts(status="error", error=fetched)
+            with partial.lock:
+                if isinstance(fetched, ServedCertificates):
+                    partial.served, in_clear = fetched, True
+                elif fetched == TOO_LARGE:
+                    partial.certificate = CertificateFacts(status="error", error=fetched)
             stop.check()
         if partial.served is not None:
-            partial.certificate = _analyse(partial.served, endpoint, options, self.fetcher)
-        return _finish(partial, options.plan)
+            # Every certificate the server serves, not only the default one (pki/deployments).
+            with self.slots.hold(check.ip_address, stop):
+                offered = discover(endpoint, in_clear=in_clear)
+            stop.check()
+            served = partial.served
+            found = deployments(served, offered, lambda chain: _analyse(chain, endpoint, options, self.fetcher))
+            with partial.lock:
+                partial.certificate, partial.deployments = found[0].certificate, found
 
 
 def _refetch(partial: _Partial) -> bool:

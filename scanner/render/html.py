@@ -30,6 +30,7 @@ from scanner.facts import (
     BasicConstraints,
     Behaviours,
     Certificate,
+    CertificateFacts,
     CipherSuite,
     ClientAuthEnforcement,
     ClientAuthFacts,
@@ -195,9 +196,8 @@ def chain_position(chain: list[Certificate], index: int) -> str:
     return "Intermediate"
 
 
-def served_chain(facts: Facts) -> list[Certificate]:
+def served_chain(certificate: CertificateFacts) -> list[Certificate]:
     """The certificates as served (or read from the file), leaf first; just the leaf when no chain was recorded."""
-    certificate = facts.certificate
     if certificate.chain:
         return list(certificate.chain)
     return [certificate.leaf] if certificate.leaf is not None else []
@@ -207,15 +207,23 @@ def expiring_certificates(report: Report) -> list[ExpiringCertificate]:
     """Served certificates of every target that have expired or expire within EXPIRY_WARNING_DAYS."""
     result: list[ExpiringCertificate] = []
     for index, target in enumerate(report.targets, 1):
-        chain = served_chain(target.facts)
         seen: set[str] = set()
-        for position, cert in enumerate(chain):
-            validity = certificate_validity(cert, target.facts.started_at)
-            if cert.sha256 in seen or validity.state not in ("expired", "expiring"):
-                continue
-            seen.add(cert.sha256)
-            result.append(ExpiringCertificate(index, target.target, chain_position(chain, position), cert, validity))
+        for deployment in target.facts.deployments():  # every certificate the target serves, each chain
+            chain = served_chain(deployment.certificate)
+            for position, cert in enumerate(chain):
+                validity = certificate_validity(cert, target.facts.started_at)
+                if cert.sha256 in seen or validity.state not in ("expired", "expiring"):
+                    continue
+                seen.add(cert.sha256)
+                where = chain_position(chain, position)
+                result.append(ExpiringCertificate(index, target.target, where, cert, validity))
     return result
+
+
+def earliest_leaf(facts: Facts) -> Certificate | None:
+    """The served leaf that expires first, of every certificate the target serves."""
+    leaves = [d.certificate.leaf for d in facts.deployments() if d.certificate.leaf is not None]
+    return min(leaves, key=lambda leaf: leaf.not_after) if leaves else None
 
 
 def basic_constraints_text(value: BasicConstraints | None) -> str:
@@ -601,6 +609,7 @@ def _environment() -> Environment:
     env.globals["certificate_validity"] = certificate_validity
     env.globals["chain_position"] = chain_position
     env.globals["served_chain"] = served_chain
+    env.globals["earliest_leaf"] = earliest_leaf
     env.globals["expiring_certificates"] = expiring_certificates
     env.globals["revocation_status"] = revocation_status
     env.globals["severity_counts"] = severity_counts

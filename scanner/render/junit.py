@@ -76,6 +76,8 @@ def _details(finding: Finding, notes: list[str] | None = None) -> str:
         parts.append(f"Evidence:\n{json.dumps(evidence, indent=2, ensure_ascii=False)}")
     if finding.remediation:
         parts.append(f"Remediation: {finding.remediation.strip()}")
+    if finding.section:
+        parts.append(f"Section: {finding.section}")
     if finding.references:
         parts.append("References: " + ", ".join(finding.references))
     parts.append(f"Pack: {finding.pack}")

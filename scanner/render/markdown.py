@@ -15,6 +15,7 @@ import re
 from datetime import UTC, datetime
 
 from scanner.findings import SEVERITIES, SEVERITY_RANK, Finding, Status
+from scanner.render.certificates import deployment_text, several
 from scanner.render.gate_marks import (
     expired_waiver_text,
     expired_waivers,
@@ -154,9 +155,10 @@ def _finding_line(report: Report, target: TargetReport, finding: Finding) -> str
 
 
 def _target_details(report: Report, target: TargetReport) -> list[str]:
-    """Nothing for a passing target; otherwise a heading and one line per failed or inconclusive rule, those
-    the gate counts first."""
-    if target.verdict == "pass":
+    """Nothing for a passing target that serves one certificate; otherwise a heading, the certificates when it
+    serves several, and one line per failed or inconclusive rule, those the gate counts first."""
+    deployments = several(target.facts)
+    if target.verdict == "pass" and not deployments:
         return []
     lines = ["", f"### {VERDICT_LABELS.get(target.verdict, escape(target.verdict))} {escape(target.target)}", ""]
     error = target.facts.error
@@ -164,6 +166,10 @@ def _target_details(report: Report, target: TargetReport) -> list[str]:
         reason = f"{error.error_class.value}: {error.message}" if error else "no reason recorded"
         # every rule of an unscanned target is inconclusive for the same reason: one line says it
         return [*lines, f"Not scanned: {escape(reason)}"]
+    if deployments:
+        lines += [f"Certificates served: {len(deployments)}", ""]
+        lines += [f"- certificate {escape(deployment_text(d), 2 * MAX_LINE_CHARS)}" for d in deployments]
+        lines.append("")
     listed = [f for f in target.findings if f.status == Status.failed]
     listed += [f for f in target.findings if f.status == Status.error]
     listed.sort(

@@ -10,7 +10,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
+from scanner.facts import Facts
 from scanner.findings import Finding, Status
+from scanner.render.certificates import deployment_text, lint_text, several
 from scanner.report import Report, TargetReport
 from scanner.textsafe import printable
 
@@ -50,6 +52,29 @@ def _names(names: list[str], shown: int = 8) -> str:
     return ", ".join(printable(n) for n in names[:shown]) + more
 
 
+def _certificate_lines(facts: Facts) -> list[Text]:
+    """Verbose: each certificate the target serves (several when it picks one by the client's offer), its lints;
+    what the certificates say (subjects, names, lint subjects) shown ``printable``."""
+    lines: list[Text] = []
+    deployments = several(facts)
+    if deployments:
+        lines.append(Text(f"      certificates served: {len(deployments)}", style="dim"))
+        lines.extend(Text(f"        {printable(deployment_text(d))}", style="dim") for d in deployments)
+    elif facts.certificate.leaf is not None:
+        leaf = facts.certificate.leaf
+        subject = printable(leaf.subject)
+        lines.append(Text(f"      certificate: {subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+        if leaf.subject_alt_names:
+            lines.append(Text(f"      names: {_names(leaf.subject_alt_names)}", style="dim"))
+    for deployment in deployments or facts.deployments():
+        owner = f" ({printable(deployment.label)})" if deployments else ""
+        lines.extend(
+            Text(f"      lint{owner}: {printable(lint_text(lint))}", style="dim")
+            for lint in deployment.certificate.lints
+        )
+    return lines
+
+
 def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
     """Per target a verdict line, then its failed and inconclusive rules (every rule when ``verbose``)."""
     lines: list[Text] = []
@@ -67,12 +92,10 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
         if verbose:
             accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
             lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
-            if facts.certificate.leaf is not None:
-                leaf = facts.certificate.leaf
-                subject = printable(leaf.subject)
-                lines.append(Text(f"      certificate: {subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
-                if leaf.subject_alt_names:
-                    lines.append(Text(f"      names: {_names(leaf.subject_alt_names)}", style="dim"))
+            lines.extend(_certificate_lines(facts))
+        elif deployments := several(facts):
+            labels = ", ".join(printable(d.label) for d in deployments)
+            lines.append(Text(f"      certificates: {labels}", style="dim"))
         shown = (Status.failed, Status.error) if not verbose else tuple(Status)
         lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines

@@ -150,7 +150,8 @@ def test_data_file_is_the_guidelines_sslyze_checks_against():
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_rule_traces_to_a_field_of_the_guidelines(profile):
-    """Each rule's first reference points into the guidelines, its number is its field's, and its field is known."""
+    """Each rule's first reference points into the guidelines, its section names that field, its number is the
+    field's, and its field is known."""
     generator = load_generator()
     data = json.loads(GUIDELINES.read_text())
     pack = resolve_pack(f"mozilla-{profile}")
@@ -162,6 +163,7 @@ def test_every_rule_traces_to_a_field_of_the_guidelines(profile):
             value = value[part]
         assert value is not None, rule.id
         assert rule.rationale and rule.remediation, rule.id
+        assert rule.section == f"configurations.{profile}.{field}", rule.id
         numbers = [n for key, n in generator.FIELD_NUMBERS.items() if key.split(".tls1")[0] == field]
         assert int(rule.id.rsplit("-", 1)[1]) in numbers, rule.id
         assert field in COMPARED | TLSGATE_ONLY, f"{field} is neither compared with sslyze nor listed as ours only"

@@ -197,7 +197,7 @@ def test_unreachable_responder_is_an_error(responder: RevocationServer, failure:
         responder.fail = {"/ocsp": 500, "/crl/intermediate.crl": 500, "/crl/root.crl": 500}
     results = check_revocation(pki.served, Fetcher(0.5), issuers=[pki.root.cert])
     assert {r.status for r in results} == {"error"}
-    expected = {"down": "ConnectError", "timeout": "timeout after 0.5s", "http_500": "HTTP 500"}[failure]
+    expected = {"down": "cannot connect", "timeout": "timeout after 0.5s", "http_500": "HTTP 500"}[failure]
     for result in results:
         assert result.detail is not None
         assert expected in result.detail

@@ -40,6 +40,8 @@ NEW_FACT_FIELDS = {
 # ... and those whose default is null rather than not probed, or an empty list.
 NEW_NULL_FACT_FIELDS = {"certificate": ("hostname_mismatch",)}
 NEW_LIST_FACT_FIELDS = {"certificate": ("lints",)}
+# ... and lists the facts gained at the top level.
+NEW_TOP_LIST_FACT_FIELDS = ("certificate_deployments",)
 # Renderings stored compressed, by the suffix of the file that tlsgate writes.
 COMPRESSED = {FILE_SUFFIXES[OutputFormat.html]}
 
@@ -79,6 +81,8 @@ def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
     for group, fields in NEW_LIST_FACT_FIELDS.items():
         for name in fields:
             assert facts[group].pop(name) == []
+    for name in NEW_TOP_LIST_FACT_FIELDS:
+        assert facts.pop(name) == []
     return facts
 
 
@@ -87,7 +91,7 @@ def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
     data["targets"] = [
         {k: v for k, v in t.items() if k != "gate_verdict"}
         | {"facts": _without_new_facts(t["facts"])}
-        | {"findings": [{k: v for k, v in f.items() if k != "decision"} for f in t["findings"]]}
+        | {"findings": [{k: v for k, v in f.items() if k not in ("decision", "section")} for f in t["findings"]]}
         for t in data["targets"]
     ]
     return data

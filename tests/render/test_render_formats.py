@@ -335,7 +335,7 @@ def test_write_atomic_all_is_all_or_nothing(tmp_path, monkeypatch):
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("scanner.render.os.fsync", fsync_failing_second)
+    monkeypatch.setattr("scanner.render.files.os.fsync", fsync_failing_second)
     with pytest.raises(OSError, match="No space") as raised:
         write_atomic_all([(first, "new a"), (second, "new b")])
     assert raised.value.filename == str(second)

@@ -28,7 +28,7 @@ def test_write_atomic_failure_keeps_the_old_file(tmp_path, monkeypatch):
     def broken_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("scanner.render.os.fsync", broken_fsync)
+    monkeypatch.setattr("scanner.render.files.os.fsync", broken_fsync)
     with pytest.raises(OSError, match="No space"):
         write_atomic(target, "new" * 1000)
     assert target.read_text() == "old"

@@ -54,6 +54,7 @@ from scanner.facts import (
     unobserved,
 )
 from scanner.probe.checks.enforcement import probe_enforcement, refused_in_handshake, starttls_service
+from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
@@ -69,7 +70,7 @@ from scanner.probe.wire.cursor import ParseError
 from scanner.probe.wire.der import DistinguishedName, distinguished_name
 from scanner.probe.wire.keyschedule import decrypt_server_handshake, server_handshake_secret
 from scanner.probe.wire.messages import handshake_messages, parse_certificate_request, parse_server_hello
-from scanner.probe.wire.records import split_records
+from scanner.probe.wire.records import MAX_FLIGHT_BYTES, split_records
 
 SOURCE = "tlsgate"
 
@@ -131,6 +132,10 @@ def _read_flight(stream: bytes, keylog: Path) -> _ServerFlight:
 Ending = Literal["completed", "alert", "tls_error", "closed", "timeout"]
 
 
+class _Flooded(Exception):
+    """The server sent more than a handshake can hold."""
+
+
 @dataclass
 class _Connection:
     """One TLS client connection over memory BIOs, keeping a copy of every byte the server sent."""
@@ -139,15 +144,18 @@ class _Connection:
     tls: ssl.SSLObject
     incoming: ssl.MemoryBIO
     outgoing: ssl.MemoryBIO
+    deadline: Deadline  # the whole handshake, however the server paces its bytes
     received: bytearray = field(default_factory=bytearray)
 
     def flush(self) -> None:
         data = self.outgoing.read()
         if data:
-            self.sock.sendall(data)
+            self.deadline.sendall(self.sock, data)
 
     def receive(self) -> bool:
-        data = self.sock.recv(_READ_SIZE)
+        if len(self.received) > MAX_FLIGHT_BYTES:
+            raise _Flooded
+        data = self.deadline.recv(self.sock, _READ_SIZE)
         if not data:
             self.incoming.write_eof()
             return False
@@ -165,7 +173,9 @@ class _Connection:
                     if not self.receive():
                         return "closed", "the server closed the connection during the handshake"
                 except TimeoutError:
-                    return "timeout", "no answer from the server within the timeout during the handshake"
+                    return "timeout", "the handshake did not complete within the timeout"
+                except _Flooded:
+                    return "tls_error", f"the server sent more than {MAX_FLIGHT_BYTES // 1024} KiB during the handshake"
                 except OSError as exc:
                     return "closed", f"the connection broke during the handshake: {exc.strerror or exc}"
                 continue
@@ -276,7 +286,7 @@ def _attempt(endpoint: Endpoint, chain: tuple[Path, Path] | None, workdir: Path,
     with sock:
         incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         tls = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=endpoint.server_name)
-        connection = _Connection(sock, tls, incoming, outgoing)
+        connection = _Connection(sock, tls, incoming, outgoing, endpoint.deadline())
         ending, detail = connection.handshake()
         flight = _read_flight(bytes(connection.received), keylog)
         if ending == "completed" and flight.version == _TLS13 and flight.requested is not False:

@@ -22,7 +22,8 @@ What counts as refused: an answer 400, 401, 403 (what nginx, Apache and applicat
 means the request got past the certificate check. A TLS alert instead of an answer is a refusal in the handshake
 (TLS 1.3 servers judge the client's certificate after the client's handshake is over).
 
-Every step is bounded by the endpoint's timeout, and at most a few KiB of the answer are read.
+Every step (the handshake, the answer however slowly it trickles in) is bounded as a whole by the endpoint's timeout
+and by the target's time left, and at most a few KiB of the answer are read.
 """
 
 from __future__ import annotations
@@ -118,9 +119,16 @@ def _judge_answer(answer: bytes, basis: str, who: str) -> ClientAuthEnforcement:
     return ClientAuthEnforcement(at="not_enforced", http_basis=basis, status_line=line, detail=detail)
 
 
+def _within(endpoint: Endpoint) -> float:
+    """Seconds the next step may take: the endpoint's timeout, or less when the target's time runs out first."""
+    left = endpoint.stop.remaining() if endpoint.stop is not None else None
+    return endpoint.timeout if left is None else max(0.001, min(endpoint.timeout, left))
+
+
 def _exchange(endpoint: Endpoint, tls: ssl.SSLSocket, basis: str, who: str) -> Observed[ClientAuthEnforcement]:
-    """Send the request and read the first line of the answer, within one timeout."""
-    deadline = time.monotonic() + endpoint.timeout
+    """Send the request and read the first line of the answer, within one timeout: a server that trickles its
+    answer a byte at a time is cut off at the deadline, whatever each read does."""
+    deadline = time.monotonic() + _within(endpoint)
     answer = bytearray()
     try:
         tls.sendall(_request(endpoint))
@@ -165,6 +173,8 @@ def probe_enforcement(
     it offers ALPN http/1.1 and nothing else. The caller closes ``sock``.
     """
     context.set_alpn_protocols([ALPN_HTTP])
+    # Python's ssl bounds a whole handshake by the socket's timeout (one deadline, not one per read).
+    sock.settimeout(_within(endpoint))
     try:
         tls = context.wrap_socket(sock, server_hostname=endpoint.server_name)
     except ssl.SSLError as exc:

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from scanner.facts import CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
+from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.records import connect_error
@@ -80,22 +81,10 @@ def parse_server_hello(body: bytes) -> ServerHello:
     return ServerHello(version, certificate, kinds)
 
 
-class _Silence(Exception):
-    pass
-
-
-def _read_exact(sock: socket.socket, count: int) -> bytes | None:
-    """``count`` bytes, None when the peer closed first; _Silence when it went quiet."""
-    data = b""
-    while len(data) < count:
-        try:
-            chunk = sock.recv(count - len(data))
-        except TimeoutError:
-            raise _Silence from None
-        if not chunk:
-            return None
-        data += chunk
-    return data
+def _read_exact(sock: socket.socket, count: int, deadline: Deadline) -> bytes | None:
+    """``count`` bytes, None when the peer closed first; TimeoutError when the deadline passed."""
+    data = deadline.recv_exactly(sock, count)
+    return data if len(data) == count else None
 
 
 def _suite(cipher: Ssl2Cipher) -> CipherSuite:
@@ -111,15 +100,14 @@ def _suite(cipher: Ssl2Cipher) -> CipherSuite:
     )
 
 
-def _answer(sock: socket.socket, timeout: float) -> ProtocolSupport:
+def _answer(sock: socket.socket, deadline: Deadline) -> ProtocolSupport:
     version = ProtocolVersion.SSLv2
     not_accepted = ProtocolSupport(version=version, status="not_accepted")
-    sock.settimeout(timeout)
-    header = _read_exact(sock, 2)
+    header = _read_exact(sock, 2, deadline)
     if header is None or not header[0] & 0x80:
         # Closed, or a TLS record (an alert, most often): no SSL 2.0 here.
         return not_accepted
-    body = _read_exact(sock, ((header[0] & 0x7F) << 8) | header[1])
+    body = _read_exact(sock, ((header[0] & 0x7F) << 8) | header[1], deadline)
     if body is None or not body or body[0] == MSG_ERROR:
         return not_accepted
     try:
@@ -140,9 +128,11 @@ def probe_sslv2(endpoint: Endpoint) -> ProtocolSupport:
         return ProtocolSupport(version=ProtocolVersion.SSLv2, status="error", error=connect_error(endpoint, exc))
     with contextlib.closing(sock):
         try:
-            sock.sendall(client_hello())
-            return _answer(sock, endpoint.timeout)
-        except _Silence:
+            deadline = endpoint.deadline()
+            deadline.sendall(sock, client_hello())
+            return _answer(sock, deadline)
+        except TimeoutError:
+            # Silence, or an answer trickling in too slowly to finish within the timeout.
             error = ProbeError(
                 error_class=ErrorClass.timeout,
                 message=f"{endpoint.display} did not answer an SSL 2.0 CLIENT-HELLO within {endpoint.timeout:g}s",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scanner.facts import ErrorClass, ProbeError
+from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.limits import Stop
 from scanner.probe.connect.starttls import StartTls, upgrade
 from scanner.targets import Target
@@ -41,21 +42,28 @@ class Endpoint:
     def display(self) -> str:
         return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
 
+    def deadline(self) -> Deadline:
+        """A fresh deadline for one step: the probe timeout, cut short by the target's or run's stop."""
+        return Deadline(self.timeout, self.stop)
+
     def connect(self) -> socket.socket:
         """A TCP connection, upgraded by the STARTTLS preamble if any, ready for a ClientHello.
 
-        The probe timeout applies to connect and to every read. Raises OSError, or StartTlsError when the
-        plaintext side refuses to upgrade; Cancelled (an OSError) once the run or target is stopped.
+        The connect and the STARTTLS dialogue are each one step bounded as a whole by the probe timeout (and the
+        target's time), not only per read; the socket comes back with the probe timeout set. Raises OSError
+        (TimeoutError when a step ran out of time), or StartTlsError when the plaintext side refuses to upgrade;
+        Cancelled (an OSError) once the run or target is stopped.
         """
         if self.stop is not None:
             self.stop.check()
-        sock = socket.create_connection((self.address, self.port), timeout=self.timeout)
-        if self.starttls is not None:
-            try:
-                upgrade(sock, self.starttls, self.server_name or self.target.host)
-            except BaseException:
-                sock.close()
-                raise
+        sock = self.deadline().connect(self.address, self.port)
+        try:
+            if self.starttls is not None:
+                upgrade(sock, self.starttls, self.server_name or self.target.host, self.deadline())
+            sock.settimeout(self.timeout)
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
 
@@ -82,5 +90,5 @@ def connect_failure(
         return ProbeError(error_class=ErrorClass.timeout, message=f"{prefix}{timed_out}")
     if isinstance(exc, closings):
         return ProbeError(error_class=ErrorClass.reset, message=f"{prefix}{where} {closed}")
-    detail = exc if reason is None else reason
+    detail = reason or (exc.strerror if isinstance(exc, OSError) else None) or exc
     return ProbeError(error_class=ErrorClass.unreachable, message=f"{prefix}cannot connect to {where}: {detail}")

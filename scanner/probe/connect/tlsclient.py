@@ -33,6 +33,7 @@ _VERSION_REFUSED = frozenset(
 # Ways the server ends the connection mid-handshake: a closing, not a TLS error to classify by its reason.
 _CLOSINGS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ConnectionResetError, BrokenPipeError)
 _UNNAMED_REASON = re.compile(r"^\[SSL\] ([a-z0-9 ]+) \(_ssl\.c")
+_NAMED_REASON = re.compile(r"^\[SSL: ([A-Z0-9_]+)\]")
 _CLIENT_CERT = frozenset(
     {
         "TLSV13_ALERT_CERTIFICATE_REQUIRED",
@@ -85,7 +86,12 @@ def ssl_reason(exc: BaseException) -> str:
     unnamed = _UNNAMED_REASON.search(text)
     if unnamed:
         return unnamed.group(1).strip().upper().replace(" ", "_")
-    return text or type(exc).__name__
+    named = _NAMED_REASON.search(text)
+    if named:
+        return named.group(1)
+    # No library text in a message: "[Errno 104] ..." becomes its strerror, a bare exception its class in words.
+    strerror = exc.strerror if isinstance(exc, OSError) else None
+    return strerror or text or "unexplained failure"
 
 
 def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeError:
@@ -127,10 +133,14 @@ def handshake_error(endpoint: Endpoint, what: str, exc: BaseException) -> ProbeE
 
 def tls_connect(endpoint: Endpoint, context: ssl.SSLContext, session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
     """Connect (through STARTTLS when the endpoint has it) and complete a handshake; raises OSError or
-    StartTlsError."""
+    StartTlsError. The handshake is one step within the probe timeout as a whole: Python's ssl bounds a
+    handshake by the socket's timeout in total, not per read, so a server that trickles its flight times out."""
     sock = endpoint.connect()
     try:
-        return context.wrap_socket(sock, server_hostname=endpoint.server_name, session=session)
+        endpoint.deadline().arm(sock)
+        tls = context.wrap_socket(sock, server_hostname=endpoint.server_name, session=session)
     except BaseException:
         sock.close()
         raise
+    tls.settimeout(endpoint.timeout)
+    return tls

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.x509 import ocsp
@@ -51,19 +52,47 @@ TOO_LARGE = ProbeError(
 
 def fetch_chain(endpoint: Endpoint) -> ServedCertificates | ProbeError:
     """The chain as the server sends it to a TLS 1.2 (or older) client, with its stapled OCSP response."""
-    suites = [info.code for info in iana.suites_for_version(ProtocolVersion.TLSv1_2)]
+    reply = _exchange(endpoint, None, None)
+    if reply.certificate is None or not reply.certificate.certificates:
+        return _unreadable(endpoint, reply)
+    return _served(reply, reply.certificate.certificates)
+
+
+def offered_chain_in_clear(
+    endpoint: Endpoint, authentication: frozenset[str], signature_algorithms: Sequence[int]
+) -> ServedCertificates | ProbeError | None:
+    """The chain a TLS 1.2 client gets that offers only suites with this ``authentication`` (IANA's RSA, ECDSA,
+    DSS) and these signature algorithms; None when the server refuses (an alert or a close before its hello): it
+    has no certificate for that offer (pki/deployments, for chains OpenSSL refuses to read)."""
+    reply = _exchange(endpoint, authentication, signature_algorithms)
+    if reply.certificate is not None and reply.certificate.certificates:
+        return _served(reply, reply.certificate.certificates)
+    if reply.server_hello is None and isinstance(reply.end, Alert | Closed):
+        return None
+    return _no_handshake(reply, "the certificate chain could not be read in TLS 1.2")
+
+
+def _exchange(
+    endpoint: Endpoint, authentication: frozenset[str] | None, signature_algorithms: Sequence[int] | None
+) -> ServerReply:
+    suites = [
+        info.code
+        for info in iana.suites_for_version(ProtocolVersion.TLSv1_2)
+        if authentication is None or info.authentication in authentication
+    ]
     hello = build_client_hello(
         ProtocolVersion.TLSv1_2,
         suites,
         server_name=endpoint.server_name,
+        signature_algorithms=signature_algorithms,
         extra_extensions=[(_EXT_STATUS_REQUEST, _OCSP_REQUEST)],
     )
-    reply = exchange(endpoint, hello)
-    certificate = reply.certificate
-    if certificate is None or not certificate.certificates:
-        return _unreadable(endpoint, reply)
+    return exchange(endpoint, hello)
+
+
+def _served(reply: ServerReply, ders: Sequence[bytes]) -> ServedCertificates | ProbeError:
     try:
-        chain = [x509.load_der_x509_certificate(der) for der in certificate.certificates]
+        chain = [x509.load_der_x509_certificate(der) for der in ders]
     except ValueError as exc:
         return ProbeError(
             error_class=ErrorClass.probe_failed, message=f"the server's Certificate message does not parse: {exc}"
@@ -93,12 +122,14 @@ def _unreadable(endpoint: Endpoint, reply: ServerReply) -> ProbeError:
         return ProbeError(error_class=ErrorClass.probe_failed, message="the server sent no certificate")
     if _too_large_for_openssl(endpoint):
         return TOO_LARGE
+    return _no_handshake(reply, "the certificate chain could not be fetched: no TLS 1.2 or older handshake")
+
+
+def _no_handshake(reply: ServerReply, what: str) -> ProbeError:
+    """The connection's own error, or ``what`` went wrong and how the reply ended."""
     if isinstance(reply.end, ConnectFailed):
         return reply.end.error
-    return ProbeError(
-        error_class=ErrorClass.handshake_failed,
-        message=f"the certificate chain could not be fetched: no TLS 1.2 or older handshake ({_ended(reply.end)})",
-    )
+    return ProbeError(error_class=ErrorClass.handshake_failed, message=f"{what} ({_ended(reply.end)})")
 
 
 def _ended(end: ReplyEnd | None) -> str:

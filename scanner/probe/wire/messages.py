@@ -161,6 +161,7 @@ class Closed:
 
     reset: bool
     detail: str = ""
+    received: int = 0  # bytes received before it closed: more than none is a reply cut off mid-message
 
 
 @dataclass(frozen=True)

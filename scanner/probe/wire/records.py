@@ -2,7 +2,9 @@
 
 ``exchange`` opens the connection (through STARTTLS when the endpoint asks for it), sends the hello and reads
 until it has what the caller asked for. Every network condition is a value (``Closed``, ``TimedOut``,
-``ConnectFailed``...), never an exception. ``split_records`` cuts bytes already received into records.
+``ConnectFailed``...), never an exception. Sending the hello and reading the reply is one step under one
+``Deadline``: a server that trickles its flight a byte at a time is cut off at the timeout, one that floods it
+at ``MAX_FLIGHT_BYTES``. ``split_records`` cuts bytes already received into records.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from scanner.facts import ErrorClass, ProbeError
+from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.wire.codes import (
@@ -50,7 +53,7 @@ from scanner.probe.wire.messages import (
     parse_server_key_exchange,
 )
 
-_MAX_FLIGHT_BYTES = 1 << 20  # a first flight larger than this is not a TLS server we can reason about
+MAX_FLIGHT_BYTES = 1 << 20  # a first flight larger than this is not a TLS server we can reason about
 
 
 @dataclass
@@ -61,44 +64,38 @@ class _Flight:
     suite: int | None = None
 
 
-def _closed(exc: OSError) -> Closed:
+def _closed(exc: OSError, received: int = 0) -> Closed:
     reset = isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError) or exc.errno in (
         errno.ECONNRESET,
         errno.EPIPE,
     )
-    return Closed(reset=reset, detail=str(exc))
+    return Closed(reset=reset, detail=exc.strerror or str(exc), received=received)
 
 
 class _Stream:
-    """Byte reader over a socket, bounded per read by ``timeout`` and overall by ``deadline``."""
+    """Byte reader over a socket, bounded as a whole by ``deadline`` and in size by MAX_FLIGHT_BYTES."""
 
-    def __init__(self, sock: socket.socket, timeout: float, deadline: float) -> None:
+    def __init__(self, sock: socket.socket, deadline: Deadline) -> None:
         self.sock = sock
-        self.timeout = timeout
         self.deadline = deadline
         self.buffer = b""
         self.received = 0
-        self.started = time.monotonic()
 
     def fill(self, n: int) -> ReplyEnd | None:
         """Read until ``n`` bytes are buffered; the reason it could not, if any."""
         while len(self.buffer) < n:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                return TimedOut(time.monotonic() - self.started, self.received)
-            self.sock.settimeout(min(self.timeout, remaining))
             try:
-                chunk = self.sock.recv(65536)
+                chunk = self.deadline.recv(self.sock, 65536)
             except TimeoutError:
-                return TimedOut(time.monotonic() - self.started, self.received)
+                return TimedOut(self.deadline.elapsed(), self.received)
             except OSError as exc:
-                return _closed(exc)
+                return _closed(exc, self.received)
             if not chunk:
-                return Closed(reset=False, detail="end of stream")
+                return Closed(reset=False, detail="end of stream", received=self.received)
             self.buffer += chunk
             self.received += len(chunk)
-            if self.received > _MAX_FLIGHT_BYTES:
-                return Malformed(f"more than {_MAX_FLIGHT_BYTES} bytes before the flight ended")
+            if self.received > MAX_FLIGHT_BYTES:
+                return Malformed(f"more than {MAX_FLIGHT_BYTES >> 20} MiB before the flight ended")
         return None
 
     def take(self, n: int) -> bytes:
@@ -183,36 +180,31 @@ def _read_flight(stream: _Stream, flight: _Flight, until: ReadUntil) -> ReplyEnd
                 return end
 
 
-def read_reply(sock: socket.socket, timeout: float, *, until: ReadUntil = "server_hello_done") -> ServerReply:
-    """Read the server's answer to a ClientHello already sent on ``sock``."""
-    started = time.monotonic()
-    # Each read waits at most ``timeout``; the whole flight at most three times that (a server that trickles
-    # bytes must not hold a probe forever).
-    stream = _Stream(sock, timeout, started + 3 * timeout)
+def read_reply(sock: socket.socket, deadline: Deadline, *, until: ReadUntil = "server_hello_done") -> ServerReply:
+    """Read the server's answer to a ClientHello already sent on ``sock``, within ``deadline``."""
+    stream = _Stream(sock, deadline)
     flight = _Flight()
     end = _read_flight(stream, flight, until)
     return ServerReply(
         messages=tuple(flight.messages),
         end=end,
         warnings=tuple(flight.warnings),
-        elapsed=time.monotonic() - started,
+        elapsed=deadline.elapsed(),
     )
 
 
 def send_hello(
-    sock: socket.socket, hello: bytes, timeout: float, *, until: ReadUntil = "server_hello_done"
+    sock: socket.socket, hello: bytes, deadline: Deadline, *, until: ReadUntil = "server_hello_done"
 ) -> ServerReply:
-    """Send ``hello`` on a connected socket and read the reply."""
-    started = time.monotonic()
+    """Send ``hello`` on a connected socket and read the reply, both within ``deadline``."""
     try:
-        sock.settimeout(timeout)
-        sock.sendall(hello)
+        deadline.sendall(sock, hello)
     except TimeoutError:
-        return ServerReply(end=TimedOut(time.monotonic() - started, 0), hello_length=len(hello))
+        return ServerReply(end=TimedOut(deadline.elapsed(), 0), hello_length=len(hello))
     except OSError as exc:
         return ServerReply(end=_closed(exc), hello_length=len(hello))
-    reply = read_reply(sock, timeout, until=until)
-    return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
+    reply = read_reply(sock, deadline, until=until)
+    return replace(reply, hello_length=len(hello))
 
 
 def connect_error(endpoint: Endpoint, exc: Exception) -> ProbeError:
@@ -235,7 +227,7 @@ def exchange(endpoint: Endpoint, hello: bytes, *, until: ReadUntil = "server_hel
             elapsed=time.monotonic() - started,
         )
     with contextlib.closing(sock):
-        reply = send_hello(sock, hello, endpoint.timeout, until=until)
+        reply = send_hello(sock, hello, endpoint.deadline(), until=until)
     # The connect (and any STARTTLS preamble) counts in the elapsed time, not only the hello and its reply.
     return replace(reply, hello_length=len(hello), elapsed=time.monotonic() - started)
 
