@@ -183,8 +183,12 @@ def _resume(path: Path) -> dict[str, Facts]:
     a first run."""
     from scanner.saved import SavedFileError, read_saved_facts  # noqa: PLC0415
 
-    if not path.exists():
+    try:
+        path.stat()
+    except FileNotFoundError:
         return {}
+    except OSError as exc:  # a name too long, a parent that is a file
+        raise RequestError([f"--resume {path}: {exc.strerror or exc}"]) from None
     try:
         saved = read_saved_facts(path)
     except SavedFileError as exc:

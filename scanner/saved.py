@@ -20,7 +20,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from scanner.facts import Facts
 from scanner.report import Report, TargetReport, validation_summary
-from scanner.yamlfile import Problem
+from scanner.yamlfile import Problem, decode_utf8, read_bytes
+
+# A saved report holds every target's facts (tens of KB each): room for a fleet of thousands, not for a file that
+# would take the machine's memory. Nesting past the JSON parser's recursion limit is refused with a message.
+MAX_SAVED_BYTES = 256 * 1024 * 1024
 
 
 class SavedFileError(ValueError):
@@ -37,14 +41,35 @@ def _at(file: str, line: int, column: int, message: str) -> SavedFileError:
     return SavedFileError(problem.as_line(), problem)
 
 
+def _problem_error(problems: list[Problem]) -> SavedFileError:
+    return SavedFileError(problems[0].as_line(), problems[0])
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The file as UTF-8 text: unreadable, larger than ``MAX_SAVED_BYTES`` or not UTF-8 (at the bad byte's
+    position) raises SavedFileError."""
+    raw = read_bytes(path, what, _problem_error, MAX_SAVED_BYTES)
+    return decode_utf8(str(path), raw, what, _problem_error)
+
+
+def _loads(path: Path, text: str) -> Any:
+    """``json.loads``, with a value too deep to parse or a number too long to convert as SavedFileError; an
+    invalid document raises JSONDecodeError (the caller decides what it may still be)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise _at(str(path), 0, 0, "not usable JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise _at(str(path), 0, 0, f"not usable JSON: {exc}") from None
+
+
 def read_json(path: Path, what: str) -> Any:
     """The JSON value of a file; ``what`` names what it should be (``tlsgate baseline``) in the messages."""
+    text = _read_text(path, what)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _at(str(path), 0, 0, f"cannot read {what}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise _at(str(path), 0, 0, f"not UTF-8 text, so not a {what}") from None
+        return _loads(path, text)
     except json.JSONDecodeError as exc:
         raise _at(str(path), exc.lineno, exc.colno, f"not valid JSON: {exc.msg}") from None
 
@@ -95,18 +120,17 @@ _FACTS_LIST: TypeAdapter[list[Facts]] = TypeAdapter(list[Facts])
 def read_saved_facts(path: Path) -> SavedFacts:
     """Facts from a JSON report written by ``scan --json`` / ``cert --json``, from facts JSON (one object or a
     list), or from a scan's JSON Lines."""
+    text = _read_text(path, "JSON report or facts file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SavedFileError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise SavedFileError(f"{path}: not UTF-8 text, so not a JSON report or facts file") from None
-    try:
-        data: Any = json.loads(text)
+        data: Any = _loads(path, text)
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" or path.suffix == ".jsonl":
             return _read_journal(path, text)
         raise SavedFileError(f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except SavedFileError:
+        if path.suffix == ".jsonl":  # the journal reader names the line that is too deep
+            return _read_journal(path, text)
+        raise
     if isinstance(data, dict) and "facts" in data and "target" in data:
         return _read_journal(path, text)  # a JSON Lines file of one target
     try:
@@ -134,7 +158,7 @@ def _journal_facts(line: str) -> Facts:
     JSON). Only the facts are read, so a line written before targets carried a gate verdict is read too."""
     try:
         data = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # pydantic's parser says why, in its words (nested too deeply too)
         return TargetReport.model_validate_json(line).facts
     if isinstance(data, dict):
         data = {**_UNDECIDED_TARGET, **data}

@@ -1,9 +1,17 @@
 """YAML read with the position of every key and value, so a rule pack, a waivers file or an inventory can point
-at each of its problems as ``file:line:column`` and report them all at once."""
+at each of its problems as ``file:line:column`` and report them all at once.
+
+These files arrive in pull requests, so they are read as hostile: at most ``MAX_FILE_BYTES``, strict UTF-8 with
+no control characters (the position of the first bad byte is the problem), and a document that would be
+converted into more than ``MAX_NODES`` values or nested deeper than ``MAX_DEPTH`` (counting what its aliases
+repeat: an alias bomb) is refused while it is composed, before anything is expanded.
+"""
 
 from __future__ import annotations
 
 import difflib
+import os
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +43,14 @@ class FileProblems(Exception):
         super().__init__("; ".join(str(p) for p in problems))
         self.problems = problems
 
+
+# Far above any real pack, waivers file or inventory (the largest built-in pack is ~320 values, a 10,000-target
+# inventory ~80,000 in ~600 KB). PyYAML composes pure Python: a document at the limits takes seconds and ~150 MB
+# (a bomb is refused at the alias that passes MAX_NODES, having composed a few dozen nodes).
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_NODES = 250_000
+MAX_DEPTH = 64
+_CHUNK = 256 * 1024
 
 Key = tuple[str | int, ...]
 # What a reader raises with the problems that stop it: FileProblems or a subclass, or any exception built alike.
@@ -125,25 +141,154 @@ def did_you_mean(name: str, choices: Collection[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def read_bytes(path: Path, what: str, error: ProblemsError) -> bytes:
-    """The file's bytes; an unreadable file is one problem about the whole file, ``what`` naming its kind."""
+def is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; a name the system refuses (too long, a NUL byte from an escape in a YAML
+    string) names none, rather than raising."""
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {exc.strerror or exc}")]) from None
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def exists(path: Path) -> bool:
+    """Whether anything is at ``path``, with ``is_file``'s care for names the system refuses."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def read_bytes(path: Path, what: str, error: ProblemsError, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The file's bytes; an unreadable file (missing, a directory, a name too long) or one over ``limit`` bytes is
+    one problem about the whole file, ``what`` naming its kind. Never reads more than ``limit`` + 1 bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with path.open("rb") as handle:
+            # a regular file says its size at once; a pipe only as it is read, in pieces (``read(limit)`` would
+            # allocate ``limit`` bytes whatever the file holds)
+            total = os.fstat(handle.fileno()).st_size
+            if total <= limit:
+                total = 0
+                while total <= limit and (chunk := handle.read(min(_CHUNK, limit + 1 - total))):
+                    chunks.append(chunk)
+                    total += len(chunk)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {reason}")]) from None
+    if total > limit:
+        raise error([Problem(str(path), 0, 0, f"{what} is larger than {_size(limit)}; refused")])
+    return b"".join(chunks)
+
+
+def _size(limit: int) -> str:
+    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def decode_utf8(file: str, raw: bytes, what: str, error: ProblemsError) -> str:
+    """``raw`` as strict UTF-8; the first byte that is not raises ``error`` with its line and column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        good = raw[: exc.start].decode("utf-8")
+        line, column = _position(good, len(good))
+        problem = Problem(file, line, column, f"{what} is not UTF-8 text: byte 0x{raw[exc.start]:02x} cannot be here")
+        raise error([problem]) from None
+
+
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls (NEL too: YAML 1.1 would break a line at
+# it, where no editor shows one); the noncharacters U+FFFE and U+FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+
+
+def check_text(file: str, text: str, what: str, error: ProblemsError) -> None:
+    """Raises ``error`` at the first control character of ``text`` (only tab and line breaks are text)."""
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        line, column = _position(text, bad.start())
+        message = f"{what} holds the control character U+{ord(bad.group()):04X}; only tab and line breaks may be in it"
+        raise error([Problem(file, line, column, message)])
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document past a limit, at the node or alias that passed it."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, counting what the document will be converted into: every node once, and for an
+    alias every node of what it repeats again (an alias is shared when composed, repeated when converted), so a
+    billion laughs is refused at its first alias that passes ``MAX_NODES`` after composing a few dozen nodes."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._nodes = 0  # values the document converts into so far
+        self._depth = 0  # nesting of the node being composed
+        self._reach = 0  # the deepest nesting reached so far, aliases expanded
+        self._sizes: dict[int, tuple[int, int]] = {}  # an anchored node's (values, height)
+
+    def _count(self, nodes: int, depth: int, mark: Any) -> None:
+        self._nodes += nodes
+        self._reach = max(self._reach, depth)
+        if self._nodes > MAX_NODES:
+            raise _Refused(
+                problem=f"has more than {MAX_NODES:,} values (counting what aliases repeat); refused", problem_mark=mark
+            )
+        if depth > MAX_DEPTH:
+            raise _Refused(
+                problem=f"is nested deeper than {MAX_DEPTH} levels (counting what aliases repeat); refused",
+                problem_mark=mark,
+            )
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # the stubs leave it untyped
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            # an alias to a node still being composed (``&a [*a]``) is a cycle: converting reports it
+            nodes, height = self._sizes.get(id(node), (1, 1))
+            self._count(nodes, self._depth + height, event.start_mark)
+            return node
+        start, outer_reach = self._nodes, self._reach
+        self._depth += 1
+        self._reach = 0
+        self._count(1, self._depth, event.start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if getattr(event, "anchor", None) is not None:
+            self._sizes[id(node)] = (self._nodes - start, self._reach - self._depth)
+        self._reach = max(outer_reach, self._reach)
+        return node
+
+
+def load_value(text: str) -> Any:
+    """One YAML value from a short text (a ``--param`` value), within the same limits as a file; raises
+    yaml.YAMLError."""
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader, only counting what it composes
 
 
 def compose(file: str, raw: bytes, what: str, error: ProblemsError, empty_hint: str = "") -> tuple[YamlLoader, Any]:
-    """The loader and the plain data of one YAML document; a file that is not UTF-8, not YAML or empty raises
-    ``error`` with its one problem, since nothing in it can be checked further."""
+    """The loader and the plain data of one YAML document; a file that is not UTF-8 text, not YAML, past a limit or
+    empty raises ``error`` with its one problem, since nothing in it can be checked further."""
+    text = decode_utf8(file, raw, what, error)
+    check_text(file, text, what, error)
+    composer = _BoundedLoader(text)
     try:
-        node = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
-    except UnicodeDecodeError:
-        raise error([Problem(file, 1, 1, f"{what} is not UTF-8 text")]) from None
+        node = composer.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise error([Problem(file, line, column, f"YAML syntax: {exc.problem}")]) from None
+        prefix = f"{what} " if isinstance(exc, _Refused) else "YAML syntax: "
+        raise error([Problem(file, line, column, f"{prefix}{exc.problem}")]) from None
+    except yaml.YAMLError as exc:  # the reader's own check of characters, which check_text makes unreachable
+        raise error([Problem(file, 1, 1, f"YAML: {exc}")]) from None
+    finally:
+        composer.dispose()
     if node is None:
         raise error([Problem(file, 1, 1, f"{what} is empty{empty_hint}")])
     loader = YamlLoader(file)

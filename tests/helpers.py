@@ -161,10 +161,10 @@ ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x
 
 
 def run_tlsgate_on_terminal(
-    *args: str, cwd: Path | None = None, timeout: float = 180, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, timeout: float = 180, env: dict[str, str] | None = None, raw: bool = False
 ) -> Run:
     """The same with standard error on a pseudo-terminal (160 columns), read as it comes; ``stderr`` is what the
-    terminal received, escape sequences removed."""
+    terminal received, escape sequences removed (kept with ``raw``)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     started = time.monotonic()
@@ -195,7 +195,9 @@ def run_tlsgate_on_terminal(
             proc.wait()
         reader.join(10)
         os.close(leader)
-    text = ANSI.sub("", b"".join(received).decode("utf-8", errors="replace").replace("\r", "\n"))
+    text = b"".join(received).decode("utf-8", errors="replace")
+    if not raw:
+        text = ANSI.sub("", text.replace("\r", "\n"))
     return Run(proc.returncode, stdout.decode(), text, time.monotonic() - started)
 
 

@@ -113,7 +113,7 @@ LATIN_1 = b'{"x": "\xe9"}'  # not UTF-8
 # "{path}" standing for the file's path.
 BAD_FILES = [
     (read_report, "absent.json", None, "{path}: cannot read tlsgate JSON report: No such file or directory"),
-    (read_report, "latin.json", LATIN_1, "{path}: not UTF-8 text, so not a tlsgate JSON report"),
+    (read_report, "latin.json", LATIN_1, "{path}:1:8: tlsgate JSON report is not UTF-8 text: byte 0xe9 cannot be here"),
     (read_report, "broken.json", '{\n  "targets": [,]\n}', "{path}:2:15: not valid JSON: Expecting value"),
     (read_report, "facts.json", '{"target": {}}', Starts("{path}: not a tlsgate JSON report: ")),
     (
@@ -122,8 +122,13 @@ BAD_FILES = [
         '{"targets": [{"target": 1}]}',
         "{path}: not a tlsgate JSON report: started_at: Field required (and 8 more problems)",
     ),
-    (read_saved_facts, "absent.json", None, "cannot read {path}: No such file or directory"),
-    (read_saved_facts, "latin.json", LATIN_1, "{path}: not UTF-8 text, so not a JSON report or facts file"),
+    (read_saved_facts, "absent.json", None, "{path}: cannot read JSON report or facts file: No such file or directory"),
+    (
+        read_saved_facts,
+        "latin.json",
+        LATIN_1,
+        "{path}:1:8: JSON report or facts file is not UTF-8 text: byte 0xe9 cannot be here",
+    ),
     (
         read_saved_facts,
         "broken.json",

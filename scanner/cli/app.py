@@ -16,6 +16,7 @@ import typer
 from scanner import __version__
 from scanner.cli import cert_evaluate, demo, report, rules, scan
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
+from scanner.textsafe import printable
 
 EXIT_EPILOG = "\b\n" + EXIT_CODE_HELP
 
@@ -88,7 +89,7 @@ def main() -> None:
         typer.echo("tlsgate: interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # the last line of defence: never a traceback for a user
-        typer.echo(f"tlsgate: internal error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(f"tlsgate: internal error: {type(exc).__name__}: {printable(str(exc))}", err=True)
         sys.exit(int(ExitCode.INTERNAL))
 
 

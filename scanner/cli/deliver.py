@@ -19,6 +19,7 @@ from scanner.render import OutputFormat, render, write_atomic_all
 from scanner.render.files import Kind, destination
 from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, gate_line
 from scanner.report import Report
+from scanner.textsafe import printable
 
 
 def write_reports(
@@ -67,7 +68,8 @@ def show_summary(report: Report, err: bool = False) -> None:
     for target in report.targets:
         error = target.facts.error
         if error is not None and error.error_class != ErrorClass.interrupted:  # one line says it for them all
-            typer.echo(f"tlsgate: {target.target}: {error.error_class.value}: {error.message}", err=True)
+            line = f"tlsgate: {target.target}: {error.error_class.value}: {error.message}"
+            typer.echo(printable(line), err=True)  # the message may quote the server
     if verbosity() > 0:
         print_summary(report, verbose=verbosity() > 1, err=err)
 
@@ -104,10 +106,10 @@ def plural(count: int, word: str) -> str:
 def show_gate(report: Report, err: bool = False) -> None:
     """Expired waivers as warnings on stderr, and one line saying which failures did not count and why."""
     for use in expired_waivers(report):
-        typer.echo(f"tlsgate: warning: {expired_waiver_text(use)}", err=True)
+        typer.echo(f"tlsgate: warning: {printable(expired_waiver_text(use))}", err=True)
     if not gate_in_use(report.gate) or verbosity() == 0:
         return
-    typer.echo(f"gate: {gate_line(report)}", err=err)
+    typer.echo(f"gate: {printable(gate_line(report))}", err=err)
 
 
 def scan_and_deliver(

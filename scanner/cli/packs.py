@@ -15,6 +15,7 @@ import yaml
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.exitcodes import ExitCode
 from scanner.policy.pack import PackError, RulePack, UnknownPack, resolve_pack
+from scanner.yamlfile import load_value
 
 DEFAULT_PACKS = ("essentials",)
 DEFAULT_PACKS_HELP = f"Default: {', '.join(DEFAULT_PACKS)} (tlsgate rules show {DEFAULT_PACKS[0]})."
@@ -53,7 +54,7 @@ def parse_params(texts: Sequence[str]) -> list[ParamSetting]:
         if not raw.strip():
             fatal(f"--param {key}: no value after '=' (an empty text is written '')", ExitCode.USAGE)
         try:
-            value = yaml.safe_load(raw)
+            value = load_value(raw)
         except yaml.YAMLError:
             # '*.example', '[a-z]+' and '@team' are not YAML but are plain enough text; the pack's type check
             # still rejects text where a number or a list is due

@@ -11,6 +11,7 @@ from scanner.cli.deliver import deliver, plural
 from scanner.cli.errors import fatal
 from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs, saved_files_argument
 from scanner.exitcodes import ExitCode
+from scanner.textsafe import printable
 
 RENDER_EXIT_HELP = """Exit codes:
   0  every report was written
@@ -80,10 +81,8 @@ def baseline_create(
     for name, report in loaded:
         for target in report.targets:
             if target.facts.status != "ok":
-                typer.echo(
-                    f"tlsgate: warning: {name}: {target.target} was not scanned; any failure it has later is new",
-                    err=True,
-                )
+                line = f"tlsgate: warning: {name}: {target.target} was not scanned; any failure it has later is new"
+                typer.echo(printable(line), err=True)
     baseline = make_baseline(loaded)
     text = baseline_text(baseline)
     targets = len({entry.target for entry in baseline.findings})

@@ -13,6 +13,8 @@ from scanner.cli.packs import ParamOption, load_packs
 from scanner.exitcodes import ExitCode
 from scanner.policy.describe import describe_pack
 from scanner.policy.pack import PackError, builtin_pack_files, load_pack
+from scanner.textsafe import printable, printable_lines
+from scanner.yamlfile import exists
 
 
 def rules_list() -> None:
@@ -24,7 +26,7 @@ def rules_list() -> None:
         except PackError as exc:
             problems.append(str(exc))
             continue
-        typer.echo(f"{pack.id:24} {pack.version:8} {len(pack.rules):3} rules  {pack.title}")
+        typer.echo(f"{pack.id:24} {pack.version:8} {len(pack.rules):3} rules  {printable(pack.title)}")
     if problems:
         fatal("; ".join(problems), ExitCode.INTERNAL)
 
@@ -38,7 +40,7 @@ VALIDATE_EXIT_HELP = """Exit codes:
 def _pack_file(ref: str) -> Path:
     """A path as given, or the file of a built-in pack when ``ref`` is an id and no such file exists."""
     path = Path(ref)
-    if not path.exists():
+    if not exists(path):
         for file in builtin_pack_files():
             if file.stem == ref:
                 return file
@@ -64,9 +66,9 @@ def rules_validate(
             invalid += 1
             problems += len(exc.problems)
             for problem in exc.problems:
-                typer.echo(problem.as_line(), err=True)
+                typer.echo(printable(problem.as_line()), err=True)
             continue
-        typer.echo(f"OK {ref} ({pack.id}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
+        typer.echo(f"OK {printable(ref)} ({printable(pack.id)}, {len(pack.rules)} rule{'s' * (len(pack.rules) != 1)})")
     if invalid:
         s = "s" * (problems != 1)
         fatal(f"{problems} problem{s} in {invalid} of {len(files)} pack file{'s' * (len(files) != 1)}", ExitCode.USAGE)
@@ -81,7 +83,7 @@ def rules_show(
     With --param, the rules are shown with this run's parameter values.
     """
     (pack,) = load_packs([ref], param or [])
-    typer.echo("\n".join(describe_pack(pack, _width())))
+    typer.echo(printable_lines("\n".join(describe_pack(pack, _width()))))
 
 
 def _width() -> int:

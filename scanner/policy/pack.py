@@ -17,7 +17,17 @@ from scanner.findings import SEVERITIES, Severity
 from scanner.policy.factpaths import PathType, UnknownPath, resolve_type, scalar_name
 from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS, FieldMatcher, Matcher, duration
 from scanner.resources import builtin_rules_dir
-from scanner.yamlfile import FileProblems, Key, Problem, YamlLoader, compose, did_you_mean, read_bytes
+from scanner.yamlfile import (
+    FileProblems,
+    Key,
+    Problem,
+    YamlLoader,
+    compose,
+    did_you_mean,
+    exists,
+    is_file,
+    read_bytes,
+)
 
 _PACK_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _RULE_ID = re.compile(r"^[A-Z0-9][A-Z0-9._-]*$")
@@ -561,10 +571,10 @@ class UnknownPack(LookupError):
 def _pack_path(ref: str, base: Path | None = None) -> Path:
     """A pack file by path (relative to ``base`` when given) or a built-in pack by id."""
     candidate = Path(ref)
-    if base is not None and not candidate.is_absolute() and (base / candidate).exists():
+    if base is not None and not candidate.is_absolute() and exists(base / candidate):
         candidate = base / candidate
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
+    if candidate.suffix in (".yaml", ".yml") or exists(candidate):
+        if not is_file(candidate):
             raise UnknownPack(f"pack file {ref!r} does not exist")
         return candidate
     for file in builtin_pack_files():

@@ -12,6 +12,7 @@ import io
 
 from scanner.render.gate_marks import state
 from scanner.report import Report
+from scanner.textsafe import printable_lines
 
 COLUMNS: tuple[str, ...] = (
     "target",
@@ -32,6 +33,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def cell(value: str) -> str:
+    """A cell as written, controls shown escaped (line breaks kept: CSV quotes them), formulas defused."""
+    value = printable_lines(value)
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 

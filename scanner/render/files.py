@@ -116,6 +116,8 @@ def writable_problem(path: Path) -> str | None:
         place = destination(path)
     except ReportWriteError as exc:
         return exc.strerror
+    except OSError as exc:  # a name too long, which following its links stumbles on
+        return exc.strerror or str(exc)
     if place.kind is Kind.descriptor or place.target is None:
         return None
     if place.kind is Kind.stream:

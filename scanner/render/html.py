@@ -45,6 +45,7 @@ from scanner.findings import SEVERITIES, SEVERITY_RANK, Evidence, Finding, GateS
 from scanner.render import gate_marks
 from scanner.report import Report, TargetReport, WaiverUse
 from scanner.resources import reports_dir
+from scanner.textsafe import printable_lines
 
 TEMPLATE = "report.html.j2"
 
@@ -571,11 +572,17 @@ def csp_hash(script: str) -> Markup:
     return Markup(f"'sha256-{base64.b64encode(digest).decode()}'")  # noqa: S704 - quotes and base64, no input
 
 
+def _printable(value: object) -> object:
+    """What a template prints, controls shown escaped before autoescaping (markup we made is left alone)."""
+    return printable_lines(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(reports_dir() / "templates"),
         autoescape=True,
+        finalize=_printable,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

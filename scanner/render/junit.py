@@ -13,7 +13,6 @@ D)">``. The test view then agrees with the exit code: a ``<failure>`` exactly wh
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Literal
 from xml.etree import ElementTree as ET  # builds XML from the report model; nothing is parsed here
@@ -27,6 +26,7 @@ from scanner.render.gate_marks import (
     waived_text,
 )
 from scanner.report import Report, TargetReport
+from scanner.textsafe import printable, printable_lines
 
 # A finding's status as a JUnit outcome: the child element of <testcase>, or None for a plain pass.
 Outcome = Literal["failure", "error", "skipped"]
@@ -42,12 +42,16 @@ NOT_COUNTED: dict[GateState, Outcome] = {"baseline": "skipped", "below_fail_on":
 # The suite attribute that counts each outcome.
 _COUNT_ATTRIBUTES: dict[Outcome, str] = {"failure": "failures", "error": "errors", "skipped": "skipped"}
 
-# XML 1.0 cannot carry most control characters (a server's reply quoted in an error message may hold them).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
 
 def _xml(text: str) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """An attribute: XML 1.0 cannot carry most control characters (a server's reply quoted in an error message may
+    hold them), and a CI log shows the rest to a terminal; ``printable`` shows them all escaped."""
+    return printable(text)
+
+
+def _xml_text(text: str) -> str:
+    """Element text of several lines, escaped as ``_xml`` but for its line breaks."""
+    return printable_lines(text)
 
 
 def _timestamp(value: datetime) -> str:
@@ -109,12 +113,12 @@ def _testcase(report: Report, target: TargetReport, finding: Finding) -> tuple[E
         message = _skipped_message(finding, gate_state, report.gate.fail_on)
         child = ET.SubElement(case, "skipped", {"message": _xml(message)})
         if finding.status == Status.waived:
-            child.text = _xml(_details(finding))
+            child.text = _xml_text(_details(finding))
         elif gate_state is not None:  # a failure or an inconclusive rule the gate did not count: still worth reading
-            child.text = _xml(_details(finding, notes))
+            child.text = _xml_text(_details(finding, notes))
     elif result is not None:
         child = ET.SubElement(case, result, {"message": _xml(finding.message), "type": _xml(finding.severity)})
-        child.text = _xml(_details(finding, notes))
+        child.text = _xml_text(_details(finding, notes))
     return case, result
 
 
@@ -140,7 +144,8 @@ def _testsuite(report: Report, target: TargetReport) -> tuple[ET.Element, dict[s
     if facts.error is not None:
         # why the target could not be scanned, once for the suite rather than only in each case
         system_err = ET.SubElement(suite, "system-err")
-        system_err.text = _xml(f"{target.target}: not scanned: {facts.error.error_class.value}: {facts.error.message}")
+        reason = f"{facts.error.error_class.value}: {facts.error.message}"
+        system_err.text = _xml_text(f"{target.target}: not scanned: {reason}")
     for name, value in counts.items():
         suite.set(name, str(value))
     suite.set("time", _seconds(facts.started_at, facts.finished_at))

@@ -28,6 +28,7 @@ from scanner.render.gate_marks import (
     waived_text,
 )
 from scanner.report import Report, TargetReport, Verdict
+from scanner.textsafe import printable
 
 # GitHub refuses comments over 65,536 characters; the per-target details stop well before that.
 MAX_DETAIL_CHARS = 50_000
@@ -50,8 +51,8 @@ _AUTOLINK = re.compile(r"(?i)(?<=:)//|(?<=\bwww)\.")
 
 
 def escape(text: str, limit: int = MAX_LINE_CHARS) -> str:
-    """``text`` as literal inline Markdown on one line, cut at ``limit`` characters."""
-    flat = " ".join(text.split())
+    """``text`` as literal inline Markdown on one line, cut at ``limit`` characters, controls shown escaped."""
+    flat = printable(" ".join(text.split()))
     if len(flat) > limit:
         flat = flat[: limit - 1].rstrip() + "\u2026"
     escaped = _MARKUP.sub(r"\\\1", flat)

@@ -28,6 +28,7 @@ from scanner.facts import Facts
 from scanner.findings import Finding, Status
 from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, state, waiver_of
 from scanner.report import Report, TargetReport, WaiverStatus, WaiverUse
+from scanner.textsafe import printable_lines
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -299,5 +300,17 @@ def sarif_log(report: Report) -> dict[str, Any]:
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 
+def _printable(value: Any) -> Any:
+    """Every string of the log with its controls shown escaped: a viewer shows SARIF messages to people, and JSON
+    escapes only C0 controls, not C1 controls or bidi overrides."""
+    if isinstance(value, str):
+        return printable_lines(value)
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_printable(item) for item in value]
+    return value
+
+
 def render(report: Report) -> str:
-    return json.dumps(sarif_log(report), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(_printable(sarif_log(report)), indent=2, ensure_ascii=False) + "\n"

@@ -1,7 +1,8 @@
 """The summary a person reads after a scan: per target a verdict and its failed rules, one line each.
 
 Rendered with rich: colour on a terminal, plain text when output is piped or NO_COLOR is set (rich honours both),
-so CI logs stay clean.
+so CI logs stay clean. Every string from a report (server and certificate names, messages quoting them) goes
+through ``printable``, on a terminal and in a pipe alike, and into rich as ``Text``, never as markup.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from scanner.facts import Facts
 from scanner.findings import Finding, Status
 from scanner.render.certificates import deployment_text, lint_text, several
 from scanner.report import Report, TargetReport
+from scanner.textsafe import printable
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
 _STATUS_STYLE = {
@@ -38,27 +40,37 @@ def _finding_line(finding: Finding) -> Text:
     line = Text("      ")
     line.append(label, style=_STATUS_STYLE.get(finding.status, ""))
     line.append(" [")
-    line.append(finding.severity, style=_SEVERITY_STYLE.get(finding.severity, ""))
-    line.append(f"] {finding.rule} ")
-    line.append(finding.title, style="bold")
-    line.append(f": {finding.message}")
+    line.append(printable(finding.severity), style=_SEVERITY_STYLE.get(finding.severity, ""))
+    line.append(f"] {printable(finding.rule)} ")
+    line.append(printable(finding.title), style="bold")
+    line.append(f": {printable(finding.message)}")
     return line
 
 
+def _names(names: list[str], shown: int = 8) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(printable(n) for n in names[:shown]) + more
+
+
 def _certificate_lines(facts: Facts) -> list[Text]:
-    """Verbose: each certificate the target serves (several when it picks one by the client's offer), its lints."""
+    """Verbose: each certificate the target serves (several when it picks one by the client's offer), its lints;
+    what the certificates say (subjects, names, lint subjects) shown ``printable``."""
     lines: list[Text] = []
     deployments = several(facts)
     if deployments:
         lines.append(Text(f"      certificates served: {len(deployments)}", style="dim"))
-        lines.extend(Text(f"        {deployment_text(d)}", style="dim") for d in deployments)
+        lines.extend(Text(f"        {printable(deployment_text(d))}", style="dim") for d in deployments)
     elif facts.certificate.leaf is not None:
         leaf = facts.certificate.leaf
-        lines.append(Text(f"      certificate: {leaf.subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+        subject = printable(leaf.subject)
+        lines.append(Text(f"      certificate: {subject}, expires {leaf.not_after:%Y-%m-%d}", style="dim"))
+        if leaf.subject_alt_names:
+            lines.append(Text(f"      names: {_names(leaf.subject_alt_names)}", style="dim"))
     for deployment in deployments or facts.deployments():
-        owner = f" ({deployment.label})" if deployments else ""
+        owner = f" ({printable(deployment.label)})" if deployments else ""
         lines.extend(
-            Text(f"      lint{owner}: {lint_text(lint)}", style="dim") for lint in deployment.certificate.lints
+            Text(f"      lint{owner}: {printable(lint_text(lint))}", style="dim")
+            for lint in deployment.certificate.lints
         )
     return lines
 
@@ -70,7 +82,7 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
         facts = target.facts
         head = Text()
         head.append(f"{target.verdict.upper():5}", style=_VERDICT_STYLE.get(target.verdict, ""))
-        head.append(f" {target.target}  ")
+        head.append(f" {printable(target.target)}  ")
         if facts.error is not None:
             head.append(f"not scanned ({facts.error.error_class.value})", style="yellow")
             lines.append(head)
@@ -82,7 +94,8 @@ def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
             lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
             lines.extend(_certificate_lines(facts))
         elif deployments := several(facts):
-            lines.append(Text(f"      certificates: {', '.join(d.label for d in deployments)}", style="dim"))
+            labels = ", ".join(printable(d.label) for d in deployments)
+            lines.append(Text(f"      certificates: {labels}", style="dim"))
         shown = (Status.failed, Status.error) if not verbose else tuple(Status)
         lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines

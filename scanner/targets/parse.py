@@ -101,7 +101,10 @@ def parse_target(text: str) -> Target:
     if not text:
         raise TargetError("empty target")
     if "://" in text:
-        parts = urlsplit(text)
+        try:
+            parts = urlsplit(text)
+        except ValueError as exc:  # a '[' with no ']' ("Invalid IPv6 URL")
+            raise TargetError(f"{original!r}: {exc}") from None
         scheme = parts.scheme.lower()
         if scheme not in _SCHEME_PORTS:
             raise TargetError(f"{original!r}: unsupported scheme {scheme!r} (use https:// or host:port)")

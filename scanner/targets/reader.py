@@ -14,7 +14,7 @@ from typing import Any
 from scanner.probe.connect.starttls import StartTls
 from scanner.targets.inventory import ClientSpec, Inventory, InventoryError, InventoryTarget, Scope, Setting
 from scanner.targets.parse import Target, TargetError, parse_target
-from scanner.yamlfile import Key, Problem, YamlLoader, did_you_mean, read_yaml
+from scanner.yamlfile import Key, Problem, YamlLoader, decode_utf8, did_you_mean, is_file, read_bytes, read_yaml
 
 _TOP_KEYS = ("defaults", "groups", "targets")
 _SETTING_KEYS = (
@@ -60,7 +60,7 @@ class _Reader:
         path = Path(text).expanduser()
         if not path.is_absolute():
             path = self.base / path
-        if must_exist and not path.is_file():
+        if must_exist and not is_file(path):
             self.at(
                 key, f"{name} file {text!r} does not exist" + (f" (looked for {path})" if text != str(path) else "")
             )
@@ -295,12 +295,7 @@ def read_targets_file(path: Path | None, text: str | None = None) -> list[Target
     """Targets from a plain list, one a line; ``#`` starts a comment. ``path`` None: ``text`` is standard input."""
     file = "<stdin>" if path is None else str(path)
     if text is None and path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InventoryError([Problem(file, 0, 0, f"cannot read targets file: {exc.strerror or exc}")]) from None
-        except UnicodeDecodeError:
-            raise InventoryError([Problem(file, 1, 1, "targets file is not UTF-8 text")]) from None
+        text = decode_utf8(file, read_bytes(path, "targets file", InventoryError), "targets file", InventoryError)
     targets, problems = [], []
     for number, raw in enumerate((text or "").splitlines(), start=1):
         line = raw.split(" #", 1)[0].split("\t#", 1)[0]

@@ -210,7 +210,7 @@ def test_missing_file_and_missing_pack(tlsgate, tmp_path):
     run = tlsgate("evaluate", str(tmp_path / "absent.json"), "--pack", "tls13-only")
     assert run.code == ExitCode.USAGE
     assert run.stderr.splitlines() == [
-        f"tlsgate: error: cannot read {tmp_path / 'absent.json'}: No such file or directory"
+        f"tlsgate: error: {tmp_path / 'absent.json'}: cannot read JSON report or facts file: No such file or directory"
     ]
     run = tlsgate("evaluate", str(tmp_path / "absent.json"), "--pack", "no-such-pack")
     assert run.code == ExitCode.USAGE

@@ -547,7 +547,9 @@ def test_not_utf8(tmp_path):
     path.write_bytes("id: caf\xe9\n".encode("latin-1"))
     with pytest.raises(PackError) as caught:
         load_pack(path)
-    assert [(p.line, p.column, p.message) for p in caught.value.problems] == [(1, 1, "pack is not UTF-8 text")]
+    assert [(p.line, p.column, p.message) for p in caught.value.problems] == [
+        (1, 8, "pack is not UTF-8 text: byte 0xe9 cannot be here")
+    ]
 
 
 # --- the command line ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from scanner.findings import SEVERITIES, Finding, Status
 from scanner.render import OutputFormat, csv_report, junit, markdown, render, sarif, write_atomic_all
 from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise
 from scanner.schemas import schema_dir
+from scanner.textsafe import printable, printable_lines
 from tests.helpers import decided_report, target_report
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -128,9 +129,13 @@ def test_sarif_validates_and_has_one_result_per_failed_rule_per_target(report):
     ids = [rule["id"] for rule in driver["rules"]]
     assert ids == sorted(set(ids), key=ids.index)  # no duplicates
     assert set(ids) == {f"demo-pack/R-{n}" for n in range(1, 6)}
-    assert [a["description"]["text"] for a in run["artifacts"]] == [t.target for t in report.targets]
+    # every string is shown printable: the hostile target's BEL arrives as the text \x07
+    assert [a["description"]["text"] for a in run["artifacts"]] == [printable_lines(t.target) for t in report.targets]
     failed = [
-        (t.target, f"demo-pack/{f.rule}") for t in report.targets for f in t.findings if f.status in ("fail", "waived")
+        (printable_lines(t.target), f"demo-pack/{f.rule}")
+        for t in report.targets
+        for f in t.findings
+        if f.status in ("fail", "waived")
     ]
     results = [(r["properties"]["target"], r["ruleId"]) for r in run["results"]]
     assert results == failed
@@ -207,7 +212,7 @@ def test_junit_counts_and_names(report):
     """junitparser reads one suite per target with the right counts; cases are named [SEVERITY][RULE-ID] title."""
     xml = JUnitXml.fromstring(junit.render(report))
     suites = list(xml)
-    assert [s.name for s in suites] == [t.target.replace("\x07", "\\x07") for t in report.targets]
+    assert [s.name for s in suites] == [printable(t.target) for t in report.targets]
     assert (xml.tests, xml.failures, xml.errors, xml.skipped) == (9, 3, 2, 2)
     counts = [(s.tests, s.failures, s.errors, s.skipped) for s in suites]
     assert counts == [(3, 0, 0, 2), (4, 2, 1, 0), (1, 1, 0, 0), (1, 0, 1, 0)]
@@ -300,7 +305,7 @@ def test_csv_one_row_per_finding(report):
     ]  # fmt: skip
     assert [row[-1] for row in rows[2:4]] == ["", "waived"]  # the gate column: nothing to count, waived
     hostile = next(row for row in rows if row[2] == "R-5")
-    assert hostile[6] == HOSTILE  # commas, quotes and the newline survive the round trip
+    assert hostile[6] == printable_lines(HOSTILE)  # commas, quotes and the newline survive, the BEL shown escaped
 
 
 def test_csv_neutralises_formulas():

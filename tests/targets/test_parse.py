@@ -44,6 +44,7 @@ def test_valid_targets(text, host, port, sni):
         ("host:65536", "out of range"),
         ("[::1", "missing ']'"),
         ("[nothost]:443", "is not an IPv6 address"),
+        ("https://[::1:443", "Invalid IPv6 URL"),  # found by tests/test_fuzz_yaml.py: urlsplit raised
         ("[::1]443", "expected ':PORT'"),
         ("fe80::1::2:443", "write IPv6 addresses with a port as [addr]:port"),
         # an address whose last group reads as a port: the bracketed spelling is suggested, both readings shown
