@@ -29,7 +29,6 @@ BOUND = 3 * TIMEOUT + 5
 EXPECTED = {name: scan_class(name) for name in PREFLIGHT_CLASS}
 
 # sslyze decides the alert cases, and its adapter (not this probe layer) still quotes sslyze's exception name.
-_SSLYZE_MESSAGE = "the alert cases' message comes from sslyze_adapter, which still names sslyze's exception"
 _LIBRARY_TEXT = ("sslyze.", "Error(", "[SSL", "[Errno", "_ssl.c", "Traceback")
 
 
@@ -82,15 +81,7 @@ def test_scan_classes_a_hostile_server(behaviour: str, fleet: Scan) -> None:
     assert error["error_class"] == EXPECTED[behaviour], error
 
 
-@pytest.mark.parametrize(
-    "behaviour",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(reason=_SSLYZE_MESSAGE, strict=False))
-        if name.startswith("alert_")
-        else name
-        for name in sorted(EXPECTED)
-    ],
-)
+@pytest.mark.parametrize("behaviour", sorted(EXPECTED))
 def test_scan_error_is_one_line_without_library_names(behaviour: str, fleet: Scan) -> None:
     (line,) = fleet.lines[behaviour]
     assert f"{behaviour}: {EXPECTED[behaviour]}: " in line

@@ -210,6 +210,18 @@ def test_target_time_keeps_what_was_found(pki: ServerFiles, tmp_path: Path) -> N
     assert _resume(report) == {}, "--resume must scan a target cut short (in one fact) again"
 
 
+def _after_first() -> Callable[[bytes], bool]:
+    """A ``slow`` for a relay: the first connection at full speed, every later one trickled."""
+    seen = 0
+
+    def slow(hello: bytes) -> bool:
+        nonlocal seen
+        seen += 1
+        return seen > 1
+
+    return slow
+
+
 def test_time_budget_ends_a_run_of_trickling_targets(pki: ServerFiles, tmp_path: Path) -> None:
     """Three targets that trickle every answer and one that does not: --time-budget 5 ends the run within a few
     seconds of the budget, every report is written whole, the trickling targets are time_budget errors, the
@@ -217,7 +229,9 @@ def test_time_budget_ends_a_run_of_trickling_targets(pki: ServerFiles, tmp_path:
     report, junit, journal = tmp_path / "r.json", tmp_path / "r.xml", tmp_path / "j.jsonl"
     with contextlib.ExitStack() as stack:
         quick = stack.enter_context(python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_3)))
-        slow = [stack.enter_context(relayed_server(pki, lambda hello: True)) for _ in range(3)]
+        # The preflight's connection is let through (a trickle there is a plain ``timeout`` within one
+        # timeout); every connection after it trickles, so only the budget can end these targets.
+        slow = [stack.enter_context(relayed_server(pki, _after_first())) for _ in range(3)]
         names = [relay.target for relay in slow]
         result = run_tlsgate("scan", "--pack", "tls13-only", quick.target, *names, "--timeout", "2",
                              "--time-budget", "5", "--json", str(report), "--format", f"junit={junit}",
