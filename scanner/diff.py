@@ -102,6 +102,11 @@ class FindingChange(_Frozen):
     before: FindingState | None = Field(description="None when the first report has no result for the rule.")
     after: FindingState | None
 
+    @property
+    def moved(self) -> bool:
+        """Whether it is news: anything but a failure still failing under the same gate decision."""
+        return self.change != "still_failing" or self.before != self.after
+
 
 class SuiteChange(_Frozen):
     version: ProtocolVersion
@@ -176,9 +181,10 @@ class TargetDiff(_Frozen):
 
     @property
     def changed(self) -> bool:
+        """Anything but failures that stayed as they were."""
         return self.state != "compared" or any(
-            (self.findings, self.protocols_added, self.protocols_removed, self.suites, self.groups,
-             self.certificates, self.facts)
+            (self.protocols_added, self.protocols_removed, self.suites, self.groups, self.certificates, self.facts,
+             [f for f in self.findings if f.moved])
         )  # fmt: skip
 
 
@@ -191,6 +197,7 @@ class DiffSummary(_Frozen):
     reachable_again: int
     new_failures: int
     fixed: int
+    still_failing: int
     regressions: int
 
 
@@ -600,6 +607,7 @@ def _summary(targets: list[TargetDiff]) -> DiffSummary:
         reachable_again=count("reachable_again"),
         new_failures=changes.count("new"),
         fixed=changes.count("fixed"),
+        still_failing=changes.count("still_failing"),
         regressions=sum(len(t.regressions) for t in targets),
     )
 

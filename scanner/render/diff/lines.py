@@ -67,7 +67,8 @@ def _listed(label: str, added: list[str], removed: list[str]) -> str:
 
 
 def target_lines(target: TargetDiff) -> list[Line]:
-    """Every change of one target; empty when nothing changed."""
+    """Every change of one target (failures still failing as they were are counted in the headline, not
+    listed); empty when nothing changed."""
     lines = [Line("regression", f"REGRESSION: {r.detail}") for r in target.regressions]
     if target.state in _STATE_TEXT:
         text, kind = _STATE_TEXT[target.state]
@@ -82,7 +83,7 @@ def target_lines(target: TargetDiff) -> list[Line]:
     for fact in target.facts:
         note = f" ({fact.note})" if fact.note else ""
         lines.append(Line("change", f"{fact.fact}: {fact.before} \u2192 {fact.after}{note}"))
-    lines.extend(Line(_FINDING_KIND[f.change], finding_text(f)) for f in target.findings)
+    lines.extend(Line(_FINDING_KIND[f.change], finding_text(f)) for f in target.findings if f.moved)
     return lines
 
 
@@ -92,6 +93,7 @@ def headline(diff: ReportDiff) -> str:
         f"{s.targets_changed} of {len(diff.targets)} targets changed",
         f"{s.new_failures} new failures",
         f"{s.fixed} fixed",
+        f"{s.still_failing} still failing",
     ]
     counts += [f"{n} {what}" for n, what in ((s.targets_added, "added"), (s.targets_removed, "removed"),
                (s.newly_unreachable, "newly unreachable"), (s.reachable_again, "reachable again")) if n]  # fmt: skip
