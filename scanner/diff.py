@@ -589,7 +589,7 @@ def diff_packs(before: Report, after: Report) -> list[PackChange]:
     return [
         PackChange(id=pack, before=was.get(pack), after=now.get(pack))
         for pack in sorted(was.keys() | now.keys())
-        if was.get(pack) != now.get(pack)
+        if was.get(pack) != now.get(pack) and "" not in (was.get(pack), now.get(pack))  # "": a journal's, unknown
     ]
 
 

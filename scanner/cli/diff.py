@@ -3,7 +3,7 @@
 The command reads two reports (``_reports``), compares them (``scanner.diff.diff_reports``), renders and exits.
 Where the reports come from is the one seam for the store: with ``--store URL`` the two arguments will be run ids
 (none: the last two runs covering the same targets), read by ``Store.report(run_id) -> Report`` instead of
-``read_report``; everything after ``_reports`` stays as it is.
+``read_report_or_journal``; everything after ``_reports`` stays as it is.
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ def _outputs(specs: list[str]) -> list[DiffOutput]:
 
 def _reports(sources: list[str]) -> tuple[tuple[str, Report], tuple[str, Report]]:
     """The two reports to compare, each with the name the diff gives it. The store's runs will be read here."""
-    from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
+    from scanner.saved import SavedFileError, read_report_or_journal  # noqa: PLC0415
 
     if len(sources) != 2:
         fatal(f"expected two reports (BEFORE AFTER), got {len(sources)}", ExitCode.USAGE)
     loaded = []
     for source in sources:
         try:
-            loaded.append((source, read_report(Path(source))))
+            loaded.append((source, read_report_or_journal(Path(source))))
         except SavedFileError as exc:
             fatal(str(exc), ExitCode.USAGE)
     return loaded[0], loaded[1]
@@ -91,8 +91,8 @@ def diff(
         list[str],
         typer.Argument(
             metavar="BEFORE AFTER",
-            help="Two JSON reports written by scan, cert or evaluate (--format json): the earlier (or production) "
-            "first.",
+            help="Two JSON reports written by scan, cert or evaluate (--format json), or scan journals (--format "
+            "jsonl): the earlier (or production) first.",
             show_default=False,
         ),
     ],

@@ -36,8 +36,9 @@ def ca(tmp_path: Path) -> tuple[pki.Issued, Path]:
     return authority, path
 
 
-def _scan(tlsgate, out: Path, ca_file: Path, *targets: str, pack: str = "tls12-plus") -> None:
-    run = tlsgate("scan", *targets, "--pack", pack, "--ca-file", str(ca_file), "--timeout", "5", "--json", str(out))
+def _scan(tlsgate, out: Path, ca_file: Path, *targets: str, extra: tuple[str, ...] = ()) -> None:
+    run = tlsgate("scan", *targets, "--pack", "tls12-plus", "--ca-file", str(ca_file), "--timeout", "5",
+                  "--json", str(out), *extra)  # fmt: skip
     assert out.exists(), run.stderr
 
 
@@ -98,7 +99,8 @@ def test_suite_added_certificate_reissued_and_server_stopped(tlsgate, ca, tmp_pa
 
 def test_tls10_enabled_is_a_regression_and_the_way_back_is_not(tlsgate, ca, tmp_path):
     """TLS 1.0 enabled between two scans: --fail-on-regression exits 1 and names it (the pack's new failure and
-    the older version); the reverse diff (only strengthening) and a scan against itself exit 0."""
+    the older version), also against the scan's JSON Lines journal; the reverse diff (only strengthening) and a
+    scan against itself exit 0."""
     authority, ca_file = ca
     cert, key, _ = _leaf(tmp_path, authority, "server")
     port = free_port()
@@ -108,7 +110,7 @@ def test_tls10_enabled_is_a_regression_and_the_way_back_is_not(tlsgate, ca, tmp_
         _scan(tlsgate, tls12, ca_file, target)
     legacy = f"{GCM_128}:ECDHE-RSA-AES128-SHA:@SECLEVEL=0"
     with openssl_server(cert, key, "-no_tls1_3", "-no_tls1_1", "-cipher", legacy, port=port):
-        _scan(tlsgate, tls10, ca_file, target)
+        _scan(tlsgate, tls10, ca_file, target, extra=("--format", f"jsonl={tmp_path}/tls10.jsonl"))
 
     html = tmp_path / "diff.html"
     run = tlsgate("diff", str(tls12), str(tls10), "--fail-on-regression", "--format", "json", "--format",
@@ -127,8 +129,11 @@ def test_tls10_enabled_is_a_regression_and_the_way_back_is_not(tlsgate, ca, tmp_
     back = tlsgate("diff", str(tls10), str(tls12), "--fail-on-regression")
     assert back.code == ExitCode.OK, back.stdout + back.stderr
     assert "protocols: removed TLSv1.0" in back.stdout and "REGRESSION" not in back.stdout
+    journal = tlsgate("diff", str(tls12), str(tmp_path / "tls10.jsonl"), "--fail-on-regression")
+    assert journal.code == ExitCode.POLICY_FAILED, journal.stderr  # a scan's journal reads as its report
+    assert "REGRESSION: tls12-plus/" in journal.stdout and "REGRESSION: TLSv1.0 accepted" in journal.stdout
     same = tlsgate("diff", str(tls12), str(tls12), "--fail-on-regression")
-    assert same.code == ExitCode.OK and "0 of 1 targets changed" in same.stdout
+    assert same.code == ExitCode.OK and "0 of 1 target changed" in same.stdout
 
 
 def test_bad_input_is_exit_2_with_one_line(tlsgate, tmp_path):

@@ -87,17 +87,21 @@ def target_lines(target: TargetDiff) -> list[Line]:
     return lines
 
 
+def _count(number: int, noun: str, plural: str | None = None) -> str:
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
 def headline(diff: ReportDiff) -> str:
     s = diff.summary
     counts = [
-        f"{s.targets_changed} of {len(diff.targets)} targets changed",
-        f"{s.new_failures} new failures",
+        f"{s.targets_changed} of {_count(len(diff.targets), 'target')} changed",
+        _count(s.new_failures, "new failure"),
         f"{s.fixed} fixed",
         f"{s.still_failing} still failing",
     ]
     counts += [f"{n} {what}" for n, what in ((s.targets_added, "added"), (s.targets_removed, "removed"),
                (s.newly_unreachable, "newly unreachable"), (s.reachable_again, "reachable again")) if n]  # fmt: skip
-    verdict = f"{s.regressions} regressions" if diff.regression else "no regression"
+    verdict = _count(s.regressions, "regression") if diff.regression else "no regression"
     return f"{', '.join(counts)}; {verdict}"
 
 
