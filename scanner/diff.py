@@ -320,7 +320,8 @@ def diff_findings(
                           change=change, before=_state(was), after=_state(now))
         )  # fmt: skip
         if _counted_failure(now) and not _counted_failure(was):
-            regressions.append(Regression(kind="new_failure", detail=f"{shown.pack}/{shown.rule} fails: {shown.title}"))
+            detail = f'{shown.pack}/{shown.rule} "{shown.title}" fails and counts'
+            regressions.append(Regression(kind="new_failure", detail=detail))
     return changes, regressions
 
 

@@ -115,7 +115,7 @@ def test_findings_new_fixed_still_and_inconclusive():
     assert {f.rule: f.change for f in only(diff).findings} == {
         "NEW": "new", "FIX": "fixed", "STILL": "still_failing", "GONE": "inconclusive"
     }  # fmt: skip
-    assert [r.detail for r in only(diff).regressions] == ["p/NEW fails: title NEW"]
+    assert [r.detail for r in only(diff).regressions] == ['p/NEW "title NEW" fails and counts']
     assert (diff.summary.new_failures, diff.summary.fixed) == (1, 1)
     assert diff_exit_code(diff, True) == ExitCode.POLICY_FAILED
     assert diff_exit_code(diff, False) == ExitCode.OK
@@ -265,6 +265,26 @@ def test_targets_added_removed_unreachable_and_back():
     assert not diff.regression and diff.unchecked
     assert diff_exit_code(diff, True) == ExitCode.NOT_CHECKED
     assert diff_exit_code(diff, False) == ExitCode.OK
+
+
+@pytest.mark.parametrize("fmt", list(DiffFormat))
+def test_every_target_state_renders(fmt):
+    """Added, removed, newly unreachable and reachable again, with their findings, in every format."""
+    before = report(
+        target_report(facts("goes.test"), []),
+        target_report(facts("drops.test"), [finding("R", Status.failed)]),
+        target_report(facts("returns.test", down=True), []),
+    )
+    after = report(
+        target_report(facts("returns.test"), [finding("R", Status.failed)]),
+        target_report(facts("drops.test", down=True), [finding("R", Status.error)]),
+        target_report(facts("new.test"), []),
+    )
+    text = render(diff_reports(before, after), fmt)
+    for name in ("goes.test", "drops.test", "returns.test", "new.test"):
+        assert name in text
+    if fmt is not DiffFormat.json:
+        assert "newly unreachable" in text and "reachable again" in text and "now inconclusive" in text
 
 
 def test_pairing_modes():
