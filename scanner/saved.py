@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import TypeAdapter, ValidationError
 
 from scanner.facts import Facts
-from scanner.report import Report, TargetReport, validation_summary
+from scanner.report import PackInfo, Report, ScanOptions, TargetReport, summarise, validation_summary
 from scanner.yamlfile import Problem, decode_utf8, read_bytes
 
 # A saved report holds every target's facts (tens of KB each): room for a fleet of thousands, not for a file that
@@ -97,13 +97,16 @@ def _report(data: Any) -> Report:
     return decide_report(Report.model_validate(_undecided(data)))
 
 
-def read_report(path: Path) -> Report:
-    """A JSON report written by scan, cert or evaluate (any version of report schema 1)."""
-    data = read_json(path, "tlsgate JSON report")
+def _checked_report(path: Path, data: Any) -> Report:
     try:
         return _report(data)
     except ValidationError as exc:
         raise _at(str(path), 0, 0, f"not a tlsgate JSON report: {validation_summary(exc)}") from None
+
+
+def read_report(path: Path) -> Report:
+    """A JSON report written by scan, cert or evaluate (any version of report schema 1)."""
+    return _checked_report(path, read_json(path, "tlsgate JSON report"))
 
 
 @dataclass(frozen=True)
@@ -153,34 +156,74 @@ def read_saved_facts(path: Path) -> SavedFacts:
     )
 
 
-def _journal_facts(line: str) -> Facts:
-    """The facts of one JSON Lines target; raises ValidationError (pydantic's own words for a line that is not
-    JSON). Only the facts are read, so a line written before targets carried a gate verdict is read too."""
+def _journal_target(line: str) -> TargetReport:
+    """One JSON Lines target; raises ValidationError (pydantic's own words for a line that is not JSON). A line
+    written before targets carried a gate verdict is read too (its facts and findings are what callers use)."""
     try:
         data = json.loads(line)
     except (ValueError, RecursionError):  # pydantic's parser says why, in its words (nested too deeply too)
-        return TargetReport.model_validate_json(line).facts
+        return TargetReport.model_validate_json(line)
     if isinstance(data, dict):
         data = {**_UNDECIDED_TARGET, **data}
-    return TargetReport.model_validate(data).facts
+    return TargetReport.model_validate(data)
 
 
-def _read_journal(path: Path, text: str) -> SavedFacts:
-    """Facts from JSON Lines (``--format jsonl``): a target per line. A last line cut short — the writer was
+def _journal_targets(path: Path, text: str) -> list[TargetReport]:
+    """The targets of JSON Lines (``--format jsonl``): a target per line. A last line cut short — the writer was
     killed mid-line — is left out; any other bad line is an error naming its line."""
-    facts: list[Facts] = []
+    targets: list[TargetReport] = []
     lines = text.split("\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
         try:
-            facts.append(_journal_facts(raw))
+            targets.append(_journal_target(raw))
         except ValidationError as exc:
             if number == len(lines):  # no newline after it: the line was never finished
                 break
             raise SavedFileError(
                 f"{path}:{number}: not a tlsgate JSON Lines target: {validation_summary(exc)}"
             ) from None
-    if not facts:
+    if not targets:
         raise SavedFileError(f"{path}: no finished target in this JSON Lines file")
-    return SavedFacts(path, "journal", tuple(facts), None)
+    return targets
+
+
+def _read_journal(path: Path, text: str) -> SavedFacts:
+    return SavedFacts(path, "journal", tuple(t.facts for t in _journal_targets(path, text)), None)
+
+
+def read_report_or_journal(path: Path) -> Report:
+    """A JSON report, or a scan's JSON Lines journal read as a report of its finished targets: the packs are those
+    its findings name, at a version the journal does not record (``""``), and the run spans its targets' times."""
+    text = _read_text(path, "tlsgate JSON report or JSON Lines journal")
+    try:
+        data: Any = _loads(path, text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data" and path.suffix != ".jsonl":
+            raise _at(str(path), exc.lineno, exc.colno, f"not valid JSON: {exc.msg}") from None
+        return _journal_report(_journal_targets(path, text))
+    except SavedFileError:
+        if path.suffix != ".jsonl":
+            raise
+        return _journal_report(_journal_targets(path, text))  # it names the line that is too deep
+    if isinstance(data, dict) and "facts" in data and "target" in data:
+        return _journal_report(_journal_targets(path, text))  # a JSON Lines file of one target
+    return _checked_report(path, data)
+
+
+def _journal_report(targets: list[TargetReport]) -> Report:
+    from scanner.gate import run_outcome  # noqa: PLC0415 - as in _report
+
+    packs = sorted({f.pack for t in targets for f in t.findings})
+    verdict, exit_code = run_outcome(targets)
+    return Report(
+        started_at=min(t.facts.started_at for t in targets),
+        finished_at=max(t.facts.finished_at for t in targets),
+        options=ScanOptions(timeout=0, packs=packs),
+        packs=[PackInfo(id=p, title=p, version="", sha256="", rules=0) for p in packs],
+        targets=targets,
+        summary=summarise(targets),
+        verdict=verdict,
+        exit_code=exit_code,
+    )

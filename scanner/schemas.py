@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scanner.diff import diff_schema
 from scanner.facts import facts_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
@@ -18,6 +19,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "report.schema.json": report_schema,
     "pack.schema.json": pack_schema,
     "inventory.schema.json": inventory_schema,
+    "diff.schema.json": diff_schema,
 }
 
 

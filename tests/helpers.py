@@ -81,8 +81,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None, www: bool = True) -> Iterator[int]:
-    """``openssl s_server`` on a free loopback port; yields the port once it accepts connections.
+def openssl_server(
+    cert: Path, key: Path, *args: str, chain: Path | None = None, www: bool = True, port: int | None = None
+) -> Iterator[int]:
+    """``openssl s_server`` on a free loopback port (or ``port``: a server restarted in another configuration);
+    yields the port once it accepts connections.
 
     s_server sends only the first certificate of ``cert``; ``chain`` names the intermediates to send after it.
     With ``www`` it answers a GET with an HTTP status page; without, it is no HTTP server at all.
@@ -93,7 +96,7 @@ def openssl_server(cert: Path, key: Path, *args: str, chain: Path | None = None,
         args = ("-www", *args)
     openssl = shutil.which("openssl")
     assert openssl, "openssl is required (apt-get install openssl)"
-    port = free_port()
+    port = port or free_port()
     command = [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
                "-quiet", *args]  # fmt: skip
     with server_process(command, port, "openssl s_server"):

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import cert_evaluate, demo, report, rules, scan
+from scanner.cli import cert_evaluate, demo, diff, report, rules, scan
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
 from scanner.textsafe import printable
 
@@ -63,6 +63,7 @@ rules_app.command("validate", epilog="\b\n" + rules.VALIDATE_EXIT_HELP)(rules.ru
 rules_app.command("show")(rules.rules_show)
 report_app.command("render", epilog="\b\n" + report.RENDER_EXIT_HELP)(report.report_render)
 baseline_app.command("create", epilog="\b\n" + report.BASELINE_EXIT_HELP)(report.baseline_create)
+app.command(epilog="\b\n" + diff.DIFF_EXIT_HELP)(diff.diff)
 app.command()(demo.demo)
 
 
