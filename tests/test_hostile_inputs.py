@@ -1,10 +1,13 @@
-"""Hostile certificate, CA, pin and key files: a directory, a FIFO, /dev/zero or garbage named where a certificate
-file belongs ends in one clear line and exit 2 (for ``tlsgate cert``, a readable file that holds no certificate is
-that file's error, exit 3, as documented) — never an internal error, never a traceback, never a hang.
+"""Hostile inputs. Certificate, CA, pin and key files: a directory, a FIFO, /dev/zero or garbage named where a
+certificate file belongs ends in one clear line and exit 2 (for ``tlsgate cert``, a readable file that holds no
+certificate is that file's error, exit 3, as documented) — never an internal error, never a traceback, never a
+hang. A pack's regular expression that backtracks without end on a certificate's text costs one rule one second,
+not the run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +20,12 @@ import pytest
 from scanner.boundedfile import Unreadable, read_limited
 from scanner.certfiles import CertFileError, read_certificates
 from scanner.exitcodes import ExitCode
+from scanner.policy.operators import MATCH_SECONDS, VALUE_OPERATORS, PatternTimeout
 from scanner.probe.connect.credentials import CredentialsError, load_credentials
 from scanner.probe.pki.pins import parse_pins
 from scanner.probe.pki.storefiles import TrustStoreError, read_bundle
 from tests.helpers import run_tlsgate
-from tests.pki import hierarchy
+from tests.pki import hierarchy, issue, name
 
 BAD_BASE64_PEM = b"-----BEGIN CERTIFICATE-----\n!!!notbase64@@@\n-----END CERTIFICATE-----\n"
 DER_GARBAGE = b"\x30\x82\x01\x00" + b"garbage" * 20
@@ -223,3 +227,66 @@ def test_password_file_that_is_dev_zero(files):
     run = run_tlsgate("cert", str(files["garbage"]), "--password-file", "/dev/zero", timeout=60)
     assert run.code == ExitCode.USAGE, run.stderr
     assert run.stderr.strip() == "tlsgate: error: cannot read password file /dev/zero: it is larger than 1 MiB"
+
+
+# --- a pack's pattern that backtracks without end ---------------------------------------------------------------
+
+PATTERN_PACK = """\
+id: hostile-pattern
+title: A pack whose patterns backtrack on a long run of a's
+version: "1"
+rules:
+  - id: HP-1
+    title: alternation under a quantifier
+    severity: high
+    fact: certificate.leaf.subject
+    matches: "CN=(a|aa)+"
+  - id: HP-2
+    title: nested quantifiers
+    severity: high
+    fact: certificate.leaf.subject
+    matches: "CN=(a+)+"
+  - id: HP-3
+    title: an ordinary pattern
+    severity: high
+    fact: certificate.leaf.subject
+    matches: "CN=a+!"
+"""
+
+
+def test_a_catastrophic_pattern_is_that_rules_error_and_the_run_ends_fast(tmp_path):
+    """With Python's re, ``CN=(a|aa)+`` and ``CN=(a+)+`` against 60 a's and a '!' backtrack for centuries; here the
+    first is stopped at the match timeout (the rule is ``error``, exit 3 — the pack could not judge), the second
+    is answered at once by regex's own optimisations, and the ordinary rule is judged as usual."""
+    cert = tmp_path / "aaa.pem"
+    cert.write_bytes(issue(name("a" * 60 + "!", organization=None)).pem)
+    pack = tmp_path / "pattern.yaml"
+    pack.write_text(PATTERN_PACK)
+    run = run_tlsgate("cert", str(cert), "--pack", str(pack), "--json", "-", timeout=120)
+    assert "Traceback" not in run.stderr
+    assert run.seconds < 20, run.seconds
+    findings = {f["rule"]: f for f in json.loads(run.stdout)["targets"][0]["findings"]}
+    assert findings["HP-1"]["status"] == "error"
+    assert findings["HP-1"]["message"].startswith(
+        f"the pattern 'CN=(a|aa)+' did not finish within {MATCH_SECONDS:g}s on a value of 64 characters"
+    )
+    assert findings["HP-2"]["status"] == "fail"
+    assert findings["HP-3"]["status"] == "pass"
+    assert run.code == ExitCode.POLICY_FAILED  # HP-2's failure outranks HP-1's error
+
+
+def test_a_pattern_timeout_is_bounded_per_value(tmp_path):
+    """The operator itself: the match stops near MATCH_SECONDS however long the text."""
+    started = time.monotonic()
+    with pytest.raises(PatternTimeout):
+        VALUE_OPERATORS["matches"].predicate("a" * 5000 + "!", "(a|aa)+")
+    assert time.monotonic() - started < MATCH_SECONDS * 5
+
+
+def test_an_invalid_pattern_is_refused_at_load(tmp_path):
+    pack = tmp_path / "bad.yaml"
+    pack.write_text(PATTERN_PACK.replace('"CN=(a|aa)+"', '"CN=(a|aa+"'))
+    run = run_tlsgate("cert", "/dev/null", "--pack", str(pack), timeout=60)
+    assert run.code == ExitCode.USAGE, run.stderr
+    assert f"{pack}:9:14: " in run.stderr
+    assert "invalid regular expression" in run.stderr
