@@ -3,8 +3,9 @@
 Certificate, CA, pin, key and YAML files arrive in pull requests and on command lines, so a path may name a
 directory, a FIFO nobody writes to, ``/dev/zero`` or ``/dev/urandom``. The file is opened without blocking (opening
 a FIFO with no writer would wait for one for ever), a directory is refused by its type, a regular file by its size
-before a byte is read, and anything else (a pipe, a device, a socket) is read in pieces until ``limit`` + 1 bytes
-or ``wait`` seconds: never more memory than the limit, never a hang.
+before a byte is read, and anything else (a pipe, a device, a socket) is read in pieces until ``limit`` + 1 bytes,
+``wait`` seconds without data, or ``TOTAL_WAIT`` seconds in all: never more memory than the limit, never a hang —
+while a producer that keeps writing (``tlsgate evaluate <(ssh host cat report.json)``) is read whole.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import time
 from pathlib import Path
 
 MAX_BYTES = 16 * 1024 * 1024  # a CA bundle is a few hundred KB (Mozilla's: ~220 KB), a certificate kilobytes
-WAIT = 10.0  # seconds a pipe or a device may take to deliver all of its data
+WAIT = 10.0  # seconds a pipe or a device may stay silent
+TOTAL_WAIT = 120.0  # seconds a pipe or a device may take to deliver all of its data
 _CHUNK = 256 * 1024
 
 
@@ -46,7 +48,8 @@ def _os_error(exc: OSError | ValueError) -> Unreadable:
 
 def read_limited(path: Path, limit: int = MAX_BYTES, wait: float = WAIT) -> bytes:
     """The file's bytes, at most ``limit`` of them. Raises Unreadable: missing, a directory, not permitted, a name
-    the system refuses, more than ``limit`` bytes, or a pipe or device that gives no end of data within ``wait``."""
+    the system refuses, more than ``limit`` bytes, or a pipe or device silent for ``wait`` seconds or not ended
+    within TOTAL_WAIT."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError) as exc:
@@ -57,16 +60,17 @@ def read_limited(path: Path, limit: int = MAX_BYTES, wait: float = WAIT) -> byte
             raise Unreadable(os.strerror(errno.EISDIR), code=errno.EISDIR)
         if stat.S_ISREG(info.st_mode) and info.st_size > limit:  # refused before a byte is read
             raise Unreadable(f"larger than {size_words(limit)}", too_large=True)
-        return _read(fd, limit, time.monotonic() + wait, wait)
+        return _read(fd, limit, wait)
     except OSError as exc:
         raise _os_error(exc) from None
     finally:
         os.close(fd)
 
 
-def _read(fd: int, limit: int, deadline: float, wait: float) -> bytes:
+def _read(fd: int, limit: int, wait: float) -> bytes:
     chunks: list[bytes] = []
     total = 0
+    deadline = time.monotonic() + max(wait, TOTAL_WAIT)
     while total <= limit:
         try:
             chunk = os.read(fd, min(_CHUNK, limit + 1 - total))
@@ -74,9 +78,11 @@ def _read(fd: int, limit: int, deadline: float, wait: float) -> bytes:
             # A pipe whose writer is silent: wait for data, bounded. (A FIFO nobody opened for writing reads as
             # its end at once: it is an empty file, not a hang.)
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise Unreadable(f"no end of data within {wait:g}s (a pipe or device that keeps it open)") from None
-            continue
+            if left > 0 and select.select([fd], [], [], min(wait, left))[0]:
+                continue
+            if time.monotonic() >= deadline:
+                raise Unreadable(f"not ended within {TOTAL_WAIT:g}s (a pipe or device that keeps it open)") from None
+            raise Unreadable(f"nothing received for {wait:g}s (a pipe or device that keeps it open)") from None
         if not chunk:
             break
         chunks.append(chunk)

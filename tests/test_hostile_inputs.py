@@ -98,12 +98,36 @@ def test_a_fifo_whose_writer_stays_silent_ends_at_the_wait(tmp_path):
     try:
         time.sleep(0.3)  # the writer blocks in open until a reader comes; ours does not wait for it
         started = time.monotonic()
-        with pytest.raises(Unreadable, match=r"no end of data within 0.5s"):
+        with pytest.raises(Unreadable, match=r"nothing received for 0.5s"):
             read_limited(path, wait=0.5)
         assert time.monotonic() - started < 5
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_pipe_that_trickles_ends_at_the_total_wait(monkeypatch):
+    """A byte every 0.1 s never lets the silence run out; the total wait ends it (2 minutes in use, 1 s here)."""
+    monkeypatch.setattr("scanner.boundedfile.TOTAL_WAIT", 1.0)
+    read_end, write_end = os.pipe()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with os.fdopen(write_end, "wb", buffering=0) as out:
+            while not stop.wait(0.1):
+                out.write(b"x")
+
+    thread = threading.Thread(target=trickle)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unreadable, match=r"not ended within 1s"):
+            read_limited(Path(f"/dev/fd/{read_end}"), wait=0.5)
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join()
+        os.close(read_end)
 
 
 def test_a_pipe_is_read_whole(tmp_path):
