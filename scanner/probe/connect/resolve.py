@@ -20,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 # (host, port) -> the addresses, in resolver order; raises socket.gaierror (or UnicodeError for a bad name)
 Resolver = Callable[[str, int], list[str]]
 
-_WORKERS = 8  # lookups at once; more wait in the queue, each still within its own deadline
+_WORKERS = 32  # lookups at once (as many as targets probed at once by default); more wait, each within its deadline
 
 
 class ResolveError(Exception):
