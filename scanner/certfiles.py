@@ -17,21 +17,21 @@ from scanner.facts import CertificateFacts, ErrorClass, Facts, ProbeError, Targe
 from scanner.probe.pki.certificates import certificate_facts
 from scanner.probe.pki.lints import certificate_lints
 from scanner.probe.pki.pins import Pin, evaluate_pins
+from scanner.probe.pki.storefiles import parse_certificates
 
 
 class CertFileError(ValueError):
     """A certificate file that cannot be read; the message never contains a password."""
 
 
-def read_certificates(path: Path, password: bytes | None = None) -> list[x509.Certificate]:
-    """Certificates of a PEM (several allowed), DER or PKCS#12 file, in file order (PKCS#12: its own first)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CertFileError(f"{path}: cannot read: {exc.strerror}") from None
+def read_certificates(path: Path, data: bytes, password: bytes | None = None) -> list[x509.Certificate]:
+    """Certificates of a PEM (several allowed), DER or PKCS#12 file's ``data``, in file order (PKCS#12: its own
+    first)."""
+    if not data:
+        raise CertFileError(f"{path}: is empty")
     if b"-----BEGIN CERTIFICATE-----" in data:
-        try:
-            return x509.load_pem_x509_certificates(data)
+        try:  # our PEM reader: its errors name the block and say why in one line, without a library's FAQ link
+            return parse_certificates(data)
         except ValueError as exc:
             raise CertFileError(f"{path}: not a valid PEM certificate: {exc}") from None
     try:
@@ -51,13 +51,15 @@ def read_certificates(path: Path, password: bytes | None = None) -> list[x509.Ce
     return certs
 
 
-def file_facts(path: Path, password: bytes | None, now: datetime | None = None, pins: Sequence[Pin] = ()) -> Facts:
+def file_facts(
+    path: Path, data: bytes, password: bytes | None, now: datetime | None = None, pins: Sequence[Pin] = ()
+) -> Facts:
     """Facts for one file: its first certificate is the leaf, the rest its chain; an unreadable file is an error.
     With ``pins``, the file's chain is judged against them as a served chain would be (the "pin" trust result)."""
     started = now or datetime.now(UTC)
     target = TargetInfo(input=str(path), host=path.name, port=0, server_name=None, ip_address=None, source="file")
     try:
-        certs = read_certificates(path, password)
+        certs = read_certificates(path, data, password)
     except CertFileError as exc:
         error = ProbeError(error_class=ErrorClass.probe_failed, message=str(exc))
         return Facts(target=target, started_at=started, finished_at=datetime.now(UTC), status="error", error=error)
@@ -77,5 +79,8 @@ def file_facts(path: Path, password: bytes | None, now: datetime | None = None, 
     )
 
 
-def files_facts(paths: Sequence[Path], password: bytes | None = None, pins: Sequence[Pin] = ()) -> list[Facts]:
-    return [file_facts(path, password, pins=pins) for path in paths]
+def files_facts(
+    files: Sequence[tuple[Path, bytes]], password: bytes | None = None, pins: Sequence[Pin] = ()
+) -> list[Facts]:
+    """Facts for each (path, the bytes read from it)."""
+    return [file_facts(path, data, password, pins=pins) for path, data in files]

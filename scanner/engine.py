@@ -229,18 +229,18 @@ def judge_certificate_files(
     """Certificate files (PEM, DER, PKCS#12) judged by the certificate rules of ``packs``. A file that is missing or
     cannot be opened, or a malformed pin, is a RequestError (the user's mistake, found before anything is judged);
     a readable file that holds no certificate is that target's error, not the run's."""
+    from scanner.boundedfile import Unreadable, read_limited  # noqa: PLC0415
     from scanner.certfiles import files_facts  # noqa: PLC0415 - keeps --help instant
     from scanner.pipeline import judge  # noqa: PLC0415
     from scanner.probe.pki.pins import parse_pins  # noqa: PLC0415
     from scanner.probe.pki.storefiles import TrustStoreError  # noqa: PLC0415
 
-    unreadable = []
+    unreadable, contents = [], []
     for file in files:
-        try:
-            with file.open("rb"):
-                pass
-        except OSError as exc:
-            unreadable.append(f"certificate file {file}: {exc.strerror or exc}")
+        try:  # bounded: a directory, a FIFO or /dev/zero is a usage error, never a hang
+            contents.append((file, read_limited(file)))
+        except Unreadable as exc:
+            unreadable.append(f"certificate file {file}: {'is ' if exc.too_large else ''}{exc.reason}")
     if unreadable:
         raise RequestError(unreadable)
     try:
@@ -249,7 +249,7 @@ def judge_certificate_files(
         raise RequestError([str(exc)]) from None
     started = datetime.now(UTC)
     options = ScanOptions(timeout=0, packs=[p.id for p in packs])
-    return judge(files_facts(files, password, parsed), packs, options, started, gate)
+    return judge(files_facts(contents, password, parsed), packs, options, started, gate)
 
 
 def judge_saved_facts(files: Sequence[Path], packs: Sequence[RulePack], gate: Gate | None) -> Report:

@@ -21,17 +21,18 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODE_HELP = """Exit codes:
-  0  every rule passed on every target, or every failure is waived,
-     in the --baseline, or below --fail-on
-  1  at least one rule failed (policy violated): not waived, new since
-     the --baseline, and at or above --fail-on
-  2  usage error: bad option or target, unknown or invalid rule pack,
-     invalid waivers or baseline file
-  3  could not check: a target could not be scanned, or a rule at or
-     above --fail-on was inconclusive, and no counted rule failed
-  4  a report could not be written
-  5  internal error in tlsgate
-  130 interrupted (Ctrl-C, SIGTERM): reports written for what finished"""
+    0  every rule passed on every target, or every failure is waived,
+       in the --baseline, or below --fail-on
+    1  at least one rule failed (policy violated): not waived, new since
+       the --baseline, and at or above --fail-on
+    2  usage error: bad option or target, unknown or invalid rule pack,
+       inventory, waivers, baseline or saved report, a file that cannot
+       be read, a report path that cannot be written; nothing was scanned
+    3  could not check: a target could not be scanned, or a rule at or
+       above --fail-on was inconclusive, and no counted rule failed
+    4  a report could not be written
+    5  internal error in tlsgate
+  130  interrupted (Ctrl-C, SIGTERM): reports written for what finished"""
 
 
 def exit_code(verdicts: Iterable[Verdict]) -> ExitCode:

@@ -10,7 +10,6 @@ repeat: an alias bomb) is refused while it is composed, before anything is expan
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from scanner.boundedfile import Unreadable, read_limited
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,6 @@ class FileProblems(Exception):
 MAX_FILE_BYTES = 2 * 1024 * 1024
 MAX_NODES = 250_000
 MAX_DEPTH = 64
-_CHUNK = 256 * 1024
 
 Key = tuple[str | int, ...]
 # What a reader raises with the problems that stop it: FileProblems or a subclass, or any exception built alike.
@@ -159,30 +159,14 @@ def exists(path: Path) -> bool:
 
 
 def read_bytes(path: Path, what: str, error: ProblemsError, limit: int = MAX_FILE_BYTES) -> bytes:
-    """The file's bytes; an unreadable file (missing, a directory, a name too long) or one over ``limit`` bytes is
-    one problem about the whole file, ``what`` naming its kind. Never reads more than ``limit`` + 1 bytes."""
-    chunks: list[bytes] = []
-    total = 0
+    """The file's bytes; an unreadable file (missing, a directory, a name too long, a FIFO or device that never
+    ends) or one over ``limit`` bytes is one problem about the whole file, ``what`` naming its kind. Never reads
+    more than ``limit`` + 1 bytes (``scanner.boundedfile``)."""
     try:
-        with path.open("rb") as handle:
-            # a regular file says its size at once; a pipe only as it is read, in pieces (``read(limit)`` would
-            # allocate ``limit`` bytes whatever the file holds)
-            total = os.fstat(handle.fileno()).st_size
-            if total <= limit:
-                total = 0
-                while total <= limit and (chunk := handle.read(min(_CHUNK, limit + 1 - total))):
-                    chunks.append(chunk)
-                    total += len(chunk)
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise error([Problem(str(path), 0, 0, f"cannot read {what}: {reason}")]) from None
-    if total > limit:
-        raise error([Problem(str(path), 0, 0, f"{what} is larger than {_size(limit)}; refused")])
-    return b"".join(chunks)
-
-
-def _size(limit: int) -> str:
-    return f"{limit // (1024 * 1024)} MiB" if limit >= 1024 * 1024 else f"{limit} bytes"
+        return read_limited(path, limit)
+    except Unreadable as exc:
+        message = f"{what} is {exc.reason}; refused" if exc.too_large else f"cannot read {what}: {exc.reason}"
+        raise error([Problem(str(path), 0, 0, message)]) from None
 
 
 def _position(text: str, index: int) -> tuple[int, int]:

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from scanner.boundedfile import Unreadable, read_limited
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
 from scanner.cli.options import PinOption, ReportOptions, VerdictOptions, option_groups, saved_files_argument
@@ -100,8 +101,8 @@ def _password(env: str | None, file: Path | None) -> bytes | None:
             fatal(f"environment variable {env} is not set", ExitCode.USAGE)
         return value.encode()
     if file:
-        try:
-            return file.read_text(encoding="utf-8").splitlines()[0].encode() if file.stat().st_size else b""
-        except OSError as exc:
-            fatal(f"cannot read password file {file}: {exc.strerror}", ExitCode.USAGE)
+        try:  # the first line is the password; an editor's final newline is not part of it
+            return read_limited(file, 1 << 20).split(b"\n", 1)[0].removesuffix(b"\r")
+        except Unreadable as exc:
+            fatal(f"cannot read password file {file}: {'it is ' if exc.too_large else ''}{exc.reason}", ExitCode.USAGE)
     return None

@@ -10,7 +10,15 @@ from pydantic import BaseModel
 
 from scanner.facts import ErrorClass, Facts, Observed
 from scanner.findings import Evidence, Finding, Status
-from scanner.policy.operators import LIST_OPERATORS, FieldMatcher, Matcher, at_scan_time, label, plain
+from scanner.policy.operators import (
+    LIST_OPERATORS,
+    FieldMatcher,
+    Matcher,
+    PatternTimeout,
+    at_scan_time,
+    label,
+    plain,
+)
 from scanner.policy.pack import Condition, Rule, RulePack
 
 _UNOBSERVED = ("error", "not_probed")
@@ -155,6 +163,14 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
 
 
 def _evaluate(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+    try:
+        return _judge(facts, rule, pack)
+    except PatternTimeout as exc:  # a pack's pattern that backtracks without end on this target's text
+        evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
+        return _finding(rule, pack, Status.error, str(exc), evidence)
+
+
+def _judge(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     rule = _at(rule, facts.started_at)
     evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
     if rule.where_spec is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import regex
 from pydantic import BaseModel
 
 Plain = Any  # a JSON-compatible value
@@ -51,11 +52,39 @@ def _is_number(arg: Any) -> str | None:
 def _is_regex(arg: Any) -> str | None:
     if not isinstance(arg, str):
         return "expects a regular expression string"
-    try:
+    try:  # the syntax documented is re's; regex (which runs it) must take it too
         re.compile(arg)
-    except re.error as exc:
+        regex.compile(arg)
+    except (re.error, regex.error) as exc:
         return f"invalid regular expression: {exc}"
     return None
+
+
+# A pack's pattern runs against server text: one with nested quantifiers (``(a|aa)+$``) backtracks exponentially
+# and would hold the run. mrab-regex (Python's ``re`` syntax, VERSION0) stops a match after this many seconds; a
+# real pattern takes microseconds. A pattern cannot be judged catastrophic before it meets its text, so the
+# rule is judged ``error`` on that target (PatternTimeout), the run goes on.
+MATCH_SECONDS = 1.0
+
+
+class PatternTimeout(Exception):
+    """A ``matches`` pattern did not finish on a value within MATCH_SECONDS."""
+
+    def __init__(self, pattern: str, length: int) -> None:
+        super().__init__(
+            f"the pattern {pattern!r} did not finish within {MATCH_SECONDS:g}s on a value of {length} characters "
+            "(it backtracks without end: nested quantifiers such as (a+)+); the rule cannot be judged"
+        )
+
+
+def _matches(value: Any, pattern: str) -> bool:
+    if value is None:
+        return False
+    text = str(value)
+    try:
+        return regex.fullmatch(pattern, text, timeout=MATCH_SECONDS) is not None
+    except TimeoutError:
+        raise PatternTimeout(pattern, len(text)) from None
 
 
 def as_datetime(value: Any) -> dt.datetime | None:
@@ -180,7 +209,7 @@ VALUE_OPERATORS: dict[str, ValueOperator] = {
     "greater_than": ValueOperator(lambda v, a: _number(v) and v > a, _is_number, "be greater than"),
     "before": ValueOperator(_before, _is_date, "be before"),
     "after": ValueOperator(_on_or_after, _is_date, "be on or after"),
-    "matches": ValueOperator(lambda v, a: v is not None and re.fullmatch(a, str(v)) is not None, _is_regex, "match"),
+    "matches": ValueOperator(_matches, _is_regex, "match"),
     "exists": ValueOperator(lambda v, a: (v is not None) == a, _is_bool, "exist:"),
     "dn_matches": ValueOperator(dn_matches, _is_dn_pattern, "match the DN pattern"),
 }

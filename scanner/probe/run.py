@@ -38,6 +38,7 @@ from scanner.facts import (
     TargetInfo,
 )
 from scanner.probe import sslyze_adapter
+from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.limits import Cancelled, Slots, Stop
 from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
@@ -91,13 +92,15 @@ class _Partial:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
-def expand(targets: Sequence[tuple[Target, ConnectOptions]]) -> list[ScanItem]:
-    """One item per target, or per address when all_addresses is set (a name that does not resolve stays one
-    item, so its DNS error is reported)."""
+def expand(
+    targets: Sequence[tuple[Target, ConnectOptions]], timeout: float = 5.0, stop: Stop | None = None
+) -> list[ScanItem]:
+    """One item per target, or per address when all_addresses is set (a name that does not resolve, or not
+    within the target's timeout, stays one item, so its DNS error is reported)."""
     items: list[ScanItem] = []
     for source, (target, options) in enumerate(targets):
         if options.all_addresses and options.connect_address is None and not target.is_ip:
-            addresses = resolve_all(target)
+            addresses = resolve_all(target, Deadline(options.timeout or timeout, stop))
             if isinstance(addresses, list) and len(addresses) > 1:
                 items.extend(ScanItem(target, options, a, f"{target.input} @ {a}", source) for a in addresses)
                 continue
@@ -306,14 +309,14 @@ class ProbeRun:
         known: Mapping[str, Facts] | None = None,
     ) -> None:
         self.options = options
-        self.items = expand(targets)
-        self.known = dict(known or {})
         budget = options.time_budget
         self.stop = (
             Stop.after(budget, _budget_error(budget, "the run's time budget"), parent=stop)
             if budget is not None
             else Stop(parent=stop)
         )
+        self.items = expand(targets, options.timeout, self.stop)
+        self.known = dict(known or {})
         self.slots = Slots(options.max_connections, options.per_host)
         # Trust and revocation fetch AIA issuers, OCSP and CRLs: one Fetcher (one cache) for the whole run.
         self.fetcher = Fetcher(options.timeout, offline=options.offline)

@@ -12,6 +12,7 @@ in a ``_Secret`` whose ``repr`` is redacted, so not even a traceback that shows 
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from scanner.boundedfile import Unreadable, read_limited
 from scanner.probe.connect.endpoint import ClientCredentials
 
 # Keys that can sign a CertificateVerify (what PKCS#12 can hold, too).
@@ -63,19 +65,24 @@ class _Secret:
     __str__ = __repr__
 
 
+_UNREADABLE = {
+    errno.ENOENT: "does not exist",
+    errno.EISDIR: "is a directory, not a file",
+    errno.EACCES: "is not readable (permission denied)",
+}
+
+
 def _read(path: Path, what: str) -> bytes:
     try:
-        if path.stat().st_size > _MAX_FILE_BYTES:
-            raise CredentialsError(f"{what} {path} is larger than 1 MiB: not a certificate, key or PKCS#12 file")
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise CredentialsError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise CredentialsError(f"{what} {path} is a directory, not a file") from None
-    except PermissionError:
-        raise CredentialsError(f"{what} {path} is not readable (permission denied)") from None
-    except OSError as exc:
-        raise CredentialsError(f"cannot read {what} {path}: {exc.strerror}") from None
+        return read_limited(path, _MAX_FILE_BYTES)
+    except Unreadable as exc:
+        if exc.too_large:
+            raise CredentialsError(
+                f"{what} {path} is larger than 1 MiB: not a certificate, key or PKCS#12 file"
+            ) from None
+        if exc.code in _UNREADABLE:
+            raise CredentialsError(f"{what} {path} {_UNREADABLE[exc.code]}") from None
+        raise CredentialsError(f"cannot read {what} {path}: {exc.reason}") from None
 
 
 def _password(password_env: str | None, password_file: Path | None) -> _Secret | None:

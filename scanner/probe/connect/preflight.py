@@ -22,6 +22,7 @@ from scanner.probe.connect.banners import starttls_hint
 from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import connect_failure
 from scanner.probe.connect.limits import Stop
+from scanner.probe.connect.resolve import ResolveError, resolve
 from scanner.probe.connect.starttls import StartTls, StartTlsError, upgrade
 from scanner.probe.wire.hello import build_client_hello
 from scanner.probe.wire.messages import Closed, Malformed, NotTls, ServerReply, TimedOut
@@ -49,15 +50,13 @@ class Reachable:
     ip_address: str
 
 
-def resolve_all(target: Target) -> list[str] | ProbeError:
-    """Every address of the target's host, IPv4 and IPv6, in resolver order, without duplicates."""
+def resolve_all(target: Target, deadline: Deadline) -> list[str] | ProbeError:
+    """Every address of the target's host, IPv4 and IPv6, in resolver order, without duplicates, found by the
+    deadline: a resolver that does not answer in time is a ``dns`` error like a name that does not exist."""
     try:
-        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        return ProbeError(error_class=ErrorClass.dns, message=f"cannot resolve {target.host}: {exc.strerror}")
-    except UnicodeError:
-        return ProbeError(error_class=ErrorClass.dns, message=f"cannot resolve {target.host}: invalid name")
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+        return resolve(target.host, target.port, deadline.remaining(), step=deadline.seconds)
+    except ResolveError as exc:
+        return ProbeError(error_class=ErrorClass.dns, message=str(exc))
 
 
 def _connect_error(where: str, exc: OSError, timeout: float) -> ProbeError:
@@ -85,7 +84,7 @@ def preflight(
     """Return the address to scan, or the error that makes the target unscannable. Each step takes at most
     ``timeout`` seconds, and all of them end by ``stop``'s deadline when it has one."""
     if address is None:
-        addresses = resolve_all(target)
+        addresses = resolve_all(target, Deadline(timeout, stop))
         if isinstance(addresses, ProbeError):
             return addresses
         address = addresses[0]

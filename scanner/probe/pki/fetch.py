@@ -5,8 +5,7 @@ One Fetcher serves a whole scan, so a CRL or an intermediate shared by many targ
 Each fetch, redirects included, has one deadline (the fetcher's timeout), not only httpx's timeout per read: a
 responder that trickles its status line, headers or body a byte at a time is cut off when the deadline passes,
 and a body over ``MAX_BYTES`` is not read further. Every read, write and connect of the fetch is clamped to what
-is left (``_Deadline``, an httpcore network backend). Name resolution is the system resolver's and not bounded
-here.
+is left (``_Deadline``, an httpcore network backend), name resolution included (``connect.resolve``).
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ from typing import Any
 
 import httpcore
 import httpx
+
+from scanner.probe.connect.resolve import ResolveError, resolve
 
 MAX_BYTES = 10 * 1024 * 1024  # a CRL larger than this is not something a scan should download
 _MAX_REDIRECTS = 5
@@ -90,7 +91,7 @@ class Fetcher:
 
     def _request(self, method: str, url: str, body: bytes, content_type: str) -> bytes | FetchError:
         headers = {"Content-Type": content_type} if content_type else {}
-        transport = _Transport(time.monotonic() + self.timeout, self._context())
+        transport = _Transport(self.timeout, self._context())
         try:
             with (
                 httpx.Client(
@@ -113,6 +114,8 @@ class Fetcher:
                     if len(data) > MAX_BYTES:
                         return FetchError(url, f"response larger than {MAX_BYTES} bytes")
                 return bytes(data)
+        except ResolveError as exc:
+            return FetchError(url, str(exc))
         except _OutOfTime:
             return FetchError(url, f"timeout after {self.timeout:g}s: no complete answer in that time")
         except (httpx.TimeoutException, httpcore.TimeoutException):
@@ -143,8 +146,8 @@ def _words(exc: BaseException) -> str:
 class _Transport(httpx.BaseTransport):
     """httpx's transport over httpcore, with every connection made by ``_Deadline``."""
 
-    def __init__(self, deadline: float, context: ssl.SSLContext) -> None:
-        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_Deadline(deadline))
+    def __init__(self, seconds: float, context: ssl.SSLContext) -> None:
+        self._pool = httpcore.ConnectionPool(ssl_context=context, network_backend=_Deadline(seconds))
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if not isinstance(request.stream, httpx.SyncByteStream):
@@ -182,10 +185,12 @@ class _Body(httpx.SyncByteStream):
 
 
 class _Deadline(httpcore.NetworkBackend):
-    """httpcore's own sockets, with each connect, read and write clamped to the time left before ``deadline``."""
+    """httpcore's own sockets, with each lookup, connect, read and write clamped to the time left of ``seconds``
+    from now."""
 
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
         self._backend = httpcore.SyncBackend()
 
     def left(self, timeout: float | None) -> tuple[float, bool]:
@@ -203,14 +208,23 @@ class _Deadline(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        wait, clamped = self.left(timeout)
-        try:
-            stream = self._backend.connect_tcp(host, port, wait, local_address, socket_options)
-        except httpcore.ConnectTimeout:
-            if clamped:
-                raise _OutOfTime from None
-            raise
-        return _Stream(stream, self)
+        # The name first, within the time left (httpcore's backend would call getaddrinfo unbounded), then each
+        # of its addresses in turn, as socket.create_connection does.
+        addresses = resolve(host, port, self.left(timeout)[0], step=self.seconds)
+        refused: httpcore.ConnectError | None = None
+        for address in addresses:
+            wait, clamped = self.left(timeout)
+            try:
+                stream = self._backend.connect_tcp(address, port, wait, local_address, socket_options)
+            except httpcore.ConnectTimeout:
+                if clamped:
+                    raise _OutOfTime from None
+                raise
+            except httpcore.ConnectError as exc:
+                refused = exc
+                continue
+            return _Stream(stream, self)
+        raise refused or httpcore.ConnectError("no address")
 
 
 class _Stream(httpcore.NetworkStream):

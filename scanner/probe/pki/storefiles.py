@@ -7,6 +7,7 @@ Every problem with a file the user named raises :class:`TrustStoreError`, whose 
 from __future__ import annotations
 
 import binascii
+import errno
 import hashlib
 import hmac
 import re
@@ -17,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from scanner.boundedfile import Unreadable, read_limited
 from scanner.probe.wire.cursor import Cursor, ParseError
 from scanner.probe.wire.der import first_element
 
@@ -26,14 +28,16 @@ class TrustStoreError(Exception):
 
 
 def read_file(path: Path, what: str) -> bytes:
+    """The bytes of a file the user named, bounded (``scanner.boundedfile``): a directory, a FIFO, a device or a
+    file over 16 MiB is a TrustStoreError, never a hang."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise TrustStoreError(f"{what}: no such file") from None
-    except IsADirectoryError:
-        raise TrustStoreError(f"{what}: is a directory (a hashed CA directory is a capath store)") from None
-    except OSError as exc:
-        raise TrustStoreError(f"{what}: cannot be read: {exc.strerror}") from None
+        return read_limited(path)
+    except Unreadable as exc:
+        if exc.code == errno.EISDIR:
+            raise TrustStoreError(f"{what}: is a directory (a hashed CA directory is a capath store)") from None
+        if exc.code == errno.ENOENT:
+            raise TrustStoreError(f"{what}: no such file") from None
+        raise TrustStoreError(f"{what}: {'is' if exc.too_large else 'cannot be read:'} {exc.reason}") from None
 
 
 def read_bundle(path: Path, what: str) -> list[x509.Certificate]:
