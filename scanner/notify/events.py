@@ -184,6 +184,10 @@ def _expiry(build: _Builder, target: TargetReport, state: NotifyState, threshold
         )  # fmt: skip
 
 
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} consecutive runs"
+
+
 def _reachability(build: _Builder, target: TargetReport, state: NotifyState, after_runs: int) -> None:
     """Counts the target's unreachable runs (once per run, however often this run is derived) and raises the
     event at ``after_runs``; the first reachable run after an alert raised says it is back."""
@@ -200,7 +204,7 @@ def _reachability(build: _Builder, target: TargetReport, state: NotifyState, aft
     error = target.facts.error.error_class.value if target.facts.error else None
     if down and streak.count >= after_runs:
         build.add(target, "target_unreachable", f"{streak.since}",
-                  f"unreachable for {streak.count} consecutive runs ({error or 'probe failed'})",
+                  f"unreachable for {_runs(streak.count)} ({error or 'probe failed'})",
                   unreachable_runs=streak.count, error=error)  # fmt: skip
     elif not down and streak.ended is not None:
         build.add(target, "target_reachable", f"{streak.ended}", "reachable again")
