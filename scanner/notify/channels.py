@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -34,6 +35,22 @@ from scanner.notify.events import Event
 from scanner.notify.state import NotifyState
 
 log = logging.getLogger("tlsgate.notify")
+_URL_PATH = re.compile(r"\b(https?://[^/\s\"'<>]+)/[^\s\"'<>]*")
+
+
+class _RedactUrls(logging.Filter):
+    """httpx logs each request's full URL at INFO ("HTTP Request: POST https://hooks.slack.com/services/T/B/token");
+    a webhook's path is its token, so every URL in httpx's records is cut to ``scheme://host/…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL_PATH.sub(r"\1/…", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactUrls())
 
 SIGNATURE_HEADER = "X-Tlsgate-Signature"
 TIMESTAMP_HEADER = "X-Tlsgate-Timestamp"
@@ -276,14 +293,17 @@ def build_channels(
 class Delivery:
     sent: list[tuple[str, str]] = field(default_factory=list)  # (event key, channel)
     failed: list[str] = field(default_factory=list)  # one line each, URLs redacted
+    deferred: list[tuple[str, str]] = field(default_factory=list)  # not tried: the channel failed earlier
 
 
 def deliver(events: Iterable[Event], config: NotifyConfig, channels: Mapping[str, Channel],
             state: NotifyState) -> Delivery:  # fmt: skip
     """Sends each event to the channels its routes name, once: a channel that took it is recorded (``KEY@CHANNEL``)
     and the event once every channel has (or no route wants it), so a failed channel is retried at the next cycle
-    without repeating the others."""
+    without repeating the others. A channel that fails is not tried again in this call (its later events are
+    deferred to the next): a dead receiver costs one event's bounded time per cycle, not one per event."""
     result = Delivery()
+    down: set[str] = set()
     for event in events:
         if state.seen(event.key):
             continue
@@ -291,11 +311,16 @@ def deliver(events: Iterable[Event], config: NotifyConfig, channels: Mapping[str
         for name in config.channels_for(event):
             if state.seen(f"{event.key}@{name}"):
                 continue
+            if name in down:
+                result.deferred.append((event.key, name))
+                complete = False
+                continue
             try:
                 channels[name].send(event)
             except DeliveryError as exc:
                 log.error("%s", exc)
                 result.failed.append(str(exc))
+                down.add(name)
                 complete = False
                 continue
             state.mark(f"{event.key}@{name}")

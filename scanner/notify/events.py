@@ -103,7 +103,7 @@ class _Builder:
 
 def _findings(build: _Builder, target: TargetReport, diff: TargetDiff | None) -> None:
     """New failures (failing in this run, not in the last; every failure on a first run) and fixed ones."""
-    if diff is None:
+    if diff is None or diff.state == "added":  # first seen: every failure is new
         changes = [(f.pack, f.rule, f.title, f.severity, "new") for f in target.findings if f.status == Status.failed]
     else:
         failing = {(f.pack, f.rule) for f in target.findings if f.status == Status.failed}

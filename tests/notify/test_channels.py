@@ -231,3 +231,28 @@ def test_state_file_survives_a_restart(tmp_path: Path):
     assert [r.json()["rule"] for r in rx.requests] == ["r0", "r1", "r2"]
     assert again.sent == [(event(2).key, "test")]
     assert SECRET not in path.read_text()
+
+
+def test_no_log_line_holds_the_url_path(caplog):
+    """Every logger at DEBUG (httpx logs each request's URL at INFO): the token in the path appears nowhere, the
+    redacted URL does."""
+    with caplog.at_level("DEBUG"), receiver() as rx:
+        rx.script = [(500, {})]
+        channel(rx, secret=SECRET).send(event())
+    assert "HTTP Request: POST" in caplog.text and f"http://127.0.0.1:{rx.port}/…" in caplog.text
+    assert "s3cr3t" not in caplog.text and SECRET not in caplog.text
+
+
+def test_a_dead_channel_is_tried_once_per_delivery():
+    """Five events for a receiver that is gone: the first fails within its bound, the other four are deferred to
+    the next delivery without being tried, and none is marked delivered."""
+    config = NotifyConfig({"test": ChannelConfig("test", "webhook", "U")}, (Route(("test",)),))
+    policy = DeliveryPolicy(timeout=1, attempts=3, backoff=0.1, total_time=2)
+    state = MemoryState()
+    started = time.monotonic()
+    with receiver() as rx:
+        gone = channel(rx, url=f"http://127.0.0.1:{free_port()}/hook/token", policy=policy)
+        result = deliver([event(n) for n in range(5)], config, {"test": gone}, state)
+    assert time.monotonic() - started < 2 + 2
+    assert len(result.failed) == 1 and [key for key, _ in result.deferred] == [event(n).key for n in range(1, 5)]
+    assert not any(state.seen(event(n).key) for n in range(5))

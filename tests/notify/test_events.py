@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import jsonschema
 
-from scanner.facts import CertificateFacts, TrustResult
+from scanner.facts import Certificate, CertificateFacts, PublicKey, TrustResult
 from scanner.findings import Status
 from scanner.notify.events import Event, events_between
 from scanner.notify.state import JsonFileState, MemoryState, NotifyState
@@ -100,3 +100,43 @@ def test_unreachable_event_carries_the_count_and_error():
     (event,) = events_between(None, run(0, down), MemoryState(), unreachable_after=1)
     assert (event.kind, event.unreachable_runs, event.error, event.severity) == ("target_unreachable", 1, "refused",
                                                                                  "high")  # fmt: skip
+
+
+def certificate(sha: str, not_after: datetime) -> CertificateFacts:
+    key = PublicKey(type="RSA", size=2048)
+    leaf = Certificate(subject="CN=a.test", issuer="CN=CA", serial="01", sha256=sha, public_key=key, self_signed=False,
+                       signature_algorithm="sha256WithRSAEncryption", signature_hash="sha256",
+                       not_before=not_after - timedelta(days=90), not_after=not_after, validity_days=90)  # fmt: skip
+    return CertificateFacts(status="ok", leaf=leaf)
+
+
+def test_each_expiry_threshold_once_per_certificate(tmp_path):
+    """A leaf expiring 40 days after the first run: 30, 14, 7 and 1 days each sent once, the smallest threshold
+    reached only (27 days left, after 28: nothing new), also once expired; two targets serving it give one event;
+    its successor, first seen 5 days before it expires, gets 7 and not 30 or 14."""
+    path = tmp_path / "state.json"
+    expires = START + timedelta(days=40)
+    old, new = certificate("aa" * 32, expires), certificate("bb" * 32, START + timedelta(days=46))
+
+    def at(days: float, cert: CertificateFacts) -> Report:
+        targets = [target_report(facts(host, certificate=cert), []) for host in ("a.test", "b.test")]
+        moment = START + timedelta(days=days)
+        return run(0, *targets).model_copy(update={"started_at": moment, "finished_at": moment})
+
+    sent = []
+    previous = None
+    for days, cert in [(5, old), (12, old), (13, old), (27, old), (33.5, old), (35, old), (40.5, old), (41, new),
+                       (42, new)]:  # fmt: skip
+        report_at = at(days, cert)
+        events = deliver_all(events_between(previous, report_at, JsonFileState(path)), JsonFileState(path))
+        sent += [(days, e.threshold_days, e.after[:2] if e.after else None) for e in events
+                 if e.kind == "certificate_expiring"]  # fmt: skip
+        previous = report_at
+    assert sent == [(12, 30, "aa"), (27, 14, "aa"), (33.5, 7, "aa"), (40.5, 1, "aa"), (41, 7, "bb")]
+
+
+def test_a_target_added_since_the_last_run_reports_its_failures():
+    """A target not in the last report is seen for the first time: its failures are new."""
+    before = run(0, target_report(facts(), []))
+    after = run(1, target_report(facts(), []), target_report(facts("b.test"), [finding("weak", Status.failed)]))
+    assert kinds(events_between(before, after, MemoryState())) == [("new_failure", "b.test:443")]
