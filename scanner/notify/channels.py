@@ -55,6 +55,7 @@ logging.getLogger("httpx").addFilter(_RedactUrls())
 SIGNATURE_HEADER = "X-Tlsgate-Signature"
 TIMESTAMP_HEADER = "X-Tlsgate-Timestamp"
 SIGNATURE_TOLERANCE = 300.0  # seconds a receiver accepts between the timestamp and its clock
+_GRACE = 1.0  # seconds past the total time a worker has to report an outcome it reached in time
 
 
 class DeliveryError(Exception):
@@ -219,14 +220,33 @@ class Channel:
         return httpx.Request("POST", "http://x", json=payload).content, headers
 
     def send(self, event: Event) -> None:
-        """Delivers the event, or raises DeliveryError once its attempts or its total time are spent."""
+        """Delivers the event, or raises DeliveryError once its attempts or its total time are spent.
+
+        httpx bounds each read, not a whole response: a receiver trickling a byte of headers every second would
+        hold a request for ever. The attempts therefore run in a worker thread that this call leaves behind when
+        the total time is spent (the worker ends when its peer does).
+        """
         deadline = time.monotonic() + self.policy.total_time
-        client = self.client or httpx.Client()
-        try:
-            self._send(client, event, deadline)
-        finally:
-            if self.client is None:
-                client.close()
+        outcome: list[DeliveryError | None] = []
+
+        def attempts() -> None:
+            client = self.client or httpx.Client()
+            try:
+                self._send(client, event, deadline)
+                outcome.append(None)
+            except DeliveryError as exc:
+                outcome.append(exc)
+            finally:
+                if self.client is None:
+                    client.close()
+
+        worker = threading.Thread(target=attempts, name=f"notify-{self.config.name}", daemon=True)
+        worker.start()
+        worker.join(max(0.0, deadline - time.monotonic()) + _GRACE)
+        if not outcome:
+            raise self._fail(event, f"no complete answer within the {self.policy.total_time:g} s bound")
+        if outcome[0] is not None:
+            raise outcome[0]
 
     def _fail(self, event: Event, reason: str) -> DeliveryError:
         return DeliveryError(f"{self.where}: {event.kind} for {event.target} not delivered: {reason}")
@@ -240,18 +260,20 @@ class Channel:
             body, headers = self.request(event)  # signed afresh: the timestamp is the attempt's
             retry_after: float | None = None
             try:
-                response = client.post(self.url, content=body, headers=headers,
-                                       timeout=max(0.1, min(self.policy.timeout, remaining)))  # fmt: skip
+                # streamed and the body never read: a receiver's answer is its status and headers, whatever it sends
+                with client.stream("POST", self.url, content=body, headers=headers,
+                                   timeout=max(0.1, min(self.policy.timeout, remaining))) as response:  # fmt: skip
+                    status, retry_header = response.status_code, response.headers.get("Retry-After")
             except httpx.TransportError as exc:  # connection refused, reset, timeouts, TLS: retried
                 reason = f"{type(exc).__name__}: {str(exc).replace(self.url, redact(self.url))}"
             else:
-                if response.is_success:
+                if 200 <= status < 300:
                     log.info("%s: %s for %s delivered (attempt %d)", self.where, event.kind, event.target, attempt + 1)
                     return
-                reason = f"HTTP {response.status_code}"
-                if response.status_code != 429 and response.status_code < 500:
+                reason = f"HTTP {status}"
+                if status != 429 and status < 500:
                     raise self._fail(event, f"{reason} (not retried)")
-                retry_after = _retry_after(response.headers.get("Retry-After"))
+                retry_after = _retry_after(retry_header)
             attempt += 1
             if attempt >= self.policy.attempts:
                 raise self._fail(event, f"{reason} after {attempt} attempts")

@@ -30,6 +30,8 @@ class Receiver:
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # answers in order, then 200
     requests: list[Received] = field(default_factory=list)
     hang: bool = False  # read the request, never answer
+    flood: bool = False  # answer 200 announcing 10 GB of body, and send zeros until the client goes
+    trickle: bool = False  # answer a status line, then a byte of a header every 0.2 s, never ending
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hooks/T000/B000/s3cr3t-token") -> str:
@@ -56,12 +58,25 @@ def receiver() -> Iterator[Receiver]:
             if state.hang:
                 stop.wait(30)
                 return
+            if state.trickle:
+                with contextlib.suppress(OSError):
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                    while not stop.wait(0.2):
+                        self.wfile.write(b"a")
+                        self.wfile.flush()
+                return
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(10**10 if state.flood else 2))
             self.end_headers()
-            self.wfile.write(b"ok")
+            if not state.flood:
+                self.wfile.write(b"ok")
+                return
+            chunk = b"\0" * 65536
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    self.wfile.write(chunk)
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""

@@ -256,3 +256,24 @@ def test_a_dead_channel_is_tried_once_per_delivery():
     assert time.monotonic() - started < 2 + 2
     assert len(result.failed) == 1 and [key for key, _ in result.deferred] == [event(n).key for n in range(1, 5)]
     assert not any(state.seen(event(n).key) for n in range(5))
+
+
+def test_a_trickling_receiver_is_bounded():
+    """A receiver that answers a status line and then a byte of headers every 0.2 s, without end: no single read
+    times out, yet the send gives up at its total time (2 s here), not never."""
+    policy = DeliveryPolicy(timeout=1, attempts=3, backoff=0.1, total_time=2)
+    started = time.monotonic()
+    bound = pytest.raises(DeliveryError, match="no complete answer within the 2 s bound")
+    with receiver() as rx, bound:
+        rx.trickle = True
+        channel(rx, policy=policy).send(event())
+    assert time.monotonic() - started < 2 + 3
+
+
+def test_a_flooding_receiver_is_not_read():
+    """A 200 followed by 10 GB of body: delivered at once, the body never read."""
+    started = time.monotonic()
+    with receiver() as rx:
+        rx.flood = True
+        channel(rx).send(event())
+    assert time.monotonic() - started < 5 and len(rx.requests) == 1
