@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,7 +29,7 @@ EventKind = Literal[
     "suite_removed", "trust_changed", "grade_changed", "certificate_expiring", "target_unreachable",
     "target_reachable",
 ]  # fmt: skip
-EVENT_KINDS: tuple[str, ...] = EventKind.__args__  # type: ignore[attr-defined]  # a Literal's members
+EVENT_KINDS: tuple[str, ...] = get_args(EventKind)
 
 
 class Event(BaseModel):

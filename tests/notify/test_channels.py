@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 from datetime import UTC, datetime
+from email.utils import formatdate
 from pathlib import Path
 
 import jsonschema
@@ -277,3 +278,24 @@ def test_a_flooding_receiver_is_not_read():
         rx.flood = True
         channel(rx).send(event())
     assert time.monotonic() - started < 5 and len(rx.requests) == 1
+
+
+def test_retry_after_as_an_http_date():
+    """Retry-After may be a date: a 503 whose date is two seconds ahead waits about that long (at least one)."""
+    with receiver() as rx:
+        rx.script = [(503, {"Retry-After": formatdate(time.time() + 2, usegmt=True)})]
+        channel(rx).send(event())
+    first, second = rx.requests
+    assert 1 <= second.at - first.at < 5
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.slack.com/…"),
+     ("https://prod-01.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=XYZ",
+      "https://prod-01.westus.logic.azure.com:443/…"),
+     ("http://[::1]:8080/XYZ", "http://[::1]:8080/…"), ("http://[::1/XYZ", "(unreadable URL)")],
+)  # fmt: skip
+def test_redact(url, shown):
+    """Only scheme, host and port survive: the path and query hold the token."""
+    assert redact(url) == shown and "XYZ" not in redact(url)

@@ -87,3 +87,15 @@ def test_channel_setup_needs_an_http_url(tmp_path):
                                             ("0", None), (True, None), ("fast", None), (-1, None)])  # fmt: skip
 def test_rates(text, rate):
     assert parse_rate(text) == rate
+
+
+def test_the_documented_example_reads(tmp_path):
+    """The routing file in docs/notifications.md is valid: three channels of three kinds, three routes."""
+    doc = (Path(__file__).parents[2] / "docs" / "notifications.md").read_text(encoding="utf-8")
+    example = next(block.split("```", 1)[0] for block in doc.split("```yaml\n")[1:] if "routes:" in block)
+    env = {"TLSGATE_OPS_WEBHOOK": "https://h.test/x", "TLSGATE_OPS_SECRET": "s", "TLSGATE_SLACK_URL": "https://s.test/x",
+           "TLSGATE_TEAMS_URL": "https://t.test/x"}  # fmt: skip
+    config = read_notify_config(write(tmp_path, example), env)
+    assert sorted(c.kind for c in config.channels.values()) == ["slack", "teams", "webhook"]
+    assert [r.channels for r in config.routes] == [("ops",), ("platform-slack",), ("security-teams",)]
+    assert config.channels["ops"].rate == 2.0

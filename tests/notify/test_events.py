@@ -7,11 +7,12 @@ import json
 from datetime import datetime, timedelta
 
 import jsonschema
+import pytest
 
 from scanner.facts import Certificate, CertificateFacts, PublicKey, TrustResult
 from scanner.findings import Status
 from scanner.notify.events import Event, events_between
-from scanner.notify.state import JsonFileState, MemoryState, NotifyState
+from scanner.notify.state import JsonFileState, MemoryState, NotifyState, StateFileError
 from scanner.report import Report, TargetReport
 from scanner.schemas import schema_dir
 from tests.helpers import target_report
@@ -140,3 +141,12 @@ def test_a_target_added_since_the_last_run_reports_its_failures():
     before = run(0, target_report(facts(), []))
     after = run(1, target_report(facts(), []), target_report(facts("b.test"), [finding("weak", Status.failed)]))
     assert kinds(events_between(before, after, MemoryState())) == [("new_failure", "b.test:443")]
+
+
+def test_a_broken_state_file_is_one_line(tmp_path):
+    """A state file that is not one (truncated, or another JSON) is refused with one line naming it."""
+    path = tmp_path / "state.json"
+    for text in ('{"delivered": ["a"', '{"delivered": 3}', "[]"):
+        path.write_text(text)
+        with pytest.raises(StateFileError, match=r"state.json: cannot read the notification state: not a tlsgate"):
+            JsonFileState(path)
