@@ -9,6 +9,7 @@ from typing import Any
 
 from scanner.diff import diff_schema
 from scanner.facts import facts_schema
+from scanner.notify.events import event_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
@@ -20,6 +21,7 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "pack.schema.json": pack_schema,
     "inventory.schema.json": inventory_schema,
     "diff.schema.json": diff_schema,
+    "event.schema.json": event_schema,
 }
 
 
