@@ -161,7 +161,7 @@ class _Families:
             self.remaining.add_metric([label, key], expires - now)
         for protocol in facts.protocols:
             if protocol.status != "error":
-                self.protocol.add_metric([label, protocol.version.value], 1.0 if protocol.status == "accepted" else 0.0)
+                self.protocol.add_metric([label, str(protocol.version)], 1.0 if protocol.status == "accepted" else 0.0)
 
     def all(self) -> list[Metric]:
         return [
