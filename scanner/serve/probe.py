@@ -200,6 +200,9 @@ class Prober:
         return scan(request).report
 
 
+PROBE_METRIC_NAMES = ("tlsgate_probe_success", "tlsgate_probe_duration_seconds")
+
+
 class ProbeCollector(Collector):
     """blackbox_exporter's two answers for one probe: did it succeed, and how long it took."""
 
@@ -210,10 +213,10 @@ class ProbeCollector(Collector):
         report = self._report
         success = all(t.facts.status == "ok" for t in report.targets)
         yield GaugeMetricFamily(
-            "tlsgate_probe_success", "1 if the probe reached the target and completed a TLS handshake, else 0.",
+            PROBE_METRIC_NAMES[0], "1 if the probe reached the target and completed a TLS handshake, else 0.",
             value=1.0 if success else 0.0,
         )  # fmt: skip
         yield GaugeMetricFamily(
-            "tlsgate_probe_duration_seconds", "How long the probe's scan took.",
+            PROBE_METRIC_NAMES[1], "How long the probe's scan took.",
             value=(report.finished_at - report.started_at).total_seconds(),
         )  # fmt: skip
