@@ -203,3 +203,12 @@ def test_usage_errors_exit_2_with_one_line(tmp_path: Path) -> None:
                 args,
                 run.stderr,
             )
+
+
+def test_help_names_the_endpoints_the_guard_and_the_exit_codes() -> None:
+    run = run_tlsgate("serve", "--help", timeout=60)
+    assert run.code == 0
+    text = " ".join(run.stdout.split())
+    for words in ("/probe?target=HOST:PORT&pack=ID", "None by default: /probe refuses every target", "--from-report",
+                  "0 stopped by SIGTERM or Ctrl-C", "2 usage error"):  # fmt: skip
+        assert words in text, words
