@@ -10,6 +10,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v gnutls-serv >/dev/null || need+=(gnutls-bin)
 command -v sslscan >/dev/null || need+=(sslscan)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v promtool >/dev/null || need+=(prometheus)
 ((${#need[@]})) || exit 0
 
 sudo_cmd=""

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import cert_evaluate, demo, diff, report, rules, scan
+from scanner.cli import cert_evaluate, demo, diff, report, rules, scan, serve
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
 from scanner.textsafe import printable
 
@@ -65,6 +65,7 @@ report_app.command("render", epilog="\b\n" + report.RENDER_EXIT_HELP)(report.rep
 baseline_app.command("create", epilog="\b\n" + report.BASELINE_EXIT_HELP)(report.baseline_create)
 app.command(epilog="\b\n" + diff.DIFF_EXIT_HELP)(diff.diff)
 app.command()(demo.demo)
+app.command(epilog="\b\n" + serve.SERVE_EXIT_HELP)(serve.serve)
 
 
 def main() -> None:
