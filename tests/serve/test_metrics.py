@@ -30,7 +30,7 @@ def _finding(pack: str, rule: str, severity: str, status: Status) -> Finding:
 
 def _deployment(directory: Path, name: str, key_type: str, days: int) -> CertificateDeployment:
     issued = issue_certificate(directory, name, key_type=key_type, days=days)
-    certificate = file_facts(issued.cert, None).certificate
+    certificate = file_facts(issued.cert, issued.cert.read_bytes(), None).certificate
     return CertificateDeployment(offers=["default"], certificate=certificate)
 
 
