@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import cert_evaluate, demo, report, rules, scan
+from scanner.cli import cert_evaluate, demo, history, report, rules, scan
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
 from scanner.textsafe import printable
 
@@ -64,6 +64,8 @@ rules_app.command("show")(rules.rules_show)
 report_app.command("render", epilog="\b\n" + report.RENDER_EXIT_HELP)(report.report_render)
 baseline_app.command("create", epilog="\b\n" + report.BASELINE_EXIT_HELP)(report.baseline_create)
 app.command()(demo.demo)
+app.command(epilog="\b\n" + history.HISTORY_EXIT_HELP)(history.history)
+app.command(epilog="\b\n" + history.EXPIRING_EXIT_HELP)(history.expiring)
 
 
 def main() -> None:
