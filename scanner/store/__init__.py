@@ -341,6 +341,24 @@ class Store:
             if rows:
                 connection.execute(insert(run_targets), rows)
 
+    def order_run(self, run_id: int, labels: Sequence[str]) -> None:
+        """The run's targets numbered in the report's order (they were written in the order they finished)."""
+        where = {label: index for index, label in enumerate(labels)}
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(run_targets.c.id, targets.c.label)
+                .join(targets, targets.c.id == run_targets.c.target_id)
+                .where(run_targets.c.run_id == run_id)
+            ).all()
+            changes = [{"rid": row.id, "pos": where[row.label]} for row in rows if row.label in where]
+            if changes:
+                from sqlalchemy import bindparam  # noqa: PLC0415
+
+                connection.execute(
+                    update(run_targets).where(run_targets.c.id == bindparam("rid")).values(position=bindparam("pos")),
+                    changes,
+                )
+
     def add_target(self, run_id: int, position: int, result: TargetReport) -> None:
         self.write_targets(run_id, [encode_target(position, result)])
 
@@ -678,8 +696,10 @@ class Recorder:
         if self.failure is not None:
             return
         try:
-            if report is not None and self.written < len(report.targets):
-                self._rest(report)
+            if report is not None:
+                if self.written < len(report.targets):
+                    self._rest(report)
+                self.store.order_run(self.run_id, [t.target for t in report.targets])
             self.store.finish_run(self.run_id, "interrupted" if interrupted else "finished", report)
         except SQLAlchemyError as exc:
             self.failure = _reason(exc)
