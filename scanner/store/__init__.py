@@ -23,7 +23,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -101,8 +114,10 @@ class EncodedTarget:
     verdict: str
     gate_verdict: str
     error_class: str | None
-    facts_raw: bytes  # canonical JSON (codec.canonical_facts)
-    findings_raw: bytes
+    facts_sha: str  # SHA-256 of the canonical JSON (codec.canonical_facts)
+    facts_doc: bytes  # that JSON compressed
+    findings_sha: str
+    findings_doc: bytes
     certificates: tuple[tuple[int, str, str, str, float], ...]  # (position, sha256, subject, issuer, not_after)
     failures: tuple[tuple[str, str, str, str, str | None], ...]  # (pack, rule, status, severity, decision)
     grade: str | None = None
@@ -110,6 +125,8 @@ class EncodedTarget:
 
 def encode_target(position: int, result: TargetReport) -> EncodedTarget:
     info = result.facts.target
+    facts_raw = codec.canonical_facts(result.facts)
+    findings_raw = codec.canonical_findings(result.findings)
     certs: list[tuple[int, str, str, str, float]] = []
     seen: set[str] = set()
     for deployment in result.facts.deployments():
@@ -132,8 +149,10 @@ def encode_target(position: int, result: TargetReport) -> EncodedTarget:
         verdict=result.verdict,
         gate_verdict=result.gate_verdict,
         error_class=result.facts.error.error_class.value if result.facts.error is not None else None,
-        facts_raw=codec.canonical_facts(result.facts),
-        findings_raw=codec.canonical_findings(result.findings),
+        facts_sha=codec.digest(facts_raw),
+        facts_doc=codec.compress(facts_raw),
+        findings_sha=codec.digest(findings_raw),
+        findings_doc=codec.compress(findings_raw),
         certificates=tuple(certs),
         failures=tuple(
             (f.pack, f.rule, f.status.value, f.severity, f.decision.state if f.decision is not None else None)
@@ -236,6 +255,7 @@ class Store:
         self.engine = engine
         self.name = name
         self._target_ids: dict[tuple[str, str, int, str, str], int] = {}
+        self._ids: dict[str, dict[str, int]] = {}  # documents known to be stored: sha256 -> id, per table
 
     def close(self) -> None:
         self.engine.dispose()
@@ -321,8 +341,8 @@ class Store:
         with self.engine.begin() as connection:
             rows = []
             for item in items:
-                facts_id = self._document(connection, facts, item.facts_raw, item)
-                findings_id = self._document(connection, findings, item.findings_raw, item)
+                facts_id = self._document(connection, facts, item.facts_sha, item.facts_doc, item)
+                findings_id = self._document(connection, findings, item.findings_sha, item.findings_doc, item)
                 rows.append(
                     {
                         "run_id": run_id,
@@ -338,8 +358,21 @@ class Store:
                         "findings_id": findings_id,
                     }
                 )
-            if rows:
-                connection.execute(insert(run_targets), rows)
+            if not rows:
+                return
+            connection.execute(insert(run_targets), rows)
+            # Each target's newest run_target, kept on the target: "the latest state of every target" is then one
+            # join, not a scan of every run (a year of 6-hourly runs of 10,000 targets is 14.6 M rows).
+            written = connection.execute(
+                select(run_targets.c.id, run_targets.c.target_id).where(
+                    run_targets.c.run_id == run_id, run_targets.c.position.in_([r["position"] for r in rows])
+                )
+            ).all()
+            newer = or_(targets.c.latest.is_(None), targets.c.latest < bindparam("rt"))
+            connection.execute(
+                update(targets).where(targets.c.id == bindparam("tid"), newer).values(latest=bindparam("rt")),
+                [{"tid": row.target_id, "rt": row.id} for row in written],
+            )
 
     def order_run(self, run_id: int, labels: Sequence[str]) -> None:
         """The run's targets numbered in the report's order (they were written in the order they finished)."""
@@ -352,8 +385,6 @@ class Store:
             ).all()
             changes = [{"rid": row.id, "pos": where[row.label]} for row in rows if row.label in where]
             if changes:
-                from sqlalchemy import bindparam  # noqa: PLC0415
-
                 connection.execute(
                     update(run_targets).where(run_targets.c.id == bindparam("rid")).values(position=bindparam("pos")),
                     changes,
@@ -413,13 +444,18 @@ class Store:
 
         return sqlite_insert(table).on_conflict_do_nothing()
 
-    def _document(self, connection: Connection, table: Any, raw: bytes, item: EncodedTarget) -> int:
-        sha = codec.digest(raw)
+    def _document(self, connection: Connection, table: Any, sha: str, document: bytes, item: EncodedTarget) -> int:
+        cache = self._ids.setdefault(table.name, {})
+        known = cache.get(sha)
+        if known is not None:
+            return known
         found = connection.execute(select(table.c.id).where(table.c.sha256 == sha)).scalar()
         if found is not None:
+            cache[sha] = int(found)
             return int(found)
-        connection.execute(self._insert_ignore(table).values(sha256=sha, document=codec.compress(raw)))
+        connection.execute(self._insert_ignore(table).values(sha256=sha, document=document))
         new = int(connection.execute(select(table.c.id).where(table.c.sha256 == sha)).scalar_one())
+        cache[sha] = new
         if table is facts and item.certificates:
             connection.execute(
                 insert(certificates),
@@ -593,24 +629,18 @@ class Store:
 
     def latest(self) -> list[tuple[int, int]]:
         """(target id, run_target id) of every target's latest run."""
-        newest = (
-            select(run_targets.c.target_id, func.max(run_targets.c.id).label("rt"))
-            .group_by(run_targets.c.target_id)
-            .subquery()
-        )
         with self.engine.connect() as connection:
-            return [(row.target_id, row.rt) for row in connection.execute(select(newest))]
+            query = select(targets.c.id, targets.c.latest).where(targets.c.latest.is_not(None))
+            return [(row.id, row.latest) for row in connection.execute(query)]
 
     def expiring(self, within: timedelta, now: datetime | None = None) -> list[Expiry]:
         """Certificates (leaf and chain) of every target's latest run that expire before now + ``within`` (or
         have expired), soonest first. No network."""
         limit = ((now or datetime.now(UTC)) + within).timestamp()
-        newest = select(func.max(run_targets.c.id).label("rt")).group_by(run_targets.c.target_id).subquery()
         query = (
             select(targets.c.label, run_targets.c.run_id, certificates)
-            .select_from(newest)
-            .join(run_targets, run_targets.c.id == newest.c.rt)
-            .join(targets, targets.c.id == run_targets.c.target_id)
+            .select_from(targets)
+            .join(run_targets, run_targets.c.id == targets.c.latest)
             .join(certificates, certificates.c.facts_id == run_targets.c.facts_id)
             .where(certificates.c.not_after <= limit)
             .order_by(certificates.c.not_after, targets.c.label, certificates.c.position)
@@ -647,8 +677,15 @@ class Store:
             for chunk in _chunks(sorted(doomed)):
                 connection.execute(delete(run_targets).where(run_targets.c.run_id.in_(chunk)))
                 connection.execute(delete(runs).where(runs.c.id.in_(chunk)))
+            stale = select(targets.c.id).where(
+                targets.c.latest.is_not(None),
+                ~select(run_targets.c.id).where(run_targets.c.id == targets.c.latest).exists(),
+            )
+            newest = select(func.max(run_targets.c.id)).where(run_targets.c.target_id == targets.c.id).scalar_subquery()
+            connection.execute(update(targets).where(targets.c.id.in_(stale)).values(latest=newest))
             gone_facts = self._orphans(connection, facts, run_targets.c.facts_id, certificates.c.facts_id)
             gone_findings = self._orphans(connection, findings, run_targets.c.findings_id, failures.c.findings_id)
+        self._ids.clear()
         return Pruned(len(doomed), gone_facts, gone_findings)
 
     def _orphans(self, connection: Connection, table: Any, used: Any, child: Any) -> int:

@@ -49,6 +49,7 @@ targets = Table(
     Column("port", Integer, nullable=False),
     Column("sni", String(255), nullable=False),  # '' for none: NULLs are never equal in a unique key
     Column("starttls", String(32), nullable=False),
+    Column("latest", Integer),  # its newest run_targets.id (no foreign key: run_targets refers to targets)
     UniqueConstraint("label", "host", "port", "sni", "starttls", name="uq_targets_identity"),
 )
 

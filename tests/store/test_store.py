@@ -25,7 +25,6 @@ from scanner.findings import Finding, Status
 from scanner.gate import run_outcome
 from scanner.report import Report, ScanOptions, summarise
 from scanner.store import MIGRATIONS, Store, StoreError, _engine_url, encode_target, open_store
-from scanner.store.codec import compress, digest
 from tests.helpers import (
     client_pki,
     free_port,
@@ -252,21 +251,24 @@ def test_migrations_upgrade_an_older_store(store_url: str) -> None:
             text("INSERT INTO targets (label, host, port, sni, starttls) "
                  "VALUES ('old.example:443', 'old.example', 443, '', '') RETURNING id")
         ).scalar_one()  # fmt: skip
-        for table, raw in (("facts", encoded.facts_raw), ("findings", encoded.findings_raw)):
+        for table, sha, doc in (("facts", encoded.facts_sha, encoded.facts_doc),
+                                ("findings", encoded.findings_sha, encoded.findings_doc)):  # fmt: skip
             ids[table] = connection.execute(
                 text(f"INSERT INTO {table} (sha256, document) VALUES (:s, :d) RETURNING id"),  # noqa: S608
-                {"s": digest(raw), "d": compress(raw)},
+                {"s": sha, "d": doc},
             ).scalar_one()
-        connection.execute(
+        ids["rt"] = connection.execute(
             text("INSERT INTO run_targets (run_id, target_id, position, started, finished, verdict, gate_verdict, "
-                 "facts_id, findings_id) VALUES (:run, :target, 0, :t, :t, 'fail', 'fail', :facts, :findings)"),
+                 "facts_id, findings_id) VALUES (:run, :target, 0, :t, :t, 'fail', 'fail', :facts, :findings) "
+                 "RETURNING id"),
             {"t": NOW.timestamp(), **ids},
-        )  # fmt: skip
+        ).scalar_one()  # fmt: skip
     engine.dispose()
     store = open_store(store_url)
     try:
         (entry,) = store.timeline(["old.example"])
         assert entry.failed_rules == ("p/P-1",)
+        assert store.latest() == [(ids["target"], ids["rt"])]  # the pointer 0002 added, filled in
         assert store.report(ids["run"]).targets == [item]
         store.record_report("evaluate", _whole_report(_report_of({"old.example:443": False}, NOW)))
         assert [e.failed_rules for e in store.timeline(["old.example"])] == [("p/P-1",), ()]
@@ -348,6 +350,7 @@ def test_prune_by_age_and_count(store_url: str) -> None:
         done = store.prune(keep=dt.timedelta(days=180))
         assert (done.runs, done.facts) == (2, 2)
         assert len(store.runs()) == 2
+        assert len(store.latest()) == 3  # the pruned-only targets have no latest state; the others point to kept rows
         assert {e.target for e in store.timeline()} == {"shared.example:443", "only10.example:443", "only1.example:443"}
         assert store.report(store.runs()[1].id).targets[0].target == "shared.example:443"
         assert store.prune(keep_runs=1).runs == 1

@@ -1,5 +1,6 @@
-"""Failures by rule: the findings that did not pass, one row each, so a rule can be queried; filled in from the
-findings documents an older store already holds.
+"""Failures by rule: the findings that did not pass, one row each, so a rule can be queried; and each target's
+newest run_target on the target (the latest state of every target without scanning every run). Both filled in
+from what an older store already holds.
 
 Revision ID: 0002
 Revises: 0001
@@ -30,7 +31,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_failures_findings", "failures", ["findings_id"])
     op.create_index("ix_failures_rule", "failures", ["pack", "rule"])
+    with op.batch_alter_table("targets") as batch:
+        batch.add_column(sa.Column("latest", sa.Integer))
     bind = op.get_bind()
+    bind.execute(
+        sa.text(
+            "UPDATE targets SET latest = (SELECT max(id) FROM run_targets WHERE run_targets.target_id = targets.id)"
+        )
+    )
     for findings_id, document in bind.execute(sa.text("SELECT id, document FROM findings")):
         rows = [
             {
@@ -49,4 +57,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("targets") as batch:
+        batch.drop_column("latest")
     op.drop_table("failures")
