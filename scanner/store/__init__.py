@@ -150,7 +150,7 @@ def encode_target(position: int, result: TargetReport) -> EncodedTarget:
         gate_verdict=result.gate_verdict,
         error_class=result.facts.error.error_class.value if result.facts.error is not None else None,
         facts_sha=codec.digest(facts_raw),
-        facts_doc=codec.compress(facts_raw),
+        facts_doc=codec.compress(facts_raw, dictionary=True),
         findings_sha=codec.digest(findings_raw),
         findings_doc=codec.compress(findings_raw),
         certificates=tuple(certs),
@@ -496,9 +496,10 @@ class Store:
                 for row in connection.execute(query)
             ]
 
-    def report(self, run_id: int) -> Report:
+    def report(self, run_id: int, only: Sequence[str] | None = None) -> Report:
         """The run's report, rebuilt from the store (as written, for a finished run; what finished, for an
-        interrupted one). StoreError for an unknown run."""
+        interrupted one); ``only`` keeps just those targets (by label: a diff decodes only what ``changes`` names).
+        StoreError for an unknown run."""
         from scanner.gate import run_outcome  # noqa: PLC0415
 
         with self.engine.connect() as connection:
@@ -515,7 +516,7 @@ class Store:
                 .join(targets, targets.c.id == run_targets.c.target_id)
                 .join(facts, facts.c.id == run_targets.c.facts_id)
                 .join(findings, findings.c.id == run_targets.c.findings_id)
-                .where(run_targets.c.run_id == run_id)
+                .where(run_targets.c.run_id == run_id, *([targets.c.label.in_(list(only))] if only is not None else []))
                 .order_by(run_targets.c.position)
             ).all()
         items = [
@@ -576,6 +577,40 @@ class Store:
                 ids.append(row.id)
         return ids
 
+    def latest_states(self) -> list[TimelineEntry]:
+        """Every target's latest state (its newest run): verdict, grade, leaf certificate, failed rules."""
+        leaf = certificates.alias("leaf")
+        query = (
+            select(run_targets, targets.c.label, leaf.c.sha256, leaf.c.issuer, leaf.c.not_after)
+            .select_from(targets)
+            .join(run_targets, run_targets.c.id == targets.c.latest)
+            .outerjoin(leaf, and_(leaf.c.facts_id == run_targets.c.facts_id, leaf.c.position == 0))
+            .order_by(targets.c.label)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            failed = self._failed(connection, {r.findings_id for r in rows})
+        entries: dict[int, TimelineEntry] = {}
+        for row in rows:  # a target serving several leaves (deployments): its first
+            entries.setdefault(row.id, self._entry(row, (row.sha256, row.issuer, row.not_after), failed))
+        return list(entries.values())
+
+    def changes(self, first: int, second: int) -> list[str]:
+        """Targets whose facts or findings differ between two runs, or that are in only one of them: what a diff
+        of the runs needs to decode (the others are the same documents)."""
+
+        def documents(run_id: int) -> dict[str, tuple[int, int]]:
+            query = (
+                select(targets.c.label, run_targets.c.facts_id, run_targets.c.findings_id)
+                .join(targets, targets.c.id == run_targets.c.target_id)
+                .where(run_targets.c.run_id == run_id)
+            )
+            return {row.label: (row.facts_id, row.findings_id) for row in connection.execute(query)}
+
+        with self.engine.connect() as connection:
+            old, new = documents(first), documents(second)
+        return sorted(label for label in old.keys() | new.keys() if old.get(label) != new.get(label))
+
     def timeline(self, names: Sequence[str] = (), since: datetime | None = None) -> list[TimelineEntry]:
         """Per target (by label, host or host:port; all when empty), each run's verdict, grade, leaf
         certificate and failed rules, oldest first."""
@@ -591,25 +626,28 @@ class Store:
             ids = self._target_ids_for(connection, names)
             if ids is not None:
                 query = query.where(run_targets.c.target_id.in_(ids))
-            rows = connection.execute(query).all()
-            leaves = self._leaves(connection, {r.facts_id for r in rows})
-            failed = self._failed(connection, {r.findings_id for r in rows})
-        return [
-            TimelineEntry(
-                run_id=row.run_id,
-                target=row.label,
-                at=_time(row.finished) or datetime.now(UTC),
-                verdict=row.verdict,
-                gate_verdict=row.gate_verdict,
-                grade=row.grade,
-                error_class=row.error_class,
-                certificate=leaves.get(row.facts_id, (None, None, None))[0],
-                issuer=leaves.get(row.facts_id, (None, None, None))[1],
-                not_after=_time(leaves.get(row.facts_id, (None, None, None))[2]),
-                failed_rules=failed.get(row.findings_id, ()),
-            )
-            for row in rows
-        ]
+            return self._entries(connection, connection.execute(query).all())
+
+    def _entries(self, connection: Connection, rows: Sequence[Any]) -> list[TimelineEntry]:
+        leaves = self._leaves(connection, {r.facts_id for r in rows})
+        failed = self._failed(connection, {r.findings_id for r in rows})
+        return [self._entry(row, leaves.get(row.facts_id, (None, None, None)), failed) for row in rows]
+
+    @staticmethod
+    def _entry(row: Any, leaf: tuple[Any, Any, Any], failed: dict[int, tuple[str, ...]]) -> TimelineEntry:
+        return TimelineEntry(
+            run_id=row.run_id,
+            target=row.label,
+            at=_time(row.finished) or datetime.now(UTC),
+            verdict=row.verdict,
+            gate_verdict=row.gate_verdict,
+            grade=row.grade,
+            error_class=row.error_class,
+            certificate=leaf[0],
+            issuer=leaf[1],
+            not_after=_time(leaf[2]),
+            failed_rules=failed.get(row.findings_id, ()),
+        )
 
     def _leaves(self, connection: Connection, ids: set[int]) -> dict[int, tuple[str, str, float]]:
         out: dict[int, tuple[str, str, float]] = {}
