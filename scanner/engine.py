@@ -121,8 +121,18 @@ def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
     """Plan, probe and judge; the journal, then ``listener``, hear each target as it finishes.
 
     KeyboardInterrupt (Ctrl-C, or SIGTERM as the command line handles it) stops the scan: the result still holds
-    every finished target, the others marked ``interrupted``.
+    every finished target, the others marked ``interrupted``. The recorder (the store) hears the end in every case:
+    a request that cannot run leaves its run ``interrupted``, not ``running``.
     """
+    try:
+        return _scan(request, listener)
+    except BaseException:
+        if request.recorder is not None:
+            request.recorder.close(None, interrupted=True)
+        raise
+
+
+def _scan(request: ScanRequest, listener: Listener | None) -> ScanResult:
     # Imported here: sslyze is slow to import, and --help or a usage error should not wait for it.
     from scanner.pipeline import run_scan  # noqa: PLC0415
     from scanner.plan import plan_for  # noqa: PLC0415

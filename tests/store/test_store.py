@@ -385,3 +385,15 @@ def test_options_keep_no_secrets(tmp_path: Path) -> None:
     assert set(json.loads(options)) == set(ScanOptions.model_fields)
     for path in tmp_path.glob("history.db*"):
         assert b"hunter2" not in path.read_bytes()
+
+
+def test_a_request_that_cannot_run_leaves_no_running_run(tmp_path: Path, refused_port: int) -> None:
+    """A --resume file that is not saved facts is exit 2 after the store was opened: the run is not left running."""
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    bad = tmp_path / "resume.json"
+    bad.write_text("not facts")
+    run = run_tlsgate("scan", f"127.0.0.1:{refused_port}", "--store", url, "--resume", str(bad))
+    assert run.code == 2, run.stderr
+    db = sqlite3.connect(tmp_path / "history.db")
+    assert db.execute("SELECT status, (SELECT count(*) FROM run_targets) FROM runs").fetchall() == [("interrupted", 0)]
+    db.close()
