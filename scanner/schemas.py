@@ -11,6 +11,7 @@ from scanner.facts import facts_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
+from scanner.store.documents import expiring_schema, history_schema
 from scanner.targets.schema import inventory_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -18,6 +19,8 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "report.schema.json": report_schema,
     "pack.schema.json": pack_schema,
     "inventory.schema.json": inventory_schema,
+    "history.schema.json": history_schema,
+    "expiring.schema.json": expiring_schema,
 }
 
 

@@ -7,13 +7,12 @@ when a certificate expires within the window (a pipeline can gate on it).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from html import escape
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +23,7 @@ from scanner.textsafe import printable
 if TYPE_CHECKING:
     from scanner.report import Report
     from scanner.store import Expiry, RunInfo, Store, TimelineEntry
+    from scanner.store.documents import HistoryDocument
 
 HISTORY_EXIT_HELP = """Exit codes:
   0  done
@@ -163,38 +163,40 @@ def history(
     typer.echo(render_history(runs, timeline, format_), nl=False)
 
 
-def history_document(runs: Sequence[RunInfo], timeline: Sequence[TimelineEntry]) -> dict[str, Any]:
-    by_target: dict[str, list[dict[str, Any]]] = {}
-    for entry in timeline:
-        by_target.setdefault(entry.target, []).append(
-            {
-                "run": entry.run_id,
-                "at": entry.at.isoformat(),
-                "verdict": entry.verdict,
-                "gate_verdict": entry.gate_verdict,
-                "grade": entry.grade,
-                "error_class": entry.error_class,
-                "certificate": entry.certificate,
-                "issuer": entry.issuer,
-                "not_after": entry.not_after.isoformat() if entry.not_after else None,
-                "failed_rules": list(entry.failed_rules),
-            }
+def history_document(runs: Sequence[RunInfo], timeline: Sequence[TimelineEntry]) -> HistoryDocument:
+    from scanner.store.documents import HistoryDocument, HistoryRun, TargetTimeline, TimelinePoint  # noqa: PLC0415
+
+    by_target: dict[str, list[TimelinePoint]] = {}
+    for e in timeline:
+        by_target.setdefault(e.target, []).append(
+            TimelinePoint(
+                run=e.run_id,
+                at=e.at,
+                verdict=e.verdict,
+                gate_verdict=e.gate_verdict,
+                grade=e.grade,
+                error_class=e.error_class,
+                certificate=e.certificate,
+                issuer=e.issuer,
+                not_after=e.not_after,
+                failed_rules=list(e.failed_rules),
+            )
         )
-    return {
-        "runs": [
-            {
-                "id": r.id,
-                "started": r.started.isoformat(),
-                "finished": r.finished.isoformat() if r.finished else None,
-                "status": r.status,
-                "command": r.command,
-                "version": r.version,
-                "targets": r.targets,
-            }
+    return HistoryDocument(
+        runs=[
+            HistoryRun(
+                id=r.id,
+                started=r.started,
+                finished=r.finished,
+                status=r.status,
+                command=r.command,
+                version=r.version,
+                targets=r.targets,
+            )
             for r in runs
         ],
-        "targets": [{"target": name, "timeline": entries} for name, entries in by_target.items()],
-    }
+        targets=[TargetTimeline(target=name, timeline=points) for name, points in by_target.items()],
+    )
 
 
 def _when(value: datetime | None) -> str:
@@ -228,7 +230,7 @@ TIMELINE_HEADER = ["run", "time", "verdict", "grade", "certificate", "issuer", "
 
 def render_history(runs: Sequence[RunInfo], timeline: Sequence[TimelineEntry], form: HistoryFormat) -> str:
     if form is HistoryFormat.json:
-        return json.dumps(history_document(runs, timeline), indent=2) + "\n"
+        return history_document(runs, timeline).model_dump_json(indent=2) + "\n"
     run_rows, per = _rows(runs, timeline)
     if form is HistoryFormat.markdown:
         parts = ["# tlsgate history\n", "## Runs\n", _markdown(RUN_HEADER, run_rows)]
@@ -303,30 +305,33 @@ def expiring(
         found = opened.expiring(window)
     finally:
         opened.close()
-    typer.echo(render_expiring(found, format_), nl=False)
+    typer.echo(render_expiring(found, format_, window), nl=False)
     raise typer.Exit(int(ExitCode.POLICY_FAILED) if found else 0)
 
 
 EXPIRY_HEADER = ["expires", "days", "target", "certificate", "subject", "issuer"]
 
 
-def render_expiring(found: Sequence[Expiry], form: HistoryFormat) -> str:
+def render_expiring(found: Sequence[Expiry], form: HistoryFormat, window: timedelta) -> str:
     now = datetime.now(UTC)
     if form is HistoryFormat.json:
+        from scanner.store.documents import ExpiringCertificate, ExpiringDocument  # noqa: PLC0415
+
         items = [
-            {
-                "target": e.target,
-                "run": e.run_id,
-                "leaf": e.position == 0,
-                "sha256": e.sha256,
-                "subject": e.subject,
-                "issuer": e.issuer,
-                "not_after": e.not_after.isoformat(),
-                "days_remaining": round((e.not_after - now).total_seconds() / 86400, 2),
-            }
+            ExpiringCertificate(
+                target=e.target,
+                run=e.run_id,
+                leaf=e.position == 0,
+                sha256=e.sha256,
+                subject=e.subject,
+                issuer=e.issuer,
+                not_after=e.not_after,
+                days_remaining=round((e.not_after - now).total_seconds() / 86400, 2),
+            )
             for e in found
         ]
-        return json.dumps({"certificates": items}, indent=2) + "\n"
+        document = ExpiringDocument(within_days=window.total_seconds() / 86400, certificates=items)
+        return document.model_dump_json(indent=2) + "\n"
     rows = [
         [
             _when(e.not_after),

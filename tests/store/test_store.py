@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jsonschema
 import pytest
 from alembic.command import upgrade
 from alembic.config import Config
@@ -24,6 +25,7 @@ from sqlalchemy import create_engine, text
 from scanner.findings import Finding, Status
 from scanner.gate import run_outcome
 from scanner.report import Report, ScanOptions, summarise
+from scanner.schemas import schema_dir
 from scanner.store import MIGRATIONS, Store, StoreError, _engine_url, encode_target, open_store
 from tests.helpers import (
     client_pki,
@@ -89,6 +91,7 @@ def test_three_scans_of_changing_servers(store_url: str, tmp_path: Path) -> None
     shown = run_tlsgate("history", "--store", store_url, "--format", "json")
     assert shown.code == 0, shown.stderr
     document = json.loads(shown.stdout)
+    jsonschema.validate(document, json.loads((schema_dir() / "history.schema.json").read_text()))
     assert [r["status"] for r in document["runs"]] == ["finished"] * 3
     assert [r["targets"] for r in document["runs"]] == [2, 2, 2]
     timelines = {t["target"]: t["timeline"] for t in document["targets"]}
@@ -108,6 +111,7 @@ def test_three_scans_of_changing_servers(store_url: str, tmp_path: Path) -> None
 
     expiring = run_tlsgate("expiring", "--within", "30d", "--store", store_url, "--format", "json")
     assert expiring.code == 1, expiring.stderr
+    jsonschema.validate(json.loads(expiring.stdout), json.loads((schema_dir() / "expiring.schema.json").read_text()))
     listed = json.loads(expiring.stdout)["certificates"]
     assert [(c["target"], c["issuer"], c["leaf"]) for c in listed] == [(a_name, "CN=a-new test CA", True)]
     quiet = run_tlsgate("expiring", "--within", "5d", "--store", store_url)
