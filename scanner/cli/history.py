@@ -7,6 +7,7 @@ when a certificate expires within the window (a pipeline can gate on it).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -167,34 +168,11 @@ def history_document(runs: Sequence[RunInfo], timeline: Sequence[TimelineEntry])
     from scanner.store.documents import HistoryDocument, HistoryRun, TargetTimeline, TimelinePoint  # noqa: PLC0415
 
     by_target: dict[str, list[TimelinePoint]] = {}
-    for e in timeline:
-        by_target.setdefault(e.target, []).append(
-            TimelinePoint(
-                run=e.run_id,
-                at=e.at,
-                verdict=e.verdict,
-                gate_verdict=e.gate_verdict,
-                grade=e.grade,
-                error_class=e.error_class,
-                certificate=e.certificate,
-                issuer=e.issuer,
-                not_after=e.not_after,
-                failed_rules=list(e.failed_rules),
-            )
-        )
+    for e in timeline:  # the store's entries, field for field, less what the document says around them
+        fields = {k: v for k, v in dataclasses.asdict(e).items() if k not in ("run_id", "target")}
+        by_target.setdefault(e.target, []).append(TimelinePoint.model_validate(fields | {"run": e.run_id}))
     return HistoryDocument(
-        runs=[
-            HistoryRun(
-                id=r.id,
-                started=r.started,
-                finished=r.finished,
-                status=r.status,
-                command=r.command,
-                version=r.version,
-                targets=r.targets,
-            )
-            for r in runs
-        ],
+        runs=[HistoryRun.model_validate(dataclasses.asdict(r)) for r in runs],
         targets=[TargetTimeline(target=name, timeline=points) for name, points in by_target.items()],
     )
 
