@@ -401,3 +401,39 @@ def test_a_request_that_cannot_run_leaves_no_running_run(tmp_path: Path, refused
     db = sqlite3.connect(tmp_path / "history.db")
     assert db.execute("SELECT status, (SELECT count(*) FROM run_targets) FROM runs").fetchall() == [("interrupted", 0)]
     db.close()
+
+
+def test_a_store_failing_mid_scan_keeps_the_reports(tmp_path: Path) -> None:
+    """The store breaks after the first target was recorded (its run_targets table dropped by another process): the
+    scan goes on, its report holds every target, and the command says so and exits 4."""
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    issued = issue_certificate(tmp_path, "f")
+    port = free_port()
+    report = tmp_path / "report.json"
+    with socket.socket() as silent, openssl_on(port, issued.cert, issued.key):
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hang = f"127.0.0.1:{silent.getsockname()[1]}"
+        proc = subprocess.Popen(
+            tlsgate_command("scan", f"127.0.0.1:{port}", hang, "--store", url, "--ca-file", str(issued.ca),
+                            "--offline", "--timeout", "8", "--json", str(report)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(sqlite3.Error):
+                db = sqlite3.connect(tmp_path / "history.db", timeout=5)
+                if db.execute("SELECT count(*) FROM run_targets").fetchone()[0] == 1:
+                    db.execute("DROP TABLE run_targets")
+                    db.commit()
+                    db.close()
+                    break
+                db.close()
+            time.sleep(0.1)
+        else:
+            proc.kill()
+            pytest.fail("the first target never reached the store")
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 4, err
+    assert "cannot record the run in store" in err and "(the reports were written)" in err
+    assert [t.target for t in Report.model_validate_json(report.read_text()).targets] == [f"127.0.0.1:{port}", hang]
