@@ -334,12 +334,13 @@ def render_expiring(found: Sequence[Expiry], form: HistoryFormat, window: timede
 
 
 def expiring_in_report(report: Report, within: timedelta = timedelta(days=30)) -> int:
-    """Distinct certificates (leaf and chain) of the report's targets that expire within ``within`` of its end."""
+    """Distinct certificates (leaf and chain) of the report's targets that expire within ``within`` of its end (not
+    those already expired: their validity rule fails already)."""
     limit = report.finished_at + within
     seen = set()
     for target in report.targets:
         for deployment in target.facts.deployments():
             for cert in deployment.certificate.chain or [c for c in [deployment.certificate.leaf] if c is not None]:
-                if cert.not_after <= limit:
+                if report.finished_at < cert.not_after <= limit:
                     seen.add(cert.sha256)
     return len(seen)

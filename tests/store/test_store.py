@@ -131,9 +131,9 @@ def test_three_scans_of_changing_servers(store_url: str, tmp_path: Path) -> None
         store.close()
 
 
-def test_concurrent_scans_lose_nothing(tmp_path: Path) -> None:
-    """Two real `tlsgate scan` processes create and write one SQLite store at once: both runs whole."""
-    url = f"sqlite:///{tmp_path / 'history.db'}"
+def test_concurrent_scans_lose_nothing(store_url: str, tmp_path: Path) -> None:
+    """Two real `tlsgate scan` processes create and write one store at once: both runs whole."""
+    url = store_url
     issued = issue_certificate(tmp_path, "c")
     ports = [free_port() for _ in range(6)]
     with contextlib.ExitStack() as stack:
