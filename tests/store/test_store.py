@@ -175,8 +175,10 @@ def test_concurrent_scans_lose_nothing(store_url: str, tmp_path: Path) -> None:
         store.close()
 
 
-def test_killed_scan_is_interrupted_with_finished_targets_kept(tmp_path: Path) -> None:
-    """SIGKILL mid-scan: the next open marks the run interrupted; the target that had finished is kept."""
+@pytest.mark.parametrize(("signum", "left"), [(signal.SIGKILL, "running"), (signal.SIGTERM, "interrupted")])
+def test_killed_scan_is_interrupted_with_finished_targets_kept(tmp_path: Path, signum: int, left: str) -> None:
+    """Killed mid-scan: SIGTERM marks the run interrupted itself; after SIGKILL it is left running and the next
+    open marks it interrupted. Either way the target that had finished is kept, and only it."""
     url = f"sqlite:///{tmp_path / 'history.db'}"
     issued = issue_certificate(tmp_path, "k")
     port = free_port()
@@ -202,15 +204,15 @@ def test_killed_scan_is_interrupted_with_finished_targets_kept(tmp_path: Path) -
                 time.sleep(0.2)
             else:
                 pytest.fail("the finished target never reached the store")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+            proc.send_signal(signum)
+            assert proc.wait(timeout=60) == (130 if signum == signal.SIGTERM else -signal.SIGKILL)
         finally:
             release.append(True)
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     db = sqlite3.connect(tmp_path / "history.db")
-    assert db.execute("SELECT status FROM runs").fetchall() == [("running",)]
+    assert db.execute("SELECT status FROM runs").fetchall() == [(left,)]
     db.close()
     store = open_store(url)
     try:
@@ -343,13 +345,14 @@ def test_prune_by_age_and_count(store_url: str) -> None:
     """Old runs go, and the facts only they used; facts a kept run shares stay."""
     store = open_store(store_url)
     try:
-        ages = [400, 200, 10, 1]
+        ages = [400, 200, 10, 1]  # days ago
         for days in ages:
             at = NOW - dt.timedelta(days=days)
             items = _report_of({"shared.example:443": False, f"only{days}.example:443": True}, at)
             run = store.start_run("scan", ScanOptions(timeout=5, packs=["p"]), [], at)
             store.write_targets(run, [encode_target(i, t) for i, t in enumerate(items)])
             store.finish_run(run, "finished")
+        assert len(store.runs(since=NOW - dt.timedelta(days=50))) == 2
         done = store.prune(keep=dt.timedelta(days=180))
         assert (done.runs, done.facts) == (2, 2)
         assert len(store.runs()) == 2
