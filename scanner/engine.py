@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from scanner.facts import Facts
 from scanner.gate import Gate
@@ -25,7 +25,7 @@ from scanner.live import Fanout, Journal
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import CertificateOptions
-from scanner.report import Report, ScanOptions
+from scanner.report import Report, ScanOptions, TargetReport
 from scanner.targets import Target
 from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget, PlannedTarget, Setting
 from scanner.targets.planning import plain_targets, plan
@@ -77,6 +77,20 @@ class JournalRequest:
     path: Path | None
 
 
+class RunRecorder(Protocol):
+    """Where a run is recorded as it goes (the store: scanner/store, kept behind this so the engine knows no SQL):
+    it hears each target as it finishes, then the whole report. ``failure`` says why recording stopped, if it did;
+    the scan goes on regardless."""
+
+    failure: str | None
+
+    def planned(self, total: int) -> None: ...
+
+    def finished(self, result: TargetReport) -> None: ...
+
+    def close(self, report: Report | None, interrupted: bool) -> None: ...
+
+
 @dataclass(frozen=True)
 class ScanRequest:
     targets: Sequence[Target]
@@ -89,6 +103,7 @@ class ScanRequest:
     trust: TrustRequest | None = None  # None: the probe options' certificates as they are
     journal: JournalRequest | None = None
     resume: Path | None = None
+    recorder: RunRecorder | None = None  # the store, when --store is given
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class ScanResult:
     report: Report
     interrupted: bool  # stopped by Ctrl-C/SIGTERM: the unfinished targets carry the error class "interrupted"
     journal: Journal | None  # its ``failure`` says why writing stopped, if it did
+    recorder: RunRecorder | None = None  # likewise
 
 
 RESUMABLE = ("interrupted", "time_budget")
@@ -105,8 +121,18 @@ def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
     """Plan, probe and judge; the journal, then ``listener``, hear each target as it finishes.
 
     KeyboardInterrupt (Ctrl-C, or SIGTERM as the command line handles it) stops the scan: the result still holds
-    every finished target, the others marked ``interrupted``.
+    every finished target, the others marked ``interrupted``. The recorder (the store) hears the end in every case:
+    a request that cannot run leaves its run ``interrupted``, not ``running``.
     """
+    try:
+        return _scan(request, listener)
+    except BaseException:
+        if request.recorder is not None:
+            request.recorder.close(None, interrupted=True)
+        raise
+
+
+def _scan(request: ScanRequest, listener: Listener | None) -> ScanResult:
     # Imported here: sslyze is slow to import, and --help or a usage error should not wait for it.
     from scanner.pipeline import run_scan  # noqa: PLC0415
     from scanner.plan import plan_for  # noqa: PLC0415
@@ -128,14 +154,16 @@ def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
         probe = replace(probe, certificates=load_trust(request.trust))
     known = _resume(request.resume) if request.resume is not None else {}
     journal = _open_journal(request.journal, request.resume, known)
-    fanout = Fanout([one for one in (journal, listener) if one is not None])
+    fanout = Fanout([one for one in (journal, request.recorder, listener) if one is not None])
     try:
         resumed = str(request.resume) if request.resume is not None and known else None
         outcome = run_scan(targets, packs, probe, request.gate, target_packs, fanout, known, resumed)
     finally:
         if journal is not None:
             journal.close()
-    return ScanResult(outcome.report, outcome.interrupted, journal)
+    if request.recorder is not None:
+        request.recorder.close(outcome.report, outcome.interrupted)
+    return ScanResult(outcome.report, outcome.interrupted, journal, request.recorder)
 
 
 def _plan_inventory(request: InventoryRequest, plain: Sequence[Target], connect: ConnectOptions) -> list[PlannedTarget]:

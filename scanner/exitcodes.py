@@ -15,7 +15,7 @@ class ExitCode(IntEnum):
     POLICY_FAILED = 1  # at least one rule failed that counts: not waived, new since the baseline, at or above --fail-on
     USAGE = 2  # bad option, target, rule pack, waivers or baseline file: nothing was scanned
     NOT_CHECKED = 3  # nothing counted failed, but a target could not be scanned or a counted rule was inconclusive
-    OUTPUT_FAILED = 4  # a report could not be written
+    OUTPUT_FAILED = 4  # a report could not be written, or the run not recorded in the --store
     INTERNAL = 5  # a bug in tlsgate; the message says what broke
     INTERRUPTED = 130  # stopped by Ctrl-C or SIGTERM; the reports hold the targets that had finished
 
@@ -27,10 +27,12 @@ EXIT_CODE_HELP = """Exit codes:
        the --baseline, and at or above --fail-on
     2  usage error: bad option or target, unknown or invalid rule pack,
        inventory, waivers, baseline or saved report, a file that cannot
-       be read, a report path that cannot be written; nothing was scanned
+       be read, a report path that cannot be written, a --store that
+       cannot be opened; nothing was scanned
     3  could not check: a target could not be scanned, or a rule at or
        above --fail-on was inconclusive, and no counted rule failed
-    4  a report could not be written
+    4  a report could not be written, or the run could not be
+       recorded in the --store (the reports were written)
     5  internal error in tlsgate
   130  interrupted (Ctrl-C, SIGTERM): reports written for what finished"""
 

@@ -13,6 +13,7 @@ from scanner.notify.events import event_schema
 from scanner.policy.schema import pack_schema
 from scanner.report import report_schema
 from scanner.resources import reports_dir
+from scanner.store.documents import expiring_schema, history_schema
 from scanner.targets.schema import inventory_schema
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -22,6 +23,8 @@ SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {
     "inventory.schema.json": inventory_schema,
     "diff.schema.json": diff_schema,
     "event.schema.json": event_schema,
+    "history.schema.json": history_schema,
+    "expiring.schema.json": expiring_schema,
 }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real servers the tests talk to on loopback (openssl s_server, nginx, gnutls-serv), sslscan,
-# which a test compares with, and Debian's chromium, the headless browser the HTML report is tested in.
+# which a test compares with, Debian's chromium, the headless browser the HTML report is tested in, and
+# PostgreSQL, the server the store's tests start themselves (initdb into a temp dir).
 # Does nothing when they are already there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v gnutls-serv >/dev/null || need+=(gnutls-bin)
 command -v sslscan >/dev/null || need+=(sslscan)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v promtool >/dev/null || need+=(prometheus)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 ((${#need[@]})) || exit 0
 
 sudo_cmd=""

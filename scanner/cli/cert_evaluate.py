@@ -14,7 +14,15 @@ import typer
 from scanner.boundedfile import Unreadable, read_limited
 from scanner.cli.deliver import deliver
 from scanner.cli.errors import fatal, fatal_lines
-from scanner.cli.options import PinOption, ReportOptions, VerdictOptions, option_groups, saved_files_argument
+from scanner.cli.history import record_report
+from scanner.cli.options import (
+    PinOption,
+    ReportOptions,
+    StoreOption,
+    VerdictOptions,
+    option_groups,
+    saved_files_argument,
+)
 from scanner.cli.packs import DEFAULT_PACKS, DEFAULT_PACKS_HELP, ParamOption, load_packs, pack_option
 from scanner.engine import RequestError, judge_certificate_files, judge_saved_facts
 from scanner.exitcodes import ExitCode
@@ -40,6 +48,7 @@ def cert(
         Path | None, typer.Option("--password-file", metavar="FILE", help="File holding the PKCS#12 password.")
     ] = None,
     pin: PinOption = None,
+    store: StoreOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Judge certificate FILEs with the certificate rules of packs, before they are ever deployed.
@@ -55,6 +64,7 @@ def cert(
     except RequestError as exc:
         fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
+    record_report(store, "cert", report)
     raise typer.Exit(report.exit_code)
 
 
@@ -73,6 +83,7 @@ def evaluate(
     ] = None,
     reports: ReportOptions,
     param: ParamOption = None,
+    store: StoreOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Re-judge saved facts against rule packs, with no network access at all.
@@ -89,6 +100,7 @@ def evaluate(
     except RequestError as exc:
         fatal_lines(exc.lines, ExitCode.USAGE)
     deliver(report, outputs)
+    record_report(store, "evaluate", report)
     raise typer.Exit(report.exit_code)
 
 

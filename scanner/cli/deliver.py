@@ -150,8 +150,19 @@ def scan_and_deliver(
 
 
 def _close(result: engine.ScanResult, stdout_taken: bool, signalled: bool) -> None:
-    """The journal's fate, then how the run ended: exit 4 for a journal cut short, 130 when interrupted. Words
-    for a person go to stderr when a report is on standard output (``stdout_taken``)."""
+    """The journal's and the store's fate, then how the run ended: exit 4 for a journal cut short or a store that
+    failed, 130 when interrupted. Words for a person go to stderr when a report is on standard output
+    (``stdout_taken``)."""
+    from scanner.cli.history import expiring_in_report, store_failed  # noqa: PLC0415
+
+    soon = expiring_in_report(result.report)
+    if soon and verbosity() > 0:
+        typer.echo(
+            f"tlsgate: warning: {plural(soon, 'certificate')} {'expire' if soon != 1 else 'expires'} within 30 days",
+            err=True,
+        )
+    if result.recorder is not None and result.recorder.failure is not None:
+        store_failed(getattr(result.recorder, "name", "--store"), result.recorder.failure)
     if result.journal is not None:
         if result.journal.failure is not None:
             where = result.journal.path or "standard output"

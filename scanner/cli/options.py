@@ -376,3 +376,18 @@ def duration_option(option: str, text: str | None) -> float | None:
     if seconds is None or seconds <= 0:
         fatal(f"{option} {text!r}: expected a positive duration such as 90s, 10m or 1h", ExitCode.USAGE)
     return seconds
+
+
+# --- the store (history): --store, TLSGATE_STORE ------------------------------------------------------------
+
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="URL",
+        envvar="TLSGATE_STORE",
+        show_envvar=True,
+        help="Record the run in this store (history, diff, expiring): sqlite:///PATH or postgresql://USER@HOST/DB "
+        "(docs/history.md). A store that cannot be opened is exit 2 before scanning.",
+    ),
+]

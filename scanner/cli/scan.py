@@ -20,6 +20,7 @@ from scanner.cli.options import (
     ClientCertificateOptions,
     PinOption,
     ReportOptions,
+    StoreOption,
     SystemTrustOption,
     TimeoutOption,
     TruststoreOption,
@@ -31,9 +32,10 @@ from scanner.cli.options import (
     option_groups,
 )
 from scanner.cli.packs import DEFAULT_PACKS, DEFAULT_PACKS_HELP, ParamOption, load_packs, pack_option, parse_params
-from scanner.engine import InventoryRequest, ScanRequest, TrustRequest
+from scanner.engine import InventoryRequest, RunRecorder, ScanRequest, TrustRequest
 from scanner.exitcodes import ExitCode
 from scanner.live import show_progress
+from scanner.policy.pack import RulePack
 from scanner.probe.connect.starttls import StartTls
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.targets import Target, TargetError, parse_target
@@ -181,6 +183,7 @@ def scan(
             "the rest; with the same file as --format jsonl=FILE, it is continued.",
         ),
     ] = None,
+    store: StoreOption = None,
     verdict: VerdictOptions,
 ) -> None:
     """Probe TARGETs and judge them against rule packs."""
@@ -250,9 +253,29 @@ def scan(
             all_facts=all_facts,
             trust=trust,
             resume=resume,
+            recorder=_recorder(store, probe, packs),
         )
         report = scan_and_deliver(request, outputs, show_progress(progress, verdict.quiet), forced=bool(progress))
     raise typer.Exit(report.exit_code)
+
+
+def _recorder(url: str | None, probe: ProbeOptions, packs: Sequence[RulePack]) -> RunRecorder | None:
+    """The store's recorder: the store opened (exit 2 if it cannot be) and the run begun, before scanning."""
+    if url is None:
+        return None
+    from scanner.cli.history import open_store_or_exit  # noqa: PLC0415 - SQLAlchemy loads only with --store
+    from scanner.pipeline import pack_info  # noqa: PLC0415
+    from scanner.report import RunLimits, ScanOptions  # noqa: PLC0415
+
+    limits = RunLimits(
+        concurrency=probe.concurrency,
+        max_connections=probe.max_connections,
+        per_host=probe.per_host,
+        time_budget=probe.time_budget,
+        target_time=probe.target_time,
+    )
+    options = ScanOptions(timeout=probe.timeout, packs=[p.id for p in packs], limits=limits)
+    return open_store_or_exit(url).recorder("scan", options, [pack_info(p) for p in packs])
 
 
 def _parse_targets(texts: Sequence[str]) -> list[Target]:
