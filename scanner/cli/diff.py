@@ -1,9 +1,8 @@
 """``tlsgate diff``: what changed between two scans, and with --fail-on-regression whether the second is weaker.
 
-The command reads two reports (``_reports``), compares them (``scanner.diff.diff_reports``), renders and exits.
-Where the reports come from is the one seam for the store: with ``--store URL`` the two arguments will be run ids
-(none: the last two runs covering the same targets), read by ``Store.report(run_id) -> Report`` instead of
-``read_report_or_journal``; everything after ``_reports`` stays as it is.
+The command reads two reports (``_reports``: two report files or journals, or with ``--store URL`` two runs of the
+store — by id, or by default the newest run and the newest one before it that covers the same targets), compares
+them (``scanner.diff.diff_reports``), renders and exits.
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ def _outputs(specs: list[str]) -> list[DiffOutput]:
 
 
 def _reports(sources: list[str]) -> tuple[tuple[str, Report], tuple[str, Report]]:
-    """The two reports to compare, each with the name the diff gives it. The store's runs will be read here."""
+    """The two report files or journals to compare, each with the name the diff gives it."""
     from scanner.saved import SavedFileError, read_report_or_journal  # noqa: PLC0415
 
     if len(sources) != 2:
@@ -86,16 +85,55 @@ def _reports(sources: list[str]) -> tuple[tuple[str, Report], tuple[str, Report]
     return loaded[0], loaded[1]
 
 
+def _runs(url: str, sources: list[str]) -> tuple[tuple[str, Report], tuple[str, Report]]:
+    """Two runs of the store: the ids given (BEFORE AFTER), or the newest run and the newest earlier run that
+    holds every target of it."""
+    from scanner.cli.history import open_store_or_exit  # noqa: PLC0415
+    from scanner.store import StoreError  # noqa: PLC0415
+
+    if len(sources) not in (0, 2):
+        fatal(f"with --store, give two run ids (BEFORE AFTER) or none, not {' '.join(sources)!r}", ExitCode.USAGE)
+    store = open_store_or_exit(url)
+    try:
+        if sources:
+            ids = [int(s) for s in sources]
+        else:
+            newest = store.runs()
+            if not newest:
+                fatal(f"store {store.name}: no runs to compare", ExitCode.USAGE)
+            covering = [r for r in store.latest_runs_covering(store.labels(newest[0].id), 3) if r.id != newest[0].id]
+            if not covering:
+                fatal(f"store {store.name}: no earlier run covers the targets of run {newest[0].id}", ExitCode.USAGE)
+            ids = [covering[0].id, newest[0].id]
+        first, second = (store.report(i) for i in ids)
+    except StoreError as exc:
+        fatal(str(exc), ExitCode.USAGE)
+    finally:
+        store.close()
+    return (f"run {ids[0]}", first), (f"run {ids[1]}", second)
+
+
 def diff(
     reports: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="BEFORE AFTER",
             help="Two JSON reports written by scan, cert or evaluate (--format json), or scan journals (--format "
-            "jsonl): the earlier (or production) first.",
+            "jsonl): the earlier (or production) first. With --store: two run ids, or none for the newest run "
+            "against the newest earlier run covering the same targets.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            envvar="TLSGATE_STORE",
+            show_envvar=True,
+            help="Compare runs of this store (sqlite:///PATH or postgresql://...) instead of report files.",
+        ),
+    ] = None,
     fail_on_regression: Annotated[
         bool,
         typer.Option(
@@ -129,7 +167,10 @@ def diff(
     if mode is None:
         fatal(f"--match {match!r}: one of {', '.join(modes)}", ExitCode.USAGE)
     outputs = _outputs(format_ or [])
-    (before_name, before), (after_name, after) = _reports(reports)
+    sources = reports or []
+    # Report files win over a TLSGATE_STORE in the environment: run ids are numbers, files are not.
+    from_store = store is not None and all(s.isdigit() for s in sources)
+    (before_name, before), (after_name, after) = _runs(store, sources) if store and from_store else _reports(sources)
     result = diff_reports(before, after, before_source=before_name, after_source=after_name, match=mode)
     try:
         write_atomic_all([(o.path, render(result, DiffFormat(o.format))) for o in outputs])

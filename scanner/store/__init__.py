@@ -595,6 +595,16 @@ class Store:
             entries.setdefault(row.id, self._entry(row, (row.sha256, row.issuer, row.not_after), failed))
         return list(entries.values())
 
+    def labels(self, run_id: int) -> list[str]:
+        """The labels of the targets a run holds, sorted."""
+        query = (
+            select(targets.c.label)
+            .join(run_targets, run_targets.c.target_id == targets.c.id)
+            .where(run_targets.c.run_id == run_id)
+        )
+        with self.engine.connect() as connection:
+            return sorted(connection.execute(query).scalars())
+
     def changes(self, first: int, second: int) -> list[str]:
         """Targets whose facts or findings differ between two runs, or that are in only one of them: what a diff
         of the runs needs to decode (the others are the same documents)."""

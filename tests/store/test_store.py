@@ -117,6 +117,21 @@ def test_three_scans_of_changing_servers(store_url: str, tmp_path: Path) -> None
     quiet = run_tlsgate("expiring", "--within", "5d", "--store", store_url)
     assert quiet.code == 0 and "no certificate expires" in quiet.stdout
 
+    # diff from the store: by default the newest run against the one before it (B stopped); by ids, runs 1 and 2
+    # (A's certificate re-issued).
+    latest = run_tlsgate("diff", "--store", store_url, "--format", "json", "--fail-on-regression")
+    assert latest.code == 3, latest.stderr  # nothing weakened, but B could not be scanned
+    states = {t["after"] or t["before"]: t for t in json.loads(latest.stdout)["targets"]}
+    assert states[b_name]["state"] == "newly_unreachable" and states[a_name]["certificates"] == []
+    ids = [str(r["id"]) for r in document["runs"]][::-1]  # oldest first
+    rotated = run_tlsgate("diff", "--store", store_url, ids[0], ids[1], "--format", "json")
+    assert rotated.code == 0, rotated.stderr
+    changed = {t["after"]: t for t in json.loads(rotated.stdout)["targets"]}
+    (change,) = changed[a_name]["certificates"]
+    assert (change["before"]["issuer"], change["after"]["issuer"]) == ("CN=a-old test CA", "CN=a-new test CA")
+    assert changed[b_name]["certificates"] == [] and changed[b_name]["state"] == "compared"
+    assert run_tlsgate("diff", "--store", store_url, "999", "1000").code == 2
+
     store = open_store(store_url)
     try:
         runs = store.runs()
