@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from scanner import __version__
-from scanner.cli import cert_evaluate, demo, diff, history, report, rules, scan, serve
+from scanner.cli import cert_evaluate, demo, diff, history, report, rules, scan, serve, watch
 from scanner.exitcodes import EXIT_CODE_HELP, ExitCode
 from scanner.textsafe import printable
 
@@ -66,6 +66,7 @@ baseline_app.command("create", epilog="\b\n" + report.BASELINE_EXIT_HELP)(report
 app.command(epilog="\b\n" + diff.DIFF_EXIT_HELP)(diff.diff)
 app.command()(demo.demo)
 app.command(epilog="\b\n" + serve.SERVE_EXIT_HELP)(serve.serve)
+app.command(epilog="\b\n" + watch.WATCH_EXIT_HELP)(watch.watch)
 app.command(epilog="\b\n" + history.HISTORY_EXIT_HELP)(history.history)
 app.command(epilog="\b\n" + history.EXPIRING_EXIT_HELP)(history.expiring)
 

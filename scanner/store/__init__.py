@@ -430,12 +430,13 @@ class Store:
         found = connection.execute(select(targets.c.id).where(where)).scalar()
         if found is None:
             values = dict(zip(("label", "host", "port", "sni", "starttls"), key, strict=True))
-            connection.execute(self._insert_ignore(targets).values(**values))
+            connection.execute(self.insert_ignore(targets).values(**values))
             found = connection.execute(select(targets.c.id).where(where)).scalar_one()
         self._target_ids[key] = found
         return int(found)
 
-    def _insert_ignore(self, table: Any) -> Any:
+    def insert_ignore(self, table: Any) -> Any:
+        """An INSERT that leaves an existing row with the same key as it is."""
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
 
@@ -453,7 +454,7 @@ class Store:
         if found is not None:
             cache[sha] = int(found)
             return int(found)
-        connection.execute(self._insert_ignore(table).values(sha256=sha, document=document))
+        connection.execute(self.insert_ignore(table).values(sha256=sha, document=document))
         new = int(connection.execute(select(table.c.id).where(table.c.sha256 == sha)).scalar_one())
         cache[sha] = new
         if table is facts and item.certificates:

@@ -116,3 +116,21 @@ certificates = Table(
     Index("ix_certificates_facts", "facts_id"),
     Index("ix_certificates_not_after", "not_after"),
 )
+
+# What `tlsgate watch` has notified (scanner/notify/state.py's NotifyState): each delivered event key (and
+# KEY@CHANNEL for a channel that took it), so that an event is sent once across restarts; and each target's run of
+# unreachable scans. Keys are indexed by their SHA-256 (an event key can be longer than an index allows).
+notify_delivered = Table(
+    "notify_delivered",
+    metadata,
+    Column("key_sha256", String(64), primary_key=True),
+    Column("key", Text, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+notify_streaks = Table(
+    "notify_streaks",
+    metadata,
+    Column("target", String(800), primary_key=True),  # host:port/sni/starttls
+    Column("streak", Text, nullable=False),  # the Streak's JSON
+)

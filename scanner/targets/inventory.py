@@ -62,6 +62,7 @@ class Scope:
     name_check: bool | None = None
     client: ClientSpec | None = None
     tags: frozenset[str] = frozenset()
+    every: float | None = None  # seconds between scans under `tlsgate watch`
 
 
 @dataclass(frozen=True)

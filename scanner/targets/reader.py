@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from scanner.policy.operators import duration
 from scanner.probe.connect.starttls import StartTls
 from scanner.targets.inventory import ClientSpec, Inventory, InventoryError, InventoryTarget, Scope, Setting
 from scanner.targets.parse import Target, TargetError, parse_target
@@ -18,10 +19,11 @@ from scanner.yamlfile import Key, Problem, YamlLoader, decode_utf8, did_you_mean
 
 _TOP_KEYS = ("defaults", "groups", "targets")
 _SETTING_KEYS = (
-    "packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "name_check", "client", "tags"
+    "packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "name_check", "client", "tags", "every"
 )  # fmt: skip
 _GROUP_KEYS = (*_SETTING_KEYS, "targets")
 _TARGET_KEYS = ("name", "target", "host", "port", *_SETTING_KEYS)
+MIN_EVERY, MAX_EVERY = 1.0, 365 * 86400.0  # `every`: seconds between the scans of `tlsgate watch`
 _CLIENT_KEYS = ("cert", "key", "p12", "password_env", "password_file")
 _INLINE_REFUSAL = (
     "a password is never written in an inventory (files get committed and shared): name the environment "
@@ -84,6 +86,12 @@ class _Reader:
             kwargs["client"] = self.client(data["client"], (*key, "client"))
         if "tags" in data:
             kwargs["tags"] = self.tags(data["tags"], (*key, "tags"))
+        if "every" in data:
+            seconds = duration(data["every"], "seconds")
+            if seconds is None or not MIN_EVERY <= seconds <= MAX_EVERY:
+                self.at((*key, "every"), "'every' must be a duration such as 30m, 6h or 1d (from 1s to 365d)")
+            else:
+                kwargs["every"] = seconds
         return Scope(key=key, **kwargs)
 
     def connection(self, data: Mapping[str, Any], key: Key, kwargs: dict[str, Any]) -> None:

@@ -44,6 +44,11 @@ def _settings_properties() -> dict[str, Any]:
                 "password_file": path,
             },
         },
+        "every": {
+            "type": "string",
+            "pattern": "^\\s*\\d+(\\.\\d+)?\\s*[smhdwy]\\s*$",
+            "description": "How often `tlsgate watch` scans the target: 30m, 6h, 1d (jittered by up to a tenth).",
+        },
         "tags": {
             "description": "Names for --tag; they add up over defaults, the group (its name is a tag too), the target.",
             "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string", "minLength": 1}}],

@@ -1,0 +1,1 @@
+"""`tlsgate watch`: scheduled scans of an inventory, stored, turned into notifications (docs/watch.md)."""
