@@ -124,14 +124,21 @@ class Watcher:
         store = self._open()
         if store is None:
             return
+        names = {t.name for t in self.inventory.targets}
         try:
-            last = {entry.target: entry.at.timestamp() for entry in store.latest_states()}
+            latest = [entry for entry in store.latest_states() if entry.target in names]
+            if self.metrics is not None:  # /metrics tells the last known state from the start, not after a cycle
+                by_run: dict[int, list[str]] = {}
+                for entry in latest:
+                    by_run.setdefault(entry.run_id, []).append(entry.target)
+                for run_id, labels in by_run.items():
+                    self.metrics.update(store.report(run_id, only=labels).targets)
         except Exception as exc:  # any store failure here only means every target is due now
             self.log(f"cannot read the latest scans from the store: {_line(exc)}", level="warning")
             return
         finally:
             store.close()
-        self.schedule.seed(self.inventory.targets, last)
+        self.schedule.seed(self.inventory.targets, {entry.target: entry.at.timestamp() for entry in latest})
 
     def reload(self) -> bool:
         """The inventory read again; a bad one keeps the current one, its problems logged one a line."""

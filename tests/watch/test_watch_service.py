@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from scanner.store import open_store
@@ -80,9 +81,13 @@ def test_sighup_with_a_broken_inventory_keeps_the_old_one_and_names_the_problem(
 ):
     inventory = _inventory(tmp_path / "inventory.yaml", tls12_13_server.target)
     watch = Service("--inventory", str(inventory), "--store", f"sqlite:///{tmp_path / 's.db'}", "--ca-file",
-                    str(pki.ca), "--spool", str(tmp_path / "spool"))  # fmt: skip
+                    str(pki.ca), "--spool", str(tmp_path / "spool"), "--listen", "127.0.0.1:0")  # fmt: skip
     service.append(watch)
+    port = watch.wait_for(lambda line: line.get("kind") == "listen")["port"]
     watch.wait_for(_is_run)
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text  # fed as the target finished
+    assert f'tlsgate_scan_success{{target="{tls12_13_server.target}"}} 1.0' in metrics, metrics
+    metrics = ""
     inventory.write_text("targets:\n  - target: 127.0.0.1:443\n    every: often\n")
     watch.proc.send_signal(signal.SIGHUP)
     problem = watch.wait_for(lambda line: "inventory not reloaded" in line.get("message", ""))
@@ -96,6 +101,22 @@ def test_sighup_with_a_broken_inventory_keeps_the_old_one_and_names_the_problem(
     assert watch.wait_for(_is_run)["targets"] >= 1
     assert watch.stop() == 0
     assert watch.wait_for(lambda line: line.get("kind") == "stop")
+
+    # restarted: what the store holds is on /metrics at once, and nothing scanned a second earlier is due again
+    _inventory(inventory, tls12_13_server.target, every="1h")
+    again = Service("--inventory", str(inventory), "--store", f"sqlite:///{tmp_path / 's.db'}", "--ca-file",
+                    str(pki.ca), "--spool", str(tmp_path / "spool"), "--listen", "127.0.0.1:0")  # fmt: skip
+    service.append(again)
+    port = again.wait_for(lambda line: line.get("kind") == "listen")["port"]
+    deadline = time.monotonic() + 20
+    while f'tlsgate_scan_success{{target="{tls12_13_server.target}"}} 1.0' not in metrics:
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.2)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    time.sleep(1)
+    assert again.stop() == 0
+    again.wait_for(lambda line: line.get("kind") == "stop")
+    assert not [line for line in again.seen if _is_run(line)]
 
 
 def test_sigterm_mid_run_keeps_the_finished_targets_in_an_interrupted_run(
