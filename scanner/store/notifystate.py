@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from scanner.notify.state import Streak
 from scanner.store import Store
-from scanner.store.schema import notify_delivered, notify_streaks
+from scanner.store.schema import notify_delivered, notify_streaks, run_targets, targets
 
 
 def _sha(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def previous_runs(store: Store, run_id: int, labels: Sequence[str]) -> dict[str, int]:
+    """Each target's (by label) newest run before ``run_id``: what its events in ``run_id`` are derived against.
+    One grouped query per 500 labels, on the (target, run) index: not a walk through the history."""
+    found: dict[str, int] = {}
+    ordered = sorted(set(labels))
+    with store.engine.connect() as connection:
+        for start in range(0, len(ordered), 500):
+            query = (
+                select(targets.c.label, func.max(run_targets.c.run_id))
+                .join(run_targets, run_targets.c.target_id == targets.c.id)
+                .where(targets.c.label.in_(ordered[start : start + 500]), run_targets.c.run_id < run_id)
+                .group_by(targets.c.label)
+            )
+            found.update({label: int(newest) for label, newest in connection.execute(query)})
+    return found
 
 
 class StoreNotifyState:

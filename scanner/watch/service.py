@@ -341,16 +341,13 @@ class _Metrics:
 
 def previous_report(store: Store, run_id: int, labels: Sequence[str]) -> Report | None:
     """Each target's newest run before ``run_id`` in the store, as one report (None: no target was seen)."""
-    wanted = set(labels)
-    newest: dict[str, int] = {}
-    for entry in store.timeline(sorted(wanted)):
-        if entry.target in wanted and entry.run_id < run_id:
-            newest[entry.target] = max(newest.get(entry.target, 0), entry.run_id)
-    if not newest:
-        return None
+    from scanner.store.notifystate import previous_runs  # noqa: PLC0415 - SQLAlchemy loads with the store
+
     by_run: dict[int, list[str]] = {}
-    for label, found in newest.items():
+    for label, found in previous_runs(store, run_id, labels).items():
         by_run.setdefault(found, []).append(label)
+    if not by_run:
+        return None
     reports = [store.report(found, only=names) for found, names in sorted(by_run.items())]
     return reports[-1].model_copy(update={"targets": [t for r in reports for t in r.targets]})
 
