@@ -111,7 +111,11 @@ class Watcher:
                 self.flush()
             due = self.schedule.due(self.inventory.targets, now)
             if due:
-                self.cycle(due)
+                try:
+                    self.cycle(due)
+                except Exception as exc:  # a service outlives one bad cycle (a spool it cannot write, ...)
+                    self.schedule.scanned(due, time.time())  # not retried at once: no busy loop on a lasting fault
+                    self.log(f"cycle failed: {type(exc).__name__}: {_line(exc)}", level="error")
                 continue
             wake = self.schedule.wake(self.inventory.targets, now)
             if self.spool.runs():

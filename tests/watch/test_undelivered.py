@@ -69,3 +69,28 @@ def test_events_a_channel_did_not_take_are_sent_at_the_next_cycle_by_a_new_proce
         assert any(key.startswith("certificate_rotated|") for key in StoreNotifyState(store).delivered())
     finally:
         store.close()
+
+
+def test_a_cycle_that_cannot_store_nor_spool_is_logged_and_the_service_goes_on(tmp_path: Path) -> None:
+    """The store's directory missing and the spool a file: the run is lost, one error line says why, and the loop
+    carries on (the next cycle is scheduled, not retried in a busy loop)."""
+    port = free_port()  # nothing listens: a quick, unreachable target
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"defaults: {{packs: [tls12-plus], every: 1h}}\ntargets: ['127.0.0.1:{port}']\n")
+    (spool := tmp_path / "spool").write_text("a file, not a directory")
+    control = Control()
+    lines: list[tuple[str, dict[str, Any]]] = []
+
+    def log(message: str, **fields: Any) -> None:
+        lines.append((message, fields))
+        if message.startswith("cycle failed"):
+            control.stop = True
+
+    settings = WatchSettings(inventory, f"sqlite:///{tmp_path / 'gone' / 's.db'}", spool, ["tls12-plus"],
+                             ProbeOptions(timeout=2), TrustRequest())  # fmt: skip
+    watcher = Watcher(settings, load_inventory(inventory), log, control)
+    watcher.run_forever()
+    failed = [(m, f) for m, f in lines if m.startswith("cycle failed")]
+    assert len(failed) == 1 and failed[0][1]["level"] == "error" and "spool" in failed[0][0], lines
+    assert any("store unavailable" in m for m, _ in lines)
+    assert watcher.schedule.next_due[f"127.0.0.1:{port}"] > 3000 + dt.datetime.now(dt.UTC).timestamp()
