@@ -148,11 +148,6 @@ def history(
     'tlsgate history prune --keep 180d' (and/or --keep-runs N) removes older runs, and the facts and findings no
     remaining run refers to. 'tlsgate history site DIR' writes the static status site (docs/deploy.md).
     """
-    if targets and targets[0] == "site":
-        if len(targets) != 2:
-            fatal("history site takes one directory: tlsgate history site DIR --store URL", ExitCode.USAGE)
-        site(store, Path(targets[1]))
-        return
     if targets and targets[0] == "prune":
         if targets[1:]:
             fatal("history prune takes no targets", ExitCode.USAGE)
@@ -160,6 +155,11 @@ def history(
         return
     if keep is not None or keep_runs is not None:
         fatal("--keep and --keep-runs go with 'history prune'", ExitCode.USAGE)
+    if targets and targets[0] == "site":
+        if len(targets) != 2 or since is not None or format_ is not HistoryFormat.terminal:
+            fatal("history site takes one directory (and no --since, --format): history site DIR", ExitCode.USAGE)
+        site(store, Path(targets[1]))
+        return
     opened = _need(store)
     at = since_time(since)
     try:

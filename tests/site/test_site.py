@@ -133,6 +133,8 @@ def test_cli_history_site(estate: Estate, tmp_path: Path) -> None:
     assert refused.code == 2 and "holds other files" in refused.stderr and "Traceback" not in refused.stderr
     missing = run_tlsgate("history", "site", "--store", estate.url)
     assert missing.code == 2 and "one directory" in missing.stderr
+    formatted = run_tlsgate("history", "site", str(tmp_path / "x"), "--format", "json", "--store", estate.url)
+    assert formatted.code == 2 and not (tmp_path / "x").exists()
 
 
 def _entry(label: str, at: dt.datetime) -> TimelineEntry:
