@@ -175,3 +175,24 @@ def test_site_in_chromium(estate: Estate, tmp_path: Path) -> None:
     page = chromium((site / page_name(estate.a)).as_uri(), tmp_path / "profile2", "--dump-dom")
     assert page.console() == []
     assert len(parse_dom(page.stdout).find("table", id="timeline").find_all("tr", class_="changed")) == 2
+
+
+def test_window_shows_recent_runs(estate: Estate, tmp_path: Path) -> None:
+    """With a window holding only the second run, each page shows that run alone and the last change is 'on or
+    before' it (the change of certificate happened there, but the run before is outside the window)."""
+    store = open_store(estate.url)
+    try:
+        first, second = sorted(store.runs(), key=lambda r: r.id)
+        assert second.finished is not None
+        now = second.finished + dt.timedelta(seconds=1)
+        since = second.started - (second.started - first.started) / 2
+        write_site(store, tmp_path / "site", now=now, window=now - since)
+        whole = render_site(target_rows(store.latest_states(), store.timeline(), now), now)
+    finally:
+        store.close()
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert index.count("on or before") == 2
+    page = (tmp_path / "site" / page_name(estate.a)).read_text()
+    assert len(parse_dom(page).find("table", id="timeline").find_all("tr", class_="changed")) == 1
+    assert "a-old test CA" not in page
+    assert "on or before" not in whole["index.html"] and "a-old test CA" in whole[page_name(estate.a)]
