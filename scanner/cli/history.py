@@ -2,7 +2,8 @@
 the ``--store`` of the commands that judge (opened before anything is scanned).
 
 Exit codes: 0 done; 2 a store that cannot be opened (or is of a newer schema), a bad option; for ``expiring``, 1
-when a certificate expires within the window (a pipeline can gate on it).
+when a certificate expires within the window (a pipeline can gate on it); for ``history site``, 2 a directory that
+holds other files, 4 a site that could not be written.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 
 HISTORY_EXIT_HELP = """Exit codes:
   0  done
-  2  the store cannot be opened or is newer than this tlsgate; bad option"""
+  2  the store cannot be opened or is newer than this tlsgate; bad option; site: DIR holds other files
+  4  site: the site could not be written"""
 EXPIRING_EXIT_HELP = """Exit codes:
   0  no certificate expires within the window
   1  at least one certificate expires within the window (or has expired)
@@ -143,7 +146,7 @@ def history(
     """The store's runs, and per target a timeline: verdict, grade, certificate, failed rules.
 
     'tlsgate history prune --keep 180d' (and/or --keep-runs N) removes older runs, and the facts and findings no
-    remaining run refers to.
+    remaining run refers to. 'tlsgate history site DIR' writes the static status site (docs/deploy.md).
     """
     if targets and targets[0] == "prune":
         if targets[1:]:
@@ -152,6 +155,11 @@ def history(
         return
     if keep is not None or keep_runs is not None:
         fatal("--keep and --keep-runs go with 'history prune'", ExitCode.USAGE)
+    if targets and targets[0] == "site":
+        if len(targets) != 2 or since is not None or format_ is not HistoryFormat.terminal:
+            fatal("history site takes one directory (and no --since, --format): history site DIR", ExitCode.USAGE)
+        site(store, Path(targets[1]))
+        return
     opened = _need(store)
     at = since_time(since)
     try:
@@ -265,6 +273,25 @@ def prune(store: str | None, keep: str | None, keep_runs: int | None) -> None:
     finally:
         opened.close()
     typer.echo(f"pruned {done.runs} runs, {done.facts} facts documents, {done.findings} findings documents")
+
+
+# --- history site ---------------------------------------------------------------------------------------------
+
+
+def site(store: str | None, directory: Path) -> None:
+    """The static status site of the store's targets, written to ``directory`` as a whole (scanner/site.py)."""
+    from scanner.site import NotASite, SiteError, write_site  # noqa: PLC0415 - SQLAlchemy loads only with a store
+
+    opened = _need(store)
+    try:
+        write_site(opened, directory)
+    except NotASite as exc:
+        fatal(str(exc), ExitCode.USAGE)
+    except SiteError as exc:
+        fatal(str(exc), ExitCode.OUTPUT_FAILED)
+    finally:
+        opened.close()
+    typer.echo(f"site written to {directory}")
 
 
 # --- expiring --------------------------------------------------------------------------------------------------
