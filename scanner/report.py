@@ -66,6 +66,11 @@ class TargetReport(_Frozen):
     )
     facts: Facts
     findings: list[Finding]
+    grade: str | None = Field(
+        default=None,
+        description="The letter grade from the facts (A+, A, A-, B, C, D, E, F; T for trust, M for name mismatch), "
+        "after the Qualys SSL Labs SSL Server Rating Guide (docs/grade.md); none when not scanned.",
+    )
 
 
 class Summary(_Frozen):
