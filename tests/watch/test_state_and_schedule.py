@@ -90,8 +90,13 @@ def test_the_jitter_spreads_a_fleet_over_a_tenth_of_the_interval_the_same_way_ev
     offsets = sorted(schedule.next_due[n] - 1000.0 - 3600.0 for n in names)
     assert offsets[0] >= 0 and offsets[-1] < 360  # within a tenth of the interval
     assert offsets[-1] - offsets[0] > 300  # and spread over it, not bunched
-    assert schedule.due(inventory.targets, 1000.0 + 3600.0) == []
-    assert len(schedule.due(inventory.targets, 1000.0 + 3600.0 + 180)) in range(60, 140)
+    assert schedule.due(inventory.targets, 1000.0 + 3600.0 - 36.5) == []  # the batching window: 36 s (1 %)
+    assert len(schedule.due(inventory.targets, 1000.0 + 3600.0 + 180 - 36)) in range(60, 140)
+    # a run starting when the first target is due takes along those due in the next 36 s, and no other
+    first = min(schedule.next_due.values())
+    batch = schedule.due(inventory.targets, first)
+    assert {t.name for t in batch} == {n for n in names if schedule.next_due[n] <= first + 36.0}
+    assert 5 <= len(batch) < 60
     assert jitter_fraction("a") == jitter_fraction("a") != jitter_fraction("b")
     again = Schedule(default_every=3600.0)
     again.seed(inventory.targets, dict.fromkeys(names, 1000.0))  # a restart: from the store's last scans
