@@ -236,8 +236,8 @@ def test_a_waiver_that_matched_nothing_is_a_warning(tls13_server, tmp_path):
 
 
 def test_shell_completion(tmp_path: Path):
-    """--show-completion prints the shell's completion function for tlsgate, the function completes commands and
-    options, and --install-completion puts it where the shell reads it."""
+    """--show-completion prints the shell's completion function for tlsgate, the function completes commands,
+    options and built-in pack ids, and --install-completion puts it where the shell reads it."""
     shown = run_tlsgate("--show-completion", "bash", env=_env())
     assert shown.code == 0, shown.stderr
     assert "_tlsgate_completion()" in shown.stdout
@@ -247,6 +247,8 @@ def test_shell_completion(tmp_path: Path):
     assert completed.stdout.split() == ["--no-sni"]
     commands = run_tlsgate(env=_env(**asked | {"COMP_WORDS": "tlsgate ex", "COMP_CWORD": "1"}))
     assert commands.stdout.split() == ["expiring"]
+    packs = run_tlsgate(env=_env(**asked | {"COMP_WORDS": "tlsgate scan --pack mozilla-", "COMP_CWORD": "3"}))
+    assert packs.stdout.split() == ["mozilla-intermediate", "mozilla-modern", "mozilla-old"]
     installed = run_tlsgate("--install-completion", "bash", env=_env(HOME=str(tmp_path)))
     assert installed.code == 0, installed.stderr
     assert "_tlsgate_completion()" in (tmp_path / ".bash_completions" / "tlsgate.sh").read_text()
