@@ -1,7 +1,9 @@
-"""What a scan shows and keeps while it runs: a progress bar on a terminal, and the JSON Lines journal.
+"""What a scan shows and keeps while it runs: a progress bar on a terminal (with its time left, ``TimeLeft``),
+and the JSON Lines journal.
 
-Both hear the pipeline's ``Listener`` calls: ``planned(total)`` once, then ``finished(target)`` as each target
-is done. Nothing here decides anything; the report at the end is still built from every target by the pipeline.
+Both hear the pipeline's ``Listener`` calls: ``planned(total, kept)`` once (``kept``: targets --resume kept, heard
+first), then ``finished(target)`` as each target is done. Nothing here decides anything; the report at the end is
+still built from every target by the pipeline.
 """
 
 from __future__ import annotations
@@ -152,7 +154,7 @@ class TimeLeft:
             return None
         mean = self._spent / self._timed
         each: list[float] = []
-        for started in self._flight:
+        for started in list(self._flight):  # a copy: the bar asks from its own thread while targets finish
             one = self._in_flight(now - started, mean)
             if one is None:
                 return None
