@@ -102,9 +102,10 @@ def gated(facts: Facts, findings: list[Finding], gate: Gate | None, started: dat
 
 
 class Listener(Protocol):
-    """What a caller hears while a scan runs: how many results to expect, then each target as it finishes."""
+    """What a caller hears while a scan runs: how many results to expect (``kept`` of them from an earlier run,
+    heard first, not probed again), then each target as it finishes."""
 
-    def planned(self, total: int) -> None: ...
+    def planned(self, total: int, kept: int = 0) -> None: ...
 
     def finished(self, result: TargetReport) -> None: ...
 
@@ -152,7 +153,7 @@ def run_scan(
     evaluated: list[list[Finding] | None] = [None] * len(run.items)
     interrupted = False
     if listener is not None:
-        listener.planned(len(run.items))
+        listener.planned(len(run.items), sum(1 for item in run.items if item.label in run.known))
     try:
         for index, facts in run.results():
             found[index] = facts

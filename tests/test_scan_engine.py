@@ -22,7 +22,7 @@ class Listener:
         self.total: int | None = None
         self.heard: list[TargetReport] = []
 
-    def planned(self, total: int) -> None:
+    def planned(self, total: int, kept: int = 0) -> None:
         self.total = total
 
     def finished(self, result: TargetReport) -> None:

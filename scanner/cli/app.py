@@ -24,7 +24,7 @@ app = typer.Typer(
     name="tlsgate",
     help="Scan TLS endpoints and judge them against declarative rule packs.\n\n\b\n" + EXIT_CODE_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -80,8 +80,9 @@ def main() -> None:
         # Start-up had its own Ctrl-C handler (scanner/cli/__init__.py); from here it is KeyboardInterrupt.
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             signal.signal(signal.SIGINT, signal.default_int_handler)
-        # standalone mode: click turns usage errors into exit code 2 with a one-line message.
-        app(standalone_mode=True)
+        # standalone mode: click turns usage errors into exit code 2 with a one-line message. The name is
+        # tlsgate however started (python -m scanner.cli too): usage lines and shell completion use it.
+        app(standalone_mode=True, prog_name="tlsgate")
     except SystemExit as exc:
         # The command is over (reports written, exit code decided): a signal now must not become a traceback
         # from the interpreter's shutdown.

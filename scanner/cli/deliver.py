@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -14,11 +16,18 @@ from scanner.cli.options import Output, names_stdout, verbosity
 from scanner.cli.signals import Stops, guard
 from scanner.exitcodes import ExitCode
 from scanner.facts import ErrorClass
-from scanner.live import ProgressBar
+from scanner.live import ProgressBar, TimeLeft
 from scanner.render import OutputFormat, render, write_atomic_all
 from scanner.render.files import Kind, destination
-from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, gate_line
-from scanner.report import Report
+from scanner.render.gate_marks import (
+    expired_waiver_text,
+    expired_waivers,
+    gate_in_use,
+    gate_line,
+    unused_waiver_text,
+    unused_waivers,
+)
+from scanner.report import Report, TargetReport
 from scanner.textsafe import printable
 
 
@@ -59,10 +68,11 @@ def _kind(output: Output) -> Kind | None:
         return None
 
 
-def show_summary(report: Report, err: bool = False) -> None:
+def show_summary(report: Report, err: bool = False, shown: Sequence[TargetReport] = ()) -> None:
     """The verdicts for a person (rich: colour on a terminal, plain when piped or NO_COLOR); on stderr (``err``)
-    when standard output carries a report. The one-line reason a target could not be scanned always goes to
-    stderr, where CI logs keep errors."""
+    when standard output carries a report; the targets in ``shown`` were printed as they finished and are not
+    repeated. The one-line reason a target could not be scanned always goes to stderr, where CI logs keep
+    errors."""
     from scanner.render.terminal import print_summary  # noqa: PLC0415 - rich loads only when printing
 
     for target in report.targets:
@@ -71,7 +81,7 @@ def show_summary(report: Report, err: bool = False) -> None:
             line = f"tlsgate: {target.target}: {error.error_class.value}: {error.message}"
             typer.echo(printable(line), err=True)  # the message may quote the server
     if verbosity() > 0:
-        print_summary(report, verbose=verbosity() > 1, err=err)
+        print_summary(report, verbose=verbosity() > 1, err=err, shown=shown)
 
 
 def deliver(
@@ -81,18 +91,20 @@ def deliver(
     stdout_taken: bool = False,
     stops: Stops | None = None,
     journal: Output | None = None,
+    shown: Sequence[TargetReport] = (),
 ) -> None:
     """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
     is on standard output. ``stops`` is the scan's signal guard (without one a guard covers the writing alone),
-    ``journal`` the scan's JSON Lines journal, already written."""
+    ``journal`` the scan's JSON Lines journal, already written; ``shown`` the targets whose lines the scan
+    printed as they finished."""
     if stops is None:
         with guard(Stops(finishing=True)) as own:
-            deliver(report, outputs, summary, stdout_taken, own)
+            deliver(report, outputs, summary, stdout_taken, own, shown=shown)
         return
     rendered = write_reports(report, outputs, stops, journal)
     to_stdout = stdout_taken or any(output.path is None or names_stdout(output.path) for output, _ in rendered)
     if summary:
-        show_summary(report, err=to_stdout)
+        show_summary(report, err=to_stdout, shown=shown)
         show_gate(report, err=to_stdout)
     for output, _ in rendered:
         if output.path is not None and verbosity() > 0:
@@ -104,9 +116,13 @@ def plural(count: int, word: str) -> str:
 
 
 def show_gate(report: Report, err: bool = False) -> None:
-    """Expired waivers as warnings on stderr, and one line saying which failures did not count and why."""
+    """Expired waivers as warnings on stderr (unused ones too, unless --quiet), and one line saying which
+    failures did not count and why."""
     for use in expired_waivers(report):
         typer.echo(f"tlsgate: warning: {printable(expired_waiver_text(use))}", err=True)
+    if verbosity() > 0:
+        for use in unused_waivers(report):
+            typer.echo(f"tlsgate: warning: {printable(unused_waiver_text(use))}", err=True)
     if not gate_in_use(report.gate) or verbosity() == 0:
         return
     typer.echo(f"gate: {printable(gate_line(report))}", err=err)
@@ -126,11 +142,16 @@ def scan_and_deliver(
     if journal is not None:
         request = replace(request, journal=engine.JournalRequest(journal.path))
     others = [o for o in outputs if o.format is not OutputFormat.jsonl]
-    bar = ProgressBar(force=forced) if progress else None
+    streamed = journal is not None and (journal.path is None or names_stdout(journal.path))
+    taken = streamed or any(o.path is None or names_stdout(o.path) for o in others)
+    probe = request.probe
+    timing = TimeLeft(probe.concurrency, probe.timeout, probe.target_time, probe.time_budget)
+    bar = ProgressBar(force=forced, timing=timing) if progress else None
+    screen = Screen(bar, err=taken, resume=request.resume)
     with guard(Stops()) as stops:
         try:
             try:
-                result = engine.scan(request, bar)
+                result = engine.scan(request, screen)
             except engine.RequestError as exc:
                 fatal_lines(exc.lines, ExitCode.USAGE)
             finally:
@@ -139,14 +160,51 @@ def scan_and_deliver(
             stops.finishing = True
         except KeyboardInterrupt:
             quit_interrupted(stops, others, journal)
-        streamed = journal is not None and (journal.path is None or names_stdout(journal.path))
-        deliver(result.report, others, stdout_taken=streamed, stops=stops, journal=journal)
-        taken = streamed or any(o.path is None or names_stdout(o.path) for o in others)
+        deliver(result.report, others, stdout_taken=streamed, stops=stops, journal=journal, shown=screen.shown)
         try:
             _close(result, taken, stops.received > 0)
         except KeyboardInterrupt:  # the reports are written: only this command's last words were cut
             quit_interrupted(stops, others)
     return result.report
+
+
+class Screen:
+    """What a person sees while a scan runs, as it runs: with ``--resume``, how many targets were kept; each
+    target's verdict line (and its failed rules) the moment it finishes — above the progress ``bar`` when there
+    is one, plain lines otherwise (CI logs, pipes), none with --quiet. On standard error with ``err`` (a report
+    is on standard output). ``shown`` keeps the targets printed, for the summary not to repeat them."""
+
+    def __init__(self, bar: ProgressBar | None, *, err: bool, resume: Path | None) -> None:
+        from rich.console import Console  # noqa: PLC0415 - rich loads only when printing
+
+        self.bar = bar
+        self.resume = resume
+        self.shown: list[TargetReport] = []
+        stream = sys.stderr if err else sys.stdout  # the stream now: a bar on a terminal redirects sys.stdout
+        self._above_bar = bar is not None and (err or (stream.isatty() and sys.stderr.isatty()))
+        self._console = Console(file=stream, highlight=False, soft_wrap=True)
+
+    def planned(self, total: int, kept: int = 0) -> None:
+        if self.resume is not None and verbosity() > 0:
+            kept_text = plural(kept, "finished target")
+            typer.echo(printable(f"resumed: kept {kept_text} from {self.resume}, scanning {total - kept}"), err=True)
+        if self.bar is not None:
+            self.bar.planned(total, kept)
+
+    def finished(self, result: TargetReport) -> None:
+        from scanner.render.terminal import target_lines  # noqa: PLC0415 - rich loads only when printing
+
+        if self.bar is not None:
+            self.bar.finished(result)
+        if verbosity() == 0:
+            return
+        lines = target_lines(result, verbose=verbosity() > 1)
+        if self.bar is not None and self._above_bar:
+            self.bar.show(lines)
+        else:
+            for line in lines:
+                self._console.print(line)
+        self.shown.append(result)
 
 
 def _close(result: engine.ScanResult, stdout_taken: bool, signalled: bool) -> None:

@@ -40,8 +40,15 @@ ParamOption = Annotated[
 
 
 def pack_option(help_text: str) -> Any:
-    """``--pack``/``-p``, declared as every command that judges takes it; the help says what that command needs."""
-    return typer.Option("--pack", "-p", metavar="ID|PATH", help=help_text)
+    """``--pack``/``-p``, declared as every command that judges takes it; the help says what that command needs.
+    The shell completes built-in pack ids (and, finding none, file names)."""
+    return typer.Option("--pack", "-p", metavar="ID|PATH", help=help_text, autocompletion=_builtin_pack_ids)
+
+
+def _builtin_pack_ids(incomplete: str) -> list[str]:
+    from scanner.policy.pack import builtin_pack_files  # noqa: PLC0415 - only when the shell asks
+
+    return [file.stem for file in builtin_pack_files() if file.stem.startswith(incomplete)]  # a pack's id is its name
 
 
 def parse_params(texts: Sequence[str]) -> list[ParamSetting]:

@@ -77,6 +77,18 @@ def expired_waiver_text(use: WaiverUse) -> str:
     )
 
 
+def unused_waiver_text(use: WaiverUse) -> str:
+    """The sentence the command line warns with about a waiver in force that matched no failing finding."""
+    return (
+        f"waiver {use.source} ({use.rule} on {use.target}, owner {use.owner}) matched no failing finding in this "
+        "run: remove it, or check its rule and target"
+    )
+
+
+def unused_waivers(report: Report) -> list[WaiverUse]:
+    return [use for use in report.gate.waivers if use.status == "unused"]
+
+
 def expired_waivers(report: Report) -> list[WaiverUse]:
     return [use for use in report.gate.waivers if use.status == "expired"]
 

@@ -7,6 +7,9 @@ through ``printable``, on a terminal and in a pipe alike, and into rich as ``Tex
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Collection
+
 from rich.console import Console
 from rich.text import Text
 
@@ -77,31 +80,58 @@ def _certificate_lines(facts: Facts) -> list[Text]:
 
 def summary_lines(report: Report, *, verbose: bool = False) -> list[Text]:
     """Per target a verdict line, then its failed and inconclusive rules (every rule when ``verbose``)."""
-    lines: list[Text] = []
-    for target in report.targets:
-        facts = target.facts
-        head = Text()
-        head.append(f"{target.verdict.upper():5}", style=_VERDICT_STYLE.get(target.verdict, ""))
-        head.append(f" {printable(target.target)}  ")
-        if facts.error is not None:
-            head.append(f"not scanned ({facts.error.error_class.value})", style="yellow")
-            lines.append(head)
-            continue
-        head.append(f"({_counts(target)})")
-        lines.append(head)
-        if verbose:
-            accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
-            lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
-            lines.extend(_certificate_lines(facts))
-        elif deployments := several(facts):
-            labels = ", ".join(printable(d.label) for d in deployments)
-            lines.append(Text(f"      certificates: {labels}", style="dim"))
-        shown = (Status.failed, Status.error) if not verbose else tuple(Status)
-        lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
+    return [line for target in report.targets for line in target_lines(target, verbose=verbose)]
+
+
+def _head(target: TargetReport) -> Text:
+    """``FAIL  host:443  grade B  (2 failed, 5 passed)``: the verdict line (no grade before one is computed)."""
+    head = Text()
+    head.append(f"{target.verdict.upper():5}", style=_VERDICT_STYLE.get(target.verdict, ""))
+    head.append(f" {printable(target.target)}  ")
+    error = target.facts.error
+    if error is not None:
+        head.append(f"not scanned ({error.error_class.value})", style="yellow")
+        return head
+    if target.grade is not None:
+        head.append(f"grade {printable(target.grade)}  ", style="bold")
+    head.append(f"({_counts(target)})")
+    return head
+
+
+def target_lines(target: TargetReport, *, verbose: bool = False) -> list[Text]:
+    """One target's verdict line, then its failed and inconclusive rules (every rule when ``verbose``): what
+    the summary shows for it, and what a scan prints the moment the target finishes."""
+    facts = target.facts
+    lines = [_head(target)]
+    if facts.error is not None:
+        return lines
+    if verbose:
+        accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
+        lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
+        lines.extend(_certificate_lines(facts))
+    elif deployments := several(facts):
+        labels = ", ".join(printable(d.label) for d in deployments)
+        lines.append(Text(f"      certificates: {labels}", style="dim"))
+    shown = (Status.failed, Status.error) if not verbose else tuple(Status)
+    lines.extend(_finding_line(f) for f in target.findings if f.status in shown)
     return lines
 
 
-def print_summary(report: Report, *, verbose: bool = False, err: bool = False) -> None:
+def print_summary(
+    report: Report, *, verbose: bool = False, err: bool = False, shown: Collection[TargetReport] = ()
+) -> None:
+    """The summary on standard output (standard error with ``err``), leaving out the targets in ``shown``
+    (printed already, as they finished)."""
     console = Console(stderr=err, highlight=False, soft_wrap=True)
-    for line in summary_lines(report, verbose=verbose):
-        console.print(line)
+    left = Counter(_key(t) for t in shown)
+    for target in report.targets:
+        if left[_key(target)] > 0:
+            left[_key(target)] -= 1
+            continue
+        for line in target_lines(target, verbose=verbose):
+            console.print(line)
+
+
+def _key(target: TargetReport) -> tuple[str, str]:
+    """A target as the summary knows it: its label and where it was reached (one name, several addresses)."""
+    return (target.target, target.facts.target.ip_address or "")

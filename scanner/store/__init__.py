@@ -763,7 +763,7 @@ class Recorder:
         self.written = 0
         self.failure: str | None = None
 
-    def planned(self, total: int) -> None:
+    def planned(self, total: int, kept: int = 0) -> None:
         pass
 
     def finished(self, result: TargetReport) -> None:

@@ -336,7 +336,7 @@ class _Metrics:
     def __init__(self, state: LatestState) -> None:
         self.state = state
 
-    def planned(self, total: int) -> None:
+    def planned(self, total: int, kept: int = 0) -> None:
         pass
 
     def finished(self, result: TargetReport) -> None:
