@@ -1,0 +1,157 @@
+"""The Dask executor against a real scheduler and worker processes on loopback: the same facts as the local
+pool, zones, a worker killed mid-scan, TLS between the cluster's processes, and the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from scanner.demo import LoopbackServer, tls_handler
+from scanner.execute import Execution, LocalExecutor
+from scanner.execute.dask import DaskExecutor
+from scanner.facts import Facts
+from scanner.probe.connect.limits import Stop
+from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.targets import parse_target
+from tests.cli.test_fleet import Accepts, silent_servers
+from tests.execute.cluster import Cluster, cluster_tls, dask_cluster
+from tests.helpers import ServerFiles, server_context
+
+OPTIONS = ProbeOptions(timeout=3, offline=True)
+
+
+def comparable(facts: Facts) -> Any:
+    """The facts as JSON without their timestamps (when a target was scanned differs from run to run)."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not k.endswith("_at")}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return strip(json.loads(facts.model_dump_json()))
+
+
+def collect(execution: Execution) -> dict[str, Facts]:
+    """Every item's facts by label; each item must come out exactly once."""
+    pairs = list(execution.results())
+    assert sorted(index for index, _ in pairs) == list(range(len(execution.items))), "each item exactly once"
+    return {execution.items[index].label: facts for index, facts in pairs}
+
+
+@contextlib.contextmanager
+def servers(pki: ServerFiles, hosts: Sequence[str], per_host: int = 1, delay: float = 0.0) -> Iterator[list[str]]:
+    """Python TLS servers, ``per_host`` on each loopback address; ``delay`` seconds before each handshake."""
+    handler = tls_handler(server_context(pki, ssl.TLSVersion.TLSv1_2))
+
+    def slow(conn: Any) -> None:
+        time.sleep(delay)
+        handler(conn)
+
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(LoopbackServer(slow if delay else handler, host))
+            for host in hosts
+            for _ in range(per_host)
+        ]
+        yield [server.target for server in started]
+
+
+def targets(names: Sequence[str], **options: Any) -> list[tuple[Any, ConnectOptions]]:
+    return [(parse_target(name), ConnectOptions(**options)) for name in names]
+
+
+HOSTS = ("127.0.0.1", "127.0.0.2", "127.0.0.3")
+
+
+def test_local_runs_agree_with_themselves(pki):
+    """The comparison used below is meaningful: two local runs of the same servers give equal facts."""
+    with servers(pki, HOSTS) as names:
+        first = collect(LocalExecutor().start(targets(names), OPTIONS, Stop(), {}))
+        second = collect(LocalExecutor().start(targets(names), OPTIONS, Stop(), {}))
+    assert {k: comparable(v) for k, v in first.items()} == {k: comparable(v) for k, v in second.items()}
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory):
+    """A scheduler and two workers with TLS between all of them; the second worker is in zone ``inside``."""
+    directory = tmp_path_factory.mktemp("dask-tls")
+    with dask_cluster(directory, workers=({}, {"zone-inside": 2}), tls=cluster_tls(directory)) as cluster:
+        yield cluster
+
+
+def on(cluster: Cluster) -> DaskExecutor:
+    return DaskExecutor(scheduler=cluster.address, security=cluster.security())
+
+
+def test_dask_over_tls_gives_the_same_facts_as_local(pki, tls_cluster):
+    """Six targets on three addresses, through a TLS-secured scheduler and two workers: the local pool's facts."""
+    assert tls_cluster.address.startswith("tls://")
+    with servers(pki, HOSTS, per_host=2) as names:
+        local = collect(LocalExecutor().start(targets(names), OPTIONS, Stop(), {}))
+        remote = collect(on(tls_cluster).start(targets(names), OPTIONS, Stop(), {}))
+    assert set(remote) == set(names)
+    assert all(facts.status == "ok" for facts in remote.values())
+    assert {k: comparable(v) for k, v in remote.items()} == {k: comparable(v) for k, v in local.items()}
+
+
+def test_zone_runs_on_its_worker_and_a_zone_without_worker_is_reported(pki, tls_cluster):
+    """A target of zone ``inside`` (one worker has it) is scanned; one of zone ``dmz`` (none has it) comes back
+    at once as no_worker, not waited on; a target with no zone is scanned as usual."""
+    with servers(pki, HOSTS) as names:
+        zoned = targets(names[:1], zone="inside") + targets(names[1:2], zone="dmz") + targets(names[2:])
+        found = collect(on(tls_cluster).start(zoned, OPTIONS, Stop(), {}))
+    assert found[names[0]].status == "ok"
+    missing = found[names[1]]
+    assert missing.status == "error"
+    assert missing.error is not None
+    assert missing.error.error_class == "no_worker"
+    assert "zone 'dmz'" in missing.error.message
+    assert found[names[2]].status == "ok"
+
+
+def test_resumed_items_are_not_sent_to_the_cluster(pki, tls_cluster):
+    """Facts already known (--resume) come back as they were; only the others are probed."""
+    with servers(pki, HOSTS[:2]) as names:
+        first = collect(LocalExecutor().start(targets(names), OPTIONS, Stop(), {}))
+        known = {names[0]: first[names[0]]}
+        found = collect(on(tls_cluster).start(targets(names), OPTIONS, Stop(), known))
+    assert found[names[0]] is known[names[0]]
+    assert found[names[1]].status == "ok"
+    assert found[names[1]].started_at > first[names[1]].started_at
+
+
+def test_per_host_holds_across_the_cluster(tls_cluster):
+    """Six silent servers on one address, --per-host 2, two workers: the first wave is two connections, as on
+    one machine (a host split over both workers would let four in)."""
+    accepts = Accepts()
+    with silent_servers(["127.0.0.9"] * 6, accepts) as names:
+        options = ProbeOptions(timeout=1, offline=True, per_host=2)
+        found = collect(on(tls_cluster).start(targets(names), options, Stop(), {}))
+    assert {facts.status for facts in found.values()} == {"error"}
+    assert len(accepts.times) == 6
+    assert accepts.first_wave() == 2
+
+
+def test_a_killed_worker_loses_no_target_and_duplicates_none(pki, tmp_path):
+    """A worker SIGKILLed mid-scan: its tasks run again on the other worker; every target once, every one ok."""
+    hosts = [f"127.0.0.{n}" for n in range(11, 19)]
+    with dask_cluster(tmp_path) as cluster, servers(pki, hosts, delay=0.1) as names:
+        run = DaskExecutor(scheduler=cluster.address).start(targets(names), OPTIONS, Stop(), {})
+        killer = threading.Timer(1.5, cluster.kill_worker, args=(0,))
+        killer.start()
+        try:
+            found = collect(run)
+        finally:
+            killer.cancel()
+        assert cluster.workers[0].poll() is not None, "the worker was killed during the scan"
+    assert set(found) == set(names)
+    assert {facts.status for facts in found.values()} == {"ok"}
