@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
 
 from scanner.execute import ExecutorError
 from scanner.facts import ErrorClass, Facts, ProbeError
@@ -178,11 +180,27 @@ class DaskExecutor:
                 silence_logs=logging.ERROR,
             )
             return Client(cluster), cluster
+        _reachable(self.scheduler)
         try:
             client = Client(self.scheduler, security=self.security, timeout=_CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
         return client, None
+
+
+def _reachable(address: str) -> None:
+    """A scheduler that refuses the connection is an error at once (Dask's client would retry until its timeout)."""
+    location = urlsplit(address)
+    try:
+        host, port = location.hostname, location.port
+    except ValueError:
+        port = None
+    if not host or port is None:
+        raise ExecutorError(f"--scheduler {address!r}: give tcp://HOST:PORT or tls://HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def _host_key(item: ScanItem) -> str:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from scanner.demo import LoopbackServer, tls_handler
 from scanner.execute import Execution, LocalExecutor
+from scanner.exitcodes import ExitCode
 from scanner.execute.dask import DaskExecutor
 from scanner.facts import Facts
 from scanner.probe.connect.limits import Stop
@@ -22,7 +25,7 @@ from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.targets import parse_target
 from tests.cli.test_fleet import Accepts, silent_servers
 from tests.execute.cluster import Cluster, cluster_tls, dask_cluster
-from tests.helpers import ServerFiles, server_context
+from tests.helpers import ServerFiles, free_port, run_tlsgate, server_context
 
 OPTIONS = ProbeOptions(timeout=3, offline=True)
 
@@ -144,14 +147,98 @@ def test_per_host_holds_across_the_cluster(tls_cluster):
 def test_a_killed_worker_loses_no_target_and_duplicates_none(pki, tmp_path):
     """A worker SIGKILLed mid-scan: its tasks run again on the other worker; every target once, every one ok."""
     hosts = [f"127.0.0.{n}" for n in range(11, 19)]
-    with dask_cluster(tmp_path) as cluster, servers(pki, hosts, delay=0.1) as names:
+    finished: list[int] = []
+    at_kill: list[int] = []
+
+    def kill(cluster: Cluster) -> None:
+        at_kill.append(len(finished))
+        cluster.kill_worker(0)
+
+    with dask_cluster(tmp_path) as cluster, servers(pki, hosts, delay=0.05) as names:
         run = DaskExecutor(scheduler=cluster.address).start(targets(names), OPTIONS, Stop(), {})
-        killer = threading.Timer(1.5, cluster.kill_worker, args=(0,))
+        killer = threading.Timer(1.0, kill, args=(cluster,))
         killer.start()
+        pairs = []
         try:
-            found = collect(run)
+            for pair in run.results():
+                finished.append(pair[0])
+                pairs.append(pair)
         finally:
             killer.cancel()
         assert cluster.workers[0].poll() is not None, "the worker was killed during the scan"
-    assert set(found) == set(names)
-    assert {facts.status for facts in found.values()} == {"ok"}
+    assert at_kill and at_kill[0] < len(names) // 2, "the worker died while it still had targets to scan"
+    assert sorted(finished) == list(range(len(names))), "each target exactly once"
+    assert {run.items[index].label for index in finished} == set(names)
+    assert {facts.status for _, facts in pairs} == {"ok"}
+
+
+def _report_facts(path: Path) -> dict[str, Any]:
+    report = json.loads(path.read_text())
+    return {t["target"]: comparable(Facts.model_validate(t["facts"])) for t in report["targets"]}
+
+
+def test_cli_local_cluster_gives_the_same_exit_code_and_facts(pki, tmp_path):
+    """`--executor dask --workers 2` (a local cluster, no scheduler given) and the default executor: the same
+    exit code and the same facts in the JSON report."""
+    with servers(pki, HOSTS[:2]) as names:
+        local = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "local.json"))
+        dask = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "dask.json"),
+                           "--executor", "dask", "--workers", "2")  # fmt: skip
+    assert dask.code == local.code == ExitCode.POLICY_FAILED, dask.stderr  # the test CA is not trusted
+    assert "Traceback" not in dask.stderr
+    assert _report_facts(tmp_path / "dask.json") == _report_facts(tmp_path / "local.json")
+
+
+def test_cli_scheduler_over_tls_from_dask_configuration(pki, tls_cluster, tmp_path):
+    """`--scheduler tls://...` with the cluster's TLS set the documented way (Dask's configuration, here its
+    environment variables): scanned, journal written, same facts as the local pool."""
+    assert tls_cluster.tls is not None
+    env = dict(os.environ) | {
+        "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(tls_cluster.tls.ca),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT": str(tls_cluster.tls.cert),
+        "DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY": str(tls_cluster.tls.key),
+        "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
+    }
+    journal = tmp_path / "j.jsonl"
+    with servers(pki, HOSTS) as names:
+        local = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "local.json"))
+        dask = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "dask.json"),
+                           "--executor", "dask", "--scheduler", tls_cluster.address, "--format", f"jsonl={journal}",
+                           env=env)  # fmt: skip
+    assert dask.code == local.code, dask.stderr
+    assert _report_facts(tmp_path / "dask.json") == _report_facts(tmp_path / "local.json")
+    assert sorted(json.loads(line)["target"] for line in journal.read_text().splitlines()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler and --workers go with --executor dask"),
+        (["--executor", "dask", "--scheduler", "127.0.0.1:8786"], "give tcp://HOST:PORT or tls://HOST:PORT"),
+        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "it excludes --scheduler"),
+    ],
+)
+def test_cli_executor_usage_errors(args, message):
+    run = run_tlsgate("scan", "127.0.0.1:1", *args)
+    assert run.code == ExitCode.USAGE
+    assert message in run.stderr
+
+
+def test_cli_unreachable_scheduler_is_a_clear_error(tmp_path):
+    """Nothing listens at the scheduler's address: one line, exit 2, no traceback."""
+    run = run_tlsgate("scan", "127.0.0.1:1", "--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{free_port()}")
+    assert run.code == ExitCode.USAGE, run.stderr
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_two_hundred_targets_give_identical_facts_through_both_executors(pki, tls_cluster):
+    """The issue's acceptance check: the same 200-target scan (ten servers on each of twenty addresses) gives
+    identical facts, timestamps aside, through the local pool and through the Dask cluster."""
+    hosts = [f"127.0.1.{n}" for n in range(1, 21)]
+    with servers(pki, hosts, per_host=10) as names:
+        local = collect(LocalExecutor().start(targets(names), OPTIONS, Stop(), {}))
+        remote = collect(on(tls_cluster).start(targets(names), OPTIONS, Stop(), {}))
+    assert len(remote) == len(local) == 200
+    assert {facts.status for facts in remote.values()} == {"ok"}
+    assert {k: comparable(v) for k, v in remote.items()} == {k: comparable(v) for k, v in local.items()}
