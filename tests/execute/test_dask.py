@@ -17,8 +17,8 @@ import pytest
 
 from scanner.demo import LoopbackServer, tls_handler
 from scanner.execute import Execution, LocalExecutor
-from scanner.exitcodes import ExitCode
 from scanner.execute.dask import DaskExecutor
+from scanner.exitcodes import ExitCode
 from scanner.facts import Facts
 from scanner.probe.connect.limits import Stop
 from scanner.probe.options import ConnectOptions, ProbeOptions
