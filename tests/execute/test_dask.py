@@ -16,16 +16,28 @@ from typing import Any
 import pytest
 
 from scanner.demo import LoopbackServer, tls_handler
-from scanner.execute import Execution, LocalExecutor
-from scanner.execute.dask import DaskExecutor
+from scanner.execute import Execution, ExecutorError, LocalExecutor
+from scanner.execute.dask import DaskExecutor, SecretFiles, Share, probe_share
 from scanner.exitcodes import ExitCode
 from scanner.facts import Facts
+from scanner.probe.connect.credentials import load_credentials
+from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.probe.connect.limits import Stop
 from scanner.probe.options import ConnectOptions, ProbeOptions
+from scanner.probe.registry import ProbeKind
+from scanner.probe.run import ScanItem
 from scanner.targets import parse_target
 from tests.cli.test_fleet import Accepts, silent_servers
 from tests.execute.cluster import Cluster, cluster_tls, dask_cluster
-from tests.helpers import ServerFiles, free_port, run_tlsgate, server_context
+from tests.helpers import (
+    ServerFiles,
+    client_pki,
+    free_port,
+    issue_certificate,
+    openssl_server,
+    run_tlsgate,
+    server_context,
+)
 
 OPTIONS = ProbeOptions(timeout=3, offline=True)
 
@@ -242,3 +254,56 @@ def test_two_hundred_targets_give_identical_facts_through_both_executors(pki, tl
     assert len(remote) == len(local) == 200
     assert {facts.status for facts in remote.values()} == {"ok"}
     assert {k: comparable(v) for k, v in remote.items()} == {k: comparable(v) for k, v in local.items()}
+
+
+@pytest.fixture
+def mtls(tmp_path):
+    """openssl s_server that requires a client certificate, and the client's credentials as a scan holds them."""
+    pki = client_pki(tmp_path / "client")
+    server = issue_certificate(tmp_path / "server", "mtls-server", key_type="rsa2048")
+    workdir = tmp_path / "credentials"
+    workdir.mkdir(mode=0o700)
+    credentials = load_credentials(pki.cert, pki.key, None, None, None, workdir)
+    with openssl_server(
+        server.cert, server.key, "-Verify", "1", "-verify_return_error", "-CAfile", str(pki.ca)
+    ) as port:
+        yield f"127.0.0.1:{port}", credentials
+
+
+MTLS_OPTIONS = ProbeOptions(timeout=3, offline=True, plan=frozenset({ProbeKind.protocols, ProbeKind.client_auth}))
+
+
+def _accepted(facts: Facts) -> bool | None:
+    return facts.client_auth.provided_certificate_accepted.value
+
+
+def test_credentials_cross_a_tls_cluster_and_are_used(mtls, tls_cluster):
+    """Through a tls:// scheduler the client certificate reaches the worker (inside the encrypted task) and the
+    mTLS server accepts it, as on one machine."""
+    name, credentials = mtls
+    found = collect(on(tls_cluster).start(targets([name], credentials=credentials), MTLS_OPTIONS, Stop(), {}))
+    assert _accepted(found[name]) is True
+
+
+def test_worker_uses_the_credentials_sent_not_the_coordinators_files(mtls, tmp_path):
+    """A remote worker has no access to the coordinator's files: the task's copy is written to a private
+    directory of its own, used, and removed."""
+    name, credentials = mtls
+    elsewhere = ClientCredentials(tmp_path / "absent-chain.pem", tmp_path / "absent-key.pem", "client.pem")
+    item = ScanItem(parse_target(name), ConnectOptions(credentials=elsewhere), label=name)
+    secret = SecretFiles(chain=credentials.cert_chain.read_bytes(), key=credentials.key.read_bytes())
+    assert "BEGIN" not in repr(secret)
+    [(index, facts)] = probe_share(Share((7,), (item,), secrets=(secret,)), MTLS_OPTIONS)
+    assert index == 7
+    assert _accepted(facts) is True
+    [(_, without)] = probe_share(Share((7,), (item,)), MTLS_OPTIONS)
+    assert _accepted(without) is not True  # the absent files: no certificate could be presented
+
+
+def test_credentials_are_refused_over_a_plain_tcp_scheduler(mtls):
+    """Over tcp:// the key would cross the network in clear: refused before anything is sent or probed."""
+    name, credentials = mtls
+    with pytest.raises(ExecutorError, match="in clear: give a tls:// --scheduler"):
+        DaskExecutor(scheduler="tcp://127.0.0.1:1").start(
+            targets([name], credentials=credentials), MTLS_OPTIONS, Stop(), {}
+        )
