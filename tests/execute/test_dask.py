@@ -307,3 +307,17 @@ def test_credentials_are_refused_over_a_plain_tcp_scheduler(mtls):
         DaskExecutor(scheduler="tcp://127.0.0.1:1").start(
             targets([name], credentials=credentials), MTLS_OPTIONS, Stop(), {}
         )
+
+
+def test_time_budget_stops_the_cluster_run(tls_cluster):
+    """Silent servers and a 2 s budget: tasks in flight are cancelled and every target comes back once, as
+    time_budget, long before the 30 s reads would end."""
+    accepts = Accepts()
+    with silent_servers(["127.0.0.21", "127.0.0.22", "127.0.0.23"], accepts) as names:
+        options = ProbeOptions(timeout=30, offline=True, time_budget=2)
+        started = time.monotonic()
+        found = collect(on(tls_cluster).start(targets(names), options, Stop(), {}))
+        took = time.monotonic() - started
+    assert took < 25, "the budget did not cut the 30 s reads short"
+    assert {facts.error.error_class for facts in found.values() if facts.error} == {"time_budget"}
+    assert len(found) == 3
