@@ -6,10 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from tests.helpers import (
     openssl_server,
     run_tlsgate,
     server_context,
+    tlsgate_command,
 )
 
 OPTIONS = ProbeOptions(timeout=3, offline=True)
@@ -189,21 +193,35 @@ def _report_facts(path: Path) -> dict[str, Any]:
     return {t["target"]: comparable(Facts.model_validate(t["facts"])) for t in report["targets"]}
 
 
-def test_cli_local_cluster_gives_the_same_exit_code_and_facts(pki, tmp_path):
+@dataclass(frozen=True)
+class CliBaseline:
+    names: list[str]
+    code: int
+    facts: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def cli_baseline(pki, tmp_path_factory):
+    """Three loopback servers for the module's command-line tests, and the default executor's scan of them."""
+    report = tmp_path_factory.mktemp("cli-baseline") / "local.json"
+    with servers(pki, HOSTS) as names:
+        local = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(report))
+        yield CliBaseline(names, local.code, _report_facts(report))
+
+
+def test_cli_local_cluster_gives_the_same_exit_code_and_facts(cli_baseline, tmp_path):
     """`--executor dask --workers 2` (a local cluster, no scheduler given) and the default executor: the same
     exit code and the same facts in the JSON report."""
-    with servers(pki, HOSTS[:2]) as names:
-        local = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "local.json"))
-        dask = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "dask.json"),
-                           "--executor", "dask", "--workers", "2")  # fmt: skip
-    assert dask.code == local.code == ExitCode.POLICY_FAILED, dask.stderr  # the test CA is not trusted
+    dask = run_tlsgate("scan", *cli_baseline.names, "--timeout", "3", "--offline", "--json",
+                       str(tmp_path / "dask.json"), "--executor", "dask", "--workers", "2")  # fmt: skip
+    assert dask.code == cli_baseline.code == ExitCode.POLICY_FAILED, dask.stderr  # the test CA is not trusted
     assert "Traceback" not in dask.stderr
-    assert _report_facts(tmp_path / "dask.json") == _report_facts(tmp_path / "local.json")
+    assert _report_facts(tmp_path / "dask.json") == cli_baseline.facts
 
 
-def test_cli_scheduler_over_tls_from_dask_configuration(pki, tls_cluster, tmp_path):
+def test_cli_scheduler_over_tls_from_dask_configuration(cli_baseline, tls_cluster, tmp_path):
     """`--scheduler tls://...` with the cluster's TLS set the documented way (Dask's configuration, here its
-    environment variables): scanned, journal written, same facts as the local pool."""
+    environment variables): scanned, journal written, same exit code and facts as the default executor."""
     assert tls_cluster.tls is not None
     env = dict(os.environ) | {
         "DASK_DISTRIBUTED__COMM__TLS__CA_FILE": str(tls_cluster.tls.ca),
@@ -212,22 +230,20 @@ def test_cli_scheduler_over_tls_from_dask_configuration(pki, tls_cluster, tmp_pa
         "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True",
     }
     journal = tmp_path / "j.jsonl"
-    with servers(pki, HOSTS) as names:
-        local = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "local.json"))
-        dask = run_tlsgate("scan", *names, "--timeout", "3", "--offline", "--json", str(tmp_path / "dask.json"),
-                           "--executor", "dask", "--scheduler", tls_cluster.address, "--format", f"jsonl={journal}",
-                           env=env)  # fmt: skip
-    assert dask.code == local.code, dask.stderr
-    assert _report_facts(tmp_path / "dask.json") == _report_facts(tmp_path / "local.json")
-    assert sorted(json.loads(line)["target"] for line in journal.read_text().splitlines()) == sorted(names)
+    dask = run_tlsgate("scan", *cli_baseline.names, "--timeout", "3", "--offline", "--json",
+                       str(tmp_path / "dask.json"), "--executor", "dask", "--scheduler", tls_cluster.address,
+                       "--format", f"jsonl={journal}", env=env)  # fmt: skip
+    assert dask.code == cli_baseline.code, dask.stderr
+    assert _report_facts(tmp_path / "dask.json") == cli_baseline.facts
+    lines = journal.read_text().splitlines()
+    assert sorted(json.loads(line)["target"] for line in lines) == sorted(cli_baseline.names)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler and --workers go with --executor dask"),
+        (["--workers", "2"], "--scheduler and --workers go with --executor dask"),
         (["--executor", "dask", "--scheduler", "127.0.0.1:8786"], "give tcp://HOST:PORT or tls://HOST:PORT"),
-        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], "it excludes --scheduler"),
     ],
 )
 def test_cli_executor_usage_errors(args, message):
@@ -321,3 +337,39 @@ def test_time_budget_stops_the_cluster_run(tls_cluster):
     assert took < 25, "the budget did not cut the 30 s reads short"
     assert {facts.error.error_class for facts in found.values() if facts.error} == {"time_budget"}
     assert len(found) == 3
+
+
+def test_cli_ctrl_c_on_a_local_cluster(tmp_path):
+    """SIGINT while the workers hold connections: exit 130, the report written with every target interrupted, no
+    traceback, and the local cluster's processes gone."""
+    accepts = Accepts()
+    report = tmp_path / "r.json"
+    with silent_servers(["127.0.0.31", "127.0.0.32"], accepts) as names:
+        proc = subprocess.Popen(
+            tlsgate_command("scan", *names, "--timeout", "60", "--json", str(report), "--executor", "dask",
+                            "--workers", "2"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while len(accepts.times) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert len(accepts.times) >= 2, "the workers never connected"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    targets = {t["target"]: t for t in json.loads(report.read_text())["targets"]}
+    assert {targets[name]["facts"]["error"]["error_class"] for name in names} == {"interrupted"}
+    assert _group_gone(proc.pid, within=30), "a process of the local cluster outlived the scan"
+
+
+def _group_gone(group: int, within: float) -> bool:
+    """Whether every process of the group has exited (the workers shut down as the scan ends)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
