@@ -271,7 +271,8 @@ class DaskRun:
                 yield from self._once(index, found)
             else:
                 groups.setdefault((item.options.zone, _host_key(item)), []).append(index)
-        todo = deque(self._share(zone, indices) for (zone, _), indices in groups.items())
+        # A share (with any credentials read for it) is made only as it is sent: memory for what is in flight.
+        todo = deque((zone, indices) for (zone, _), indices in groups.items())
         del groups
         if todo and not self._workers():
             self._wait_for_workers()
@@ -284,10 +285,11 @@ class DaskRun:
                 return
             zones = self._zones()
             while todo and len(inflight) < limit:
-                share = todo.popleft()
-                if share.zone not in zones:
-                    yield from self._share_error(share, _no_worker(share.zone))
+                zone, indices = todo.popleft()
+                if zone not in zones:
+                    yield from self._unsent(indices, _no_worker(zone))
                     continue
+                share = self._share(zone, indices)
                 inflight[self._submit(share)] = share
             yield from self._collect(inflight)
             if time.monotonic() - checked >= 1.0:
@@ -335,12 +337,18 @@ class DaskRun:
             yield from self._once(index, stopped_facts(item, error, datetime.now(UTC)))
 
     def _stopped(
-        self, error: ProbeError, todo: deque[Share], inflight: dict[_Task, Share]
+        self, error: ProbeError, todo: deque[tuple[str | None, list[int]]], inflight: dict[_Task, Share]
     ) -> Iterator[tuple[int, Facts]]:
         """The run is over: tasks in flight are cancelled, and every item not finished has the stop's reason."""
         self.client.cancel(list(inflight))
-        for share in [*inflight.values(), *todo]:
+        for share in inflight.values():
             yield from self._share_error(share, error)
+        for _, indices in todo:
+            yield from self._unsent(indices, error)
+
+    def _unsent(self, indices: list[int], error: ProbeError) -> Iterator[tuple[int, Facts]]:
+        for index in indices:
+            yield from self._once(index, stopped_facts(self.items[index], error, datetime.now(UTC)))
 
     def _orphans(self, inflight: dict[_Task, Share]) -> Iterator[tuple[int, Facts]]:
         """Tasks whose zone has had no worker for ``_ZONE_GRACE``: cancelled, reported as no_worker."""
