@@ -12,11 +12,12 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from distributed import Client
 
 from scanner.demo import LoopbackServer, tls_handler
 from scanner.execute import Execution, ExecutorError, LocalExecutor
@@ -123,18 +124,37 @@ def test_dask_over_tls_gives_the_same_facts_as_local(pki, tls_cluster):
 
 
 def test_zone_runs_on_its_worker_and_a_zone_without_worker_is_reported(pki, tls_cluster):
-    """A target of zone ``inside`` (one worker has it) is scanned; one of zone ``dmz`` (none has it) comes back
-    at once as no_worker, not waited on; a target with no zone is scanned as usual."""
+    """A target of zone ``inside`` is scanned by the one worker of that zone; one of zone ``dmz`` (no worker has
+    it) comes back at once as no_worker, not waited on; a target with no zone is scanned as usual."""
+    options = replace(OPTIONS, per_host=7, max_connections=63)  # limits no other test uses: they mark the worker
     with servers(pki, HOSTS) as names:
-        zoned = targets(names[:1], zone="inside") + targets(names[1:2], zone="dmz") + targets(names[2:])
-        found = collect(on(tls_cluster).start(zoned, OPTIONS, Stop(), {}))
-    assert found[names[0]].status == "ok"
+        zoned = targets(names[:1], zone="inside") + targets(names[1:2], zone="dmz")
+        found = collect(on(tls_cluster).start(zoned, options, Stop(), {}))
+        assert found[names[0]].status == "ok"
+        with Client(tls_cluster.address, security=tls_cluster.security()) as client:
+            ran = client.run(_ran_with, 63, 7)
+        assert sorted(ran.values()) == [False, True], "one worker (of zone inside) ran the task"
+        [(address, _)] = [(a, r) for a, r in ran.items() if r]
+        assert client_resources(tls_cluster, address) == {"zone-inside": 2.0}
+        plain = collect(on(tls_cluster).start(targets(names[2:]), OPTIONS, Stop(), {}))
     missing = found[names[1]]
     assert missing.status == "error"
     assert missing.error is not None
     assert missing.error.error_class == "no_worker"
     assert "zone 'dmz'" in missing.error.message
-    assert found[names[2]].status == "ok"
+    assert plain[names[2]].status == "ok"
+
+
+def _ran_with(max_connections: int, per_host: int) -> bool:
+    """On a worker: whether it ran a share with these limits (its process keeps one Slots per limits)."""
+    from scanner.execute import dask  # noqa: PLC0415
+
+    return (max_connections, per_host) in dask._WORKER_SLOTS
+
+
+def client_resources(cluster: Cluster, address: str) -> dict[str, float]:
+    with Client(cluster.address, security=cluster.security()) as client:
+        return dict(client.scheduler_info(n_workers=-1)["workers"][address]["resources"])
 
 
 def test_resumed_items_are_not_sent_to_the_cluster(pki, tls_cluster):
@@ -146,6 +166,31 @@ def test_resumed_items_are_not_sent_to_the_cluster(pki, tls_cluster):
     assert found[names[0]] is known[names[0]]
     assert found[names[1]].status == "ok"
     assert found[names[1]].started_at > first[names[1]].started_at
+
+
+def test_tasks_in_flight_are_bounded(pki, tls_cluster):
+    """Forty hosts, a cluster of four threads: never more than twice that in tasks sent and not yet back, so the
+    coordinator holds what is in flight, not the fleet."""
+    hosts = [f"127.0.2.{n}" for n in range(1, 41)]
+    with servers(pki, hosts) as names:
+        run = on(tls_cluster).start(targets(names), OPTIONS, Stop(), {})
+        sent = 0
+        most = 0
+        submit = run._submit
+
+        def counted(share: Share) -> Any:
+            nonlocal sent, most
+            sent += 1
+            most = max(most, sent - len(done))
+            return submit(share)
+
+        run._submit = counted  # type: ignore[method-assign]
+        done = []
+        for pair in run.results():
+            done.append(pair)
+    assert sent == 40
+    assert len(done) == 40
+    assert 4 <= most <= 8
 
 
 def test_per_host_holds_across_the_cluster(tls_cluster):
