@@ -256,12 +256,17 @@ def cli_baseline(pki, tmp_path_factory):
 
 def test_cli_local_cluster_gives_the_same_exit_code_and_facts(cli_baseline, tmp_path):
     """`--executor dask --workers 2` (a local cluster, no scheduler given) and the default executor: the same
-    exit code and the same facts in the JSON report."""
+    exit code and the same facts in the JSON report; the run is recorded in the --store as any other."""
+    store = f"sqlite:///{tmp_path / 'h.db'}"
     dask = run_tlsgate("scan", *cli_baseline.names, "--timeout", "3", "--offline", "--json",
-                       str(tmp_path / "dask.json"), "--executor", "dask", "--workers", "2")  # fmt: skip
+                       str(tmp_path / "dask.json"), "--executor", "dask", "--workers", "2",
+                       "--store", store)  # fmt: skip
     assert dask.code == cli_baseline.code == ExitCode.POLICY_FAILED, dask.stderr  # the test CA is not trusted
     assert "Traceback" not in dask.stderr
     assert _report_facts(tmp_path / "dask.json") == cli_baseline.facts
+    history = run_tlsgate("history", "--store", store, "--format", "json")
+    runs = json.loads(history.stdout)["runs"]
+    assert [(r["status"], r["targets"]) for r in runs] == [("finished", len(cli_baseline.names))]
 
 
 def test_cli_scheduler_over_tls_from_dask_configuration(cli_baseline, tls_cluster, tmp_path):
