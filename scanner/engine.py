@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from scanner.execute import Executor, ExecutorError
 from scanner.facts import Facts
 from scanner.gate import Gate
 from scanner.live import Fanout, Journal
@@ -104,6 +105,7 @@ class ScanRequest:
     journal: JournalRequest | None = None
     resume: Path | None = None
     recorder: RunRecorder | None = None  # the store, when --store is given
+    executor: Executor | None = None  # None: the local pool (scanner/execute)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class ScanResult:
     recorder: RunRecorder | None = None  # likewise
 
 
-RESUMABLE = ("interrupted", "time_budget")
+RESUMABLE = ("interrupted", "time_budget", "no_worker")
 
 
 def scan(request: ScanRequest, listener: Listener | None = None) -> ScanResult:
@@ -157,7 +159,9 @@ def _scan(request: ScanRequest, listener: Listener | None) -> ScanResult:
     fanout = Fanout([one for one in (journal, request.recorder, listener) if one is not None])
     try:
         resumed = str(request.resume) if request.resume is not None and known else None
-        outcome = run_scan(targets, packs, probe, request.gate, target_packs, fanout, known, resumed)
+        outcome = run_scan(targets, packs, probe, request.gate, target_packs, fanout, known, resumed, request.executor)
+    except ExecutorError as exc:
+        raise RequestError([str(exc)]) from None
     finally:
         if journal is not None:
             journal.close()

@@ -48,6 +48,7 @@ class ErrorClass(StrEnum):
     not_applicable = "not_applicable"  # the fact does not apply to this target (e.g. no client certificate asked)
     interrupted = "interrupted"  # the run was stopped (Ctrl-C, SIGTERM) before this target finished
     time_budget = "time_budget"  # the run's or the target's time budget ran out before this target finished
+    no_worker = "no_worker"  # a distributed run had no worker for this target's network zone (or none at all)
 
 
 class ProbeError(Frozen):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from scanner.execute import Executor, LocalExecutor
 from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.findings import Finding
 from scanner.gate import Gate, apply_gate, decided_target, run_outcome, target_names
@@ -130,24 +131,26 @@ def run_scan(
     listener: Listener | None = None,
     known: Mapping[str, Facts] | None = None,
     resumed_from: str | None = None,
+    executor: Executor | None = None,
 ) -> ScanOutcome:
     """Probe and judge; ``target_packs`` (aligned with ``targets``) gives each target its own packs, ``packs``
     then being ignored in favour of their union. ``listener`` hears each target as it finishes; ``known`` holds
-    facts of an earlier run (by target label) that are judged again instead of probed.
+    facts of an earlier run (by target label) that are judged again instead of probed. ``executor`` runs the
+    probes (scanner/execute: the local pool by default, or a Dask cluster).
 
     Ctrl-C (KeyboardInterrupt) during probing stops the run: the report then holds every finished target, the
     others with the error class ``interrupted``.
     """
     # Imported here: the probe stage (sslyze, sockets) is what `evaluate` and `cert` must never load.
     from scanner.probe.connect.limits import Stop  # noqa: PLC0415
-    from scanner.probe.run import ProbeRun, stopped_facts  # noqa: PLC0415
+    from scanner.probe.run import stopped_facts  # noqa: PLC0415
 
     started = datetime.now(UTC)
     per_target = list(target_packs) if target_packs is not None else [packs] * len(targets)
     if target_packs is not None:
         packs = union_packs(target_packs)
     stop = Stop()
-    run = ProbeRun(targets, probe, stop, known)
+    run = (executor or LocalExecutor()).start(targets, probe, stop, known or {})
     fact_packs = [per_target[item.source] for item in run.items]
     found: list[Facts | None] = [None] * len(run.items)
     evaluated: list[list[Finding] | None] = [None] * len(run.items)

@@ -6,6 +6,7 @@ import ipaddress
 import sys
 import tempfile
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +34,7 @@ from scanner.cli.options import (
 )
 from scanner.cli.packs import DEFAULT_PACKS, DEFAULT_PACKS_HELP, ParamOption, load_packs, pack_option, parse_params
 from scanner.engine import InventoryRequest, RunRecorder, ScanRequest, TrustRequest
+from scanner.execute import Executor
 from scanner.exitcodes import ExitCode
 from scanner.live import show_progress
 from scanner.policy.pack import RulePack
@@ -43,6 +45,11 @@ from scanner.targets.inventory import Inventory, InventoryError, InventoryTarget
 from scanner.targets.reader import load_inventory, read_targets_file
 
 STARTTLS_NAMES = ", ".join(p.value for p in StartTls)
+
+
+class ExecutorName(StrEnum):
+    local = "local"
+    dask = "dask"
 
 
 @option_groups
@@ -166,6 +173,32 @@ def scan(
             "found so far, the rest as time_budget.",
         ),
     ] = None,
+    executor: Annotated[
+        ExecutorName,
+        typer.Option(
+            "--executor",
+            help="Where the probes run: local (threads in this process) or dask (a Dask cluster: --scheduler, else "
+            "a local cluster of --workers processes; docs/cluster.md).",
+        ),
+    ] = ExecutorName.local,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="With --executor dask: the scheduler of an existing cluster, tcp://HOST:8786 or tls://HOST:8786.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=1024,
+            metavar="N",
+            help="With --executor dask and no --scheduler: worker processes of the local cluster (default: CPUs).",
+        ),
+    ] = None,
     progress: Annotated[
         bool | None,
         typer.Option(
@@ -207,6 +240,7 @@ def scan(
             ip = str(ipaddress.ip_address(ip))
         except ValueError:
             fatal(f"--ip {ip!r} is not an IP address", ExitCode.USAGE)
+    run_on = _executor(executor, scheduler, workers)
     probe = ProbeOptions(
         timeout=timeout,
         concurrency=concurrency,
@@ -254,9 +288,25 @@ def scan(
             trust=trust,
             resume=resume,
             recorder=_recorder(store, probe, packs),
+            executor=run_on,
         )
         report = scan_and_deliver(request, outputs, show_progress(progress, verdict.quiet), forced=bool(progress))
     raise typer.Exit(report.exit_code)
+
+
+def _executor(name: ExecutorName, scheduler: str | None, workers: int | None) -> Executor | None:
+    """The executor asked for (None: the local pool); --scheduler and --workers only go with --executor dask."""
+    if name is ExecutorName.local:
+        if scheduler is not None or workers is not None:
+            fatal("--scheduler and --workers go with --executor dask", ExitCode.USAGE)
+        return None
+    if scheduler is not None and workers is not None:
+        fatal("--workers starts a local cluster: it excludes --scheduler", ExitCode.USAGE)
+    if scheduler is not None and not scheduler.startswith(("tcp://", "tls://")):
+        fatal(f"--scheduler {scheduler!r}: give tcp://HOST:PORT or tls://HOST:PORT", ExitCode.USAGE)
+    from scanner.execute.dask import DaskExecutor  # noqa: PLC0415 - only with --executor dask
+
+    return DaskExecutor(scheduler=scheduler, workers=workers)
 
 
 def _recorder(url: str | None, probe: ProbeOptions, packs: Sequence[RulePack]) -> RunRecorder | None:

@@ -22,6 +22,7 @@ class ConnectOptions:
     credentials: ClientCredentials | None = None
     timeout: float | None = None  # overrides ProbeOptions.timeout for this target
     check_name: bool = True  # False: trust judged by the chain alone (peers identified by their DN)
+    zone: str | None = None  # network zone: with --executor dask, only workers of this zone probe the target
 
 
 @dataclass(frozen=True)

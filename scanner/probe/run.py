@@ -307,17 +307,22 @@ class ProbeRun:
         options: ProbeOptions,
         stop: Stop | None = None,
         known: Mapping[str, Facts] | None = None,
+        *,
+        items: Sequence[ScanItem] | None = None,
+        slots: Slots | None = None,
     ) -> None:
         self.options = options
         budget = options.time_budget
         self.stop = (
-            Stop.after(budget, _budget_error(budget, "the run's time budget"), parent=stop)
+            Stop.after(budget, budget_error(budget, "the run's time budget"), parent=stop)
             if budget is not None
             else Stop(parent=stop)
         )
-        self.items = expand(targets, options.timeout, self.stop)
+        # ``items`` already expanded (a Dask worker's share of a run); ``slots`` shared with other runs (a
+        # worker process's tasks): see scanner/execute/dask.py.
+        self.items = list(items) if items is not None else expand(targets, options.timeout, self.stop)
         self.known = dict(known or {})
-        self.slots = Slots(options.max_connections, options.per_host)
+        self.slots = slots or Slots(options.max_connections, options.per_host)
         # Trust and revocation fetch AIA issuers, OCSP and CRLs: one Fetcher (one cache) for the whole run.
         self.fetcher = Fetcher(options.timeout, offline=options.offline)
 
@@ -375,7 +380,7 @@ class ProbeRun:
         item = self.items[index]
         limit = self.options.target_time
         stop = (
-            Stop.after(limit, _budget_error(limit, "the target's time limit"), parent=self.stop)
+            Stop.after(limit, budget_error(limit, "the target's time limit"), parent=self.stop)
             if limit is not None
             else Stop(parent=self.stop)
         )
@@ -463,7 +468,7 @@ def _refetch(partial: _Partial) -> bool:
     return error is None or error.error_class != ErrorClass.client_cert_required
 
 
-def _budget_error(seconds: float, what: str) -> ProbeError:
+def budget_error(seconds: float, what: str) -> ProbeError:
     return ProbeError(error_class=ErrorClass.time_budget, message=f"not finished within {what} ({seconds:g} s)")
 
 

@@ -63,6 +63,7 @@ class Scope:
     client: ClientSpec | None = None
     tags: frozenset[str] = frozenset()
     every: float | None = None  # seconds between scans under `tlsgate watch`
+    zone: str | None = None  # network zone: with --executor dask, only that zone's workers probe the target
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,9 @@ def _connect_settings(item: InventoryTarget, connect: ConnectOptions) -> Connect
     name_check = item.first("name_check")
     if name_check is not None:
         connect = replace(connect, check_name=name_check)
+    zone = item.first("zone")
+    if zone is not None:
+        connect = replace(connect, zone=zone)
     return connect
 
 

@@ -6,6 +6,7 @@ Plain target lists (``--targets-file``) are one target per line, ``#`` comments 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -19,10 +20,12 @@ from scanner.yamlfile import Key, Problem, YamlLoader, decode_utf8, did_you_mean
 
 _TOP_KEYS = ("defaults", "groups", "targets")
 _SETTING_KEYS = (
-    "packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "name_check", "client", "tags", "every"
+    "packs", "params", "timeout", "sni", "no_sni", "connect", "starttls", "name_check", "client", "tags", "every",
+    "zone",
 )  # fmt: skip
 _GROUP_KEYS = (*_SETTING_KEYS, "targets")
 _TARGET_KEYS = ("name", "target", "host", "port", *_SETTING_KEYS)
+ZONE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")  # a network zone; a Dask resource name: zone-NAME
 MIN_EVERY, MAX_EVERY = 1.0, 365 * 86400.0  # `every`: seconds between the scans of `tlsgate watch`
 _CLIENT_KEYS = ("cert", "key", "p12", "password_env", "password_file")
 _INLINE_REFUSAL = (
@@ -95,7 +98,7 @@ class _Reader:
         return Scope(key=key, **kwargs)
 
     def connection(self, data: Mapping[str, Any], key: Key, kwargs: dict[str, Any]) -> None:
-        """sni, no_sni, connect, starttls and name_check, into ``kwargs``."""
+        """sni, no_sni, connect, starttls, name_check and zone (where it is reachable from), into ``kwargs``."""
         if "sni" in data:
             kwargs["sni"] = self.text(data["sni"], (*key, "sni"), "sni")
         self.flag(data, key, "no_sni", kwargs)
@@ -118,6 +121,12 @@ class _Reader:
                     f"'starttls' {value!r} is not a protocol{did_you_mean(str(value), names)}; "
                     f"one of {', '.join(names)}",
                 )
+        if "zone" in data:
+            value = data["zone"]
+            if isinstance(value, str) and ZONE_NAME.fullmatch(value):
+                kwargs["zone"] = value
+            else:
+                self.at((*key, "zone"), "'zone' must be a name of letters, digits, '.', '_' or '-' (e.g. dmz)")
         if kwargs.get("sni") and kwargs.get("no_sni"):
             self.at((*key, "no_sni"), "'sni' and 'no_sni: true' exclude each other")
 

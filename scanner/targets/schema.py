@@ -44,6 +44,12 @@ def _settings_properties() -> dict[str, Any]:
                 "password_file": path,
             },
         },
+        "zone": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+            "description": "Network zone: with --executor dask, only workers declaring the resource zone-NAME probe "
+            "the target; none in the cluster: error class no_worker.",
+        },
         "every": {
             "type": "string",
             "pattern": "^\\s*\\d+(\\.\\d+)?\\s*[smhdwy]\\s*$",

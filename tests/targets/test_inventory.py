@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import jsonschema
+import pytest
 import yaml
 
 from scanner.schemas import schema_dir
@@ -210,3 +211,36 @@ def test_documented_example_matches_the_schema():
     jsonschema.validate(yaml.safe_load(example), schema)
     bad = {"targets": [{"target": "a:1", "client": {"cert": "c.pem", "password": "x"}}]}
     assert not jsonschema.Draft202012Validator(schema).is_valid(bad)
+
+
+def test_zone_is_inherited_and_checked(tmp_path):
+    """`zone` comes from the target, else its group, else defaults; a name Dask cannot take is reported at its line."""
+    from scanner.probe.options import ConnectOptions  # noqa: PLC0415
+    from scanner.targets.inventory import InventoryError  # noqa: PLC0415
+    from scanner.targets.planning import plan  # noqa: PLC0415
+    from scanner.targets.reader import load_inventory  # noqa: PLC0415
+
+    inventory = _write(
+        tmp_path / "inv.yaml",
+        """
+        defaults:
+          zone: office
+        groups:
+          dmz:
+            zone: dmz
+            targets:
+              - target: 127.0.0.1:1
+              - {target: 127.0.0.1:2, zone: inner}
+        targets:
+          - target: 127.0.0.1:3
+        """,
+    )
+    loaded = load_inventory(inventory)
+    planned = plan(loaded, loaded.targets, ["essentials"], [], ConnectOptions(), tmp_path)
+    assert [p.connect.zone for p in planned] == ["dmz", "inner", "office"]
+    bad = _write(tmp_path / "bad.yaml", "targets:\n  - {target: 127.0.0.1:1, zone: 'dm z'}\n")
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(bad)
+    assert [p.as_line() for p in caught.value.problems] == [
+        f"{bad}:2:33: 'zone' must be a name of letters, digits, '.', '_' or '-' (e.g. dmz)"
+    ]
