@@ -156,7 +156,7 @@ def run_scan(
     evaluated: list[list[Finding] | None] = [None] * len(run.items)
     interrupted = False
     if listener is not None:
-        listener.planned(len(run.items), sum(1 for item in run.items if item.label in run.known))
+        listener.planned(len(run.items), sum(1 for item in run.items if item.label in (known or {})))
     try:
         for index, facts in run.results():
             found[index] = facts
