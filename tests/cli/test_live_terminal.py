@@ -235,11 +235,18 @@ def test_a_waiver_that_matched_nothing_is_a_warning(tls13_server, tmp_path):
     assert "warning" not in run_tlsgate(*args, "--quiet", env=_env()).stderr
 
 
+def _from_bash(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """tlsgate run from a bash process, as a user types it: the completion options detect the shell they are run
+    from (shellingham reads the process's ancestors). ``; exit`` keeps bash from replacing itself with tlsgate."""
+    command = ["bash", "-c", '"$@"; exit $?', "bash", *tlsgate_command(*args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
 def test_shell_completion(tmp_path: Path):
     """--show-completion prints the shell's completion function for tlsgate, the function completes commands,
     options and built-in pack ids, and --install-completion puts it where the shell reads it."""
-    shown = run_tlsgate("--show-completion", "bash", env=_env())
-    assert shown.code == 0, shown.stderr
+    shown = _from_bash("--show-completion", env=_env())
+    assert shown.returncode == 0, shown.stderr
     assert "_tlsgate_completion()" in shown.stdout
     assert "complete -o default -F _tlsgate_completion tlsgate" in shown.stdout
     asked = {"_TLSGATE_COMPLETE": "complete_bash", "COMP_WORDS": "tlsgate scan --no-s", "COMP_CWORD": "2"}
@@ -249,7 +256,7 @@ def test_shell_completion(tmp_path: Path):
     assert commands.stdout.split() == ["expiring"]
     packs = run_tlsgate(env=_env(**asked | {"COMP_WORDS": "tlsgate scan --pack mozilla-", "COMP_CWORD": "3"}))
     assert packs.stdout.split() == ["mozilla-intermediate", "mozilla-modern", "mozilla-old"]
-    installed = run_tlsgate("--install-completion", "bash", env=_env(HOME=str(tmp_path)))
-    assert installed.code == 0, installed.stderr
+    installed = _from_bash("--install-completion", env=_env(HOME=str(tmp_path)))
+    assert installed.returncode == 0, installed.stderr
     assert "_tlsgate_completion()" in (tmp_path / ".bash_completions" / "tlsgate.sh").read_text()
     assert "tlsgate.sh" in (tmp_path / ".bashrc").read_text()
