@@ -377,13 +377,12 @@ def _certificate_caps(out: _Caps, facts: Facts) -> None:
     if not cert.trust:
         out.warn("certificate trust was not judged")
     elif not any(t.trusted for t in cert.trust):
-        reasons = [t.reason for t in cert.trust if t.reason is not None]
-        other = [r for r in reasons if r != "name_mismatch"]
-        if other or not reasons:
-            why: str = other[0] if other else "no store trusts it"
-            out.cap("T", "untrusted", f"the certificate is not trusted: {why}", source)
+        # a store that failed it for the name alone trusts its chain: a name problem (M), not a trust problem (T)
+        if any(t.reason == "name_mismatch" for t in cert.trust):
+            out.cap("M", "name-mismatch", "a store trusts the chain, but not for this name", source)
         else:
-            out.cap("M", "name-mismatch", "the certificate does not match the name (trust)", source)
+            reason = next((t.reason for t in cert.trust if t.reason is not None), "no store trusts it")
+            out.cap("T", "untrusted", f"the certificate is not trusted: {reason}", source)
     revoked = [r for r in cert.revocation if r.leaf and r.status == "revoked"]
     if revoked:
         out.cap("T", "revoked", f"the certificate is revoked ({revoked[0].source})", source)
