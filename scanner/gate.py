@@ -10,6 +10,8 @@ exit code; every finding stays in every report.
   failures do. The evidence is deliberately not part of the key — certificate rules carry days-remaining and
   dates that change every day, which would make every baselined failure "new" the next morning.
 - ``--fail-on SEVERITY`` changes no finding's status; it decides which ones count.
+- ``--min-grade GRADE`` compares each target's grade (``scanner.grade``, from its facts) with the minimum: a grade
+  below it (T and M are below any) fails the target's gate verdict, with the reason on the target (``grade_gate``).
 
 What the gate made of each finding is decided here, once, and written on it (``Finding.decision``), with each
 target's verdict as the exit code counts it and the run's verdict and exit code on the report: every report format
@@ -424,7 +426,8 @@ def decided_target(
     grade from its facts, its verdict, and its verdict as the exit code counts it (``min_grade`` included)."""
     decided, counted = _decided(facts, findings, fail_on)
     grading = grade(facts)
-    graded, why = grade_gate(grading, facts.status == "ok", min_grade)
+    # a certificate file (tlsgate cert) has no handshake to grade: --min-grade does not apply to it
+    graded, why = grade_gate(grading, facts.status == "ok", min_grade if facts.target.source != "file" else None)
     return TargetReport(
         target=facts.target.input,
         verdict=target_verdict(facts, decided),
@@ -473,7 +476,8 @@ def regrade_report(report: Report, min_grade: Letter | None) -> Report:
     targets = []
     for target in report.targets:
         grading = grade(target.facts)
-        graded, why = grade_gate(grading, target.facts.status == "ok", min_grade)
+        applies = min_grade if target.facts.target.source != "file" else None
+        graded, why = grade_gate(grading, target.facts.status == "ok", applies)
         update = {"grade": grading.grade if grading else None, "grading": grading, "grade_gate": why}
         if min_grade is not None:
             update["gate_verdict"] = _worst((target.gate_verdict, graded))

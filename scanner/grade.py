@@ -383,6 +383,9 @@ def _certificate_caps(out: _Caps, facts: Facts) -> None:
         else:
             reason = next((t.reason for t in cert.trust if t.reason is not None), "no store trusts it")
             out.cap("T", "untrusted", f"the certificate is not trusted: {reason}", source)
+    if cert.chain_complete.status == "ok" and cert.chain_complete.value is False:
+        reason = "the served chain is incomplete (an intermediate is missing)"
+        out.cap("B", "incomplete-chain", reason, f"{GUIDE_2009K}, Changes in 2009i (8 December 2014)")
     revoked = [r for r in cert.revocation if r.leaf and r.status == "revoked"]
     if revoked:
         out.cap("T", "revoked", f"the certificate is revoked ({revoked[0].source})", source)

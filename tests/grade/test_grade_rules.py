@@ -265,3 +265,8 @@ def test_grade_gate() -> None:
     assert grade_gate(grading, True, "A") == ("fail", "grade B is below --min-grade A")
     assert grade_gate(None, True, "A")[0] == "error"
     assert grade_gate(None, False, "A") == ("pass", None)  # not scanned: already "could not check"
+
+
+def test_incomplete_chain_caps_at_b() -> None:
+    item = facts(cert=certificate(chain_complete=observed(False)))
+    assert "incomplete-chain" in caps_of(item) and grade(item).grade == "B"  # type: ignore[union-attr]
