@@ -96,8 +96,8 @@ class Grading(_Frozen):
 
 # --- the tables (guide 2009k, section "Scoring"; unchanged through 2009q) -----------------------------------
 
-# Table 2 "Criteria categories": the weight of each category.
-WEIGHTS = {"protocol": 0.3, "key_exchange": 0.3, "cipher": 0.4}
+# Table 2 "Criteria categories": the weight of each category, in tenths (integers: 0.3 * 95 is not 28.5 in floats).
+WEIGHTS = {"protocol": 3, "key_exchange": 3, "cipher": 4}
 
 # Table 3 "Protocol support rating guide". TLS 1.3 postdates the table; SSL Labs scores it 100 like TLS 1.2 (our
 # reading: docs/grade.md).
@@ -443,11 +443,8 @@ def grade(facts: Facts) -> Grading | None:
     c_score = cipher_score(a.suite for a in accepted)
     c_score = 0 if c_score is None else c_score
     parts = (p_score, k_score, c_score)
-    total = (
-        0
-        if 0 in parts
-        else round(p_score * WEIGHTS["protocol"] + k_score * WEIGHTS["key_exchange"] + c_score * WEIGHTS["cipher"])
-    )
+    tenths = p_score * WEIGHTS["protocol"] + k_score * WEIGHTS["key_exchange"] + c_score * WEIGHTS["cipher"]
+    total = 0 if 0 in parts else (tenths + 5) // 10  # rounded half up: 91.5 is 92
     letter = letter_for(total)
     _protocol_caps(out, versions, accepted)
     _suite_caps(out, accepted)
