@@ -24,7 +24,8 @@ EXIT_CODE_HELP = """Exit codes:
     0  every rule passed on every target, or every failure is waived,
        in the --baseline, or below --fail-on
     1  at least one rule failed (policy violated): not waived, new since
-       the --baseline, and at or above --fail-on
+       the --baseline, and at or above --fail-on; or a target's grade is
+       below --min-grade
     2  usage error: bad option or target, unknown or invalid rule pack,
        inventory, waivers, baseline or saved report, a file that cannot
        be read, a report path that cannot be written, a --store that

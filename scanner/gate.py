@@ -10,6 +10,8 @@ exit code; every finding stays in every report.
   failures do. The evidence is deliberately not part of the key — certificate rules carry days-remaining and
   dates that change every day, which would make every baselined failure "new" the next morning.
 - ``--fail-on SEVERITY`` changes no finding's status; it decides which ones count.
+- ``--min-grade GRADE`` compares each target's grade (``scanner.grade``, from its facts) with the minimum: a grade
+  below it (T and M are below any) fails the target's gate verdict, with the reason on the target (``grade_gate``).
 
 What the gate made of each finding is decided here, once, and written on it (``Finding.decision``), with each
 target's verdict as the exit code counts it and the run's verdict and exit code on the report: every report format
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scanner.exitcodes import ExitCode, exit_code, gate_verdict
 from scanner.facts import Facts, TargetInfo
 from scanner.findings import SEVERITIES, Decision, Finding, GateState, Severity, Status, WaiverRecord
+from scanner.grade import LETTERS, Grading, Letter, grade, meets
 from scanner.report import (
     FindingRef,
     GateInfo,
@@ -286,10 +289,13 @@ class Gate:
     fail_on: Severity = "info"
     waivers: WaiverFile | None = None
     baseline: Baseline | None = None
+    min_grade: Letter | None = None  # --min-grade: a target graded below it fails the run
 
     def __post_init__(self) -> None:
         if self.fail_on not in SEVERITIES:
             raise ValueError(f"unknown severity {self.fail_on!r}")
+        if self.min_grade is not None and self.min_grade not in LETTERS:
+            raise ValueError(f"unknown grade {self.min_grade!r}")
 
 
 def parse_severity(text: str) -> Severity | None:
@@ -321,6 +327,7 @@ def apply_gate(
         baseline=gate.baseline.path if gate.baseline else None,
         waivers_file=gate.waivers.path if gate.waivers else None,
         waivers=[_waiver_use(use, today) for use in uses],
+        min_grade=gate.min_grade,
     )
     return judged, info
 
@@ -394,16 +401,42 @@ def _decided(facts: Facts, findings: Sequence[Finding], fail_on: Severity) -> tu
     return decided, gate_verdict(scanned, decided, fail_on)
 
 
-def decided_target(facts: Facts, findings: Sequence[Finding], fail_on: Severity = "info") -> TargetReport:
+def grade_gate(grading: Grading | None, scanned: bool, min_grade: str | None) -> tuple[Verdict, str | None]:
+    """What --min-grade makes of a target's grade: ``fail`` with the reason when the grade is below it (T and M
+    are below any), ``error`` when a scanned target has no grade to compare, else ``pass``. A target not scanned
+    is left to its findings (it is "could not check" already)."""
+    if min_grade is None or not scanned:
+        return "pass", None
+    if grading is None:
+        return "error", f"no grade (its protocols were not observed): --min-grade {min_grade} not checked"
+    if meets(grading.grade, min_grade):
+        return "pass", None
+    return "fail", f"grade {grading.grade} is below --min-grade {min_grade}"
+
+
+def _worst(verdicts: Iterable[Verdict]) -> Verdict:
+    seen = set(verdicts)
+    return "fail" if "fail" in seen else "error" if "error" in seen else "pass"
+
+
+def decided_target(
+    facts: Facts, findings: Sequence[Finding], fail_on: Severity = "info", min_grade: str | None = None
+) -> TargetReport:
     """One target's report: its findings (already waived and marked by ``apply_gate``) with their decisions, its
-    verdict, and its verdict as the exit code counts it."""
+    grade from its facts, its verdict, and its verdict as the exit code counts it (``min_grade`` included)."""
     decided, counted = _decided(facts, findings, fail_on)
+    grading = grade(facts)
+    # a certificate file (tlsgate cert) has no handshake to grade: --min-grade does not apply to it
+    graded, why = grade_gate(grading, facts.status == "ok", min_grade if facts.target.source != "file" else None)
     return TargetReport(
         target=facts.target.input,
         verdict=target_verdict(facts, decided),
-        gate_verdict=counted,
+        gate_verdict=_worst((counted, graded)),
         facts=facts,
         findings=decided,
+        grade=grading.grade if grading is not None else None,
+        grading=grading,
+        grade_gate=why,
     )
 
 
@@ -421,11 +454,33 @@ def run_outcome(targets: Iterable[TargetReport]) -> tuple[Verdict, RunExitCode]:
 
 def decide_report(report: Report) -> Report:
     """A saved report with the decisions written as the gate would have written them when it was judged, from what
-    it records: statuses, baseline marks, waivers in the evidence and its --fail-on. For a report written before
-    reports carried the decisions; its verdicts and summary stay as saved."""
-    targets = []
-    for target in report.targets:
-        decided, counted = _decided(target.facts, target.findings, report.gate.fail_on)
-        targets.append(target.model_copy(update={"findings": decided, "gate_verdict": counted}))
+    it records: statuses, baseline marks, waivers in the evidence, its --fail-on and --min-grade, and the grade of
+    each target from its facts. For a report written before reports carried the decisions or the grade; its
+    verdicts and summary stay as saved."""
+    targets = [
+        decided_target(target.facts, target.findings, report.gate.fail_on, report.gate.min_grade).model_copy(
+            update={"target": target.target, "verdict": target.verdict}
+        )
+        for target in report.targets
+    ]
     verdict, code = run_outcome(targets)
     return report.model_copy(update={"targets": targets, "verdict": verdict, "exit_code": code})
+
+
+def regrade_report(report: Report, min_grade: Letter | None) -> Report:
+    """A saved report graded from its facts (a report written before grades has none) and, with ``min_grade``,
+    gated on the grade too: ``report render --min-grade``. Findings and their decisions stay as saved."""
+    if min_grade is None and all(t.grade is not None or t.facts.status != "ok" for t in report.targets):
+        return report
+    gate_info = report.gate.model_copy(update={"min_grade": min_grade}) if min_grade else report.gate
+    targets = []
+    for target in report.targets:
+        grading = grade(target.facts)
+        applies = min_grade if target.facts.target.source != "file" else None
+        graded, why = grade_gate(grading, target.facts.status == "ok", applies)
+        update = {"grade": grading.grade if grading else None, "grading": grading, "grade_gate": why}
+        if min_grade is not None:
+            update["gate_verdict"] = _worst((target.gate_verdict, graded))
+        targets.append(target.model_copy(update=update))
+    verdict, code = run_outcome(targets)
+    return report.model_copy(update={"targets": targets, "gate": gate_info, "verdict": verdict, "exit_code": code})

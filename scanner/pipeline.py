@@ -70,7 +70,10 @@ def judge(
     if gate is not None:
         names = [target_names(item.target) for item in facts]
         findings, info = apply_gate(gate, list(zip(names, findings, strict=True)), started.astimezone(UTC).date())
-    targets = [decided_target(item, judged, info.fail_on) for item, judged in zip(facts, findings, strict=True)]
+    min_grade = gate.min_grade if gate is not None else None
+    targets = [
+        decided_target(item, judged, info.fail_on, min_grade) for item, judged in zip(facts, findings, strict=True)
+    ]
     verdict, exit_code = run_outcome(targets)
     return Report(
         started_at=started,
@@ -99,7 +102,9 @@ def gated(facts: Facts, findings: list[Finding], gate: Gate | None, started: dat
     """One target's verdict and findings, through the gate, as soon as its facts are final (for streaming)."""
     if gate is not None:
         (findings,), _ = apply_gate(gate, [(target_names(facts.target), findings)], started.astimezone(UTC).date())
-    return decided_target(facts, findings, gate.fail_on if gate is not None else "info")
+    if gate is None:
+        return decided_target(facts, findings)
+    return decided_target(facts, findings, gate.fail_on, gate.min_grade)
 
 
 class Listener(Protocol):

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding, Severity, Status, WaiverRecord
+from scanner.grade import Grading
 
 REPORT_SCHEMA_VERSION = "1"
 
@@ -71,6 +72,16 @@ class TargetReport(_Frozen):
         description="The letter grade from the facts (A+, A, A-, B, C, D, E, F; T for trust, M for name mismatch), "
         "after the Qualys SSL Labs SSL Server Rating Guide (docs/grade.md); none when not scanned.",
     )
+    grading: Grading | None = Field(
+        default=None,
+        description="How the grade was worked out: the three category scores, the number, the caps that applied "
+        "(each naming the guide's section) and what the facts could not tell; none when there is no grade.",
+    )
+    grade_gate: str | None = Field(
+        default=None,
+        description="The gate's decision on the grade when --min-grade was given and the grade does not meet it "
+        "(e.g. 'grade B is below --min-grade A'): it fails the target's gate verdict. None when it meets it.",
+    )
 
 
 class Summary(_Frozen):
@@ -108,6 +119,11 @@ class GateInfo(_Frozen):
     baseline: str | None = Field(default=None, description="The baseline file: failures it lists do not count.")
     waivers_file: str | None = None
     waivers: list[WaiverUse] = Field(default_factory=list)
+    min_grade: str | None = Field(
+        default=None,
+        description="--min-grade: a target graded below it (A+ > A > A- > B > C > D > E > F; T and M below any) "
+        "fails the run.",
+    )
 
 
 class Report(_Frozen):

@@ -128,6 +128,14 @@ def show_gate(report: Report, err: bool = False) -> None:
     typer.echo(f"gate: {printable(gate_line(report))}", err=err)
 
 
+def show_grade_gate(report: Report, err: bool = False) -> None:
+    """One line per target that --min-grade failed (or could not check), saying why: for report render, which prints
+    no summary (the summary of scan and evaluate says it under each target)."""
+    for target in report.targets:
+        if target.grade_gate is not None:
+            typer.echo(f"gate: {printable(target.target)}: {printable(target.grade_gate)}", err=err)
+
+
 def scan_and_deliver(
     request: engine.ScanRequest, outputs: Sequence[Output], progress: bool, forced: bool = False
 ) -> Report:

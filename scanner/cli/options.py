@@ -21,6 +21,7 @@ from scanner.cli.errors import fatal, fatal_lines
 from scanner.exitcodes import ExitCode
 from scanner.findings import SEVERITIES
 from scanner.gate import Gate, GateFileError, load_baseline, load_waivers, parse_severity
+from scanner.grade import LETTERS, Letter, parse_grade
 from scanner.policy.operators import duration
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.render import OutputFormat
@@ -228,14 +229,37 @@ BaselineOption = Annotated[
     ),
 ]
 
+GRADE_NAMES = ", ".join(LETTERS)
+MinGradeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--min-grade",
+        metavar="GRADE",
+        help=f"Fail (exit 1) when a target's grade (docs/grade.md) is below this: {GRADE_NAMES}. T (not trusted) "
+        "and M (name mismatch) are below any.",
+        show_default=False,
+    ),
+]
 
-def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate:
+
+def load_min_grade(text: str | None) -> Letter | None:
+    """--min-grade's letter; a word that is not one is a usage error (2)."""
+    if text is None:
+        return None
+    letter = parse_grade(text)
+    if letter is None:
+        fatal(f"--min-grade {text!r}: not a grade; one of {GRADE_NAMES}", ExitCode.USAGE)
+    return letter
+
+
+def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None, min_grade: str | None = None) -> Gate:
     """The gate's options, every file read and checked now: a bad one is a usage error before scanning."""
     severity = parse_severity(fail_on)
     if severity is None:
         close = difflib.get_close_matches(fail_on.strip().lower(), SEVERITIES, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         fatal(f"--fail-on {fail_on!r}: not a severity{hint}; one of {SEVERITY_NAMES}", ExitCode.USAGE)
+    letter = load_min_grade(min_grade)
     problems: list[str] = []
     loaded_waivers = loaded_baseline = None
     try:
@@ -248,7 +272,7 @@ def load_gate(fail_on: str, waivers: Path | None, baseline: Path | None) -> Gate
         problems.extend(p.as_line() for p in exc.problems)
     if problems:
         fatal_lines(problems, ExitCode.USAGE)
-    return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline)
+    return Gate(fail_on=severity, waivers=loaded_waivers, baseline=loaded_baseline, min_grade=letter)
 
 
 @dataclass(frozen=True)
@@ -258,11 +282,12 @@ class VerdictOptions(OptionGroup):
     fail_on: FailOnOption = "info"
     waivers: WaiversOption = None
     baseline: BaselineOption = None
+    min_grade: MinGradeOption = None
     quiet: QuietOption = False
     verbose: VerboseOption = False
 
     def gate(self) -> Gate:
-        return load_gate(self.fail_on, self.waivers, self.baseline)
+        return load_gate(self.fail_on, self.waivers, self.baseline, self.min_grade)
 
 
 # --- client credentials and trust stores (scan) -----------------------------------------------------------

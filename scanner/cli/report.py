@@ -7,15 +7,25 @@ from typing import Annotated
 
 import typer
 
-from scanner.cli.deliver import deliver, plural
+from scanner.cli.deliver import deliver, plural, show_grade_gate
 from scanner.cli.errors import fatal
-from scanner.cli.options import FORMAT_HELP, STDOUT, check_output, parse_outputs, saved_files_argument
+from scanner.cli.options import (
+    FORMAT_HELP,
+    STDOUT,
+    MinGradeOption,
+    check_output,
+    load_min_grade,
+    parse_outputs,
+    saved_files_argument,
+)
 from scanner.exitcodes import ExitCode
 from scanner.textsafe import printable
 
 RENDER_EXIT_HELP = """Exit codes:
   0  every report was written
-  2  usage error: bad --format, or SAVED is not a readable tlsgate JSON report
+  1  with --min-grade: a target's grade is below it (the reports were written)
+  2  usage error: bad --format or --min-grade, or SAVED is not a readable
+     tlsgate JSON report
   4  a report could not be written"""
 
 
@@ -27,20 +37,28 @@ def report_render(
         list[str],
         typer.Option("--format", metavar="FORMAT[=PATH]", help=FORMAT_HELP, show_default=False),
     ],
+    min_grade: MinGradeOption = None,
 ) -> None:
     """Render a saved JSON report in other formats: nothing is scanned or judged again.
 
     The report keeps its findings and verdicts as saved (to judge saved facts against other packs, use
-    evaluate), so the exit code says whether the reports were written, not whether the policy was met.
+    evaluate), so the exit code says whether the reports were written, not whether the policy was met. Each
+    target is graded from its saved facts (docs/grade.md); with --min-grade a grade below it exits 1.
     """
+    from scanner.gate import regrade_report  # noqa: PLC0415
+    from scanner.grade import meets  # noqa: PLC0415
     from scanner.saved import SavedFileError, read_report  # noqa: PLC0415
 
     outputs = parse_outputs(format_)
+    letter = load_min_grade(min_grade)
     try:
-        report = read_report(saved)
+        report = regrade_report(read_report(saved), letter)
     except SavedFileError as exc:
         fatal(str(exc), ExitCode.USAGE)
     deliver(report, outputs, summary=False)
+    show_grade_gate(report, err=True)
+    if letter is not None and any(t.grade is not None and not meets(t.grade, letter) for t in report.targets):
+        raise typer.Exit(ExitCode.POLICY_FAILED)
 
 
 BASELINE_EXIT_HELP = """Exit codes:

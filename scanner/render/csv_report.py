@@ -3,6 +3,7 @@
 For spreadsheets and ad-hoc filtering; the JSON report stays the complete record. The last column, ``gate``, says
 what the gate made of a row (appended last, so readers of the earlier columns keep working): ``counted`` (decides
 the exit code), ``baseline``, ``below_fail_on``, ``waived``, or empty for a rule that passed or does not apply.
+``grade``, after it, is the target's grade (docs/grade.md), the same on each of its rows; empty when not scanned.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COLUMNS: tuple[str, ...] = (
     "message",
     "remediation",
     "gate",
+    "grade",
 )
 
 # A cell starting with one of these is a formula to Excel and LibreOffice. Messages quote what scanned servers
@@ -45,6 +47,9 @@ def render(report: Report) -> str:
     for target in report.targets:
         for f in target.findings:
             gate = state(f) or ""
-            row = (target.target, f.pack, f.rule, f.severity, f.status.value, f.title, f.message, f.remediation, gate)
+            row = (
+                *(target.target, f.pack, f.rule, f.severity, f.status.value, f.title, f.message, f.remediation),
+                *(gate, target.grade or ""),
+            )
             writer.writerow([cell(value) for value in row])
     return out.getvalue()

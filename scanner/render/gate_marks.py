@@ -15,7 +15,12 @@ from scanner.report import GateInfo, Report, TargetReport, WaiverUse
 
 def gate_in_use(gate: GateInfo) -> bool:
     """Whether the run had any gate option: otherwise every failure counts and there is nothing to say."""
-    return gate.baseline is not None or gate.waivers_file is not None or gate.fail_on != "info"
+    return (
+        gate.baseline is not None
+        or gate.waivers_file is not None
+        or gate.fail_on != "info"
+        or gate.min_grade is not None
+    )
 
 
 def gate_options(report: Report, quote: Callable[[str], str] = str) -> list[str]:
@@ -27,6 +32,8 @@ def gate_options(report: Report, quote: Callable[[str], str] = str) -> list[str]
         options.append(f"baseline {quote(gate.baseline)}")
     if gate.waivers_file is not None:
         options.append(f"waivers {quote(gate.waivers_file)}")
+    if gate.min_grade is not None:
+        options.append(f"--min-grade {quote(gate.min_grade)}")
     return options
 
 
@@ -110,3 +117,14 @@ def gate_line(report: Report) -> str:
     ]
     line = f"{_plural(counted, 'failure')} counted"
     return line + (f"; not counted: {', '.join(parts)}" if parts else "")
+
+
+def grade_summary(target: TargetReport) -> str | None:
+    """``B (score 93; TLSv1.0 and TLSv1.1 accepted)``: the grade, its score and the rule that limited it, or None
+    for a target without a grade."""
+    grading = target.grading
+    if target.grade is None or grading is None:
+        return None
+    limit = next((c for c in grading.caps if c.grade == grading.grade), None)
+    reason = f"; {limit.reason}" if limit is not None else ""
+    return f"{grading.grade} (score {grading.score}{reason})"

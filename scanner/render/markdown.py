@@ -23,6 +23,7 @@ from scanner.render.gate_marks import (
     gate_in_use,
     gate_line,
     gate_options,
+    grade_summary,
     not_counted_reason,
     state,
     waived_text,
@@ -121,10 +122,11 @@ def _summary_line(report: Report) -> str:
 
 
 def _table(report: Report, severities: list[str]) -> list[str]:
-    head = ["Target", "Verdict", *(s.capitalize() for s in severities), "Not checked"]
+    graded = any(target.grade is not None for target in report.targets)  # no Grade column when none has one
+    head = ["Target", "Verdict", *(["Grade"] if graded else []), *(s.capitalize() for s in severities), "Not checked"]
     rows = [
         "| " + " | ".join(head) + " |",
-        "|" + "|".join([":--", ":--", *("--:" for _ in severities), "--:"]) + "|",
+        "|" + "|".join([":--", ":--", *([":-:"] if graded else []), *("--:" for _ in severities), "--:"]) + "|",
     ]
     for target in report.targets:
         failed = [f.severity for f in target.findings if f.status == Status.failed]
@@ -133,7 +135,7 @@ def _table(report: Report, severities: list[str]) -> list[str]:
         counted = target.gate_verdict
         if counted != target.verdict:  # what failed or went unchecked does not all count: say what the gate saw
             verdict += f" (gate: {_GATE_VERDICT_WORDS[counted]})"
-        cells = [escape(target.target), verdict]
+        cells = [escape(target.target), verdict, *([escape(target.grade or "\u2013")] if graded else [])]
         cells += [str(failed.count(s)) for s in severities]
         cells.append(str(unchecked))
         rows.append("| " + " | ".join(cells) + " |")
@@ -158,7 +160,7 @@ def _target_details(report: Report, target: TargetReport) -> list[str]:
     """Nothing for a passing target that serves one certificate; otherwise a heading, the certificates when it
     serves several, and one line per failed or inconclusive rule, those the gate counts first."""
     deployments = several(target.facts)
-    if target.verdict == "pass" and not deployments:
+    if target.verdict == "pass" and not deployments and target.grade_gate is None:
         return []
     lines = ["", f"### {VERDICT_LABELS.get(target.verdict, escape(target.verdict))} {escape(target.target)}", ""]
     error = target.facts.error
@@ -166,6 +168,10 @@ def _target_details(report: Report, target: TargetReport) -> list[str]:
         reason = f"{error.error_class.value}: {error.message}" if error else "no reason recorded"
         # every rule of an unscanned target is inconclusive for the same reason: one line says it
         return [*lines, f"Not scanned: {escape(reason)}"]
+    if (graded := grade_summary(target)) is not None:
+        lines += [f"Grade: {escape(graded)}", ""]
+    if target.grade_gate is not None:
+        lines += [f"Gate: {escape(target.grade_gate)}", ""]
     if deployments:
         lines += [f"Certificates served: {len(deployments)}", ""]
         lines += [f"- certificate {escape(deployment_text(d), 2 * MAX_LINE_CHARS)}" for d in deployments]

@@ -12,6 +12,10 @@ finding is a result with an accepted external suppression carrying the waiver; e
 ``properties.gate`` / ``properties.counted`` whether it counts towards the exit code (a failure below --fail-on
 keeps its level). An expired waiver is a warning notification of the invocation. A waived result has no
 ``baselineState``: waivers outrank the baseline, so the report does not record whether the baseline lists it.
+
+The grade (docs/grade.md) is a property too: ``grade`` on each result of a graded target, ``grade``, ``gradeScore``,
+``gradeCaps`` and ``gradeGate`` (why --min-grade failed it) on its artifact, and ``grades`` (target -> grade) on the
+run; all absent when no target has a grade, so a report without grades renders as before.
 """
 
 from __future__ import annotations
@@ -165,6 +169,8 @@ def _result(report: Report, target: TargetReport, finding: Finding, index: int) 
         "gate": gate_state,
         "counted": gate_state == "counted",
     }
+    if target.grade is not None:  # the target's grade (docs/grade.md), the same on each of its results
+        properties["grade"] = target.grade
     if gate_state == "below_fail_on":
         properties["failOn"] = report.gate.fail_on
     result: dict[str, Any] = {
@@ -238,10 +244,26 @@ def _gate_properties(report: Report) -> dict[str, Any]:
         "failOn": gate.fail_on,
         "baseline": gate.baseline,
         "waiversFile": gate.waivers_file,
+        **({"minGrade": gate.min_grade} if gate.min_grade is not None else {}),
         "waivers": {
             status: sum(1 for use in gate.waivers if use.status == status) for status in get_args(WaiverStatus)
         },
     }
+
+
+def _grade_properties(target: TargetReport) -> dict[str, Any]:
+    grading = target.grading
+    properties: dict[str, Any] = {"grade": target.grade, "gradeGate": target.grade_gate}
+    if grading is not None:
+        properties["gradeScore"] = grading.score
+        properties["gradeCaps"] = [cap.model_dump(mode="json") for cap in grading.caps]
+    return properties
+
+
+def _grades(report: Report) -> dict[str, str | None]:
+    if all(target.grade is None for target in report.targets):
+        return {}
+    return {target.target: target.grade for target in report.targets}
 
 
 def sarif_log(report: Report) -> dict[str, Any]:
@@ -286,6 +308,7 @@ def sarif_log(report: Report) -> dict[str, Any]:
                 "location": {"uri": target_uri(target.facts)},
                 "description": {"text": target.target},
                 "roles": ["analysisTarget"],
+                **({"properties": _grade_properties(target)} if target.grade is not None else {}),
             }
             for target in report.targets
         ],
@@ -293,6 +316,8 @@ def sarif_log(report: Report) -> dict[str, Any]:
         "properties": {
             "packs": [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in report.packs],
             "summary": report.summary.model_dump(mode="json"),
+            # each target's grade (none when not graded): absent when no target has one
+            **({"grades": grades} if (grades := _grades(report)) else {}),
             "renderedBy": f"{TOOL_NAME} {__version__}",
             **({"gate": _gate_properties(report)} if gate_in_use(report.gate) else {}),
         },

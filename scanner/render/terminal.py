@@ -16,6 +16,7 @@ from rich.text import Text
 from scanner.facts import Facts
 from scanner.findings import Finding, Status
 from scanner.render.certificates import deployment_text, lint_text, several
+from scanner.render.gate_marks import grade_summary
 from scanner.report import Report, TargetReport
 from scanner.textsafe import printable
 
@@ -27,6 +28,7 @@ _STATUS_STYLE = {
     Status.not_applicable: "dim",
     Status.waived: "cyan",
 }
+_GRADE_STYLE = {"A": "bold green", "B": "bold yellow", "T": "bold red", "M": "bold red"}
 _SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "blue", "info": "dim"}
 
 
@@ -93,7 +95,7 @@ def _head(target: TargetReport) -> Text:
         head.append(f"not scanned ({error.error_class.value})", style="yellow")
         return head
     if target.grade is not None:
-        head.append(f"grade {printable(target.grade)}  ", style="bold")
+        head.append(f"grade {printable(target.grade)}  ", style=_GRADE_STYLE.get(target.grade[0], "bold"))
     head.append(f"({_counts(target)})")
     return head
 
@@ -105,9 +107,13 @@ def target_lines(target: TargetReport, *, verbose: bool = False) -> list[Text]:
     lines = [_head(target)]
     if facts.error is not None:
         return lines
+    if target.grade_gate is not None:
+        lines.append(Text(f"      gate: {printable(target.grade_gate)}", style="red"))
     if verbose:
         accepted = ", ".join(p.version.value for p in facts.protocols if p.status == "accepted") or "none"
         lines.append(Text(f"      protocols accepted: {accepted}", style="dim"))
+        if (graded := grade_summary(target)) is not None:
+            lines.append(Text(f"      grade: {printable(graded)}", style="dim"))
         lines.extend(_certificate_lines(facts))
     elif deployments := several(facts):
         labels = ", ".join(printable(d.label) for d in deployments)

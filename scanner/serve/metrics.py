@@ -139,7 +139,17 @@ class _Families:
             "that could not be probed.",
             ["target", "protocol"],
         )
-        # Grade (issue 16): once targets are graded, a `tlsgate_grade_score{target}` family joins here.
+        self.grade_score = gauge(
+            "grade_score",
+            "The target's SSL Labs-style score, 0-100, from the latest scan (docs/grade.md); absent when not graded.",
+            ["target"],
+        )
+        self.grade = gauge(
+            "grade",
+            "1 for the target's grade in the latest scan (A+, A, A-, B, C, D, E, F; T not trusted, M name "
+            "mismatch); absent when not graded.",
+            ["target", "grade"],
+        )
 
     def add(self, target: TargetReport, packs: Sequence[str], now: float) -> None:
         facts = target.facts
@@ -164,11 +174,14 @@ class _Families:
             self.remaining.add_metric([label, key], expires - now)
         for version in facts.accepted_versions():
             self.protocol.add_metric([label, str(version)], 1.0)
+        if target.grading is not None:
+            self.grade_score.add_metric([label], float(target.grading.score))
+            self.grade.add_metric([label, target.grading.grade], 1.0)
 
     def all(self) -> list[Metric]:
         return [
             self.last_scan, self.success, self.pack_passed, self.failed, self.not_after,
-            self.remaining, self.protocol,
+            self.remaining, self.protocol, self.grade_score, self.grade,
         ]  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding
+from scanner.grade import grade
 from scanner.report import GateInfo, PackInfo, Report, ScanOptions, TargetReport, summarise
 from scanner.store import codec
 from scanner.store.schema import certificates, facts, failures, findings, run_targets, runs, targets
@@ -123,6 +124,21 @@ class EncodedTarget:
     grade: str | None = None
 
 
+def _target_report(row: Any, facts: Facts) -> TargetReport:
+    """A stored target as a report's target: the grade is worked out again from its facts (a pure function), so a
+    run recorded before grades existed has them too."""
+    grading = grade(facts)
+    return TargetReport(
+        target=row.label,
+        verdict=row.verdict,
+        gate_verdict=row.gate_verdict,
+        facts=facts,
+        findings=codec.decode_findings(row.findings_doc),
+        grade=grading.grade if grading is not None else None,
+        grading=grading,
+    )
+
+
 def encode_target(position: int, result: TargetReport) -> EncodedTarget:
     info = result.facts.target
     facts_raw = codec.canonical_facts(result.facts)
@@ -159,6 +175,7 @@ def encode_target(position: int, result: TargetReport) -> EncodedTarget:
             for f in result.findings
             if f.status.value in FAILED_STATUSES
         ),
+        grade=result.grade,
     )
 
 
@@ -520,16 +537,7 @@ class Store:
                 .where(run_targets.c.run_id == run_id, *([targets.c.label.in_(list(only))] if only is not None else []))
                 .order_by(run_targets.c.position)
             ).all()
-        items = [
-            TargetReport(
-                target=row.label,
-                verdict=row.verdict,
-                gate_verdict=row.gate_verdict,
-                facts=codec.decode_facts(row.facts_doc, row.started, row.finished),
-                findings=codec.decode_findings(row.findings_doc),
-            )
-            for row in rows
-        ]
+        items = [_target_report(row, codec.decode_facts(row.facts_doc, row.started, row.finished)) for row in rows]
         verdict, exit_code = run_outcome(items)
         options = ScanOptions.model_validate_json(run.options)
         if run.status == "interrupted" and not options.interrupted:

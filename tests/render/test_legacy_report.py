@@ -3,6 +3,8 @@
 ``data/legacy-report.json`` was written by tlsgate before this change (commit 7182477), from the gate scenario of
 test_render_gate (a failure in the baseline, a waived one, one whose waiver expired, one below --fail-on medium,
 an inconclusive rule, a target not scanned); ``data/legacy-report.*`` are what that tlsgate rendered from it.
+``legacy-report.csv`` was rendered again when CSV gained its last column, ``grade`` (issue 17): the other columns
+are as that tlsgate wrote them, and the grade is empty (its facts hold no cipher suites to grade).
 The HTML rendering is stored gzip-compressed: it is generated output, and kept as plain HTML it would be read as
 source (its repeated markup counted as repeated code).
 """
@@ -26,6 +28,8 @@ LEGACY = DATA / "legacy-report.json"
 # JSON and JSON Lines gain the new fields; every other format must not change by a byte.
 UNCHANGED = [fmt for fmt in OutputFormat if fmt not in (OutputFormat.json, OutputFormat.jsonl)]
 NEW_REPORT_FIELDS = ("verdict", "exit_code")
+NEW_TARGET_FIELDS = ("gate_verdict", "grade", "grading", "grade_gate")
+NEW_GATE_FIELDS = ("min_grade",)
 # Facts the model gained since, by group: read from the old report as not probed.
 NEW_FACT_FIELDS = {
     "client_auth": ("enforcement", "untrusted_enforcement"),
@@ -88,8 +92,9 @@ def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
 
 def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in data.items() if k not in NEW_REPORT_FIELDS}
+    data["gate"] = {k: v for k, v in data["gate"].items() if k not in NEW_GATE_FIELDS}
     data["targets"] = [
-        {k: v for k, v in t.items() if k != "gate_verdict"}
+        {k: v for k, v in t.items() if k not in NEW_TARGET_FIELDS}
         | {"facts": _without_new_facts(t["facts"])}
         | {"findings": [{k: v for k, v in f.items() if k not in ("decision", "section")} for f in t["findings"]]}
         for t in data["targets"]

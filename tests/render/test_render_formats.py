@@ -301,9 +301,9 @@ def test_csv_one_row_per_finding(report):
     assert len(rows) - 1 == len(findings)
     first_target = findings[0][0]
     assert rows[1] == [
-        first_target.target, "demo-pack", "R-1", "high", "pass", "title of R-1", "observed", "fix R-1", "",
-    ]  # fmt: skip
-    assert [row[-1] for row in rows[2:4]] == ["", "waived"]  # the gate column: nothing to count, waived
+        first_target.target, "demo-pack", "R-1", "high", "pass", "title of R-1", "observed", "fix R-1", "", "",
+    ]  # fmt: skip  # the last two: the gate (nothing to count), the grade (no suites observed: none)
+    assert [row[-2] for row in rows[2:4]] == ["", "waived"]  # the gate column: nothing to count, waived
     hostile = next(row for row in rows if row[2] == "R-5")
     assert hostile[6] == printable_lines(HOSTILE)  # commas, quotes and the newline survive, the BEL shown escaped
 

@@ -310,9 +310,10 @@ def test_junit_without_gate_options_is_unchanged(tmp_path: Path) -> None:
 
 
 def test_csv_gate_column(report: Report) -> None:
-    """The gate column, appended last, says counted, baseline, below_fail_on or waived; empty for a pass."""
+    """The gate column, appended after the finding's, says counted, baseline, below_fail_on or waived; empty for a
+    pass (the grade column follows it)."""
     rows = list(csv.DictReader(io.StringIO(csv_report.render(report), newline="")))
-    assert csv_report.COLUMNS[-1] == "gate" and csv_report.COLUMNS[:8] == (
+    assert csv_report.COLUMNS[-2:] == ("gate", "grade") and csv_report.COLUMNS[:8] == (
         "target", "pack", "rule", "severity", "status", "title", "message", "remediation",
     )  # fmt: skip
     gate = {(r["target"], r["rule"]): (r["status"], r["gate"]) for r in rows}

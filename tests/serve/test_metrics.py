@@ -21,7 +21,7 @@ from scanner.serve.metrics import METRIC_NAMES, LatestState, TargetCollector, ex
 from tests.helpers import issue_certificate, protocol_facts, target_report
 
 NOW = dt.datetime(2026, 12, 5, 9, 0, tzinfo=dt.UTC)
-LABELS = {"target", "pack", "severity", "protocol", "key"}
+LABELS = {"target", "pack", "severity", "protocol", "key", "grade"}  # grade: one of ten letters
 
 
 def _finding(pack: str, rule: str, severity: str, status: Status) -> Finding:
@@ -129,7 +129,7 @@ def test_pass_per_pack_follows_the_gate() -> None:
 
 
 def test_labels_are_bounded_and_names_prefixed(dual_facts: Facts) -> None:
-    """Only the five bounded label names; every family is tlsgate_ and documented; no suite ever becomes a label."""
+    """Only the six bounded label names; every family is tlsgate_ and documented; no suite ever becomes a label."""
     registry = registry_of(
         TargetCollector(lambda: [target_report(dual_facts, [_finding("p", "R", "high", Status.failed)])])
     )
