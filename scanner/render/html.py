@@ -826,8 +826,11 @@ def _compact(value: object) -> str:
         return value
     if isinstance(value, list | tuple):
         return ", ".join(_compact(v) for v in value) if value else "(none)"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k} {_compact(v)}" for k, v in value.items())
+    if isinstance(value, Mapping):  # a constraint or filter as the pack wrote it: {FIELD: VALUE, LIST or {OP: ARG}}
+        return ", ".join(
+            f"{k} {'in ' if isinstance(v, list | tuple) else '' if isinstance(v, Mapping) else '= '}{_compact(v)}"
+            for k, v in value.items()
+        )
     return json.dumps(value, default=str, ensure_ascii=False)
 
 

@@ -305,23 +305,23 @@ def test_page_is_self_contained(page: str) -> None:
 
 
 def _assert_self_contained(page: str) -> None:
-    """No external resource of any kind; the one script is inline and is the only one the page's CSP runs."""
+    """No external resource of any kind; the two scripts are inline and the only ones the page's CSP runs."""
     lowered = page.lower()
     for external in ("<link", "src=", "@import", "url(", "<img", "<iframe", "<object", "<embed", "fetch(", "xmlhttp"):
         assert external not in lowered, external
     assert not re.search(r"<[a-z][^>]*\son[a-z]+=", lowered), "inline event handler"
     assert "<style>" in lowered
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
-    assert len(scripts) == lowered.count("<script") == 1
-    attributes, script = scripts[0]
-    assert attributes == ""
+    assert len(scripts) == lowered.count("<script") == 2
+    assert all(attributes == "" for attributes, _ in scripts)
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
     assert csp is not None
-    assert page.index("Content-Security-Policy") < page.index("<style>")
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert page.index("Content-Security-Policy") < page.index("<script>") < page.index("<style>")
+    digests = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for _, script in scripts
+    )
     assert csp.group(1) == (
-        "default-src 'none'; style-src 'unsafe-inline'; "
-        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src {digests}; base-uri 'none'; form-action 'none'"
     )
 
 
@@ -347,29 +347,47 @@ def test_overview_lists_every_target_with_its_verdict(page: str) -> None:
         [("good.example:443", "pass"), ("legacy.example:443", "fail"), ("missing.invalid:443", "error")], 1
     ):
         assert f'<a href="#target-{index}">{name}</a>' in overview
-        assert f'<tr data-verdict="{verdict}">' in overview
-        assert f'<section class="target" id="target-{index}">' in page
+        assert f'<tr data-target="{index}" data-verdict="{verdict}">' in overview
+        assert f'<section class="target" id="target-{index}" data-verdict="{verdict}">' in page
 
 
 def test_failing_finding_shows_rule_and_evidence(page: str) -> None:
-    """The failed finding's row carries its status and severity, its rule id and its evidence."""
+    """The failed finding's row carries its status and severity, its rule id, its evidence in words (the
+    offending version named once) and its remediation, visible (not folded); the anchor the overview links to."""
     section = page.split('id="target-2"', 1)[1].split("</section>", 1)[0]
-    row = re.search(r'<tr data-status="fail" data-severity="high"[^>]*>.*?</tr>', section, re.S)
+    row = re.search(
+        rf'<tr id="target-2.tls13-only.{FAIL_RULE}" data-status="fail" data-severity="high"[^>]*>.*?</tr>',
+        section,
+        re.S,
+    )
     assert row is not None
     assert FAIL_RULE in row.group(0)
-    assert "<details>" in row.group(0)
-    text = html.unescape(row.group(0))
-    assert '"offending": [\n    {\n      "cipher_order": null,\n      "cipher_suites": [' in text
-    assert '"version": "TLSv1.2"' in text
-    assert "Set the minimum protocol version to TLS 1.3." in text
-    assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in section
+    assert "<details" not in row.group(0) and "<pre" not in row.group(0)
+    evidence = re.search(r'<dl class="evidence">(.*?)</dl>', row.group(0), re.S)
+    assert evidence is not None
+    assert _text(evidence.group(1)) == (
+        "Fact protocols Rule demands each version = TLSv1.3 Of the elements where status = accepted Offending TLSv1.2"
+    )
+    fix = re.search(r'<td class="wrap fix">(.*?)</td>', row.group(0), re.S)
+    assert fix is not None and "Set the minimum protocol version to TLS 1.3." in fix.group(1)
+    assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in section  # in the folded fact tables
 
 
 def test_unscanned_target_shows_error_class(page: str) -> None:
-    """A target that could not be scanned shows its error class and message instead of facts."""
+    """A target that could not be scanned shows one block with its error class and message: no row per rule and
+    no empty fact tables; the overview says the same instead of a count of inconclusive rules."""
     section = page.split('id="target-3"', 1)[1].split("</section>", 1)[0]
-    assert "<code>dns</code>: missing.invalid does not resolve" in section
-    assert "No protocol information was collected." in section
+    block = re.search(r'<div class="alert not-scanned" role="note" data-error-class="dns">(.*?)</div>', section, re.S)
+    assert block is not None
+    assert _text(block.group(1)) == (
+        f"Not scanned: dns {DASH} missing.invalid does not resolve None of the 1 rules of its packs could be checked."
+    )
+    assert "<table" not in section and "<details" not in section
+    row = _overview(page).split('<tr data-target="3"', 1)[1].split("</tr>", 1)[0]
+    assert f'data-error-class="dns">not scanned: <code>dns</code> {DASH} missing.invalid does not resolve</td>' in row
+    assert 'class="cell' not in row
+    failed = page.split('<section id="failed-rules">', 1)[1].split("</section>", 1)[0]
+    assert '<li data-error-class="dns">' in failed and "missing.invalid does not resolve" in failed
 
 
 def test_untrusted_text_is_escaped(page: str) -> None:
@@ -486,7 +504,8 @@ def test_group_error_and_not_probed_groups(page: str) -> None:
     for section in (legacy, missing):
         assert '<table class="facts' not in section
         assert "<h3>Behaviours</h3>" not in section
-        assert "Not probed: key exchange groups, behaviours, sessions, client authentication." in section
+    assert "Not probed: key exchange groups, behaviours, sessions, client authentication." in legacy
+    assert "Not probed:" not in missing  # not scanned: one block says why, no fact tables
 
 
 def test_sessions_table_and_ca_name_escaping(report: Report) -> None:
@@ -822,7 +841,7 @@ def test_stapling_and_revocation(cert_page: str) -> None:
     assert "Revocation was not checked." in old
 
 
-def test_expiry_in_overview_and_list(cert_page: str, page: str) -> None:
+def test_expiry_in_overview_and_list(cert_page: str, page: str, report: Report) -> None:
     """The overview shows each leaf's expiry; certificates expiring within 30 days (or expired) are listed."""
     overview = cert_page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
     assert '<th scope="col">Certificate expires</th>' in overview
@@ -849,9 +868,14 @@ def test_expiry_in_overview_and_list(cert_page: str, page: str) -> None:
     old = _section(cert_page, 2)
     assert '<span class="vbar expired" aria-hidden="true"><span style="width: 100.0%"></span></span>' in old
     assert '<span class="days expired">expired 5 days ago</span>' in old
-    # Without anything close to expiry there is no list; a target without a certificate shows a dash.
+    # Without anything close to expiry there is no list; a scanned target without a certificate shows a dash.
     assert 'class="alert expiring-list"' not in page
-    assert re.search(r'<td class="cert-expiry"><span class="muted">\u2013</span></td>', page)
+    assert '<td class="cert-expiry"><span class="muted">\u2013</span></td>' not in page
+    bare = report.targets[1].model_copy(
+        update={"facts": report.targets[1].facts.model_copy(update={"certificate": CertificateFacts(status="ok")})}
+    )
+    without = html_render.render(report.model_copy(update={"targets": [bare], "summary": summarise([bare])}))
+    assert re.search(r'<td class="cert-expiry"><span class="muted">\u2013</span></td>', without)
 
 
 def test_file_target(cert_page: str) -> None:
@@ -909,24 +933,21 @@ def _overview(page: str) -> str:
 def test_overview_matrix_and_severity_counts(page: str) -> None:
     """The overview opens with the targets by verdict, failed findings by severity and a targets x packs matrix."""
     overview = _overview(page)
-    assert overview.index('class="verdicts"') < overview.index('class="pack-matrix"') < overview.index('"overview"')
+    assert overview.index('class="verdicts"') < overview.index('class="overview pack-matrix"')
     assert _row_texts(_table(overview, "verdicts")) == [["3", "1", "1", "1"]]
     severities = _table(overview, "severity-counts")
     assert re.findall(r'<th scope="col" class="sev sev-(\w+)">', severities) == list(html_render.SEVERITIES)
     assert _row_texts(severities) == [["0", "1", "0", "0", "0"]]
     assert '<td data-severity="high" data-count="1" class="sev-high nonzero">1</td>' in severities
-    matrix = _table(overview, "pack-matrix")
-    assert re.findall(r'<th scope="col"><code>([^<]+)</code></th>', matrix) == ["tls13-only"]
-    assert _row_texts(matrix) == [
-        ["good.example:443", "Pass 1 pass"],
-        ["legacy.example:443", "Fail 1 fail"],
-        ["missing.invalid:443", "Error 1 error"],
+    matrix = _table(overview, "overview pack-matrix")
+    assert re.findall(r'<th scope="col" data-pack="([^"]+)"><code>\1</code></th>', matrix) == ["tls13-only"]
+    assert [row[:3] for row in _row_texts(matrix)] == [
+        ["good.example:443", "Pass", "Pass 1 pass"],
+        ["legacy.example:443", "Fail", "Fail 1 fail"],
+        ["missing.invalid:443", "Error", f"not scanned: dns {DASH} missing.invalid does not resolve"],
     ]
-    assert re.findall(r'<td class="cell (\w+)" data-pack="tls13-only" data-status="\1">', matrix) == [
-        "pass",
-        "fail",
-        "error",
-    ]
+    assert re.findall(r'<td class="cell (\w+)" data-pack="tls13-only" data-status="\1">', matrix) == ["pass", "fail"]
+    assert "Grade" not in matrix  # no target has a grade in this report
     assert '<a href="#target-2">legacy.example:443</a>' in matrix
 
 
@@ -1072,12 +1093,14 @@ def test_findings_filter_markup(page: str) -> None:
     assert severity is not None and pack is not None
     assert re.findall(r'<option value="([^"]*)">', severity.group(1)) == ["", "high"]
     assert re.findall(r'<option value="([^"]*)">', pack.group(1)) == ["", "tls13-only"]
-    rows = re.findall(r"<tr (data-status=\"\w+\" data-severity[^>]*)>", page)
+    rows = re.findall(r"<tr (?:id=\"[^\"]+\" )?(data-status=\"\w+\" data-severity[^>]*)>", page)
+    # the pass is listed folded (in <noscript>), the fail unfolded; the unscanned target has no row per rule
     assert rows == [
         f'data-status="{status}" data-severity="high" data-pack="tls13-only" data-rule="{FAIL_RULE}"'
-        for status in ("pass", "fail", "error")
+        for status in ("pass", "fail")
     ]
-    assert page.count('<tr class="no-match" hidden>') == 3
+    assert page.count('<tr class="no-match" hidden>') == 2
     printed = page.split("@media print {", 1)[1].split("</style>", 1)[0]
+    assert "html.failed-only details.lazy, details.lazy > :not(summary) { display: block !important; }" in printed
     assert ".filters { display: none !important; }" in printed
     assert "table.findings tbody tr[data-status][hidden] { display: table-row; }" in printed
