@@ -821,14 +821,19 @@ class EvidenceLine(NamedTuple):
     mono: bool = False
 
 
-def _compact(value: object) -> str:
+def _compact(value: object, nested: bool = False) -> str:
+    """A value of a constraint or filter as the pack wrote it, in a line: {FIELD: VALUE, LIST or {OP: ARG}} reads
+    ``FIELD = VALUE``, ``FIELD in A, B`` or ``FIELD OP ARG``."""
     if isinstance(value, str):
         return value
     if isinstance(value, list | tuple):
         return ", ".join(_compact(v) for v in value) if value else "(none)"
-    if isinstance(value, Mapping):  # a constraint or filter as the pack wrote it: {FIELD: VALUE, LIST or {OP: ARG}}
+    if isinstance(value, Mapping):
+        if nested:
+            return ", ".join(f"{k} {_compact(v)}" for k, v in value.items())
         return ", ".join(
-            f"{k} {'in ' if isinstance(v, list | tuple) else '' if isinstance(v, Mapping) else '= '}{_compact(v)}"
+            f"{k} {'' if isinstance(v, Mapping) else 'in ' if isinstance(v, list | tuple) else '= '}"
+            f"{_compact(v, nested=True)}"
             for k, v in value.items()
         )
     return json.dumps(value, default=str, ensure_ascii=False)

@@ -1104,3 +1104,141 @@ def test_findings_filter_markup(page: str) -> None:
     assert "html.failed-only details.lazy, details.lazy > :not(summary) { display: block !important; }" in printed
     assert ".filters { display: none !important; }" in printed
     assert "table.findings tbody tr[data-status][hidden] { display: table-row; }" in printed
+
+
+# --- the triage view: what failed first ---------------------------------------------------------------------------
+
+
+def _copies(target: TargetReport, count: int) -> list[TargetReport]:
+    """``count`` copies of a target under names of their own (a fleet with one configuration)."""
+    return [target.model_copy(update={"target": f"host-{i}.example:443"}) for i in range(1, count + 1)]
+
+
+def _with_targets(report: Report, targets: list[TargetReport]) -> Report:
+    return report.model_copy(update={"targets": targets, "summary": summarise(targets)})
+
+
+def test_what_failed_groups_a_rule_across_targets(report: Report) -> None:
+    """A rule that failed on several targets is one entry atop the page, before the overview, with its severity,
+    title, count, one-line remediation and a link per target to that target's finding; a fleet shows three
+    targets and the rest folded behind "all N targets"."""
+    targets = [report.targets[0], *_copies(report.targets[1], 2), report.targets[2]]
+    page = html_render.render(_with_targets(report, targets))
+    failed = page.split('<section id="failed-rules">', 1)[1].split("</section>", 1)[0]
+    assert page.index('<section id="failed-rules">') < page.index('<section id="overview">')
+    (entry,) = re.findall(r'<ol class="failed-rules failures">\s*<li[^>]*>(.*?)</li>\s*</ol>', failed, re.S)
+    assert _text(entry.split("</div>", 1)[0]) == (
+        f"high No protocol version other than TLS 1.3 is accepted {DASH} 2 targets {FAIL_RULE} tls13-only"
+    )
+    assert '<p class="fix"><strong>Fix:</strong> Set the minimum protocol version to TLS 1.3.</p>' in entry
+    links = re.findall(r'<a href="#([^"]+)">(host-\d\.example:443)</a>', entry)
+    assert links == [(f"target-{i}.tls13-only.{FAIL_RULE}", f"host-{i - 1}.example:443") for i in (2, 3)]
+    assert all(f'<tr id="{anchor}" data-status="fail"' in page for anchor, _ in links)
+    # the unscanned target is listed by its error class, with its message, not as a failed rule
+    assert '<li data-error-class="dns">' in failed and "missing.invalid does not resolve" in failed
+
+    fleet = html_render.render(_with_targets(report, _copies(report.targets[1], 12)))
+    entry = fleet.split('<ol class="failed-rules failures">', 1)[1].split("</ol>", 1)[0]
+    assert f"{DASH} 12 targets" in entry
+    inline, folded = entry.split('<details class="rule-targets">', 1)
+    assert len(re.findall(r'<a href="#target-', inline)) == 3  # the first three, then all of them folded
+    assert "<summary>all 12 targets</summary>" in folded and len(re.findall(r'<a href="#target-', folded)) == 12
+
+
+def test_nothing_failed_says_so(report: Report) -> None:
+    page = html_render.render(_with_targets(report, [report.targets[0]]))
+    assert '<p class="nothing-failed">Nothing failed' in page
+    assert '<ol class="failed-rules' not in page
+
+
+def test_grade_in_overview_and_target_header(report: Report) -> None:
+    """A target's grade (when the report has one) is a column of the overview and a badge beside its verdict; a
+    target without one shows a dash, and a report without any grade has no grade column."""
+    graded = [
+        report.targets[0].model_copy(update={"grade": "A+"}),
+        report.targets[1].model_copy(update={"grade": "T"}),
+        report.targets[2],
+    ]
+    page = html_render.render(_with_targets(report, graded))
+    matrix = _table(_overview(page), "overview pack-matrix")
+    assert '<th scope="col">Grade</th>' in matrix
+    assert [row[:2] for row in _row_texts(matrix)] == [
+        ["good.example:443", "A+"],
+        ["legacy.example:443", "T"],
+        ["missing.invalid:443", DASH],
+    ]
+    assert '<td class="grade" data-grade="T"><span class="badge grade">T</span></td>' in matrix
+    head = _section(page, 1).split("</div>", 1)[0]
+    assert '<span class="badge large grade" data-grade="A+"' in head and "Grade: A+</span>" in head
+    assert "data-grade" not in _section(page, 3).split("</div>", 1)[0]
+
+
+def test_evidence_names_each_suite_once_with_its_versions() -> None:
+    """A suite accepted with three versions is listed once under the three versions, not three times; the engine's
+    own evidence (mozilla-intermediate's suite rule) on facts where TLS 1.0, 1.1 and 1.2 accept the same CBC suite."""
+    cbc = _suite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "0xC013", "ECDHE", "RSA", "AES_128_CBC", "SHA1", 128)
+    cbc256 = _suite("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "0xC028", "ECDHE", "RSA", "AES_256_CBC", "SHA384", 256)
+    gcm = _suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "0xC02F", "ECDHE", "RSA", "AES_128_GCM", "SHA256", 128)
+    accepted = {
+        ProtocolVersion.TLSv1_0: [cbc],
+        ProtocolVersion.TLSv1_1: [cbc],
+        ProtocolVersion.TLSv1_2: [gcm, cbc, cbc256],
+    }
+    facts = Facts(
+        target=_target("cbc.example", "192.0.2.9"),
+        started_at=START,
+        finished_at=START + timedelta(seconds=1),
+        status="ok",
+        protocols=[
+            ProtocolSupport(
+                version=v, status="accepted" if v in accepted else "not_accepted", cipher_suites=accepted.get(v, [])
+            )
+            for v in ProtocolVersion
+        ],
+    )
+    (finding,) = [
+        f for f in evaluate(facts, [resolve_pack("mozilla-intermediate")]) if f.rule == "MOZILLA-INTERMEDIATE-003"
+    ]
+    assert finding.status == Status.failed
+    lines = {line.label: line.items for line in html_render.evidence_lines(finding, facts) if line.items}
+    assert lines == {
+        "Offending with TLSv1.2, TLSv1.1, TLSv1.0": (cbc.name,),
+        "Offending with TLSv1.2": (cbc256.name,),
+    }
+    target = _target_report("cbc.example:443", facts, [finding])
+    page = html_render.render(
+        decided_report(
+            started_at=START,
+            finished_at=START,
+            options=ScanOptions(timeout=5.0, packs=["mozilla-intermediate"]),
+            packs=[],
+            targets=[target],
+            summary=summarise([target]),
+        )
+    )
+    row = page.split('<tr id="target-1.mozilla-intermediate.MOZILLA-INTERMEDIATE-003"', 1)[1].split("</tr>", 1)[0]
+    evidence = row.split('<dl class="evidence">', 1)[1].split("</dl>", 1)[0]
+    assert '<dt>Of the elements where</dt><dd class="mono">key_exchange not_equals any</dd>' in evidence
+    offending = evidence.split("<dt>Offending", 1)[1]
+    assert offending.count(cbc.name) == 1 and offending.count(cbc256.name) == 1 and gcm.name not in offending
+
+
+def test_hostile_text_cannot_leave_the_folded_facts(report: Report) -> None:
+    """The fact tables wait inside <noscript> as text: a certificate subject or error message that says
+    ``</noscript><script>`` is escaped like any other, so it can neither end that element nor start a script."""
+    evil = "</noscript><script>alert(3)</script><noscript>"
+    good = report.targets[0]
+    leaf = _certificate(f"CN={evil}")
+    facts = good.facts.model_copy(update={"certificate": CertificateFacts(status="ok", leaf=leaf, chain=[])})
+    missing = report.targets[2]
+    error = ProbeError(error_class=ErrorClass.not_tls, message=f"server said {evil}")
+    gone = missing.model_copy(
+        update={"target": f"{evil}:443", "facts": missing.facts.model_copy(update={"error": error})}
+    )
+    page = html_render.render(_with_targets(report, [good.model_copy(update={"facts": facts}), gone]))
+    assert "<script>alert(3)" not in page and "</noscript><script>" not in page
+    assert page.count("<noscript") == page.count("</noscript>")
+    assert "CN=&lt;/noscript&gt;&lt;script&gt;alert(3)&lt;/script&gt;&lt;noscript&gt;" in page
+    assert "server said &lt;/noscript&gt;&lt;script&gt;" in page.split('<section id="failed-rules">', 1)[1]
+    _assert_parses(page)
+    _assert_self_contained(page)
