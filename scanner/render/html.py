@@ -656,6 +656,9 @@ def render(report: Report) -> str:
 
 # Findings listed folded per target, after the ones that need a look.
 QUIET_STATUSES: tuple[str, ...] = (Status.passed.value, Status.not_applicable.value)
+# Up to this many targets, every finding row is built with the page; above, a target's rows are built as its
+# section nears the screen (the page of 1,000 targets stays usable within two seconds: bench/html.py).
+EAGER_TARGETS = 50
 # A fleet's rule lists this many targets inline; the rest wait behind "all N targets" (a <details>).
 INLINE_TARGETS = 8
 # The one-line remediation of the "What failed" list stops near this many characters (the whole text is in the
@@ -914,6 +917,7 @@ def evidence_lines(finding: Finding, facts: Facts) -> list[EvidenceLine]:
 # What the triage view (what failed, across targets, first) adds to the template's names.
 _TRIAGE_GLOBALS: dict[str, object] = {
     "INLINE_TARGETS": INLINE_TARGETS,
+    "EAGER_TARGETS": EAGER_TARGETS,
     "QUIET_STATUSES": QUIET_STATUSES,
     "rule_groups": rule_groups,
     "unscanned_groups": unscanned_groups,

@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 
 from scanner.demo import LoopbackServer
+from scanner.render import html as html_render
+from scanner.report import Report, summarise
 from tests.helpers import REPO, ServerFiles, free_port, python_tls_server, run_tlsgate, server_context
 from tests.render.cdp import Chromium, Page
 
@@ -539,3 +541,27 @@ def test_fact_tables_folded_shown_without_scripts_and_in_print(scan: Scan, page:
         "(t) => t.getBoundingClientRect().height)"
     )
     assert len(heights) == len(scan.scanned) and all(h > 0 for h in heights)
+
+
+def test_a_fleets_rows_are_built_where_they_are_looked_at(scan: Scan, page: Page, tmp_path: Path) -> None:
+    """A fleet's page (the scan's targets copied to 60) builds a target's finding rows when a "What failed" link
+    leads there: the linked row exists and is on screen; the filter counts every finding from the start."""
+    report = Report.model_validate(scan.report)
+    targets = [
+        t.model_copy(update={"target": f"{i:02d}-{t.target}"}) for i in range(12) for t in report.targets
+    ]  # fmt: skip
+    fleet = tmp_path / "fleet.html"
+    fleet.write_text(html_render.render(report.model_copy(update={"targets": targets, "summary": summarise(targets)})))
+    page.open(fleet.as_uri())
+    listed = sum(1 for t in targets if t.facts.status == "ok" for f in t.findings if f.status.value not in QUIET)
+    assert page.evaluate("document.getElementById('filter-count').textContent") == f"all {listed} findings shown"
+    links = "Array.from(document.querySelectorAll('#failed-rules ul.rule-targets a'))"
+    link = page.evaluate(f"{links}.at(-1).hash.slice(1)")  # the last target: far down the page
+    assert page.evaluate(f"document.getElementById({json.dumps(link)})") is None  # not built yet
+    page.evaluate(f"document.querySelector('a[href=\"#{link}\"]').click()")
+    box = page.evaluate(
+        f"new Promise((done) => setTimeout(() => {{ const r = document.getElementById({json.dumps(link)})"
+        ".getBoundingClientRect(); done([r.top, r.bottom]); }, 100))"
+    )
+    assert 0 <= box[0] < box[1] <= FIRST_SCREEN[1], box
+    assert page.problems() == []

@@ -1242,3 +1242,19 @@ def test_hostile_text_cannot_leave_the_folded_facts(report: Report) -> None:
     assert "server said &lt;/noscript&gt;&lt;script&gt;" in page.split('<section id="failed-rules">', 1)[1]
     _assert_parses(page)
     _assert_self_contained(page)
+
+
+def test_a_fleets_rows_wait_as_text(report: Report) -> None:
+    """Above EAGER_TARGETS targets, a target's finding rows are <noscript> markup (shown as they are without a
+    script), and the section says what they hold so the filter can count them before they are built."""
+    small = html_render.render(_with_targets(report, _copies(report.targets[1], html_render.EAGER_TARGETS)))
+    assert '<div class="rows"' not in small
+    fleet = html_render.render(_with_targets(report, _copies(report.targets[1], html_render.EAGER_TARGETS + 1)))
+    section = _section(fleet, 1)
+    holder = re.search(
+        r'<div class="rows" data-listed="([^"]*)">\s*<noscript class="lazy-src">(.*?)</noscript>', section, re.S
+    )
+    assert holder is not None
+    assert holder.group(1) == "fail high tls13-only"
+    assert f'<tr id="target-1.tls13-only.{FAIL_RULE}" data-status="fail"' in holder.group(2)
+    _assert_parses(fleet)
