@@ -92,7 +92,7 @@ def _without_new_facts(facts: dict[str, Any]) -> dict[str, Any]:
 def _without_new_fields(data: dict[str, Any]) -> dict[str, Any]:
     data = {k: v for k, v in data.items() if k not in NEW_REPORT_FIELDS}
     data["targets"] = [
-        {k: v for k, v in t.items() if k != "gate_verdict"}
+        {k: v for k, v in t.items() if k not in ("gate_verdict", "grade")}
         | {"facts": _without_new_facts(t["facts"])}
         | {"findings": [{k: v for k, v in f.items() if k not in ("decision", "section")} for f in t["findings"]]}
         for t in data["targets"]
