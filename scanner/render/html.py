@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -600,6 +601,7 @@ def _environment() -> Environment:
     env.filters["code_label"] = code_label
     env.filters["short_hash"] = short_hash
     env.filters["csp_hash"] = csp_hash
+    env.filters["one_line"] = one_line
     env.tests["web_url"] = is_web_url
     env.globals["count_status"] = count_status
     env.globals["duration"] = format_duration
@@ -630,8 +632,298 @@ def _environment() -> Environment:
     env.globals["BEHAVIOUR_ROWS"] = BEHAVIOUR_ROWS
     env.globals["SESSION_ROWS"] = SESSION_ROWS
     env.globals["CLIENT_AUTH_ROWS"] = CLIENT_AUTH_ROWS
+    env.globals.update(_TRIAGE_GLOBALS)
     return env
 
 
+# Indentation at the start of a line: the template's, meaningless in HTML outside scripts (the page has no <pre>).
+_INDENT = re.compile(r"\n[ \t]+")
+_SCRIPT = re.compile(r"(<script>.*?</script>)", re.DOTALL)
+
+
+def _without_indentation(page: str) -> str:
+    """The page without the template's indentation: a fleet's page is a fifth smaller. Scripts are left as they
+    are (the Content-Security-Policy names them by their hash)."""
+    parts = _SCRIPT.split(page)
+    return "".join(part if index % 2 else _INDENT.sub("\n", part) for index, part in enumerate(parts))
+
+
 def render(report: Report) -> str:
-    return _environment().get_template(TEMPLATE).render(report=report)
+    return _without_indentation(_environment().get_template(TEMPLATE).render(report=report))
+
+
+# --- the triage view: what failed, grouped by rule across targets ------------------------------------------------
+
+# Findings listed folded per target, after the ones that need a look.
+QUIET_STATUSES: tuple[str, ...] = (Status.passed.value, Status.not_applicable.value)
+# Up to this many targets, every finding row is built with the page; above, a target's rows are built as its
+# section nears the screen (the page of 1,000 targets stays usable within two seconds: bench/html.py).
+EAGER_TARGETS = 50
+# A fleet's rule lists this many targets inline; the rest wait behind "all N targets" (a <details>).
+INLINE_TARGETS = 8
+# The one-line remediation of the "What failed" list stops near this many characters (the whole text is in the
+# target's findings and in the rule list at the end of the page).
+_ONE_LINE = 200
+
+
+def one_line(text: str, limit: int = _ONE_LINE) -> str:
+    """A remediation as one line: whitespace collapsed, cut after the last sentence (or word) that fits."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    head = flat[:limit]
+    sentence = head.rfind(". ")
+    if sentence >= limit // 3:
+        return head[: sentence + 1]
+    return head[: head.rfind(" ")].rstrip(",;:") + "\u2026"
+
+
+def finding_anchor(target_index: int, finding: Finding) -> str:
+    """The id of a finding's row: pack ids have no dot, so ``target-N.PACK.RULE`` names one finding only."""
+    return f"target-{target_index}.{finding.pack}.{finding.rule}"
+
+
+class RuleTarget(NamedTuple):
+    """One target on which a rule failed (or could not be checked), for the "What failed" list."""
+
+    target_index: int
+    target: str
+    anchor: str  # the id of the finding's row in the target's section
+    not_counted: str | None  # why the gate does not count it ("in the baseline" ...), None if it counts
+
+
+class RuleGroup(NamedTuple):
+    """A rule that failed (or could not be checked) on some targets, with those targets."""
+
+    pack: str
+    rule: str
+    title: str
+    severity: str
+    remediation: str  # one line
+    targets: tuple[RuleTarget, ...]
+
+    @property
+    def counted(self) -> bool:
+        """Whether it counts for the gate on any of its targets."""
+        return any(t.not_counted is None for t in self.targets)
+
+
+def is_scanned(target: TargetReport) -> bool:
+    return target.facts.status == "ok"
+
+
+def rule_groups(report: Report, status: str = Status.failed.value) -> list[RuleGroup]:
+    """The rules with findings of ``status`` on scanned targets, grouped across targets: the ones the gate counts
+    first, then most severe, then on most targets. An unscanned target's rules are not listed one by one (its
+    error is; see unscanned_targets)."""
+    found: dict[tuple[str, str], list[tuple[Finding, RuleTarget]]] = {}
+    for index, target in enumerate(report.targets, 1):
+        if not is_scanned(target):
+            continue
+        for f in target.findings:
+            if f.status.value != status:
+                continue
+            reason = gate_marks.not_counted_reason(gate_marks.state(f), report.gate.fail_on)
+            entry = RuleTarget(index, target.target, finding_anchor(index, f), reason)
+            found.setdefault((f.pack, f.rule), []).append((f, entry))
+    groups = []
+    for (pack, rule), entries in found.items():
+        first = min((f for f, _ in entries), key=lambda f: SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)))
+        targets = tuple(sorted((e for _, e in entries), key=lambda e: (e.not_counted is not None, e.target_index)))
+        groups.append(RuleGroup(pack, rule, first.title, first.severity, one_line(first.remediation), targets))
+    return sorted(
+        groups,
+        key=lambda g: (
+            not g.counted,
+            SEVERITY_RANK.get(g.severity, len(SEVERITY_RANK)),
+            -len(g.targets),
+            g.pack,
+            g.rule,
+        ),
+    )
+
+
+class UnscannedTarget(NamedTuple):
+    target_index: int
+    target: str
+    error_class: str
+    message: str
+
+
+class UnscannedGroup(NamedTuple):
+    """Targets that could not be scanned for the same kind of reason (``timeout``, ``refused`` ...)."""
+
+    error_class: str
+    targets: tuple[UnscannedTarget, ...]
+
+
+def scan_error(target: TargetReport) -> tuple[str, str]:
+    """Why a target could not be scanned: its error class and message."""
+    error = target.facts.error
+    if error is None:
+        return "error", "not scanned (no reason recorded)"
+    return error.error_class.value, error.message
+
+
+def unscanned_groups(report: Report) -> list[UnscannedGroup]:
+    """The targets that could not be scanned, grouped by error class, the largest group first."""
+    groups: dict[str, list[UnscannedTarget]] = {}
+    for index, target in enumerate(report.targets, 1):
+        if not is_scanned(target):
+            error_class, message = scan_error(target)
+            groups.setdefault(error_class, []).append(UnscannedTarget(index, target.target, error_class, message))
+    return [
+        UnscannedGroup(name, tuple(targets))
+        for name, targets in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    ]
+
+
+class RuleInfo(NamedTuple):
+    """What a rule says whatever the target: listed once at the end of the page, not once per finding."""
+
+    pack: str
+    rule: str
+    title: str
+    severity: str
+    rationale: str
+    remediation: str
+    section: str
+    references: tuple[str, ...]
+
+    @property
+    def anchor(self) -> str:
+        return f"rule.{self.pack}.{self.rule}"
+
+
+def rule_catalogue(report: Report) -> list[RuleInfo]:
+    """Every rule with a finding in the report, once, in pack order then rule id."""
+    order = {pack: position for position, pack in enumerate(pack_ids(report))}
+    rules: dict[tuple[str, str], RuleInfo] = {}
+    for target in report.targets:
+        for f in target.findings:
+            if (f.pack, f.rule) not in rules:
+                rules[(f.pack, f.rule)] = RuleInfo(
+                    f.pack, f.rule, f.title, f.severity, f.rationale, f.remediation, f.section, tuple(f.references)
+                )
+    return sorted(rules.values(), key=lambda r: (order.get(r.pack, len(order)), r.pack, r.rule))
+
+
+def rule_anchor(finding: Finding) -> str:
+    return f"rule.{finding.pack}.{finding.rule}"
+
+
+# --- evidence in words ---------------------------------------------------------------------------------------------
+
+
+class EvidenceLine(NamedTuple):
+    """One line of a finding's evidence: a label and its items (each shown once), or a text."""
+
+    label: str
+    items: tuple[str, ...] = ()
+    text: str = ""
+    mono: bool = False
+
+
+def _compact(value: object, nested: bool = False) -> str:
+    """A value of a constraint or filter as the pack wrote it, in a line: {FIELD: VALUE, LIST or {OP: ARG}} reads
+    ``FIELD = VALUE``, ``FIELD in A, B`` or ``FIELD OP ARG``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return ", ".join(_compact(v) for v in value) if value else "(none)"
+    if isinstance(value, Mapping):
+        if nested:
+            return ", ".join(f"{k} {_compact(v)}" for k, v in value.items())
+        return ", ".join(
+            f"{k} {'' if isinstance(v, Mapping) else 'in ' if isinstance(v, list | tuple) else '= '}"
+            f"{_compact(v, nested=True)}"
+            for k, v in value.items()
+        )
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _element_label(element: object) -> str:
+    """A list element as the engine labels it: its version, name, subject or id, else compact JSON."""
+    if isinstance(element, Mapping):
+        for key in ("version", "name", "subject", "id"):
+            if key in element:
+                return str(element[key])
+        return json.dumps(element, default=str, ensure_ascii=False, sort_keys=True)
+    return str(element)
+
+
+def suite_versions(facts: Facts) -> dict[str, tuple[str, ...]]:
+    """For each accepted cipher suite, the protocol versions that accepted it, newest first."""
+    versions: dict[str, list[str]] = {}
+    for protocol in reversed(facts.protocols):
+        if protocol.status == "accepted":
+            for suite in protocol.cipher_suites:
+                named = versions.setdefault(suite.name, [])
+                if protocol.version.value not in named:
+                    named.append(protocol.version.value)
+    return {name: tuple(found) for name, found in versions.items()}
+
+
+def _suite_lines(label: str, names: list[str], facts: Facts) -> list[EvidenceLine]:
+    """Suites grouped by the versions that accepted them: each suite once, the versions named."""
+    by_versions: dict[tuple[str, ...], list[str]] = {}
+    known = suite_versions(facts)
+    for name in dict.fromkeys(names):
+        by_versions.setdefault(known.get(name, ()), []).append(name)
+    lines = []
+    for versions, suites in by_versions.items():
+        where = f"{label} with {', '.join(versions)}" if versions else label
+        lines.append(EvidenceLine(where, tuple(suites), mono=True))
+    return lines
+
+
+_MISSING_OPERATORS = frozenset({"require_any", "require_all"})
+
+
+def evidence_lines(finding: Finding, facts: Facts) -> list[EvidenceLine]:
+    """The evidence of a failed or inconclusive finding in words: what the rule looked at and demands, and what
+    broke it, each element once (suites grouped by the versions that accepted them, names once)."""
+    e = finding.evidence
+    lines: list[EvidenceLine] = []
+    if e.fact is not None:
+        lines.append(EvidenceLine("Fact", text=e.fact, mono=True))
+    if e.expected is not None:
+        demands = one_line(f"{e.operator} {_compact(e.argument)}", _ONE_LINE)
+        lines.append(EvidenceLine("Rule demands", text=demands, mono=True))
+    if e.where is not None:
+        lines.append(EvidenceLine("Of the elements where", text=_compact(e.where), mono=True))
+    if e.deployment is not None:
+        lines.append(EvidenceLine("Deployment", text=e.deployment))
+    if e.unobserved is not None:
+        lines.append(EvidenceLine("Not observed", text=e.unobserved))
+    if e.offending:
+        label = "Missing" if e.operator in _MISSING_OPERATORS else "Offending"
+        labels = [_element_label(v) for v in e.offending]
+        if e.fact is not None and e.fact.startswith("protocols.cipher_suites") and label == "Offending":
+            lines.extend(_suite_lines(label, labels, facts))
+        else:
+            lines.append(EvidenceLine(label, tuple(dict.fromkeys(labels)), mono=True))
+    elif e.offending is None and "observed" in e.model_fields_set and finding.status == Status.failed:
+        observed = e.observed
+        if isinstance(observed, list):
+            lines.append(EvidenceLine("Observed", tuple(dict.fromkeys(_element_label(v) for v in observed)), mono=True))
+        else:
+            lines.append(
+                EvidenceLine("Observed", text=_compact(observed) if observed is not None else "none", mono=True)
+            )
+    return lines
+
+
+# What the triage view (what failed, across targets, first) adds to the template's names.
+_TRIAGE_GLOBALS: dict[str, object] = {
+    "INLINE_TARGETS": INLINE_TARGETS,
+    "EAGER_TARGETS": EAGER_TARGETS,
+    "QUIET_STATUSES": QUIET_STATUSES,
+    "rule_groups": rule_groups,
+    "unscanned_groups": unscanned_groups,
+    "is_scanned": is_scanned,
+    "scan_error": scan_error,
+    "finding_anchor": finding_anchor,
+    "evidence_lines": evidence_lines,
+    "rule_catalogue": rule_catalogue,
+}

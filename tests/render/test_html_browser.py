@@ -18,6 +18,7 @@ import json
 import os
 import re
 import signal
+import socket
 import ssl
 import struct
 import subprocess
@@ -31,7 +32,11 @@ from typing import Any
 
 import pytest
 
+from scanner.demo import LoopbackServer
+from scanner.render import html as html_render
+from scanner.report import Report, summarise
 from tests.helpers import REPO, ServerFiles, free_port, python_tls_server, run_tlsgate, server_context
+from tests.render.cdp import Chromium, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
@@ -218,11 +223,21 @@ class Scan:
     report: dict[str, Any]
     failing: str  # the TLS 1.2 + 1.3 target, which fails tls13-only
     passing: str  # the TLS 1.3 target, which passes everything
+    tls12: str  # the TLS 1.2-only target, which fails tls13-only twice
     unreachable: str  # a refused port
+    not_tls: str  # a plain-HTTP server
 
     @property
     def url(self) -> str:
         return self.html.as_uri()
+
+    @property
+    def names(self) -> list[str]:
+        return [t["target"] for t in self.report["targets"]]
+
+    @property
+    def scanned(self) -> list[str]:
+        return [t["target"] for t in self.report["targets"] if t["facts"]["status"] == "ok"]
 
     def target(self, name: str) -> dict[str, Any]:
         (target,) = [t for t in self.report["targets"] if t["target"] == name]
@@ -230,17 +245,36 @@ class Scan:
 
     def section(self, dom: Node, name: str) -> Node:
         """The section of one target: #target-N, N its position in the report."""
-        index = [t["target"] for t in self.report["targets"]].index(name) + 1
-        return dom.find("section", id=f"target-{index}")
+        return dom.find("section", id=f"target-{self.names.index(name) + 1}")
 
     def findings(self) -> list[tuple[str, dict[str, Any]]]:
         return [(t["target"], f) for t in self.report["targets"] for f in t["findings"]]
 
+    def listed(self) -> list[tuple[str, dict[str, Any]]]:
+        """The findings listed unfolded: those of scanned targets that did not pass and do apply."""
+        return [(n, f) for n, f in self.findings() if n in self.scanned and f["status"] not in QUIET]
+
+    def failed_rules(self) -> dict[tuple[str, str], tuple[str, set[str]]]:
+        """(pack, rule) -> (title, the targets it failed on)."""
+        found: dict[tuple[str, str], tuple[str, set[str]]] = {}
+        for name, f in self.findings():
+            if f["status"] == "fail":
+                found.setdefault((f["pack"], f["rule"]), (f["title"], set()))[1].add(name)
+        return found
+
+
+QUIET = ("pass", "not_applicable")  # folded per target, built only when shown
+
+
+def _http_400(conn: socket.socket) -> None:
+    conn.recv(4096)
+    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
 
 @pytest.fixture(scope="module")
 def scan(pki: ServerFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scan]:
-    """tlsgate's command line on the servers of conftest's ``tls12_13_server``, ``tls13_server`` and
-    ``refused_port`` (made here from the same helpers: one scan serves every browser check of the module)."""
+    """tlsgate's command line on five targets (one scan serves every browser check of the module): TLS 1.2 + 1.3,
+    TLS 1.3 only, TLS 1.2 only, a refused port and a plain-HTTP server."""
     _require_chromium()
     directory = tmp_path_factory.mktemp("html-browser")
     html_path, json_path = ARTIFACTS / "html-report.html", directory / "report.json"
@@ -248,15 +282,19 @@ def scan(pki: ServerFiles, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     with (
         python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_2)) as both,
         python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_3)) as tls13,
+        python_tls_server(server_context(pki, ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2)) as tls12,
+        LoopbackServer(_http_400) as http,
     ):
         refused = f"127.0.0.1:{free_port()}"
         packs = [arg for pack in PACKS for arg in ("--pack", pack)]
         run = run_tlsgate(
-            "scan", both.target, tls13.target, refused, *packs, "--timeout", "3",
+            "scan", both.target, tls13.target, tls12.target, refused, http.target, *packs, "--timeout", "3",
             "--json", str(json_path), "--html", str(html_path),
         )  # fmt: skip
-    assert run.code == 1, run.stdout + run.stderr  # a violation outranks the unreachable target
-    yield Scan(html_path, json.loads(json_path.read_text()), both.target, tls13.target, refused)
+    assert run.code == 1, run.stdout + run.stderr  # a violation outranks the unreachable targets
+    yield Scan(
+        html_path, json.loads(json_path.read_text()), both.target, tls13.target, tls12.target, refused, http.target
+    )
 
 
 @pytest.fixture
@@ -269,6 +307,14 @@ def browse(scan: Scan, tmp_path: Path) -> Callable[..., BrowserRun]:
         return result
 
     return run
+
+
+_NOSCRIPT = re.compile(r"<noscript\b.*?</noscript>", re.DOTALL)
+
+
+def live_dom(run: BrowserRun) -> Node:
+    """The DOM chromium dumped, without what waits as <noscript> text (with scripts on, that is text, not elements)."""
+    return parse_dom(_NOSCRIPT.sub("", run.stdout))
 
 
 def _finding_rows(dom: Node) -> list[Node]:
@@ -288,28 +334,45 @@ def _counter(dom: Node) -> str:
 
 
 def test_report_loads_with_expected_rows(scan: Scan, browse: Callable[..., BrowserRun]) -> None:
-    """Loaded in chromium, the report of the scan shows its three targets, the targets x packs matrix, the failing
-    rule and TLS 1.2 marked not allowed; the filter script ran (the filter bar is shown) and hid nothing."""
-    dom = parse_dom(browse("", "--dump-dom").stdout)
-    assert len(dom.find_all("section", class_="target")) == 3
-    verdicts = {name: scan.target(name)["verdict"] for name in (scan.failing, scan.passing, scan.unreachable)}
-    assert verdicts == {scan.failing: "fail", scan.passing: "pass", scan.unreachable: "error"}
+    """Loaded in chromium, the report shows its five targets, the targets x packs matrix (an unscanned target's
+    error class and message instead of counts), the failing rules and TLS 1.2 marked not allowed; the filter script
+    ran (the filter bar is shown) and hid nothing."""
+    run = browse("", "--dump-dom")
+    dom = live_dom(run)
+    assert len(dom.find_all("section", class_="target")) == 5
+    verdicts = {name: scan.target(name)["verdict"] for name in scan.names}
+    assert verdicts == {
+        scan.failing: "fail", scan.passing: "pass", scan.tls12: "fail",
+        scan.unreachable: "error", scan.not_tls: "error",
+    }  # fmt: skip
 
     matrix = dom.find("table", class_="pack-matrix")
-    assert [th.text for th in matrix.find("thead").find_all("th")] == ["Target", *PACKS]
+    heads = [th.text for th in matrix.find("thead").find_all("th")]
+    assert heads == ["Target", "Grade", "Verdict", *PACKS, "Failed by severity", "Certificate expires"]
+    grades = {row.find("th").text: row.find_all("td")[0].text.strip() for row in matrix.find("tbody").find_all("tr")}
+    # the test CA is not given as trusted: every scanned target is capped at T; the unscanned have no grade
+    assert grades[scan.passing] == grades[scan.failing] == grades[scan.tls12] == "T"
+    assert grades[scan.unreachable] == grades[scan.not_tls] == "\u2013"  # the placeholder of a missing value
+    rows = {row.find("th").text: row for row in matrix.find("tbody").find_all("tr")}
     cells = {
-        row.find("th").text: {cell.attrs["data-pack"]: cell.attrs["data-status"] for cell in row.find_all("td")}
-        for row in matrix.find("tbody").find_all("tr")
+        name: {cell.attrs["data-pack"]: cell.attrs["data-status"] for cell in rows[name].find_all("td", class_="cell")}
+        for name in (scan.failing, scan.passing, scan.tls12)
     }
     assert cells == {
         scan.failing: {"tls13-only": "fail", "tls12-plus": "pass"},
         scan.passing: {"tls13-only": "pass", "tls12-plus": "pass"},
-        scan.unreachable: {"tls13-only": "error", "tls12-plus": "error"},
+        scan.tls12: {"tls13-only": "fail", "tls12-plus": "pass"},
     }
+    for name, error_class in ((scan.unreachable, "refused"), (scan.not_tls, "not_tls")):
+        (cell,) = rows[name].find_all("td", class_="not-scanned")
+        assert cell.attrs["data-error-class"] == error_class
+        assert scan.target(name)["facts"]["error"]["message"] in cell.text
+        assert not rows[name].find_all("td", class_="cell")  # no "N error" count per pack
     counts = {
         td.attrs["data-severity"]: int(td.text) for td in dom.find("table", class_="severity-counts").find_all("td")
     }
-    assert counts == {"critical": 0, "high": 1, "medium": 0, "low": 0, "info": 0}
+    failed = [f["severity"] for _, f in scan.findings() if f["status"] == "fail"]
+    assert counts == {severity: failed.count(severity) for severity in counts} and sum(counts.values()) >= 3
 
     failing = scan.section(dom, scan.failing)
     (row,) = [r for r in _finding_rows(failing) if r.attrs["data-status"] == "fail"]
@@ -318,51 +381,58 @@ def test_report_loads_with_expected_rows(scan: Scan, browse: Callable[..., Brows
         "tls13-only",
         "high",
     )
+    # the fact tables wait as <noscript> text, closed; read from the page as served they say TLS 1.2 is not allowed
+    assert not failing.find_all("table", class_="protocols")
+    served = scan.section(parse_dom(run.stdout), scan.failing)
     protocols = {
         r.find("th").text: r.find_all("td")[-1]
-        for r in failing.find("table", class_="protocols").find("tbody").find_all("tr")
+        for r in served.find("table", class_="protocols").find("tbody").find_all("tr")
     }
     assert protocols["TLSv1.2"].attrs["data-policy"] == "not_allowed" and FAIL_RULE in protocols["TLSv1.2"].text
     assert protocols["TLSv1.3"].attrs["data-policy"] == "allowed"
-    suites = failing.find("table", class_="suite-matrix").find("tbody").find_all("tr")
-    assert {r.attrs["data-policy"] for r in suites} == {"allowed", "not_allowed"}
-    assert "Could not be scanned" in scan.section(dom, scan.unreachable).text
+    for name in (scan.unreachable, scan.not_tls):
+        section = scan.section(dom, name)
+        assert "Not scanned:" in section.find("div", class_="not-scanned").text
+        assert not section.find_all("table", class_="findings")  # one block, not a row per rule
 
     assert not dom.find("form", id="filters").hidden
-    rows = _finding_rows(dom)
-    assert len(rows) == len(scan.findings()) and not any(r.hidden for r in rows)
-    assert _counter(dom) == f"all {len(rows)} findings shown"
+    rows_shown = _finding_rows(dom)
+    assert len(rows_shown) == len(scan.listed()) and not any(r.hidden for r in rows_shown)
+    assert _counter(dom) == f"all {len(rows_shown)} findings shown"
 
 
 def test_failed_fragment_hides_the_other_findings(scan: Scan, browse: Callable[..., BrowserRun]) -> None:
-    """``#failed`` ticks "failed only": only failed findings stay; a target left without any says so."""
-    dom = parse_dom(browse("#failed", "--dump-dom").stdout)
+    """``#failed`` ticks "failed only": only failed findings stay, and the passed rules and fact tables go."""
+    dom = live_dom(browse("#failed", "--dump-dom"))
     rows = _finding_rows(dom)
-    visible = [(r.attrs["data-rule"], r.attrs["data-status"]) for r in rows if not r.hidden]
-    assert visible == [(FAIL_RULE, "fail")]
-    assert {r.attrs["data-status"] for r in rows if r.hidden} >= {"pass", "error"}
-    assert _counter(dom) == f"1 of {len(rows)} findings shown"
-    assert scan.section(dom, scan.failing).find("tr", class_="no-match").hidden
-    for name in (scan.passing, scan.unreachable):
-        assert not scan.section(dom, name).find("tr", class_="no-match").hidden
+    visible = sorted((r.attrs["data-rule"], r.attrs["data-status"]) for r in rows if not r.hidden)
+    assert visible == sorted((f["rule"], "fail") for _, f in scan.listed() if f["status"] == "fail")
+    assert (FAIL_RULE, "fail") in visible
+    assert {r.attrs["data-status"] for r in rows if r.hidden} == {f["status"] for _, f in scan.listed()} - {"fail"}
+    shown = f"{len(visible)} of {len(rows)}" if len(visible) < len(rows) else f"all {len(rows)}"
+    assert _counter(dom) == f"{shown} findings shown"
+    assert "failed-only" in dom.find("html").attrs["class"].split()  # the stylesheet then hides details.lazy
 
 
 def test_severity_and_pack_fragment(scan: Scan, browse: Callable[..., BrowserRun]) -> None:
-    """``#severity=critical&pack=tls12-plus`` keeps exactly the critical findings of that pack, on every target."""
-    dom = parse_dom(browse("#severity=critical&pack=tls12-plus", "--dump-dom").stdout)
+    """``#severity=high&pack=tls13-only`` keeps exactly the high findings of that pack, on every target, and the
+    "What failed" entries of that severity and pack."""
+    dom = live_dom(browse("#severity=high&pack=tls13-only", "--dump-dom"))
     expected = sorted(
-        (name, f["rule"]) for name, f in scan.findings() if f["severity"] == "critical" and f["pack"] == "tls12-plus"
+        (name, f["rule"]) for name, f in scan.listed() if f["severity"] == "high" and f["pack"] == "tls13-only"
     )
-    assert expected, "tls12-plus has a critical rule"
+    assert expected, "tls13-only has a high rule that fails"
     shown = sorted(
-        (name, row.attrs["data-rule"])
-        for name in (scan.failing, scan.passing, scan.unreachable)
-        for row in _finding_rows(scan.section(dom, name))
+        (name, row.attrs["data-rule"]) for name in scan.names for row in _finding_rows(scan.section(dom, name))
         if not row.hidden
-    )
+    )  # fmt: skip
     assert shown == expected
+    groups = dom.find("section", id="failed-rules").find_all("li", data_counted="true")
+    assert groups and all(
+        g.hidden == (g.attrs["data-severity"] != "high" or g.attrs["data-pack"] != "tls13-only") for g in groups
+    )
     # An unknown choice in the fragment falls back to "all" instead of hiding everything.
-    dom = parse_dom(browse("#pack=no-such-pack", "--dump-dom").stdout)
+    dom = live_dom(browse("#pack=no-such-pack", "--dump-dom"))
     assert not any(r.hidden for r in _finding_rows(dom))
 
 
@@ -377,8 +447,8 @@ def test_screenshot_shows_the_overview(scan: Scan, browse: Callable[..., Browser
     page = scan.html.read_text()
     colours = {name: re.findall(rf"--{name}: (#[0-9a-f]{{6}})", page)[0] for name in ("pass-bg", "fail-bg", "error-bg")}
     counts = colour_counts(rows, colours)
-    # A badge is a few hundred pixels, a matrix cell well over ten thousand. Above the fold, only the matrix row of
-    # the unreachable target (two error cells) adds up to that much of the error background.
+    # A badge is a few hundred pixels, a matrix cell well over ten thousand. Above the fold, only the matrix rows of
+    # the two unscanned targets (one wide "not scanned" cell each) add up to that much of the error background.
     assert all(count > 5000 for count in counts.values()), counts
     assert counts["error-bg"] > 20000, counts
     assert len({row[x : x + 3] for row in rows[::50] for x in range(0, len(row), 3)}) > 20, "a blank page"
@@ -397,3 +467,105 @@ def test_console_check_catches_errors(scan: Scan, tmp_path: Path) -> None:
     )
     run = chromium(leaky.as_uri(), tmp_path / "profile-leaky", "--dump-dom")
     assert any("Content Security Policy" in line for line in run.console()), run.log[-3000:]
+
+
+# --- what a person sees: element positions over the DevTools protocol (tests/render/cdp.py) -----------------------
+
+FIRST_SCREEN = (1440, 900)
+
+# Where each "What failed" entry, its title and its targets' links are on the page, in CSS pixels of the viewport.
+_POSITIONS = """
+Array.from(document.querySelectorAll("#failed-rules li[data-rule]")).map((entry) => {
+  const box = (element) => {
+    const r = element.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  };
+  return {
+    pack: entry.dataset.pack,
+    rule: entry.dataset.rule,
+    title: entry.querySelector(".rule-title").textContent,
+    title_box: box(entry.querySelector(".rule-title")),
+    targets: Array.from(entry.querySelectorAll("ul.rule-targets a")).map((a) => [a.textContent, box(a)]),
+  };
+})
+"""
+
+
+def _on_screen(box: list[float], width: int, height: int) -> bool:
+    left, top, right, bottom = box
+    return left >= 0 and top >= 0 and right <= width and bottom <= height and right > left and bottom > top
+
+
+@pytest.fixture
+def page(scan: Scan) -> Iterator[Page]:
+    with Chromium(width=FIRST_SCREEN[0], height=FIRST_SCREEN[1], timeout=BROWSER_TIMEOUT) as browser:
+        yield browser.page()
+
+
+def test_first_screen_shows_what_failed_and_where(scan: Scan, page: Page) -> None:
+    """At 1440x900, without scrolling, the page shows the title of every rule that failed and every target it failed
+    on (the element boxes inside the viewport), each target a link to its finding in that target's section."""
+    page.open(scan.url)
+    expected = scan.failed_rules()
+    assert len(expected) >= 2 and any(len(targets) >= 2 for _, targets in expected.values())
+    entries = page.evaluate(_POSITIONS)
+    assert {(e["pack"], e["rule"]) for e in entries} == set(expected)
+    width, height = FIRST_SCREEN
+    for entry in entries:
+        title, targets = expected[(entry["pack"], entry["rule"])]
+        assert entry["title"] == title and _on_screen(entry["title_box"], width, height), entry
+        assert {name for name, _ in entry["targets"]} == targets
+        assert all(_on_screen(box, width, height) for _, box in entry["targets"]), entry
+    links = page.evaluate(
+        "Array.from(document.querySelectorAll('#failed-rules ul.rule-targets a')).map("
+        "(a) => document.getElementById(a.hash.slice(1)).dataset.rule === a.closest('li[data-rule]').dataset.rule)"
+    )
+    assert links and all(links)
+    assert page.problems() == []
+
+
+def test_fact_tables_folded_shown_without_scripts_and_in_print(scan: Scan, page: Page) -> None:
+    """With scripts the fact tables are folded and not built; opening one builds it; printing builds them all.
+    With scripts off (a second tab) they are open and visible as served."""
+    page.open(scan.url)
+    count = "document.querySelectorAll('table.protocols').length"
+    assert page.evaluate("document.querySelectorAll('details.facts[open]').length") == 0
+    assert page.evaluate(count) == 0
+    page.evaluate(f"document.querySelector('#target-{scan.names.index(scan.failing) + 1} details.facts').open = true")
+    assert page.evaluate(f"new Promise((done) => setTimeout(() => done({count}), 50))") == 1
+    page.browser.call("Page.printToPDF", {}, session=page.session)
+    assert page.evaluate(count) == len(scan.scanned)
+    assert page.problems() == []
+
+    plain = page.browser.page()
+    plain.browser.call("Emulation.setScriptExecutionDisabled", {"value": True}, session=plain.session)
+    plain.open(scan.url)
+    heights = plain.evaluate(
+        "Array.from(document.querySelectorAll('details.facts table.protocols')).map("
+        "(t) => t.getBoundingClientRect().height)"
+    )
+    assert len(heights) == len(scan.scanned) and all(h > 0 for h in heights)
+
+
+def test_a_fleets_rows_are_built_where_they_are_looked_at(scan: Scan, page: Page, tmp_path: Path) -> None:
+    """A fleet's page (the scan's targets copied to 60) builds a target's finding rows when a "What failed" link
+    leads there: the linked row exists and is on screen; the filter counts every finding from the start."""
+    report = Report.model_validate(scan.report)
+    targets = [
+        t.model_copy(update={"target": f"{i:02d}-{t.target}"}) for i in range(12) for t in report.targets
+    ]  # fmt: skip
+    fleet = tmp_path / "fleet.html"
+    fleet.write_text(html_render.render(report.model_copy(update={"targets": targets, "summary": summarise(targets)})))
+    page.open(fleet.as_uri())
+    listed = sum(1 for t in targets if t.facts.status == "ok" for f in t.findings if f.status.value not in QUIET)
+    assert page.evaluate("document.getElementById('filter-count').textContent") == f"all {listed} findings shown"
+    links = "Array.from(document.querySelectorAll('#failed-rules ul.rule-targets a'))"
+    link = page.evaluate(f"{links}.at(-1).hash.slice(1)")  # the last target: far down the page
+    assert page.evaluate(f"document.getElementById({json.dumps(link)})") is None  # not built yet
+    page.evaluate(f"document.querySelector('a[href=\"#{link}\"]').click()")
+    box = page.evaluate(
+        f"new Promise((done) => setTimeout(() => {{ const r = document.getElementById({json.dumps(link)})"
+        ".getBoundingClientRect(); done([r.top, r.bottom]); }, 100))"
+    )
+    assert 0 <= box[0] < box[1] <= FIRST_SCREEN[1], box
+    assert page.problems() == []

@@ -365,8 +365,8 @@ def test_markdown_headline_follows_the_exit_code(accepted_only: Report) -> None:
 
 
 def _row(page: str, target_index: int, rule: str) -> str:
-    section = page.split(f'<section class="target" id="target-{target_index}">', 1)[1].split("</section>", 1)[0]
-    match = re.search(rf'<tr data-status="[^"]*"[^>]*data-rule="{rule}"[^>]*>.*?</tr>', section, re.S)
+    section = page.split(f'<section class="target" id="target-{target_index}"', 1)[1].split("</section>", 1)[0]
+    match = re.search(rf'<tr (?:id="[^"]*" )?data-status="[^"]*"[^>]*data-rule="{rule}"[^>]*>.*?</tr>', section, re.S)
     assert match is not None, rule
     return match.group(0)
 
@@ -390,8 +390,14 @@ def test_html_marks_the_gate(report: Report) -> None:
     assert alert is not None
     assert "Expired waivers" in alert.group(1) and "owner ops) expired on 2026-03-01" in alert.group(1)
     assert overview.index("expired-waivers") < overview.index('class="verdicts"')  # first thing in the overview
-    header = page.split("<header>", 1)[1].split("</header>", 1)[0]
+    header = page.split('<header class="top">', 1)[1].split("</header>", 1)[0]
     assert "1 failure counted; not counted: 1 in the baseline, 1 below --fail-on medium, 1 waived" in header
+    # "What failed" lists what counts first and says which targets' failures do not count
+    failed = page.split('<section id="failed-rules">', 1)[1].split("</section>", 1)[0]
+    entries = re.findall(r'<li data-severity="\w+" data-pack="[^"]+" data-rule="([^"]+)" data-counted="(\w+)">', failed)
+    assert entries[0] == (HIGH_RULE, "true") and ("OLD-001", "false") in entries[1:]
+    assert all(counted == "false" for _, counted in entries[1:])
+    assert 'base.internal:443</a> <span class="gate-mark">(in the baseline, not counted)</span>' in failed
     head = page.split('id="target-1"', 1)[1].split("</div>", 1)[0]
     assert re.search(r'<span class="badge large pass" data-gate-verdict="pass"[^>]*>Gate: Pass</span>', head)
 

@@ -305,23 +305,23 @@ def test_page_is_self_contained(page: str) -> None:
 
 
 def _assert_self_contained(page: str) -> None:
-    """No external resource of any kind; the one script is inline and is the only one the page's CSP runs."""
+    """No external resource of any kind; the two scripts are inline and the only ones the page's CSP runs."""
     lowered = page.lower()
     for external in ("<link", "src=", "@import", "url(", "<img", "<iframe", "<object", "<embed", "fetch(", "xmlhttp"):
         assert external not in lowered, external
     assert not re.search(r"<[a-z][^>]*\son[a-z]+=", lowered), "inline event handler"
     assert "<style>" in lowered
     scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
-    assert len(scripts) == lowered.count("<script") == 1
-    attributes, script = scripts[0]
-    assert attributes == ""
+    assert len(scripts) == lowered.count("<script") == 2
+    assert all(attributes == "" for attributes, _ in scripts)
     csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', page)
     assert csp is not None
-    assert page.index("Content-Security-Policy") < page.index("<style>")
-    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert page.index("Content-Security-Policy") < page.index("<script>") < page.index("<style>")
+    digests = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'" for _, script in scripts
+    )
     assert csp.group(1) == (
-        "default-src 'none'; style-src 'unsafe-inline'; "
-        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src {digests}; base-uri 'none'; form-action 'none'"
     )
 
 
@@ -347,29 +347,47 @@ def test_overview_lists_every_target_with_its_verdict(page: str) -> None:
         [("good.example:443", "pass"), ("legacy.example:443", "fail"), ("missing.invalid:443", "error")], 1
     ):
         assert f'<a href="#target-{index}">{name}</a>' in overview
-        assert f'<tr data-verdict="{verdict}">' in overview
-        assert f'<section class="target" id="target-{index}">' in page
+        assert f'<tr data-target="{index}" data-verdict="{verdict}">' in overview
+        assert f'<section class="target" id="target-{index}" data-verdict="{verdict}">' in page
 
 
 def test_failing_finding_shows_rule_and_evidence(page: str) -> None:
-    """The failed finding's row carries its status and severity, its rule id and its evidence."""
+    """The failed finding's row carries its status and severity, its rule id, its evidence in words (the
+    offending version named once) and its remediation, visible (not folded); the anchor the overview links to."""
     section = page.split('id="target-2"', 1)[1].split("</section>", 1)[0]
-    row = re.search(r'<tr data-status="fail" data-severity="high"[^>]*>.*?</tr>', section, re.S)
+    row = re.search(
+        rf'<tr id="target-2.tls13-only.{FAIL_RULE}" data-status="fail" data-severity="high"[^>]*>.*?</tr>',
+        section,
+        re.S,
+    )
     assert row is not None
     assert FAIL_RULE in row.group(0)
-    assert "<details>" in row.group(0)
-    text = html.unescape(row.group(0))
-    assert '"offending": [\n    {\n      "cipher_order": null,\n      "cipher_suites": [' in text
-    assert '"version": "TLSv1.2"' in text
-    assert "Set the minimum protocol version to TLS 1.3." in text
-    assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in section
+    assert "<details" not in row.group(0) and "<pre" not in row.group(0)
+    evidence = re.search(r'<dl class="evidence">(.*?)</dl>', row.group(0), re.S)
+    assert evidence is not None
+    assert _text(evidence.group(1)) == (
+        "Fact protocols Rule demands each version = TLSv1.3 Of the elements where status = accepted Offending TLSv1.2"
+    )
+    fix = re.search(r'<td class="wrap fix">(.*?)</td>', row.group(0), re.S)
+    assert fix is not None and "Set the minimum protocol version to TLS 1.3." in fix.group(1)
+    assert "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" in section  # in the folded fact tables
 
 
 def test_unscanned_target_shows_error_class(page: str) -> None:
-    """A target that could not be scanned shows its error class and message instead of facts."""
+    """A target that could not be scanned shows one block with its error class and message: no row per rule and
+    no empty fact tables; the overview says the same instead of a count of inconclusive rules."""
     section = page.split('id="target-3"', 1)[1].split("</section>", 1)[0]
-    assert "<code>dns</code>: missing.invalid does not resolve" in section
-    assert "No protocol information was collected." in section
+    block = re.search(r'<div class="alert not-scanned" role="note" data-error-class="dns">(.*?)</div>', section, re.S)
+    assert block is not None
+    assert _text(block.group(1)) == (
+        f"Not scanned: dns {DASH} missing.invalid does not resolve None of the 1 rules of its packs could be checked."
+    )
+    assert "<table" not in section and "<details" not in section
+    row = _overview(page).split('<tr data-target="3"', 1)[1].split("</tr>", 1)[0]
+    assert f'data-error-class="dns">not scanned: <code>dns</code> {DASH} missing.invalid does not resolve</td>' in row
+    assert 'class="cell' not in row
+    failed = page.split('<section id="failed-rules">', 1)[1].split("</section>", 1)[0]
+    assert '<li data-error-class="dns">' in failed and "missing.invalid does not resolve" in failed
 
 
 def test_untrusted_text_is_escaped(page: str) -> None:
@@ -486,7 +504,8 @@ def test_group_error_and_not_probed_groups(page: str) -> None:
     for section in (legacy, missing):
         assert '<table class="facts' not in section
         assert "<h3>Behaviours</h3>" not in section
-        assert "Not probed: key exchange groups, behaviours, sessions, client authentication." in section
+    assert "Not probed: key exchange groups, behaviours, sessions, client authentication." in legacy
+    assert "Not probed:" not in missing  # not scanned: one block says why, no fact tables
 
 
 def test_sessions_table_and_ca_name_escaping(report: Report) -> None:
@@ -822,7 +841,7 @@ def test_stapling_and_revocation(cert_page: str) -> None:
     assert "Revocation was not checked." in old
 
 
-def test_expiry_in_overview_and_list(cert_page: str, page: str) -> None:
+def test_expiry_in_overview_and_list(cert_page: str, page: str, report: Report) -> None:
     """The overview shows each leaf's expiry; certificates expiring within 30 days (or expired) are listed."""
     overview = cert_page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
     assert '<th scope="col">Certificate expires</th>' in overview
@@ -849,9 +868,14 @@ def test_expiry_in_overview_and_list(cert_page: str, page: str) -> None:
     old = _section(cert_page, 2)
     assert '<span class="vbar expired" aria-hidden="true"><span style="width: 100.0%"></span></span>' in old
     assert '<span class="days expired">expired 5 days ago</span>' in old
-    # Without anything close to expiry there is no list; a target without a certificate shows a dash.
+    # Without anything close to expiry there is no list; a scanned target without a certificate shows a dash.
     assert 'class="alert expiring-list"' not in page
-    assert re.search(r'<td class="cert-expiry"><span class="muted">\u2013</span></td>', page)
+    assert '<td class="cert-expiry"><span class="muted">\u2013</span></td>' not in page
+    bare = report.targets[1].model_copy(
+        update={"facts": report.targets[1].facts.model_copy(update={"certificate": CertificateFacts(status="ok")})}
+    )
+    without = html_render.render(report.model_copy(update={"targets": [bare], "summary": summarise([bare])}))
+    assert re.search(r'<td class="cert-expiry"><span class="muted">\u2013</span></td>', without)
 
 
 def test_file_target(cert_page: str) -> None:
@@ -906,27 +930,26 @@ def _overview(page: str) -> str:
     return page.split('<section id="overview">', 1)[1].split("</section>", 1)[0]
 
 
-def test_overview_matrix_and_severity_counts(page: str) -> None:
+def test_overview_matrix_and_severity_counts(page: str, report: Report) -> None:
     """The overview opens with the targets by verdict, failed findings by severity and a targets x packs matrix."""
     overview = _overview(page)
-    assert overview.index('class="verdicts"') < overview.index('class="pack-matrix"') < overview.index('"overview"')
+    assert overview.index('class="verdicts"') < overview.index('class="overview pack-matrix"')
     assert _row_texts(_table(overview, "verdicts")) == [["3", "1", "1", "1"]]
     severities = _table(overview, "severity-counts")
     assert re.findall(r'<th scope="col" class="sev sev-(\w+)">', severities) == list(html_render.SEVERITIES)
     assert _row_texts(severities) == [["0", "1", "0", "0", "0"]]
     assert '<td data-severity="high" data-count="1" class="sev-high nonzero">1</td>' in severities
-    matrix = _table(overview, "pack-matrix")
-    assert re.findall(r'<th scope="col"><code>([^<]+)</code></th>', matrix) == ["tls13-only"]
-    assert _row_texts(matrix) == [
-        ["good.example:443", "Pass 1 pass"],
-        ["legacy.example:443", "Fail 1 fail"],
-        ["missing.invalid:443", "Error 1 error"],
+    matrix = _table(overview, "overview pack-matrix")
+    assert re.findall(r'<th scope="col" data-pack="([^"]+)"><code>\1</code></th>', matrix) == ["tls13-only"]
+    grades = [row[1] for row in _row_texts(matrix)]
+    assert [row[:1] + row[2:4] for row in _row_texts(matrix)] == [
+        ["good.example:443", "Pass", "Pass 1 pass"],
+        ["legacy.example:443", "Fail", "Fail 1 fail"],
+        ["missing.invalid:443", "Error", f"not scanned: dns {DASH} missing.invalid does not resolve"],
     ]
-    assert re.findall(r'<td class="cell (\w+)" data-pack="tls13-only" data-status="\1">', matrix) == [
-        "pass",
-        "fail",
-        "error",
-    ]
+    assert re.findall(r'<td class="cell (\w+)" data-pack="tls13-only" data-status="\1">', matrix) == ["pass", "fail"]
+    assert grades[2] == DASH  # not scanned: no grade
+    assert grades[:2] == [t.grade for t in report.targets[:2]] and all(grades[:2])  # the report's grades, shown
     assert '<a href="#target-2">legacy.example:443</a>' in matrix
 
 
@@ -1072,12 +1095,168 @@ def test_findings_filter_markup(page: str) -> None:
     assert severity is not None and pack is not None
     assert re.findall(r'<option value="([^"]*)">', severity.group(1)) == ["", "high"]
     assert re.findall(r'<option value="([^"]*)">', pack.group(1)) == ["", "tls13-only"]
-    rows = re.findall(r"<tr (data-status=\"\w+\" data-severity[^>]*)>", page)
+    rows = re.findall(r"<tr (?:id=\"[^\"]+\" )?(data-status=\"\w+\" data-severity[^>]*)>", page)
+    # the pass is listed folded (in <noscript>), the fail unfolded; the unscanned target has no row per rule
     assert rows == [
         f'data-status="{status}" data-severity="high" data-pack="tls13-only" data-rule="{FAIL_RULE}"'
-        for status in ("pass", "fail", "error")
+        for status in ("pass", "fail")
     ]
-    assert page.count('<tr class="no-match" hidden>') == 3
+    assert page.count('<tr class="no-match" hidden>') == 2
     printed = page.split("@media print {", 1)[1].split("</style>", 1)[0]
+    assert "html.failed-only details.lazy, details.lazy > :not(summary) { display: block !important; }" in printed
     assert ".filters { display: none !important; }" in printed
     assert "table.findings tbody tr[data-status][hidden] { display: table-row; }" in printed
+
+
+# --- the triage view: what failed first ---------------------------------------------------------------------------
+
+
+def _copies(target: TargetReport, count: int) -> list[TargetReport]:
+    """``count`` copies of a target under names of their own (a fleet with one configuration)."""
+    return [target.model_copy(update={"target": f"host-{i}.example:443"}) for i in range(1, count + 1)]
+
+
+def _with_targets(report: Report, targets: list[TargetReport]) -> Report:
+    return report.model_copy(update={"targets": targets, "summary": summarise(targets)})
+
+
+def test_what_failed_groups_a_rule_across_targets(report: Report) -> None:
+    """A rule that failed on several targets is one entry atop the page, before the overview, with its severity,
+    title, count, one-line remediation and a link per target to that target's finding; a fleet shows three
+    targets and the rest folded behind "all N targets"."""
+    targets = [report.targets[0], *_copies(report.targets[1], 2), report.targets[2]]
+    page = html_render.render(_with_targets(report, targets))
+    failed = page.split('<section id="failed-rules">', 1)[1].split("</section>", 1)[0]
+    assert page.index('<section id="failed-rules">') < page.index('<section id="overview">')
+    (entry,) = re.findall(r'<ol class="failed-rules failures">\s*<li[^>]*>(.*?)</li>\s*</ol>', failed, re.S)
+    assert _text(entry.split("</div>", 1)[0]) == (
+        f"high No protocol version other than TLS 1.3 is accepted {DASH} 2 targets {FAIL_RULE} tls13-only"
+    )
+    assert '<p class="fix"><strong>Fix:</strong> Set the minimum protocol version to TLS 1.3.</p>' in entry
+    links = re.findall(r'<a href="#([^"]+)">(host-\d\.example:443)</a>', entry)
+    assert links == [(f"target-{i}.tls13-only.{FAIL_RULE}", f"host-{i - 1}.example:443") for i in (2, 3)]
+    assert all(f'<tr id="{anchor}" data-status="fail"' in page for anchor, _ in links)
+    # the unscanned target is listed by its error class, with its message, not as a failed rule
+    assert '<li data-error-class="dns">' in failed and "missing.invalid does not resolve" in failed
+
+    fleet = html_render.render(_with_targets(report, _copies(report.targets[1], 12)))
+    entry = fleet.split('<ol class="failed-rules failures">', 1)[1].split("</ol>", 1)[0]
+    assert f"{DASH} 12 targets" in entry
+    inline, folded = entry.split('<details class="rule-targets">', 1)
+    assert len(re.findall(r'<a href="#target-', inline)) == 3  # the first three, then all of them folded
+    assert "<summary>all 12 targets</summary>" in folded and len(re.findall(r'<a href="#target-', folded)) == 12
+
+
+def test_nothing_failed_says_so(report: Report) -> None:
+    page = html_render.render(_with_targets(report, [report.targets[0]]))
+    assert '<p class="nothing-failed">Nothing failed' in page
+    assert '<ol class="failed-rules' not in page
+
+
+def test_grade_in_overview_and_target_header(report: Report) -> None:
+    """A target's grade (when the report has one) is a column of the overview and a badge beside its verdict; a
+    target without one shows a dash, and a report without any grade has no grade column."""
+    graded = [
+        report.targets[0].model_copy(update={"grade": "A+"}),
+        report.targets[1].model_copy(update={"grade": "T"}),
+        report.targets[2],
+    ]
+    page = html_render.render(_with_targets(report, graded))
+    matrix = _table(_overview(page), "overview pack-matrix")
+    assert '<th scope="col">Grade</th>' in matrix
+    assert [row[:2] for row in _row_texts(matrix)] == [
+        ["good.example:443", "A+"],
+        ["legacy.example:443", "T"],
+        ["missing.invalid:443", DASH],
+    ]
+    assert '<td class="grade" data-grade="T"><span class="badge grade">T</span></td>' in matrix
+    head = _section(page, 1).split("</div>", 1)[0]
+    assert '<span class="badge large grade" data-grade="A+"' in head and "Grade: A+</span>" in head
+    assert "data-grade" not in _section(page, 3).split("</div>", 1)[0]
+
+
+def test_evidence_names_each_suite_once_with_its_versions() -> None:
+    """A suite accepted with three versions is listed once under the three versions, not three times; the engine's
+    own evidence (mozilla-intermediate's suite rule) on facts where TLS 1.0, 1.1 and 1.2 accept the same CBC suite."""
+    cbc = _suite("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "0xC013", "ECDHE", "RSA", "AES_128_CBC", "SHA1", 128)
+    cbc256 = _suite("TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "0xC028", "ECDHE", "RSA", "AES_256_CBC", "SHA384", 256)
+    gcm = _suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "0xC02F", "ECDHE", "RSA", "AES_128_GCM", "SHA256", 128)
+    accepted = {
+        ProtocolVersion.TLSv1_0: [cbc],
+        ProtocolVersion.TLSv1_1: [cbc],
+        ProtocolVersion.TLSv1_2: [gcm, cbc, cbc256],
+    }
+    facts = Facts(
+        target=_target("cbc.example", "192.0.2.9"),
+        started_at=START,
+        finished_at=START + timedelta(seconds=1),
+        status="ok",
+        protocols=[
+            ProtocolSupport(
+                version=v, status="accepted" if v in accepted else "not_accepted", cipher_suites=accepted.get(v, [])
+            )
+            for v in ProtocolVersion
+        ],
+    )
+    (finding,) = [
+        f for f in evaluate(facts, [resolve_pack("mozilla-intermediate")]) if f.rule == "MOZILLA-INTERMEDIATE-003"
+    ]
+    assert finding.status == Status.failed
+    lines = {line.label: line.items for line in html_render.evidence_lines(finding, facts) if line.items}
+    assert lines == {
+        "Offending with TLSv1.2, TLSv1.1, TLSv1.0": (cbc.name,),
+        "Offending with TLSv1.2": (cbc256.name,),
+    }
+    target = _target_report("cbc.example:443", facts, [finding])
+    page = html_render.render(
+        decided_report(
+            started_at=START,
+            finished_at=START,
+            options=ScanOptions(timeout=5.0, packs=["mozilla-intermediate"]),
+            packs=[],
+            targets=[target],
+            summary=summarise([target]),
+        )
+    )
+    row = page.split('<tr id="target-1.mozilla-intermediate.MOZILLA-INTERMEDIATE-003"', 1)[1].split("</tr>", 1)[0]
+    evidence = row.split('<dl class="evidence">', 1)[1].split("</dl>", 1)[0]
+    assert '<dt>Of the elements where</dt><dd class="mono">key_exchange not_equals any</dd>' in evidence
+    offending = evidence.split("<dt>Offending", 1)[1]
+    assert offending.count(cbc.name) == 1 and offending.count(cbc256.name) == 1 and gcm.name not in offending
+
+
+def test_hostile_text_cannot_leave_the_folded_facts(report: Report) -> None:
+    """The fact tables wait inside <noscript> as text: a certificate subject or error message that says
+    ``</noscript><script>`` is escaped like any other, so it can neither end that element nor start a script."""
+    evil = "</noscript><script>alert(3)</script><noscript>"
+    good = report.targets[0]
+    leaf = _certificate(f"CN={evil}")
+    facts = good.facts.model_copy(update={"certificate": CertificateFacts(status="ok", leaf=leaf, chain=[])})
+    missing = report.targets[2]
+    error = ProbeError(error_class=ErrorClass.not_tls, message=f"server said {evil}")
+    gone = missing.model_copy(
+        update={"target": f"{evil}:443", "facts": missing.facts.model_copy(update={"error": error})}
+    )
+    page = html_render.render(_with_targets(report, [good.model_copy(update={"facts": facts}), gone]))
+    assert "<script>alert(3)" not in page and "</noscript><script>" not in page
+    assert page.count("<noscript") == page.count("</noscript>")
+    assert "CN=&lt;/noscript&gt;&lt;script&gt;alert(3)&lt;/script&gt;&lt;noscript&gt;" in page
+    assert "server said &lt;/noscript&gt;&lt;script&gt;" in page.split('<section id="failed-rules">', 1)[1]
+    _assert_parses(page)
+    _assert_self_contained(page)
+
+
+def test_a_fleets_rows_wait_as_text(report: Report) -> None:
+    """Above EAGER_TARGETS targets, a target's finding rows are <noscript> markup (shown as they are without a
+    script), and the section says what they hold so the filter can count them before they are built."""
+    small = html_render.render(_with_targets(report, _copies(report.targets[1], html_render.EAGER_TARGETS)))
+    assert '<div class="rows"' not in small
+    fleet = html_render.render(_with_targets(report, _copies(report.targets[1], html_render.EAGER_TARGETS + 1)))
+    section = _section(fleet, 1)
+    holder = re.search(
+        r'<div class="rows" data-listed="([^"]*)">\s*<noscript class="lazy-src">(.*?)</noscript>', section, re.S
+    )
+    assert holder is not None
+    assert holder.group(1) == "fail high tls13-only"
+    assert f'<tr id="target-1.tls13-only.{FAIL_RULE}" data-status="fail"' in holder.group(2)
+    _assert_parses(fleet)
