@@ -7,9 +7,11 @@ suites + certificate), every option at its default:
   local    tlsgate scan --targets-file F --json OUT                                     one process
   dask-2   tlsgate scan --targets-file F --json OUT --executor dask --scheduler tcp://127.0.0.1:P
            on a cluster the benchmark starts for the row: ``dask scheduler`` and two ``dask worker --no-nanny``
-           processes (a thread per core each), all on this machine
+           processes (a thread per core each), all on this machine, warmed up by a one-target scan before the
+           row is measured (a standing cluster's workers have imported tlsgate already)
   nmap     nmap -Pn -n -p PORTS --script +ssl-enum-ciphers -oX OUT HOSTS               at the comparison N only
 
+With ``--report jsonl`` tlsgate writes only its journal (``--format jsonl=OUT``) instead of the JSON report.
 The Dask rows run only when ``tlsgate scan --help`` lists ``--executor``; otherwise they are reported as not
 available. Each row records:
 
@@ -92,6 +94,7 @@ class Row:
     run: int
     available: bool = True
     note: str = ""
+    report: str = "json"  # what tlsgate wrote: json (--json, the whole report) or jsonl (--format jsonl, the journal)
     wall_s: float = 0.0
     connections: int = 0  # accepted by the endpoints (nginx)
     connections_by_profile: dict[str, int] = field(default_factory=dict)
@@ -217,27 +220,57 @@ class DaskCluster:
 # --- one row -----------------------------------------------------------------------------------------------------
 
 
-def scan_command(targets_file: Path, out: Path, scheduler: str | None) -> list[str]:
-    command = [tool_path("tlsgate"), "scan", "--targets-file", str(targets_file), "--json", str(out)]
+def scan_command(targets_file: Path, out: Path, scheduler: str | None, report: str = "json") -> list[str]:
+    """tlsgate's default plan over the targets; ``report`` json (the whole report, --json) or jsonl (the journal)."""
+    output = ["--json", str(out)] if report == "json" else ["--format", f"jsonl={out}"]
+    command = [tool_path("tlsgate"), "scan", "--targets-file", str(targets_file), *output]
     if scheduler:
         command += ["--executor", "dask", "--scheduler", scheduler]
     return command
 
 
-def run_row(tool: str, fleet: NginxFleet, run: int, work: Path, timeout: float) -> tuple[Row, Suites]:
+def read_journal(journal: Path) -> Path:
+    """The journal's targets as a JSON report holding only them (what run.read_output reads), beside it."""
+    targets = []
+    with journal.open() as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if isinstance(entry, dict) and "facts" in entry:
+                    targets.append(entry)
+    report = journal.with_suffix(".report.json")
+    report.write_text(json.dumps({"targets": targets}))
+    return report
+
+
+def warm_up(cluster: DaskCluster, fleet: NginxFleet, work: Path) -> None:
+    """One target through the cluster before the row: its workers have imported tlsgate, as a standing cluster's
+    have (the row then measures scanning, not a worker's first import of sslyze and the rest)."""
+    one = work / "warm-up-target.txt"
+    one.write_text(fleet.targets[0] + "\n")
+    command = [*scan_command(one, work / "warm-up.json", cluster.address), "--quiet"]
+    with (work / "warm-up.log").open("wb") as log:
+        subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=300)
+
+
+def run_row(
+    tool: str, fleet: NginxFleet, run: int, work: Path, timeout: float, report: str = "json"
+) -> tuple[Row, Suites]:
     """Scan the fleet once with ``tool`` (local, dask-2 or nmap) and measure it."""
     n = fleet.count
     name = f"{tool}-{n}-{run}"
-    out = work / (f"{name}.xml" if tool == "nmap" else f"{name}.json")
+    out = work / (f"{name}.xml" if tool == "nmap" else f"{name}.{report}")
     targets_file = work / f"targets-{n}.txt"
     targets_file.write_text("\n".join(fleet.targets) + "\n")
-    row = Row(tool, n, run)
+    row = Row(tool, n, run, report=report if tool != "nmap" else "xml")
     cluster = DaskCluster(DASK_WORKERS, work) if tool.startswith("dask") else None
     with cluster if cluster else contextlib.nullcontext():
         if tool == "nmap":
             command = command_for("nmap", fleet, out)  # type: ignore[arg-type]  # the same hosts and ports
         else:
-            command = scan_command(targets_file, out, cluster.address if cluster else None)
+            command = scan_command(targets_file, out, cluster.address if cluster else None, report)
+        if cluster:
+            warm_up(cluster, fleet, work)
         time.sleep(2)  # let the previous row's connections close
         row.load_start = os.getloadavg()
         cluster_pids = ([cluster.scheduler.pid] if cluster and cluster.scheduler else []) + (
@@ -264,6 +297,8 @@ def run_row(tool: str, fleet: NginxFleet, run: int, work: Path, timeout: float) 
     row.servers_cpu_s = round(raw.server_cpu, 2)
     row.machine_busy_pct = round(raw.machine_busy_pct)
     row.exit_code = raw.exit_code
+    if report == "jsonl" and tool != "nmap":
+        out = read_journal(out)
     row.targets_ok, suites = read_output("nmap" if tool == "nmap" else "tlsgate-enum", out)
     workers = f"  workers {row.worker_peaks_mb} MB" if row.worker_peaks_mb else ""
     print(
@@ -381,6 +416,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
                         f"{','.join(map(str, SIZES))})")  # fmt: skip
     parser.add_argument("--executors", default=",".join(EXECUTORS), help=f"subset of {','.join(EXECUTORS)}")
     parser.add_argument("--repeat", type=int, default=3, help=f"runs of local and nmap at N = {COMPARE_AT}")
+    parser.add_argument("--report", choices=("json", "jsonl"), default="json", help="what tlsgate writes: json "
+                        "(--json: the whole report) or jsonl (--format jsonl: only the journal)")  # fmt: skip
     parser.add_argument("--no-nmap", action="store_true", help="skip the nmap comparison")
     parser.add_argument("--timeout", type=float, default=1800, help="kill a scan still running after this (s)")
     parser.add_argument("--out", type=Path, help="results file (default bench/results-cost-DATE.json)")
@@ -408,12 +445,12 @@ def run_size(
         for tool in ("local", "nmap") if compare else ("local",):
             if tool in ("local", "nmap") and "local" not in args.executors:
                 continue
-            row, found[f"{tool}-{run}"] = run_row(tool, fleet, run, work, args.timeout)
+            row, found[f"{tool}-{run}"] = run_row(tool, fleet, run, work, args.timeout, args.report)
             rows.append(row)
     if "dask" in args.executors:
         tool = f"dask-{DASK_WORKERS}"
         if dask:
-            row, found[f"{tool}-1"] = run_row(tool, fleet, 1, work, args.timeout)
+            row, found[f"{tool}-1"] = run_row(tool, fleet, 1, work, args.timeout, args.report)
             rows.append(row)
         else:
             rows.append(Row(tool, n, 1, available=False, note="not available (tlsgate scan has no --executor)"))
