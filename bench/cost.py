@@ -399,7 +399,7 @@ def goals(rows: list[Row]) -> list[dict[str, object]]:
     verdicts: list[dict[str, object]] = []
     for tool in dict.fromkeys(r.tool for r in rows if r.tool != "nmap"):
         mine = [r for r in rows if r.tool == tool and r.available]
-        if len({r.n for r in mine}) >= 2:
+        if len({r.n for r in mine}) >= 3:  # any two points lie on a line
             verdicts.append(linearity(tool, mine))
         at = next((r for r in mine if r.n == GOAL_COORDINATOR_AT), None)
         if at:
@@ -515,6 +515,17 @@ def run_facts(executors: list[str]) -> dict[str, object]:
     return facts
 
 
+def prerequisites(args: argparse.Namespace, dask: bool) -> str | None:
+    """What the run needs and this machine lacks, checked before anything starts, or None."""
+    if not Path(NGINX).exists():
+        return f"{NGINX} is needed for the endpoints (apt-get install nginx)"
+    if COMPARE_AT in args.sizes and "local" in args.executors and not args.no_nmap and not shutil.which("nmap"):
+        return "nmap is needed for the comparison at N = 200 (apt-get install nmap), or pass --no-nmap"
+    if dask and not (Path(sys.executable).parent / "dask").exists() and not shutil.which("dask"):
+        return "the dask command is needed for the Dask rows (pip install distributed), or pass --executors local"
+    return None
+
+
 def _scanner_source() -> str:
     """Where the measured tlsgate's code came from: its directory, and its git commit when it is a checkout."""
     code = "import pathlib, scanner; print(pathlib.Path(scanner.__file__).parent.parent)"
@@ -554,6 +565,10 @@ def main(argv: list[str]) -> int:
     install_signal_handlers()
     facts = run_facts(args.executors)
     facts["note"] = args.note
+    missing = prerequisites(args, bool(facts["dask_executor"]))
+    if missing:
+        print(f"cost.py: {missing}", file=sys.stderr)
+        return 2
     print(f"# tlsgate cost curve {facts['date']}\n{json.dumps(facts, indent=2)}", file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="tlsgate-cost-out-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
