@@ -466,8 +466,8 @@ def goals(results: list[Measurement]) -> list[dict[str, object]]:
 # --- main ------------------------------------------------------------------------------------------------------
 
 
-def enter_network_namespace(argv: list[str]) -> None:
-    """Re-run this script in a fresh network namespace (own loopback, own TCP counters), unless already there."""
+def enter_network_namespace(argv: list[str], script: Path = Path(__file__)) -> None:
+    """Re-run ``script`` (this one) in a fresh network namespace (own loopback, own TCP counters), unless there."""
     if os.environ.get(NETNS_MARK):
         ip = shutil.which("ip")
         if not ip:
@@ -479,7 +479,7 @@ def enter_network_namespace(argv: list[str]) -> None:
         raise SystemExit("unshare (util-linux) is needed for the network namespace; or pass --no-netns")
     prefix = [unshare, "--net"] if os.geteuid() == 0 else [unshare, "--user", "--map-root-user", "--net"]
     env = {**os.environ, NETNS_MARK: "1"}
-    os.execve(prefix[0], [*prefix, "--", sys.executable, str(Path(__file__).resolve()), *argv], env)  # noqa: S606
+    os.execve(prefix[0], [*prefix, "--", sys.executable, str(script.resolve()), *argv], env)  # noqa: S606
 
 
 def run_tools(tools: list[str], fleet: Fleet, run: int, work: Path, timeout: float) -> list[Measurement]:
