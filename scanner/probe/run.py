@@ -2,9 +2,11 @@
 
 Each target runs its whole course on its own: a preflight (resolve, connect, one ClientHello) decides whether
 there is a TLS peer at all; tlsgate's own probes (SSL 2.0 to TLS 1.3, groups, sessions ...) run one after
-another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when it brings no
-chain, tlsgate reads it off the wire itself (pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB);
-then one handshake per kind of server key (pki/deployments: every certificate it serves) and the analysis of
+another; then sslyze (the certificate chain as served, behaviours and vulnerability plugins) — when the plan asks
+sslyze for the chain alone, only its chain job's one handshake, at the highest version the enumeration found (no
+connectivity test: ``sslyze_adapter.chain_only``); when it brings no chain, tlsgate reads it off the wire itself
+(pki/wirechain: OpenSSL refuses Certificate messages over 100 KiB); then one handshake per kind of server key
+that the facts so far do not already answer (pki/deployments: every certificate it serves) and the analysis of
 each chain. Targets run side by side and each one's facts are final as soon as it is done, so results stream out
 in completion order. A probe that fails leaves its part as an error, never a default; a target that fails never
 stops the others.
@@ -21,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,16 +41,17 @@ from scanner.facts import (
     TargetInfo,
 )
 from scanner.probe import sslyze_adapter
+from scanner.probe.checks.ciphers import highest_accepted
 from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.endpoint import Endpoint
 from scanner.probe.connect.limits import Cancelled, Slots, Stop
 from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
 from scanner.probe.pki.certchain import analyse
-from scanner.probe.pki.deployments import deployments, discover
+from scanner.probe.pki.deployments import answered_offers, deployments, discover
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.wirechain import TOO_LARGE, fetch_chain
-from scanner.probe.registry import OWN_PROBES, FactGroup, OwnProbe, ProbeKind, sslyze_extras
+from scanner.probe.registry import OWN_PROBES, Extra, FactGroup, OwnProbe, ProbeKind, sslyze_extras
 from scanner.probe.sslyze_adapter import ServedCertificates, SslyzeOutcome, SslyzeRequest
 from scanner.targets import Target
 
@@ -433,12 +437,21 @@ class ProbeRun:
         with self.slots.hold(check.ip_address, stop):
             _own_probes(endpoint, options, partial)
         stop.check()
-        request = _sslyze_request(endpoint, options.plan)
-        parallel = min(options.per_server_connections, options.per_host)
-        outcome = sslyze_adapter.scan_one(request, parallel, lambda: self.slots.hold(check.ip_address, stop))
-        if outcome is not None:
+
+        def hold() -> AbstractContextManager[object]:  # one connection slot for each connection-making step
+            return self.slots.hold(check.ip_address, stop)
+
+        chain = _chain_alone(endpoint, options.plan, partial, hold)
+        if chain is not None:
             with partial.lock:
-                _merge_sslyze(partial, outcome)
+                partial.served = chain
+        else:
+            request = _sslyze_request(endpoint, options.plan)
+            parallel = min(options.per_server_connections, options.per_host)
+            outcome = sslyze_adapter.scan_one(request, parallel, hold)
+            if outcome is not None:
+                with partial.lock:
+                    _merge_sslyze(partial, outcome)
         stop.check()
         in_clear = False  # the chain read by tlsgate's own TLS 1.2 hello, not by OpenSSL
         if partial.served is None and ProbeKind.certificate in options.plan and _refetch(partial):
@@ -452,13 +465,29 @@ class ProbeRun:
             stop.check()
         if partial.served is not None:
             # Every certificate the server serves, not only the default one (pki/deployments).
-            with self.slots.hold(check.ip_address, stop):
-                offered = discover(endpoint, in_clear=in_clear)
-            stop.check()
             served = partial.served
+            with partial.lock:
+                # sslyze sends the address as SNI when the endpoint sends none; the offers and wirechain send none.
+                same_name = endpoint.server_name is not None or in_clear
+                known = answered_offers(served, partial.protocols, same_name=same_name)
+            with self.slots.hold(check.ip_address, stop):
+                offered = discover(endpoint, in_clear=in_clear, known=known)
+            stop.check()
             found = deployments(served, offered, lambda chain: _analyse(chain, endpoint, options, self.fetcher))
             with partial.lock:
                 partial.certificate, partial.deployments = found[0].certificate, found
+
+
+def _chain_alone(
+    endpoint: Endpoint, plan: frozenset[ProbeKind], partial: _Partial, hold: sslyze_adapter.Hold
+) -> ServedCertificates | None:
+    """The default chain in one handshake, when sslyze would be run for nothing else: its connectivity test
+    (two or three handshakes) only finds the highest version, which the enumeration already knows."""
+    if sslyze_extras(plan) != {Extra.certificate}:
+        return None
+    with partial.lock:
+        highest = highest_accepted(partial.protocols)
+    return sslyze_adapter.chain_only(endpoint, highest, hold) if highest is not None else None
 
 
 def _refetch(partial: _Partial) -> bool:

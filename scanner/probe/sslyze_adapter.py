@@ -33,7 +33,13 @@ from sslyze.plugins.certificate_info._get_cert_chain import get_certificate_chai
 from sslyze.plugins.certificate_info.trust_stores.trust_store_repository import TrustStoresRepository
 from sslyze.plugins.plugin_base import ScanJob, ScanJobResult
 from sslyze.plugins.scan_commands import ScanCommand, ScanCommandsRepository
-from sslyze.server_connectivity import ServerConnectivityInfo, check_connectivity_to_server
+from sslyze.server_connectivity import (
+    ClientAuthRequirementEnum,
+    ServerConnectivityInfo,
+    ServerTlsProbingResult,
+    TlsVersionEnum,
+    check_connectivity_to_server,
+)
 from sslyze.server_setting import (
     ClientAuthenticationCredentials,
     ServerNetworkConfiguration,
@@ -46,6 +52,7 @@ from scanner.facts import (
     ErrorClass,
     Observed,
     ProbeError,
+    ProtocolVersion,
     observed,
 )
 from scanner.probe.connect.endpoint import Endpoint
@@ -482,6 +489,73 @@ def _scan_part(request: SslyzeRequest, commands: set[ScanCommand], parallel: int
             found = _completed(command, server, jobs_done)
         results[command] = found
     return _outcome(request, results, chain)
+
+
+# The versions sslyze's connectivity test can settle on, and the cipher string of its handshake there: OpenSSL's
+# default TLS 1.3 suites (nothing set), "DEFAULT" below (``_detect_support_for_tls_1_2_or_below``'s first try).
+_TLS_VERSIONS: dict[ProtocolVersion, tuple[TlsVersionEnum, str]] = {
+    ProtocolVersion.TLSv1_3: (TlsVersionEnum.TLS_1_3, ""),
+    ProtocolVersion.TLSv1_2: (TlsVersionEnum.TLS_1_2, "DEFAULT"),
+    ProtocolVersion.TLSv1_1: (TlsVersionEnum.TLS_1_1, "DEFAULT"),
+    ProtocolVersion.TLSv1_0: (TlsVersionEnum.TLS_1_0, "DEFAULT"),
+    ProtocolVersion.SSLv3: (TlsVersionEnum.SSL_3_0, "DEFAULT"),
+}
+
+
+def _chain_alone(server_info: ServerConnectivityInfo) -> Any:
+    """sslyze's get_certificate_chain, except that a request for a client certificate raises
+    (ClientCertificateRequested) instead of being passed over."""
+    connection = server_info.get_preconfigured_tls_connection()
+    connection.ssl_client.set_tlsext_status_ocsp()
+    try:
+        connection.connect()
+        client = connection.ssl_client
+        return client.get_received_chain(), client.get_tlsext_status_ocsp_resp(), None, True
+    finally:
+        connection.close()
+
+
+def chain_only(endpoint: Endpoint, highest: ProtocolVersion, hold: Hold = _no_limit) -> ServedCertificates | None:
+    """The chain sslyze's certificate job fetches, in that job's one handshake, without the connectivity test
+    (two or three handshakes) that only finds what tlsgate's own probes already know: the highest version.
+
+    The handshake is the connectivity test's own at ``highest`` (the same client, offer, SNI and OCSP request),
+    so the server picks the same suite and serves the same chain as it does for sslyze's job. None whenever that
+    is not certain to be what a full sslyze run would report: no such version for sslyze, client credentials or
+    a request for a client certificate (the test decides how sslyze answers it), or any failure (a refusal, a
+    timeout, a reset: the full run then says which, in its own words). Cancelled when the target is stopped.
+    """
+    found = _TLS_VERSIONS.get(highest)
+    if found is None or endpoint.credentials is not None:
+        return None
+    version, ciphers = found
+    location = ServerNetworkLocation(hostname=endpoint.target.host, port=endpoint.port, ip_address=endpoint.address)
+    probing = ServerTlsProbingResult(
+        highest_tls_version_supported=version,
+        cipher_suite_supported=ciphers,
+        # Not passed over: a server that asks for a client certificate is left to the full run.
+        client_auth_requirement=ClientAuthRequirementEnum.REQUIRED,
+        supports_ecdh_key_exchange=True,  # read by the elliptic curves plugin only, which is not run here
+    )
+    server = ServerConnectivityInfo(
+        server_location=location,
+        network_configuration=_network_config(endpoint, endpoint.timeout),
+        tls_probing_result=probing,
+    )
+    bounds = _Bounds(endpoint, "the certificate chain", endpoint.timeout)
+    try:
+        with hold(), bounds:
+            value = _chain_alone(server)
+    except Cancelled:
+        raise
+    except Exception:  # refused, timed out, asked for a client certificate ...: the full run tells which
+        if endpoint.stop is not None:
+            endpoint.stop.check()
+        return None
+    if bounds.cut is not None:
+        return None
+    chain = _served_chain(value, None)
+    return chain if isinstance(chain, ServedCertificates) else None
 
 
 _POLL = 0.1  # seconds between looks at the stop while jobs run

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scanner.facts import CipherOrder, CipherSuite, ErrorClass, ProbeError, ProtocolSupport, ProtocolVersion
@@ -468,3 +468,15 @@ def enumerate_all(
         if run.error is not None and run.error.fatal:
             fatal = run.error.error
     return [results[version] for version in versions]
+
+
+def highest_accepted(protocols: Mapping[ProtocolVersion, ProtocolSupport]) -> ProtocolVersion | None:
+    """The highest version the enumeration found accepted, when every version above it was found refused (not
+    an error); None otherwise, and for a server that speaks SSL 2.0 alone (no TLS handshake settles on it)."""
+    for version in reversed(ProtocolVersion):
+        found = protocols.get(version)
+        if found is None or found.status == "error" or version == ProtocolVersion.SSLv2:
+            return None
+        if found.status == "accepted":
+            return version
+    return None

@@ -9,23 +9,44 @@ turn, each at the server's highest version: sslyze's certificate_info varies the
 A server without a certificate of the kind offered refuses the handshake (an alert, or a close): no deployment of
 that kind, not an error. A handshake that times out or breaks otherwise is an error of that offer, so a verdict
 never rests on an offer that was not answered.
+
+Some offers are answered before they are made (``answered_offers``), and cost no handshake:
+
+- the offer of the default chain's kind of key (ECDSA, or RSA with an rsaEncryption key), when the default was had
+  with the same server name: a server holds one certificate of a kind for a name and serves it to any client that
+  can verify it, so that offer gets the same leaf;
+- on a server whose highest version is TLS 1.2, an offer none of whose suites the enumeration found accepted in
+  TLS 1.2: the enumeration offered every suite of that authentication (IANA's, a superset of OpenSSL's) and the
+  server refused them all, with an alert or a close, which is this offer's refusal too. (With TLS 1.3 the
+  certificate is chosen by signature algorithm only, which the enumeration does not vary: those offers are made.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import nassl._nassl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 from nassl.ephemeral_key_info import OpenSslEvpPkeyEnum
 from nassl.ssl_client import ClientCertificateRequested, OpenSslDigestNidEnum, OpenSslVerifyEnum, SslClient
 
-from scanner.facts import CertificateDeployment, CertificateFacts, DeploymentOffer, ErrorClass, ProbeError
+from scanner.facts import (
+    CertificateDeployment,
+    CertificateFacts,
+    DeploymentOffer,
+    ErrorClass,
+    ProbeError,
+    ProtocolSupport,
+    ProtocolVersion,
+)
+from scanner.probe.checks.ciphers import highest_accepted
 from scanner.probe.connect.endpoint import Endpoint, connect_failure
 from scanner.probe.connect.limits import Cancelled
 from scanner.probe.connect.starttls import StartTlsError
@@ -82,14 +103,63 @@ OFFERS: tuple[Offer, ...] = (
 Offered = tuple[DeploymentOffer, ServedCertificates | ProbeError]
 
 
-def discover(endpoint: Endpoint, *, in_clear: bool = False, offers: Sequence[Offer] = OFFERS) -> list[Offered]:
+Answer = ServedCertificates | None  # an offer's chain, or None: the server refuses it
+
+
+def answered_offers(
+    default: ServedCertificates,
+    protocols: Mapping[ProtocolVersion, ProtocolSupport],
+    *,
+    same_name: bool,
+    offers: Sequence[Offer] = OFFERS,
+) -> dict[DeploymentOffer, Answer]:
+    """The offers whose answer is known without a handshake (see the module's note): the default chain for the
+    offer of its kind of key, None for an offer a TLS 1.2 server refused every suite of. ``same_name``: the
+    default chain was had with the SNI the offers send (sslyze sends the address when the endpoint sends none,
+    and a server may choose its certificate by name)."""
+    known: dict[DeploymentOffer, Answer] = {}
+    kind = _kind(default.chain[0]) if same_name else None
+    if highest_accepted(protocols) == ProtocolVersion.TLSv1_2:
+        accepted = protocols[ProtocolVersion.TLSv1_2].cipher_suites
+        for offer in offers:
+            if not any(suite.authentication in offer.wire_authentication for suite in accepted):
+                known[offer.name] = None
+    if kind is not None and kind in {offer.name for offer in offers}:
+        known[kind] = default
+    return known
+
+
+def _kind(leaf: x509.Certificate) -> DeploymentOffer | None:
+    """The offer that asks for this leaf's kind of key, for the kinds a server holds one certificate of."""
+    key = leaf.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ecdsa"
+    if isinstance(key, rsa.RSAPublicKey) and leaf.public_key_algorithm_oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5:
+        return "rsa"  # not an RSASSA-PSS key, which a server may hold beside an rsaEncryption one
+    return None
+
+
+def discover(
+    endpoint: Endpoint,
+    *,
+    in_clear: bool = False,
+    offers: Sequence[Offer] = OFFERS,
+    known: Mapping[DeploymentOffer, Answer] | None = None,
+) -> list[Offered]:
     """The chain each offer got, or why it could not be had; offers the server refused are left out.
 
     ``in_clear``: read each chain with tlsgate's own TLS 1.2 hello, as the default one had to be (a Certificate
     message over OpenSSL's 100 KiB limit, which OpenSSL would refuse here too); an offer that gets such a chain
-    when the default did not is read that way too."""
+    when the default did not is read that way too. ``known``: the offers already answered (``answered_offers``),
+    not made again."""
     found: list[Offered] = []
+    known = known or {}
     for offer in offers:
+        if offer.name in known:
+            answer = known[offer.name]
+            if answer is not None:
+                found.append((offer.name, answer))
+            continue
         outcome = None if in_clear else offered_chain(endpoint, offer)
         if in_clear or (isinstance(outcome, ProbeError) and _TOO_LARGE in outcome.message):
             outcome = offered_chain_in_clear(endpoint, offer.wire_authentication, offer.wire_signature_algorithms)
