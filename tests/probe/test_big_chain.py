@@ -21,7 +21,7 @@ from scanner.probe.pki.wirechain import OPENSSL_MAX_CERT_LIST
 from scanner.probe.run import probe_targets
 from scanner.targets import parse_target
 from tests.helpers import openssl_server
-from tests.pki import NOW, Hierarchy, hierarchy
+from tests.pki import NOW, Hierarchy, Issued, hierarchy
 
 SANS = ("localhost", "127.0.0.1", *(f"host-{n:05d}.a-rather-long-name-for-many-sans.test" for n in range(3000)))
 
@@ -74,13 +74,13 @@ def test_large_chain_read_in_the_clear(big: Hierarchy, tmp_path: Path, versions:
     assert (certificate.ocsp_stapled.status, certificate.ocsp_stapled.value) == ("ok", None)
 
 
-def test_large_chain_with_stapled_ocsp(big: Hierarchy, tmp_path: Path) -> None:
-    """The own TLS 1.2 hello asks for stapling too: the CertificateStatus message becomes ocsp_stapled."""
+def good_response(leaf: Issued, issuer: Issued) -> bytes:
+    """A DER OCSP response saying ``leaf`` is good for a day, signed by its issuer: for s_server -status_file."""
     response = (
         ocsp.OCSPResponseBuilder()
         .add_response(
-            cert=big.leaf.cert,
-            issuer=big.intermediate.cert,
+            cert=leaf.cert,
+            issuer=issuer.cert,
             algorithm=hashes.SHA256(),
             cert_status=ocsp.OCSPCertStatus.GOOD,
             this_update=NOW - dt.timedelta(hours=1),
@@ -88,11 +88,16 @@ def test_large_chain_with_stapled_ocsp(big: Hierarchy, tmp_path: Path) -> None:
             revocation_time=None,
             revocation_reason=None,
         )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, big.intermediate.cert)
-        .sign(big.intermediate.key, hashes.SHA256())
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.cert)
+        .sign(issuer.key, hashes.SHA256())
     )
+    return response.public_bytes(Encoding.DER)
+
+
+def test_large_chain_with_stapled_ocsp(big: Hierarchy, tmp_path: Path) -> None:
+    """The own TLS 1.2 hello asks for stapling too: the CertificateStatus message becomes ocsp_stapled."""
     status_file = tmp_path / "status.der"
-    status_file.write_bytes(response.public_bytes(Encoding.DER))
+    status_file.write_bytes(good_response(big.leaf, big.intermediate))
     with _serve(tmp_path, big, "-tls1_2", "-status_file", str(status_file)) as port:
         facts = _scan(port, tmp_path, big)
     stapled = facts.certificate.ocsp_stapled
