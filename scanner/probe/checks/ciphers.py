@@ -282,7 +282,19 @@ class _VersionEnumeration:
         hello = self.hello(suites)
         self.counter.add(self.version, ordering=ordering)
         reply = exchange(self.endpoint, hello)
-        return len(hello), _classify(reply, set(suites), self.version, self.endpoint.display)
+        verdict = _classify(reply, set(suites), self.version, self.endpoint.display)
+        self.note_leaf(reply, verdict)
+        return len(hello), verdict
+
+    def note_leaf(self, reply: ServerReply, verdict: _Verdict) -> None:
+        """The leaf served with a suite picked and usable, for the endpoint's log of what it showed in the clear."""
+        log = self.endpoint.in_clear
+        shown = reply.certificate
+        if log is None or not isinstance(verdict, _Picked) or not verdict.usable or shown is None:
+            return
+        info = iana.cipher_suite(verdict.suite)
+        if info is not None and shown.certificates:
+            log.add(self.version, info.authentication, shown.certificates[0])
 
     def answered(self, length: int) -> None:
         """The server answered a hello of ``length`` bytes with TLS: it handles that length."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scanner.facts import ErrorClass, ProbeError
+from scanner.facts import ErrorClass, ProbeError, ProtocolVersion
 from scanner.probe.connect.deadline import Deadline
 from scanner.probe.connect.limits import Stop
 from scanner.probe.connect.starttls import StartTls, upgrade
@@ -23,6 +24,25 @@ class ClientCredentials:
     description: str  # what the user named, e.g. "client.p12", for messages and facts
 
 
+class InClear:
+    """The leaf certificates a server showed in the clear to the enumerator's hellos (TLS 1.2 and older send the
+    Certificate message unencrypted), by version and by the authentication of the suite it picked: what a client
+    offering only suites of that authentication gets (pki/deployments). Filled by one probe, read after it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._leaves: dict[tuple[ProtocolVersion, str], set[bytes]] = {}
+
+    def add(self, version: ProtocolVersion, authentication: str, leaf: bytes) -> None:
+        with self._lock:
+            self._leaves.setdefault((version, authentication), set()).add(leaf)
+
+    def leaves(self, version: ProtocolVersion, authentications: frozenset[str]) -> set[bytes]:
+        """Every leaf (DER) shown at ``version`` with a suite of one of ``authentications``."""
+        with self._lock:
+            return set().union(*(self._leaves.get((version, a), set()) for a in authentications))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     target: Target
@@ -33,6 +53,7 @@ class Endpoint:
     starttls: StartTls | None = None
     stop: Stop | None = field(default=None, compare=False)  # checked before every connection
     check_name: bool = True  # judge trust for the target's name (False: by the chain alone)
+    in_clear: InClear | None = field(default=None, compare=False)  # where the enumerator notes the leaves it saw
 
     @property
     def port(self) -> int:

@@ -14,7 +14,9 @@ Some offers are answered before they are made (``answered_offers``), and cost no
 
 - the offer of the default chain's kind of key (ECDSA, or RSA with an rsaEncryption key), when the default was had
   with the same server name: a server holds one certificate of a kind for a name and serves it to any client that
-  can verify it, so that offer gets the same leaf;
+  can verify it, so that offer gets the same leaf; on a server whose highest version is TLS 1.2, whatever the
+  name, when every suite of that offer's authentication the enumeration saw picked came with the default leaf
+  (the enumeration's hellos send the offers' SNI);
 - on a server whose highest version is TLS 1.2, an offer none of whose suites the enumeration found accepted in
   TLS 1.2: the enumeration offered every suite of that authentication (IANA's, a superset of OpenSSL's) and the
   server refused them all, with an alert or a close, which is this offer's refusal too. (With TLS 1.3 the
@@ -32,6 +34,7 @@ import nassl._nassl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 from nassl.ephemeral_key_info import OpenSslEvpPkeyEnum
@@ -47,7 +50,7 @@ from scanner.facts import (
     ProtocolVersion,
 )
 from scanner.probe.checks.ciphers import highest_accepted
-from scanner.probe.connect.endpoint import Endpoint, connect_failure
+from scanner.probe.connect.endpoint import Endpoint, InClear, connect_failure
 from scanner.probe.connect.limits import Cancelled
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.pki.wirechain import offered_chain_in_clear
@@ -111,20 +114,28 @@ def answered_offers(
     protocols: Mapping[ProtocolVersion, ProtocolSupport],
     *,
     same_name: bool,
+    shown: InClear | None = None,
     offers: Sequence[Offer] = OFFERS,
 ) -> dict[DeploymentOffer, Answer]:
     """The offers whose answer is known without a handshake (see the module's note): the default chain for the
     offer of its kind of key, None for an offer a TLS 1.2 server refused every suite of. ``same_name``: the
     default chain was had with the SNI the offers send (sslyze sends the address when the endpoint sends none,
-    and a server may choose its certificate by name)."""
+    and a server may choose its certificate by name); ``shown``: the leaves the enumeration saw in the clear,
+    with the offers' SNI, which settle the offer of the default's kind on a TLS 1.2 server whatever the name."""
     known: dict[DeploymentOffer, Answer] = {}
-    kind = _kind(default.chain[0]) if same_name else None
+    kind = _kind(default.chain[0])
+    names = {offer.name for offer in offers}
     if highest_accepted(protocols) == ProtocolVersion.TLSv1_2:
         accepted = protocols[ProtocolVersion.TLSv1_2].cipher_suites
         for offer in offers:
             if not any(suite.authentication in offer.wire_authentication for suite in accepted):
                 known[offer.name] = None
-    if kind is not None and kind in {offer.name for offer in offers}:
+            elif offer.name == kind and shown is not None and not same_name:
+                # Every suite of this offer's authentication the server picked came with the default leaf.
+                leaf = default.chain[0].public_bytes(Encoding.DER)
+                if shown.leaves(ProtocolVersion.TLSv1_2, offer.wire_authentication) == {leaf}:
+                    known[offer.name] = default
+    if same_name and kind is not None and kind in names:
         known[kind] = default
     return known
 
