@@ -43,7 +43,7 @@ from scanner.facts import (
 from scanner.probe import sslyze_adapter
 from scanner.probe.checks.ciphers import highest_accepted
 from scanner.probe.connect.deadline import Deadline
-from scanner.probe.connect.endpoint import Endpoint, InClear
+from scanner.probe.connect.endpoint import Endpoint, SeenInClear
 from scanner.probe.connect.limits import Cancelled, Slots, Stop
 from scanner.probe.connect.preflight import Reachable, preflight, resolve_all
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -125,7 +125,7 @@ def _endpoint(item: ScanItem, address: str, options: ProbeOptions, stop: Stop) -
         starttls=item.options.starttls,
         stop=stop,
         check_name=item.options.check_name,
-        in_clear=InClear(),
+        seen=SeenInClear(),
     )
 
 
@@ -470,7 +470,7 @@ class ProbeRun:
             with partial.lock:
                 # sslyze sends the address as SNI when the endpoint sends none; the offers and wirechain send none.
                 same_name = endpoint.server_name is not None or in_clear
-                known = answered_offers(served, partial.protocols, same_name=same_name, shown=endpoint.in_clear)
+                known = answered_offers(served, partial.protocols, same_name=same_name, shown=endpoint.seen)
             with self.slots.hold(check.ip_address, stop):
                 offered = discover(endpoint, in_clear=in_clear, known=known)
             stop.check()

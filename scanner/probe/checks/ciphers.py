@@ -288,7 +288,7 @@ class _VersionEnumeration:
 
     def note_leaf(self, reply: ServerReply, verdict: _Verdict) -> None:
         """The leaf served with a suite picked and usable, for the endpoint's log of what it showed in the clear."""
-        log = self.endpoint.in_clear
+        log = self.endpoint.seen
         shown = reply.certificate
         if log is None or not isinstance(verdict, _Picked) or not verdict.usable or shown is None:
             return

@@ -24,7 +24,7 @@ class ClientCredentials:
     description: str  # what the user named, e.g. "client.p12", for messages and facts
 
 
-class InClear:
+class SeenInClear:
     """The leaf certificates a server showed in the clear to the enumerator's hellos (TLS 1.2 and older send the
     Certificate message unencrypted), by version and by the authentication of the suite it picked: what a client
     offering only suites of that authentication gets (pki/deployments). Filled by one probe, read after it."""
@@ -53,7 +53,7 @@ class Endpoint:
     starttls: StartTls | None = None
     stop: Stop | None = field(default=None, compare=False)  # checked before every connection
     check_name: bool = True  # judge trust for the target's name (False: by the chain alone)
-    in_clear: InClear | None = field(default=None, compare=False)  # where the enumerator notes the leaves it saw
+    seen: SeenInClear | None = field(default=None, compare=False)  # where the enumerator notes the leaves it saw
 
     @property
     def port(self) -> int:

@@ -50,7 +50,7 @@ from scanner.facts import (
     ProtocolVersion,
 )
 from scanner.probe.checks.ciphers import highest_accepted
-from scanner.probe.connect.endpoint import Endpoint, InClear, connect_failure
+from scanner.probe.connect.endpoint import Endpoint, SeenInClear, connect_failure
 from scanner.probe.connect.limits import Cancelled
 from scanner.probe.connect.starttls import StartTlsError
 from scanner.probe.pki.wirechain import offered_chain_in_clear
@@ -114,7 +114,7 @@ def answered_offers(
     protocols: Mapping[ProtocolVersion, ProtocolSupport],
     *,
     same_name: bool,
-    shown: InClear | None = None,
+    shown: SeenInClear | None = None,
     offers: Sequence[Offer] = OFFERS,
 ) -> dict[DeploymentOffer, Answer]:
     """The offers whose answer is known without a handshake (see the module's note): the default chain for the
