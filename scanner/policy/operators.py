@@ -280,8 +280,12 @@ class FieldMatcher:
         return all(m.test(get_field(element, f)) for f, m in self.fields)
 
     def at(self, scan_time: dt.datetime) -> FieldMatcher:
+        """This matcher at ``scan_time`` (see Matcher.at); itself when no field names ``scan_time``."""
         scalar = self.scalar.at(scan_time) if self.scalar is not None else None
-        return FieldMatcher(tuple((f, m.at(scan_time)) for f, m in self.fields), scalar)
+        fields = tuple((f, m.at(scan_time)) for f, m in self.fields)
+        if scalar is self.scalar and all(new is old for (_, new), (_, old) in zip(fields, self.fields, strict=True)):
+            return self
+        return FieldMatcher(fields, scalar)
 
     def describe(self) -> str:
         if self.scalar is not None:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -91,7 +92,7 @@ class Rule:
     # A certificate rule judges each certificate the server serves: "every" must pass it, or "any" one suffices.
     deployments: Deployments = "every"
 
-    @property
+    @cached_property  # asked for each rule of each target
     def on_certificate(self) -> bool:
         """Whether the rule (or a condition of it) reads the certificate: judged once per certificate deployment."""
         facts = [self.fact, *(c.fact for c in self.when if c.fact is not None)]
