@@ -6,6 +6,7 @@ Shared by the OCSP and CRL readers; the rules are in the ``revocation`` module d
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -19,6 +20,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from scanner.facts import RevocationResult
 from scanner.probe.pki.fetch import FetchError
+from scanner.probe.pki.paths import CHECKS_CACHED, self_issued
 
 SOURCE = "tlsgate"
 
@@ -54,7 +56,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer
+    return self_issued(cert)
 
 
 def issuer_key(cert: x509.Certificate) -> CertificateIssuerPublicKeyTypes | None:
@@ -71,6 +73,7 @@ def issuer_key(cert: x509.Certificate) -> CertificateIssuerPublicKeyTypes | None
     return None
 
 
+@functools.lru_cache(maxsize=CHECKS_CACHED)  # see paths.CHECKS_CACHED
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
