@@ -147,19 +147,19 @@ def _add(evidence: Evidence, **recorded: Any) -> Evidence:
 
 def _at(rule: Rule, scan_time: datetime) -> Rule:
     """The rule with its ``scan_time`` dates fixed to the moment these facts were observed; the rule itself when
-    it names no ``scan_time`` (most rules: no copy to make for each target)."""
-    when = tuple(_condition_at(c, scan_time) for c in rule.when)
-    argument, where = at_scan_time(rule.argument, scan_time), at_scan_time(rule.where, scan_time)
-    if argument is rule.argument and where is rule.where and all(a is b for a, b in zip(when, rule.when, strict=True)):
+    it names no ``scan_time`` (most rules: nothing to copy for each target)."""
+    if not rule.names_scan_time:
         return rule
-    return replace(rule, argument=argument, where=where, when=when)
-
-
-def _condition_at(condition: Condition, scan_time: datetime) -> Condition:
-    argument, where = at_scan_time(condition.argument, scan_time), at_scan_time(condition.where, scan_time)
-    if argument is condition.argument and where is condition.where:
-        return condition
-    return replace(condition, argument=argument, where=where)
+    when = tuple(
+        replace(c, argument=at_scan_time(c.argument, scan_time), where=at_scan_time(c.where, scan_time))
+        for c in rule.when
+    )
+    return replace(
+        rule,
+        argument=at_scan_time(rule.argument, scan_time),
+        where=at_scan_time(rule.where, scan_time),
+        when=when,
+    )
 
 
 # For each way a rule judges deployments, the status that decides it, first found first: with "every" one failing

@@ -280,17 +280,22 @@ class FieldMatcher:
         return all(m.test(get_field(element, f)) for f, m in self.fields)
 
     def at(self, scan_time: dt.datetime) -> FieldMatcher:
-        """This matcher at ``scan_time`` (see Matcher.at); itself when no field names ``scan_time``."""
         scalar = self.scalar.at(scan_time) if self.scalar is not None else None
-        fields = tuple((f, m.at(scan_time)) for f, m in self.fields)
-        if scalar is self.scalar and all(new is old for (_, new), (_, old) in zip(fields, self.fields, strict=True)):
-            return self
-        return FieldMatcher(fields, scalar)
+        return FieldMatcher(tuple((f, m.at(scan_time)) for f, m in self.fields), scalar)
 
     def describe(self) -> str:
         if self.scalar is not None:
             return self.scalar.describe()
         return ", ".join(f"{f} must {m.describe()}" for f, m in self.fields)
+
+
+def names_scan_time(argument: Any) -> bool:
+    """Whether a compiled constraint has a date operator whose argument is ``scan_time`` (what at_scan_time fixes)."""
+    if isinstance(argument, Matcher):
+        return any(name in DATE_OPERATORS and arg == SCAN_TIME for name, arg in argument.terms)
+    if isinstance(argument, FieldMatcher):
+        return names_scan_time(argument.scalar) or any(names_scan_time(m) for _, m in argument.fields)
+    return False
 
 
 def at_scan_time(argument: Any, scan_time: dt.datetime) -> Any:

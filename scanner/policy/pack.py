@@ -16,7 +16,14 @@ from typing import Any, Literal, get_args, get_origin
 
 from scanner.findings import SEVERITIES, Severity
 from scanner.policy.factpaths import PathType, UnknownPath, resolve_type, scalar_name
-from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS, FieldMatcher, Matcher, duration
+from scanner.policy.operators import (
+    LIST_OPERATORS,
+    VALUE_OPERATORS,
+    FieldMatcher,
+    Matcher,
+    duration,
+    names_scan_time,
+)
 from scanner.resources import builtin_rules_dir
 from scanner.yamlfile import (
     FileProblems,
@@ -91,6 +98,13 @@ class Rule:
     section: str = ""  # where in the pack's source document the rule comes from, e.g. "3.3.1.2"
     # A certificate rule judges each certificate the server serves: "every" must pass it, or "any" one suffices.
     deployments: Deployments = "every"
+
+    @cached_property
+    def names_scan_time(self) -> bool:
+        """Whether a constraint of the rule compares a date with ``scan_time``: only such a rule is fixed to each
+        target's scan time (asked for each rule of each target, hence cached)."""
+        constraints = [self.argument, self.where, *(x for c in self.when for x in (c.argument, c.where))]
+        return any(names_scan_time(c) for c in constraints)
 
     @cached_property  # asked for each rule of each target
     def on_certificate(self) -> bool:
