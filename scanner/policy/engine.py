@@ -104,6 +104,26 @@ def resolve(facts: Facts, path: str) -> Any:
     return current if not many or isinstance(current, list) else [current]
 
 
+class _Lookups:
+    """One target's facts as rules read them: the value at a path, resolved and made plain once.
+
+    The rules of a pack judge the same facts again and again (five rules of essentials read
+    ``protocols.cipher_suites``, three ``certificate.chain``), and dumping the fact models to plain values was
+    most of the cost of judging a target. A value is shared by the rules that read it; none changes it.
+    """
+
+    def __init__(self, facts: Facts) -> None:
+        self.facts = facts
+        self._values: dict[str, Any] = {}
+
+    def value(self, path: str) -> Any:
+        """``plain(resolve(facts, path))``, or the Unobserved it resolved to."""
+        if path not in self._values:
+            value = resolve(self.facts, path)
+            self._values[path] = value if isinstance(value, Unobserved) else plain(value)
+        return self._values[path]
+
+
 def _finding(rule: Rule, pack: RulePack, status: Status, message: str, evidence: Evidence) -> Finding:
     return Finding(
         pack=pack.id,
@@ -126,7 +146,10 @@ def _add(evidence: Evidence, **recorded: Any) -> Evidence:
 
 
 def _at(rule: Rule, scan_time: datetime) -> Rule:
-    """The rule with its ``scan_time`` dates fixed to the moment these facts were observed."""
+    """The rule with its ``scan_time`` dates fixed to the moment these facts were observed; the rule itself when
+    it names no ``scan_time`` (most rules: nothing to copy for each target)."""
+    if not rule.names_scan_time:
+        return rule
     when = tuple(
         replace(c, argument=at_scan_time(c.argument, scan_time), where=at_scan_time(c.where, scan_time))
         for c in rule.when
@@ -147,13 +170,17 @@ _DECIDING: dict[str, tuple[Status, ...]] = {
 }
 
 
-def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+def evaluate_rule(lookups: _Lookups, rule: Rule, pack: RulePack) -> Finding:
     """The rule's finding; a certificate rule on a server that serves several certificates judges each one and
     the rule's ``deployments`` ("every" or "any") decides, naming the deployments that did."""
+    facts = lookups.facts
     deployments = facts.deployments()
     if facts.status != "ok" or not rule.on_certificate or len(deployments) < 2:
-        return _evaluate(facts, rule, pack)
-    judged = [(d, _evaluate(facts.model_copy(update={"certificate": d.certificate}), rule, pack)) for d in deployments]
+        return _evaluate(lookups, rule, pack)
+    judged = [
+        (d, _evaluate(_Lookups(facts.model_copy(update={"certificate": d.certificate})), rule, pack))
+        for d in deployments
+    ]
     status = next(s for s in _DECIDING[rule.deployments] if any(f.status == s for _, f in judged))
     deciding = [(d, f) for d, f in judged if f.status == status]
     first = deciding[0][1]
@@ -162,15 +189,16 @@ def evaluate_rule(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
     return first.model_copy(update={"message": message, "evidence": evidence})
 
 
-def _evaluate(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+def _evaluate(lookups: _Lookups, rule: Rule, pack: RulePack) -> Finding:
     try:
-        return _judge(facts, rule, pack)
+        return _judge(lookups, rule, pack)
     except PatternTimeout as exc:  # a pack's pattern that backtracks without end on this target's text
         evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
         return _finding(rule, pack, Status.error, str(exc), evidence)
 
 
-def _judge(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
+def _judge(lookups: _Lookups, rule: Rule, pack: RulePack) -> Finding:
+    facts = lookups.facts
     rule = _at(rule, facts.started_at)
     evidence = Evidence(fact=rule.fact, expected={rule.operator: rule.expected})
     if rule.where_spec is not None:
@@ -183,7 +211,7 @@ def _judge(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
         message = f"{rule.fact} is not a certificate fact; a certificate file has none"
         return _finding(rule, pack, Status.not_applicable, message, evidence)
     for condition in rule.when:
-        holds = _holds(facts, condition)
+        holds = _holds(lookups, condition)
         subject = condition.fact or f"parameter {condition.param}"
         if isinstance(holds, Unobserved):
             status = Status.not_applicable if holds.not_applicable else Status.error
@@ -193,11 +221,10 @@ def _judge(facts: Facts, rule: Rule, pack: RulePack) -> Finding:
             when = {subject: {condition.operator: condition.expected}}
             message = f"applies only when {subject} {condition.operator} {condition.expected}"
             return _finding(rule, pack, Status.not_applicable, message, _add(evidence, when=when))
-    value = resolve(facts, rule.fact)
-    if isinstance(value, Unobserved):
-        status = Status.not_applicable if value.not_applicable else Status.error
-        return _finding(rule, pack, status, value.reason, _add(evidence, unobserved=value.reason))
-    observed = plain(value)
+    observed = lookups.value(rule.fact)
+    if isinstance(observed, Unobserved):
+        status = Status.not_applicable if observed.not_applicable else Status.error
+        return _finding(rule, pack, status, observed.reason, _add(evidence, unobserved=observed.reason))
     if observed is None and rule.operator in LIST_OPERATORS:
         # an absent optional list (a certificate without an EKU extension) has no elements; judging it
         # as a single value would fail `none` rules and crash on `only`/`forbid`/`require_*`
@@ -225,14 +252,13 @@ def _judge_list(rule: Rule, pack: RulePack, observed: list[Any], evidence: Evide
     return _finding(rule, pack, status, f"{rule.fact}: {outcome.summary}", evidence)
 
 
-def _holds(facts: Facts, condition: Condition) -> bool | Unobserved:
+def _holds(lookups: _Lookups, condition: Condition) -> bool | Unobserved:
     if condition.fact is None:
-        value: Any = condition.value
+        observed = plain(condition.value)
     else:
-        value = resolve(facts, condition.fact)
-        if isinstance(value, Unobserved):
-            return value
-    observed = plain(value)
+        observed = lookups.value(condition.fact)
+        if isinstance(observed, Unobserved):
+            return observed
     if condition.operator in LIST_OPERATORS:
         items = observed if isinstance(observed, list) else [] if observed is None else [observed]
         if condition.where is not None:
@@ -243,4 +269,5 @@ def _holds(facts: Facts, condition: Condition) -> bool | Unobserved:
 
 
 def evaluate(facts: Facts, packs: list[RulePack]) -> list[Finding]:
-    return [evaluate_rule(facts, rule, pack) for pack in packs for rule in pack.rules]
+    lookups = _Lookups(facts)
+    return [evaluate_rule(lookups, rule, pack) for pack in packs for rule in pack.rules]

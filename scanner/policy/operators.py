@@ -289,6 +289,15 @@ class FieldMatcher:
         return ", ".join(f"{f} must {m.describe()}" for f, m in self.fields)
 
 
+def names_scan_time(argument: Any) -> bool:
+    """Whether a compiled constraint has a date operator whose argument is ``scan_time`` (what at_scan_time fixes)."""
+    if isinstance(argument, Matcher):
+        return any(name in DATE_OPERATORS and arg == SCAN_TIME for name, arg in argument.terms)
+    if isinstance(argument, FieldMatcher):
+        return names_scan_time(argument.scalar) or any(names_scan_time(m) for _, m in argument.fields)
+    return False
+
+
 def at_scan_time(argument: Any, scan_time: dt.datetime) -> Any:
     """A compiled constraint (a matcher, a list operator's values, or None) as it applies to facts observed then."""
     if isinstance(argument, Matcher | FieldMatcher):

@@ -10,12 +10,20 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from scanner.findings import SEVERITIES, Severity
 from scanner.policy.factpaths import PathType, UnknownPath, resolve_type, scalar_name
-from scanner.policy.operators import LIST_OPERATORS, VALUE_OPERATORS, FieldMatcher, Matcher, duration
+from scanner.policy.operators import (
+    LIST_OPERATORS,
+    VALUE_OPERATORS,
+    FieldMatcher,
+    Matcher,
+    duration,
+    names_scan_time,
+)
 from scanner.resources import builtin_rules_dir
 from scanner.yamlfile import (
     FileProblems,
@@ -91,7 +99,14 @@ class Rule:
     # A certificate rule judges each certificate the server serves: "every" must pass it, or "any" one suffices.
     deployments: Deployments = "every"
 
-    @property
+    @cached_property
+    def names_scan_time(self) -> bool:
+        """Whether a constraint of the rule compares a date with ``scan_time``: only such a rule is fixed to each
+        target's scan time (asked for each rule of each target, hence cached)."""
+        constraints = [self.argument, self.where, *(x for c in self.when for x in (c.argument, c.where))]
+        return any(names_scan_time(c) for c in constraints)
+
+    @cached_property  # asked for each rule of each target
     def on_certificate(self) -> bool:
         """Whether the rule (or a condition of it) reads the certificate: judged once per certificate deployment."""
         facts = [self.fact, *(c.fact for c in self.when if c.fact is not None)]

@@ -6,7 +6,8 @@ Shared by the OCSP and CRL readers; the rules are in the ``revocation`` module d
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from cryptography import x509
@@ -19,6 +20,7 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 
 from scanner.facts import RevocationResult
 from scanner.probe.pki.fetch import FetchError
+from scanner.probe.pki.paths import CHECKS_CACHED, self_issued
 
 SOURCE = "tlsgate"
 
@@ -54,7 +56,7 @@ def fingerprint(cert: x509.Certificate) -> str:
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
-    return cert.subject == cert.issuer
+    return self_issued(cert)
 
 
 def issuer_key(cert: x509.Certificate) -> CertificateIssuerPublicKeyTypes | None:
@@ -71,6 +73,7 @@ def issuer_key(cert: x509.Certificate) -> CertificateIssuerPublicKeyTypes | None
     return None
 
 
+@functools.lru_cache(maxsize=CHECKS_CACHED)  # see paths.CHECKS_CACHED
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
@@ -79,10 +82,35 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def find_issuer(cert: x509.Certificate, candidates: Sequence[x509.Certificate]) -> x509.Certificate | None:
-    """The candidate whose name matches ``cert``'s issuer and whose key verifies its signature."""
-    for candidate in candidates:
-        if candidate is not cert and candidate.subject == cert.issuer and issued_by(cert, candidate):
+class IssuerIndex:
+    """Candidate issuers (a run's trust anchors) by subject name, built once and shared by every target.
+
+    cryptography builds a new ``Name`` each time a certificate's subject is read, so comparing a certificate's
+    issuer with each of some 150 anchors, for each certificate of each target, was most of the certificate
+    analysis of a scan. Keyed by ``Name``, whose equality is the one :func:`find_issuer` uses (attribute types and
+    values, not the DER bytes); namesakes keep the order they were given in.
+    """
+
+    def __init__(self, certs: Iterable[x509.Certificate] = ()) -> None:
+        self._by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in certs:
+            self._by_subject.setdefault(cert.subject, []).append(cert)
+
+    def named(self, name: x509.Name) -> list[x509.Certificate]:
+        return self._by_subject.get(name, [])
+
+
+def find_issuer(
+    cert: x509.Certificate, candidates: Sequence[x509.Certificate], more: IssuerIndex | None = None
+) -> x509.Certificate | None:
+    """The first of ``candidates``, then of ``more``, whose name matches ``cert``'s issuer and whose key verifies
+    its signature."""
+    issuer = cert.issuer
+    named = [candidate for candidate in candidates if candidate.subject == issuer]
+    if more is not None:
+        named += more.named(issuer)
+    for candidate in named:
+        if candidate is not cert and issued_by(cert, candidate):
             return candidate
     return None
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 from cryptography import x509
 from cryptography.x509 import ocsp
 
 from scanner.facts import CertificateFacts
-from scanner.probe.pki.answers import find_issuer
+from scanner.probe.pki.answers import IssuerIndex, find_issuer
 from scanner.probe.pki.certificates import chain_facts, name_check
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.lints import certificate_lints
@@ -29,6 +30,11 @@ class CertificateOptions:
     pins: tuple[str, ...] = ()
     revocation: bool = True  # live OCSP and CRL checks (stapled responses are always read)
     anchors: tuple[x509.Certificate, ...] = field(default=(), compare=False)  # loaded once per run, for issuers
+
+    @cached_property
+    def anchor_index(self) -> IssuerIndex:
+        """``anchors`` by subject, built on first use: every target looks the issuers of its chain up in them."""
+        return IssuerIndex(self.anchors)
 
 
 def with_anchors(options: CertificateOptions) -> CertificateOptions:
@@ -55,10 +61,10 @@ def analyse(
     names = name_check(served[0], name)
     trust_name = name if check_name else None
     trust, complete = evaluate_trust(served, trust_name, list(options.stores), list(options.pins), fetcher, now)
-    issuer = find_issuer(served[0], [*served[1:], *options.anchors])
+    issuer = find_issuer(served[0], served[1:], options.anchor_index)
     stapled_fact = stapled_ocsp(stapled, served[0], issuer, now=now)
     if options.revocation:
-        revocation = check_revocation(served, fetcher, stapled=stapled_fact, issuers=options.anchors, now=now)
+        revocation = check_revocation(served, fetcher, stapled=stapled_fact, issuers=options.anchor_index, now=now)
     else:
         revocation = []
     return CertificateFacts(

@@ -13,7 +13,7 @@ import ipaddress
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 import idna
@@ -36,6 +36,7 @@ from scanner.facts import (
     observed,
     unobserved,
 )
+from scanner.probe.pki.paths import CHECKS_CACHED
 from scanner.probe.wire import der
 
 SOURCE = "tlsgate"
@@ -278,6 +279,7 @@ def _legacy_verify(cert: x509.Certificate, issuer: x509.Certificate) -> None:
         raise InvalidSignature
 
 
+@lru_cache(maxsize=CHECKS_CACHED)  # see paths.CHECKS_CACHED
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     """``cert`` names ``issuer`` as its issuer and ``issuer``'s key verifies its signature.
 

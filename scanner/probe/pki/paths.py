@@ -5,6 +5,7 @@ cryptography gives the verdict; a path we build gives the reason when it says no
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,12 @@ _LEGACY_SIGNATURE_HASHES = {
 
 _E = TypeVar("_E", bound=x509.ExtensionType)
 
+# The same signatures and names are checked again and again: for each target by trust (path building, then the
+# diagnosis), revocation (finding the issuer), the chain's facts (its order) and the lints; and a fleet's targets
+# share intermediates, often leaves. cryptography verifies a signature, or parses a name, anew at each call, so
+# these answers (pure functions of the certificates, which hash and compare by their DER) are cached per process.
+CHECKS_CACHED = 1024
+
 
 def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()
@@ -46,6 +53,7 @@ def subject_text(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string()
 
 
+@functools.lru_cache(maxsize=CHECKS_CACHED)
 def signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool | None:
     """Whether ``parent``'s key verifies ``child``'s signature; None when that cannot be checked (unknown algorithm).
 
@@ -90,6 +98,7 @@ def signature_hash(cert: x509.Certificate) -> str | None:
     return algorithm.name.lower() if algorithm is not None else None
 
 
+@functools.lru_cache(maxsize=CHECKS_CACHED)
 def self_issued(cert: x509.Certificate) -> bool:
     return cert.subject == cert.issuer
 

@@ -27,7 +27,7 @@ from functools import partial
 from cryptography import x509
 
 from scanner.facts import Observed, OcspResponseFacts, RevocationResult
-from scanner.probe.pki.answers import Source, find_issuer, fingerprint, is_self_signed, result
+from scanner.probe.pki.answers import IssuerIndex, Source, find_issuer, fingerprint, is_self_signed, result
 from scanner.probe.pki.crl import check_crl
 from scanner.probe.pki.fetch import Fetcher
 from scanner.probe.pki.ocsp import check_ocsp, ocsp_verdict
@@ -100,7 +100,7 @@ def check_revocation(
     fetcher: Fetcher,
     *,
     stapled: Observed[OcspResponseFacts] | None = None,
-    issuers: Sequence[x509.Certificate] = (),
+    issuers: Sequence[x509.Certificate] | IssuerIndex = (),
     now: dt.datetime | None = None,
     ocsp_nonce: bool = False,
 ) -> list[RevocationResult]:
@@ -108,21 +108,21 @@ def check_revocation(
 
     ``stapled`` (from :func:`stapled_ocsp`) adds a ``stapled_ocsp`` result for the leaf; it needs no network, so
     it is judged in offline mode too. ``issuers`` are more candidate issuers that are not themselves checked
-    (trust anchors, intermediates fetched from AIA): servers rarely send the root, so without them the last
-    certificate of a served chain is ``not_checked`` with "issuer not available". Self-signed certificates are
-    skipped. ``ocsp_nonce`` sends a random nonce (and rejects a response echoing another one), which also
-    defeats the per-run cache for OCSP.
+    (trust anchors, intermediates fetched from AIA; a run passes its anchors as an :class:`IssuerIndex` built
+    once): servers rarely send the root, so without them the last certificate of a served chain is
+    ``not_checked`` with "issuer not available". Self-signed certificates are skipped. ``ocsp_nonce`` sends a
+    random nonce (and rejects a response echoing another one), which also defeats the per-run cache for OCSP.
     """
     moment = now or dt.datetime.now(dt.UTC)
     results: list[RevocationResult] = []
     if stapled is not None and chain:
         results.append(_stapled_result(chain[0], stapled, moment))
-    candidates = [*chain, *issuers]
+    more = issuers if isinstance(issuers, IssuerIndex) else IssuerIndex(issuers)
     jobs: list[Job] = []
     for cert in chain:
         if is_self_signed(cert):
             continue
-        jobs += _jobs_for(cert, find_issuer(cert, candidates), fetcher, moment, ocsp_nonce)
+        jobs += _jobs_for(cert, find_issuer(cert, chain, more), fetcher, moment, ocsp_nonce)
     fetching = [job for job in jobs if job.func in (check_ocsp, check_crl)]
     if len(fetching) > 1 and not fetcher.offline:
         with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(jobs)), thread_name_prefix="revocation") as pool:
