@@ -5,6 +5,8 @@ endpoint, 5 endpoints on each of N / 5 loopback addresses) and scans them with t
 suites + certificate), every option at its default:
 
   local    tlsgate scan --targets-file F --json OUT                                     one process
+  processes-2  tlsgate scan --targets-file F --json OUT --executor processes --workers 2
+           two worker processes forked by tlsgate (whole hosts each), the coordinator judging and writing
   dask-2   tlsgate scan --targets-file F --json OUT --executor dask --scheduler tcp://127.0.0.1:P
            on a cluster the benchmark starts for the row: ``dask scheduler`` and two ``dask worker --no-nanny``
            processes (a thread per core each), all on this machine, warmed up by a one-target scan before the
@@ -29,11 +31,11 @@ available. Each row records:
   ok             targets whose facts came back complete (status ok), and at the comparison N the targets for which
                  tlsgate found the same accepted suites per version as nmap
 
-At the comparison N (200) the local row and nmap run ``--repeat`` times each, interleaved, and the table keeps
-the run with the median wall time. Beside tlsgate's connections per target it prints the least a ClientHello-
-elimination enumeration needs for the same servers: for each protocol version the server accepts with k suites,
-k + 1 handshakes (offer every suite, drop the one chosen, until the server refuses), plus one for each version it
-refuses — computed per target from the suites tlsgate found, with the certificate read from one of those
+At the comparison N (200) the local and processes rows and nmap run ``--repeat`` times each, interleaved, and the
+table keeps the run with the median wall time. Beside tlsgate's connections per target it prints the least a
+ClientHello-elimination enumeration needs for the same servers: for each protocol version the server accepts with k
+suites, k + 1 handshakes (offer every suite, drop the one chosen, until the server refuses), plus one for each
+version it refuses — computed per target from the suites tlsgate found, with the certificate read from one of those
 handshakes.
 
 It prints a Markdown table and the goals of issue 18, met or not, and writes everything to
@@ -76,7 +78,8 @@ from run import (
 from servers import install_signal_handlers
 
 BENCH = Path(__file__).resolve().parent
-EXECUTORS = ("local", "dask")
+EXECUTORS = ("local", "processes", "dask")
+PROCESS_WORKERS = 2
 SIZES = (200, 1000, 5000, 10000)
 COMPARE_AT = 200
 DASK_WORKERS = 2
@@ -89,7 +92,7 @@ GOAL_NMAP_RATIO = 0.5
 
 @dataclass
 class Row:
-    tool: str  # "local", "dask-2" or "nmap"
+    tool: str  # "local", "processes-2", "dask-2" or "nmap"
     n: int
     run: int
     available: bool = True
@@ -220,12 +223,17 @@ class DaskCluster:
 # --- one row -----------------------------------------------------------------------------------------------------
 
 
-def scan_command(targets_file: Path, out: Path, scheduler: str | None, report: str = "json") -> list[str]:
-    """tlsgate's default plan over the targets; ``report`` json (the whole report, --json) or jsonl (the journal)."""
+def scan_command(
+    targets_file: Path, out: Path, scheduler: str | None, report: str = "json", processes: int | None = None
+) -> list[str]:
+    """tlsgate's default plan over the targets; ``report`` json (the whole report, --json) or jsonl (the journal);
+    on a Dask ``scheduler``, or on ``processes`` worker processes of its own."""
     output = ["--json", str(out)] if report == "json" else ["--format", f"jsonl={out}"]
     command = [tool_path("tlsgate"), "scan", "--targets-file", str(targets_file), *output]
     if scheduler:
         command += ["--executor", "dask", "--scheduler", scheduler]
+    if processes:
+        command += ["--executor", "processes", "--workers", str(processes)]
     return command
 
 
@@ -256,7 +264,7 @@ def warm_up(cluster: DaskCluster, fleet: NginxFleet, work: Path) -> None:
 def run_row(
     tool: str, fleet: NginxFleet, run: int, work: Path, timeout: float, report: str = "json"
 ) -> tuple[Row, Suites]:
-    """Scan the fleet once with ``tool`` (local, dask-2 or nmap) and measure it."""
+    """Scan the fleet once with ``tool`` (local, processes-2, dask-2 or nmap) and measure it."""
     n = fleet.count
     name = f"{tool}-{n}-{run}"
     out = work / (f"{name}.xml" if tool == "nmap" else f"{name}.{report}")
@@ -268,7 +276,8 @@ def run_row(
         if tool == "nmap":
             command = command_for("nmap", fleet, out)  # type: ignore[arg-type]  # the same hosts and ports
         else:
-            command = scan_command(targets_file, out, cluster.address if cluster else None, report)
+            processes = PROCESS_WORKERS if tool.startswith("processes") else None
+            command = scan_command(targets_file, out, cluster.address if cluster else None, report, processes)
         if cluster:
             warm_up(cluster, fleet, work)
         time.sleep(2)  # let the previous row's connections close
@@ -408,15 +417,16 @@ def goals(rows: list[Row]) -> list[dict[str, object]]:
                  f"N = {GOAL_COORDINATOR_AT:,}", "measured": f"{at.coordinator_peak_mb:.0f} MB",
                  "met": at.coordinator_peak_mb < GOAL_COORDINATOR_MB}
             )  # fmt: skip
-    local = next((r for r in rows if r.tool == "local" and r.n == COMPARE_AT), None)
     nmap = next((r for r in rows if r.tool == "nmap" and r.n == COMPARE_AT), None)
-    if local and nmap and nmap.wall_s:
-        ratio = local.wall_s / nmap.wall_s
-        verdicts.append(
-            {"executor": "local", "goal": f"default plan at N = {COMPARE_AT} in at most {GOAL_NMAP_RATIO}x nmap's wall",
-             "measured": f"{local.wall_s:.1f} s vs {nmap.wall_s:.1f} s = {ratio:.2f}x (medians)",
-             "met": ratio <= GOAL_NMAP_RATIO}
-        )  # fmt: skip
+    for tool in ("local", f"processes-{PROCESS_WORKERS}"):
+        local = next((r for r in rows if r.tool == tool and r.n == COMPARE_AT), None)
+        if local and nmap and nmap.wall_s:
+            ratio = local.wall_s / nmap.wall_s
+            verdicts.append(
+                {"executor": tool, "goal": f"default plan at N = {COMPARE_AT} in at most {GOAL_NMAP_RATIO}x nmap's "
+                 "wall", "measured": f"{local.wall_s:.1f} s vs {nmap.wall_s:.1f} s = {ratio:.2f}x (medians)",
+                 "met": ratio <= GOAL_NMAP_RATIO}
+            )  # fmt: skip
     return verdicts
 
 
@@ -460,11 +470,11 @@ def run_size(
     rows: list[Row] = []
     compare = n == COMPARE_AT and not args.no_nmap and "local" in args.executors
     found: dict[str, Suites] = {}
+    own = [t for t in ("local", "processes") if t in args.executors]
     for run in range(1, (args.repeat if compare else 1) + 1):
-        for tool in ("local", "nmap") if compare else ("local",):
-            if tool in ("local", "nmap") and "local" not in args.executors:
-                continue
-            row, found[f"{tool}-{run}"] = run_row(tool, fleet, run, work, args.timeout, args.report)
+        for tool in [*own, "nmap"] if compare else own:
+            name = f"processes-{PROCESS_WORKERS}" if tool == "processes" else tool
+            row, found[f"{name}-{run}"] = run_row(name, fleet, run, work, args.timeout, args.report)
             rows.append(row)
     if "dask" in args.executors:
         tool = f"dask-{DASK_WORKERS}"

@@ -49,6 +49,7 @@ STARTTLS_NAMES = ", ".join(p.value for p in StartTls)
 
 class ExecutorName(StrEnum):
     local = "local"
+    processes = "processes"
     dask = "dask"
 
 
@@ -177,8 +178,9 @@ def scan(
         ExecutorName,
         typer.Option(
             "--executor",
-            help="Where the probes run: local (threads in this process) or dask (a Dask cluster: --scheduler, else "
-            "a local cluster of --workers processes; docs/cluster.md).",
+            help="Where the probes run: local (threads in this process), processes (--workers processes forked from "
+            "this one: every core of this machine) or dask (a Dask cluster: --scheduler, else a local cluster of "
+            "--workers processes; docs/cluster.md).",
         ),
     ] = ExecutorName.local,
     scheduler: Annotated[
@@ -196,7 +198,7 @@ def scan(
             min=1,
             max=1024,
             metavar="N",
-            help="With --executor dask and no --scheduler: worker processes of the local cluster (default: CPUs).",
+            help="With --executor processes, or dask without --scheduler: worker processes (default: CPUs).",
         ),
     ] = None,
     progress: Annotated[
@@ -298,8 +300,14 @@ def _executor(name: ExecutorName, scheduler: str | None, workers: int | None) ->
     """The executor asked for (None: the local pool); --scheduler and --workers only go with --executor dask."""
     if name is ExecutorName.local:
         if scheduler is not None or workers is not None:
-            fatal("--scheduler and --workers go with --executor dask", ExitCode.USAGE)
+            fatal("--scheduler and --workers go with --executor dask (--workers with processes too)", ExitCode.USAGE)
         return None
+    if name is ExecutorName.processes:
+        if scheduler is not None:
+            fatal("--scheduler goes with --executor dask", ExitCode.USAGE)
+        from scanner.execute.processes import ProcessExecutor  # noqa: PLC0415
+
+        return ProcessExecutor(workers=workers)
     if scheduler is not None and workers is not None:
         fatal("--workers starts a local cluster: it excludes --scheduler", ExitCode.USAGE)
     if scheduler is not None and not scheduler.startswith(("tcp://", "tls://")):

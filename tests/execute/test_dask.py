@@ -392,25 +392,34 @@ def test_time_budget_stops_the_cluster_run(tls_cluster):
 def test_cli_ctrl_c_on_a_local_cluster(tmp_path):
     """SIGINT while the workers hold connections: exit 130, the report written with every target interrupted, no
     traceback, and the local cluster's processes gone."""
+    ctrl_c_scan(tmp_path, ["127.0.0.31", "127.0.0.32"], ["--executor", "dask", "--workers", "2"], to_group=False)
+
+
+def ctrl_c_scan(tmp_path: Path, hosts: list[str], executor: list[str], *, to_group: bool) -> None:
+    """A scan of silent servers on ``executor`` interrupted by SIGINT once every server has a connection (sent
+    to the scan's process, or, ``to_group``, to its whole process group as a terminal's Ctrl-C is): exit 130,
+    every target interrupted in the report, no traceback, and every process of the scan gone."""
     accepts = Accepts()
     report = tmp_path / "r.json"
-    with silent_servers(["127.0.0.31", "127.0.0.32"], accepts) as names:
+    with silent_servers(hosts, accepts) as names:
         proc = subprocess.Popen(
-            tlsgate_command("scan", *names, "--timeout", "60", "--json", str(report), "--executor", "dask",
-                            "--workers", "2"),
+            tlsgate_command("scan", *names, "--timeout", "60", "--json", str(report), *executor),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 60
-        while len(accepts.times) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        while len(accepts.times) < len(hosts) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.1)
-        assert len(accepts.times) >= 2, "the workers never connected"
-        proc.send_signal(signal.SIGINT)
+        assert len(accepts.times) >= len(hosts), "the workers never connected"
+        if to_group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.INTERRUPTED, stderr
     assert "Traceback" not in stderr
     targets = {t["target"]: t for t in json.loads(report.read_text())["targets"]}
     assert {targets[name]["facts"]["error"]["error_class"] for name in names} == {"interrupted"}
-    assert _group_gone(proc.pid, within=30), "a process of the local cluster outlived the scan"
+    assert _group_gone(proc.pid, within=30), "a process of the scan outlived it"
 
 
 def _group_gone(group: int, within: float) -> bool:
