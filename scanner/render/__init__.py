@@ -57,11 +57,14 @@ _RENDERERS: dict[OutputFormat, Callable[[Report], str]] = {
 }
 
 
-# The formats written in pieces, a target at a time: their report need never be whole in memory. SARIF, Markdown
-# and HTML gather across targets (rules, the failure table, the page's aggregates) and are rendered whole.
+# The formats written in pieces, a target at a time: their report need never be whole in memory. What SARIF,
+# Markdown and HTML say across targets (rules, notifications, the page's "What failed" ...) is gathered in a first
+# pass over the targets, then the per-target parts are written a target at a time.
 _STREAMED: dict[OutputFormat, Callable[[Report], Iterator[str]]] = {
     OutputFormat.json: json_report.chunks,
     OutputFormat.sarif: sarif.chunks,
+    OutputFormat.markdown: markdown.chunks,
+    OutputFormat.html: html.chunks,
     OutputFormat.junit: junit.chunks,
     OutputFormat.csv: csv_report.chunks,
     OutputFormat.jsonl: jsonl.chunks,

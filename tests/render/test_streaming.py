@@ -11,7 +11,7 @@ import pytest
 
 from scanner.facts import ErrorClass, Facts, ProbeError, TargetInfo
 from scanner.findings import Finding, Status
-from scanner.render import OutputFormat, chunks, json_report, junit, render, sarif, write_atomic_all
+from scanner.render import OutputFormat, chunks, html, json_report, junit, markdown, render, sarif, write_atomic_all
 from scanner.report import PackInfo, Report, ScanOptions, Tally, TargetReport, summarise
 from scanner.saved import read_report
 from scanner.targetspool import MEMORY_BYTES, TargetSpool
@@ -177,3 +177,13 @@ def test_pieces_reach_a_file_and_a_stream_whole(tmp_path):
 
 def test_streamed_sarif_is_the_log_dumped_whole(report):
     assert "".join(sarif.chunks(_spooled(report))) == sarif.render_whole(report)
+
+
+def test_streamed_markdown_and_html_are_the_pages_rendered_whole():
+    """A fleet's page is written in pieces of about 64 kB, unindented piece by piece as the whole page is."""
+    one = _targets()
+    fleet = [t.model_copy(update={"target": f"{n}-{t.target}"}) for n in range(40) for t in one]
+    report = _report(fleet)
+    pieces = list(html.chunks(_spooled(report)))
+    assert len(pieces) > 2 and "".join(pieces) == html.render_whole(report)
+    assert "".join(markdown.chunks(_spooled(report))) == markdown.render(report)
