@@ -790,7 +790,13 @@ def rule_groups(report: Report, status: str = Status.failed.value) -> list[RuleG
     """The rules with findings of ``status`` on scanned targets, grouped across targets: the ones the gate counts
     first, then most severe, then on most targets. An unscanned target's rules are not listed one by one (its
     error is; see unscanned_targets)."""
-    found: dict[tuple[str, str], list[tuple[Finding, RuleTarget]]] = {}
+
+    def rank(f: Finding) -> int:
+        return SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK))
+
+    # per rule: its first most severe finding (what the group shows), and its targets; only that one finding is
+    # kept, not every failing finding of the fleet (a report's targets are read one at a time)
+    found: dict[tuple[str, str], tuple[Finding, list[RuleTarget]]] = {}
     for index, target in enumerate(report.targets, 1):
         if not is_scanned(target):
             continue
@@ -799,11 +805,13 @@ def rule_groups(report: Report, status: str = Status.failed.value) -> list[RuleG
                 continue
             reason = gate_marks.not_counted_reason(gate_marks.state(f), report.gate.fail_on)
             entry = RuleTarget(index, target.target, finding_anchor(index, f), reason)
-            found.setdefault((f.pack, f.rule), []).append((f, entry))
+            first, entries = found.setdefault((f.pack, f.rule), (f, []))
+            if rank(f) < rank(first):
+                found[(f.pack, f.rule)] = (f, entries)
+            entries.append(entry)
     groups = []
-    for (pack, rule), entries in found.items():
-        first = min((f for f, _ in entries), key=lambda f: SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)))
-        targets = tuple(sorted((e for _, e in entries), key=lambda e: (e.not_counted is not None, e.target_index)))
+    for (pack, rule), (first, entries) in found.items():
+        targets = tuple(sorted(entries, key=lambda e: (e.not_counted is not None, e.target_index)))
         groups.append(RuleGroup(pack, rule, first.title, first.severity, one_line(first.remediation), targets))
     return sorted(
         groups,
