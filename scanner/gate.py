@@ -307,7 +307,43 @@ def parse_severity(text: str) -> Severity | None:
 @dataclass
 class _Use:
     waiver: Waiver
-    findings: list[FindingRef] = field(default_factory=list)
+    findings: dict[int, list[FindingRef]] = field(default_factory=dict)  # by the target's place in the report
+
+    def add(self, index: int, ref: FindingRef) -> None:
+        self.findings.setdefault(index, []).append(ref)
+
+    def refs(self) -> list[FindingRef]:
+        return [ref for index in sorted(self.findings) for ref in self.findings[index]]
+
+
+class GateRun:
+    """The gate applied to a run one target at a time, as targets finish (in any order): ``judge`` waives and
+    marks one target's findings, ``info`` says at the end what each waiver did, listing its findings in the
+    report's order (each target's ``index``) — the same as ``apply_gate`` of every target at once."""
+
+    def __init__(self, gate: Gate, today: date) -> None:
+        self.gate = gate
+        self.today = today
+        self._uses = [_Use(w) for w in (gate.waivers.waivers if gate.waivers else ())]
+        self._keys = gate.baseline.keys if gate.baseline else frozenset()
+        self._count = 0
+
+    def judge(self, names: Sequence[str], findings: Sequence[Finding], index: int | None = None) -> list[Finding]:
+        """One target's findings (its names, the report label first), waived and marked; ``index`` is its place
+        in the report (by default after the last judged)."""
+        place = self._count if index is None else index
+        self._count += 1
+        return [_judge(finding, names, place, self._uses, self._keys, self.today) for finding in findings]
+
+    def info(self) -> GateInfo:
+        gate = self.gate
+        return GateInfo(
+            fail_on=gate.fail_on,
+            baseline=gate.baseline.path if gate.baseline else None,
+            waivers_file=gate.waivers.path if gate.waivers else None,
+            waivers=[_waiver_use(use, self.today) for use in self._uses],
+            min_grade=gate.min_grade,
+        )
 
 
 def apply_gate(
@@ -319,21 +355,18 @@ def apply_gate(
     expired one too (its findings are the ones that fail again). A failure that no waiver took and that the
     baseline lists is marked ``baseline``. Only failures are touched: an inconclusive rule stays ``error``.
     """
-    uses = [_Use(w) for w in (gate.waivers.waivers if gate.waivers else ())]
-    keys = gate.baseline.keys if gate.baseline else frozenset()
-    judged = [[_judge(finding, names, uses, keys, today) for finding in findings] for names, findings in targets]
-    info = GateInfo(
-        fail_on=gate.fail_on,
-        baseline=gate.baseline.path if gate.baseline else None,
-        waivers_file=gate.waivers.path if gate.waivers else None,
-        waivers=[_waiver_use(use, today) for use in uses],
-        min_grade=gate.min_grade,
-    )
-    return judged, info
+    run = GateRun(gate, today)
+    judged = [run.judge(names, findings) for names, findings in targets]
+    return judged, run.info()
 
 
 def _judge(
-    finding: Finding, names: Sequence[str], uses: list[_Use], keys: frozenset[tuple[str, str, str]], today: date
+    finding: Finding,
+    names: Sequence[str],
+    index: int,
+    uses: list[_Use],
+    keys: frozenset[tuple[str, str, str]],
+    today: date,
 ) -> Finding:
     if finding.status != Status.failed:
         return finding
@@ -341,7 +374,7 @@ def _judge(
     applied: Waiver | None = None
     for use in uses:
         if use.waiver.covers(names, finding):
-            use.findings.append(ref)
+            use.add(index, ref)
             if applied is None and not use.waiver.expired(today):
                 applied = use.waiver
     if applied is not None:
@@ -355,7 +388,7 @@ def _judge(
 def _waiver_use(use: _Use, today: date) -> WaiverUse:
     w = use.waiver
     status: WaiverStatus = "expired" if w.expired(today) else "applied" if use.findings else "unused"
-    return WaiverUse(**asdict(w), status=status, findings=use.findings)
+    return WaiverUse(**asdict(w), status=status, findings=use.refs())
 
 
 # --- deciding: what each finding, each target and the run come to ------------------------------------------
@@ -449,7 +482,12 @@ _RUN_OUTCOMES: dict[ExitCode, tuple[Verdict, RunExitCode]] = {
 
 def run_outcome(targets: Iterable[TargetReport]) -> tuple[Verdict, RunExitCode]:
     """The run's verdict and exit code from its targets' gate verdicts."""
-    return _RUN_OUTCOMES[exit_code(t.gate_verdict for t in targets)]
+    return verdicts_outcome(t.gate_verdict for t in targets)
+
+
+def verdicts_outcome(gate_verdicts: Iterable[Verdict]) -> tuple[Verdict, RunExitCode]:
+    """The run's verdict and exit code from the gate verdicts of its targets (in any order)."""
+    return _RUN_OUTCOMES[exit_code(gate_verdicts)]
 
 
 def decide_report(report: Report) -> Report:

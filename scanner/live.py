@@ -2,8 +2,8 @@
 and the JSON Lines journal.
 
 Both hear the pipeline's ``Listener`` calls: ``planned(total, kept)`` once (``kept``: targets --resume kept, heard
-first), then ``finished(target)`` as each target is done. Nothing here decides anything; the report at the end is
-still built from every target by the pipeline.
+first), then ``finished(target)`` as each target is done. Nothing here decides anything, and nothing here keeps
+the targets: the pipeline keeps them, in a spool (scanner/targetspool.py), for the report at the end.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Protocol
 from scanner.execute import Executor, LocalExecutor
 from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.findings import Finding
-from scanner.gate import Gate, apply_gate, decided_target, run_outcome, target_names
+from scanner.gate import Gate, GateRun, apply_gate, decided_target, target_names, verdicts_outcome
 from scanner.policy.engine import evaluate
 from scanner.policy.pack import RulePack
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -25,10 +25,12 @@ from scanner.report import (
     Report,
     RunLimits,
     ScanOptions,
+    Tally,
     TargetReport,
-    summarise,
+    Verdict,
 )
 from scanner.targets import Target
+from scanner.targetspool import TargetSpool
 
 
 def pack_info(pack: RulePack) -> PackInfo:
@@ -43,6 +45,59 @@ def pack_info(pack: RulePack) -> PackInfo:
     )
 
 
+class Judging:
+    """A run's targets judged one at a time, as they finish, in any order (``index``: a target's place in the
+    report): each passes through the gate once and is kept — in a ``TargetSpool`` (``spool``: a scan, whose
+    targets must not all be in memory) or a list — while the gate's waiver uses, the summary and the run's
+    verdict are counted; ``report`` assembles the report at the end."""
+
+    def __init__(self, size: int, gate: Gate | None, started: datetime, *, spool: bool) -> None:
+        self.gate = gate
+        self.started = started
+        self._run = GateRun(gate, started.astimezone(UTC).date()) if gate is not None else None
+        self._spool = TargetSpool(size) if spool else None
+        self._list: list[TargetReport | None] = [] if spool else [None] * size
+        self._tally = Tally()
+        self._verdicts: set[Verdict] = set()
+
+    def add(self, index: int, facts: Facts, findings: list[Finding]) -> TargetReport:
+        """One target's findings (evaluated, before the gate) through the gate: its report, kept."""
+        gate = self.gate
+        if self._run is not None:
+            findings = self._run.judge(target_names(facts.target), findings, index)
+        if gate is None:
+            target = decided_target(facts, findings)
+        else:
+            target = decided_target(facts, findings, gate.fail_on, gate.min_grade)
+        if self._spool is not None:
+            self._spool.put(index, target)
+        else:
+            self._list[index] = target
+        self._tally.add(target, index)
+        self._verdicts.add(target.gate_verdict)
+        return target
+
+    def done(self, index: int) -> bool:
+        return self._spool.filled(index) if self._spool is not None else self._list[index] is not None
+
+    def report(self, options: ScanOptions, packs: Sequence[RulePack]) -> Report:
+        verdict, exit_code = verdicts_outcome(self._verdicts)
+        shell = Report(
+            started_at=self.started,
+            finished_at=datetime.now(UTC),
+            options=options,
+            packs=[pack_info(p) for p in packs],
+            targets=[],
+            summary=self._tally.summary(),
+            gate=self._run.info() if self._run is not None else GateInfo(),
+            verdict=verdict,
+            exit_code=exit_code,
+        )
+        if self._spool is not None:  # validated above; a spool is not validated again (that would decode it)
+            return shell.model_copy(update={"targets": self._spool})
+        return shell.model_copy(update={"targets": [t for t in self._list if t is not None]})
+
+
 def judge(
     facts: Sequence[Facts],
     packs: Sequence[RulePack],
@@ -50,42 +105,18 @@ def judge(
     started: datetime,
     gate: Gate | None = None,
     fact_packs: Sequence[Sequence[RulePack]] | None = None,
-    evaluated: Sequence[list[Finding] | None] | None = None,
 ) -> Report:
-    """Evaluate saved or fresh facts against packs, pass the findings through the gate, assemble the report.
+    """Evaluate saved facts against packs, pass the findings through the gate, assemble the report.
 
     ``fact_packs``, when given, holds each facts item's own packs (an inventory's per-target packs); ``packs``
-    then lists every pack of the run, as the report does. ``evaluated`` holds findings already evaluated (before
-    the gate) as targets finished; an item without them is evaluated here.
+    then lists every pack of the run, as the report does.
     """
     if fact_packs is None:
         fact_packs = [packs] * len(facts)
-    if evaluated is None:
-        evaluated = [None] * len(facts)
-    findings = [
-        given if given is not None else evaluate(item, list(own))
-        for item, own, given in zip(facts, fact_packs, evaluated, strict=True)
-    ]
-    info = GateInfo()
-    if gate is not None:
-        names = [target_names(item.target) for item in facts]
-        findings, info = apply_gate(gate, list(zip(names, findings, strict=True)), started.astimezone(UTC).date())
-    min_grade = gate.min_grade if gate is not None else None
-    targets = [
-        decided_target(item, judged, info.fail_on, min_grade) for item, judged in zip(facts, findings, strict=True)
-    ]
-    verdict, exit_code = run_outcome(targets)
-    return Report(
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        options=options,
-        packs=[pack_info(p) for p in packs],
-        targets=targets,
-        summary=summarise(targets),
-        gate=info,
-        verdict=verdict,
-        exit_code=exit_code,
-    )
+    judging = Judging(len(facts), gate, started, spool=False)
+    for index, (item, own) in enumerate(zip(facts, fact_packs, strict=True)):
+        judging.add(index, item, evaluate(item, list(own)))
+    return judging.report(options, packs)
 
 
 def union_packs(per_target: Sequence[Sequence[RulePack]]) -> list[RulePack]:
@@ -157,24 +188,22 @@ def run_scan(
     stop = Stop()
     run = (executor or LocalExecutor()).start(targets, probe, stop, known or {})
     fact_packs = [per_target[item.source] for item in run.items]
-    found: list[Facts | None] = [None] * len(run.items)
-    evaluated: list[list[Finding] | None] = [None] * len(run.items)
+    judging = Judging(len(run.items), gate, started, spool=True)
     interrupted = False
     if listener is not None:
         listener.planned(len(run.items), sum(1 for item in run.items if item.label in (known or {})))
     try:
         for index, facts in run.results():
-            found[index] = facts
-            evaluated[index] = findings = evaluate(facts, list(fact_packs[index]))
+            result = judging.add(index, facts, evaluate(facts, list(fact_packs[index])))
             if listener is not None:
-                listener.finished(gated(facts, findings, gate, started))
+                listener.finished(result)
     except KeyboardInterrupt:
         stop.set(INTERRUPTED)
         interrupted = True
-    facts_list = [
-        facts if facts is not None else stopped_facts(item, INTERRUPTED)
-        for item, facts in zip(run.items, found, strict=True)
-    ]
+    for index, item in enumerate(run.items):
+        if not judging.done(index):
+            facts = stopped_facts(item, INTERRUPTED)
+            judging.add(index, facts, evaluate(facts, list(fact_packs[index])))
     ids = list(dict.fromkeys(p.id for p in packs))
     limits = RunLimits(
         concurrency=probe.concurrency,
@@ -186,5 +215,4 @@ def run_scan(
     options = ScanOptions(
         timeout=probe.timeout, packs=ids, limits=limits, interrupted=interrupted, resumed_from=resumed_from
     )
-    report = judge(facts_list, packs, options, started, gate, fact_packs, evaluated)
-    return ScanOutcome(report, interrupted)
+    return ScanOutcome(judging.report(options, packs), interrupted)

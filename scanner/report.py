@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
 
 from scanner import __version__
 from scanner.facts import Facts
@@ -133,7 +133,9 @@ class Report(_Frozen):
     finished_at: datetime
     options: ScanOptions
     packs: list[PackInfo]
-    targets: list[TargetReport]
+    # A Sequence, not a list: a scan's report holds its targets in a spool (scanner/targetspool.py), decoded one
+    # at a time as they are read, so that no process holds every target; a report read from a file holds a list.
+    targets: Sequence[TargetReport]
     summary: Summary
     gate: GateInfo = GateInfo()
     verdict: Verdict = Field(
@@ -144,6 +146,11 @@ class Report(_Frozen):
         description="The exit code the verdict gives: 0 pass, 1 fail, 3 error (an interrupted scan still exits 130)."
     )
 
+    @field_serializer("targets", return_type=list[TargetReport])
+    def _targets(self, targets: Sequence[TargetReport]) -> list[TargetReport]:
+        # a spool is serialised as the list it stands for (the renderers stream it instead: scanner/render)
+        return targets if isinstance(targets, list) else list(targets)
+
 
 def target_verdict(facts: Facts, findings: list[Finding]) -> Verdict:
     if any(f.status == Status.failed for f in findings):
@@ -153,21 +160,49 @@ def target_verdict(facts: Facts, findings: list[Finding]) -> Verdict:
     return "pass"
 
 
-def summarise(targets: list[TargetReport]) -> Summary:
-    findings = [f for t in targets for f in t.findings]
-    by_status = {s.value: sum(1 for f in findings if f.status == s) for s in Status}
-    severities: dict[str, int] = {}
-    for f in findings:
-        if f.status == Status.failed:
-            severities[f.severity] = severities.get(f.severity, 0) + 1
-    return Summary(
-        targets=len(targets),
-        targets_passed=sum(1 for t in targets if t.verdict == "pass"),
-        targets_failed=sum(1 for t in targets if t.verdict == "fail"),
-        targets_error=sum(1 for t in targets if t.verdict == "error"),
-        findings=by_status,
-        failed_by_severity=severities,
-    )
+class Tally:
+    """A run's ``Summary`` counted one target at a time, targets finishing in any order: each is added with its
+    place in the report (``index``; by default after the last), and the summary counts them in that order (the
+    order ``failed_by_severity`` lists severities in) — the same summary as one counted from the whole list."""
+
+    def __init__(self) -> None:
+        self._verdicts = {"pass": 0, "fail": 0, "error": 0}
+        self._by_status = {s.value: 0 for s in Status}
+        self._severities: dict[int, dict[str, int]] = {}  # by index: the failures' severities, first seen first
+        self._count = 0
+
+    def add(self, target: TargetReport, index: int | None = None) -> None:
+        self._verdicts[target.verdict] += 1
+        severities: dict[str, int] = {}
+        for f in target.findings:
+            self._by_status[f.status.value] += 1
+            if f.status == Status.failed:
+                severities[f.severity] = severities.get(f.severity, 0) + 1
+        place = self._count if index is None else index
+        if severities:
+            self._severities[place] = severities
+        self._count += 1
+
+    def summary(self) -> Summary:
+        severities: dict[str, int] = {}
+        for place in sorted(self._severities):
+            for severity, count in self._severities[place].items():
+                severities[severity] = severities.get(severity, 0) + count
+        return Summary(
+            targets=self._count,
+            targets_passed=self._verdicts["pass"],
+            targets_failed=self._verdicts["fail"],
+            targets_error=self._verdicts["error"],
+            findings=dict(self._by_status),
+            failed_by_severity=severities,
+        )
+
+
+def summarise(targets: Iterable[TargetReport]) -> Summary:
+    tally = Tally()
+    for target in targets:
+        tally.add(target)
+    return tally.summary()
 
 
 def report_schema() -> dict[str, Any]:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -17,7 +17,7 @@ from scanner.cli.signals import Stops, guard
 from scanner.exitcodes import ExitCode
 from scanner.facts import ErrorClass
 from scanner.live import ProgressBar, TimeLeft
-from scanner.render import OutputFormat, render, write_atomic_all
+from scanner.render import OutputFormat, chunks, write_atomic_all
 from scanner.render.files import Kind, destination
 from scanner.render.gate_marks import (
     expired_waiver_text,
@@ -30,20 +30,21 @@ from scanner.render.gate_marks import (
 from scanner.report import Report, TargetReport
 from scanner.textsafe import printable
 
+if TYPE_CHECKING:
+    from scanner.render.terminal import ShownKey
 
-def write_reports(
-    report: Report, outputs: Sequence[Output], stops: Stops, journal: Output | None = None
-) -> list[tuple[Output, str]]:
-    """Render every report first, then write every one or none (a render that breaks writes nothing); a signal
+
+def write_reports(report: Report, outputs: Sequence[Output], stops: Stops, journal: Output | None = None) -> None:
+    """Write every report or none (a render that breaks writes nothing), each rendered in pieces straight into
+    its temp file (scanner/render/files.py): a report of thousands of targets is never whole in memory. A signal
     that quits (see Stops) ends the command here, saying whether the reports were written."""
     try:
-        rendered = [(output, render(report, output.format)) for output in outputs]
-        write_atomic_all([(output.path, text) for output, text in rendered], commit=stops.committing())
+        pieces = [(output.path, chunks(report, output.format)) for output in outputs]
+        write_atomic_all(pieces, commit=stops.committing())
     except OSError as exc:
         fatal(f"cannot write {exc.filename or 'a report'}: {exc.strerror or exc}", ExitCode.OUTPUT_FAILED)
     except KeyboardInterrupt:
         quit_interrupted(stops, outputs, journal)
-    return rendered
 
 
 def quit_interrupted(stops: Stops, outputs: Sequence[Output], journal: Output | None = None) -> NoReturn:
@@ -68,7 +69,7 @@ def _kind(output: Output) -> Kind | None:
         return None
 
 
-def show_summary(report: Report, err: bool = False, shown: Sequence[TargetReport] = ()) -> None:
+def show_summary(report: Report, err: bool = False, shown: Sequence[ShownKey] = ()) -> None:
     """The verdicts for a person (rich: colour on a terminal, plain when piped or NO_COLOR); on stderr (``err``)
     when standard output carries a report; the targets in ``shown`` were printed as they finished and are not
     repeated. The one-line reason a target could not be scanned always goes to stderr, where CI logs keep
@@ -91,7 +92,7 @@ def deliver(
     stdout_taken: bool = False,
     stops: Stops | None = None,
     journal: Output | None = None,
-    shown: Sequence[TargetReport] = (),
+    shown: Sequence[ShownKey] = (),
 ) -> None:
     """Write the reports, then the summary: on stderr when a report (or the streamed journal: ``stdout_taken``)
     is on standard output. ``stops`` is the scan's signal guard (without one a guard covers the writing alone),
@@ -101,12 +102,12 @@ def deliver(
         with guard(Stops(finishing=True)) as own:
             deliver(report, outputs, summary, stdout_taken, own, shown=shown)
         return
-    rendered = write_reports(report, outputs, stops, journal)
-    to_stdout = stdout_taken or any(output.path is None or names_stdout(output.path) for output, _ in rendered)
+    write_reports(report, outputs, stops, journal)
+    to_stdout = stdout_taken or any(output.path is None or names_stdout(output.path) for output in outputs)
     if summary:
         show_summary(report, err=to_stdout, shown=shown)
         show_gate(report, err=to_stdout)
-    for output, _ in rendered:
+    for output in outputs:
         if output.path is not None and verbosity() > 0:
             typer.echo(f"report: {output.path}", err=to_stdout)
 
@@ -178,16 +179,17 @@ def scan_and_deliver(
 
 class Screen:
     """What a person sees while a scan runs, as it runs: with ``--resume``, how many targets were kept; each
-    target's verdict line (and its failed rules) the moment it finishes — above the progress ``bar`` when there
-    is one, plain lines otherwise (CI logs, pipes), none with --quiet. On standard error with ``err`` (a report
-    is on standard output). ``shown`` keeps the targets printed, for the summary not to repeat them."""
+        target's verdict line (and its failed rules) the moment it finishes — above the progress ``bar`` when there
+        is one, plain lines otherwise (CI logs, pipes), none with --quiet. On standard error with ``err`` (a report
+        is on standard output). ``shown`` keeps which targets were printed (their labels, not the targets: a scan keeps
+    no list of its targets), for the summary not to repeat them."""
 
     def __init__(self, bar: ProgressBar | None, *, err: bool, resume: Path | None) -> None:
         from rich.console import Console  # noqa: PLC0415 - rich loads only when printing
 
         self.bar = bar
         self.resume = resume
-        self.shown: list[TargetReport] = []
+        self.shown: list[ShownKey] = []
         stream = sys.stderr if err else sys.stdout  # the stream now: a bar on a terminal redirects sys.stdout
         self._above_bar = bar is not None and (err or (stream.isatty() and sys.stderr.isatty()))
         self._console = Console(file=stream, highlight=False, soft_wrap=True)
@@ -200,7 +202,7 @@ class Screen:
             self.bar.planned(total, kept)
 
     def finished(self, result: TargetReport) -> None:
-        from scanner.render.terminal import target_lines  # noqa: PLC0415 - rich loads only when printing
+        from scanner.render.terminal import shown_key, target_lines  # noqa: PLC0415 - rich loads only when printing
 
         if self.bar is not None:
             self.bar.finished(result)
@@ -212,7 +214,7 @@ class Screen:
         else:
             for line in lines:
                 self._console.print(line)
-        self.shown.append(result)
+        self.shown.append(shown_key(result))
 
 
 def _close(result: engine.ScanResult, stdout_taken: bool, signalled: bool) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 
 from scanner.render.gate_marks import state
 from scanner.report import Report
@@ -40,7 +41,8 @@ def cell(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
-def render(report: Report) -> str:
+def chunks(report: Report) -> Iterator[str]:
+    """The header row, then each target's rows (one chunk a target)."""
     out = io.StringIO(newline="")
     writer = csv.writer(out, dialect="excel", lineterminator="\r\n")
     writer.writerow(COLUMNS)
@@ -52,4 +54,11 @@ def render(report: Report) -> str:
                 *(gate, target.grade or ""),
             )
             writer.writerow([cell(value) for value in row])
-    return out.getvalue()
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    yield out.getvalue()
+
+
+def render(report: Report) -> str:
+    return "".join(chunks(report))

@@ -4,8 +4,12 @@ A report path that names a regular file (or nothing yet) is written atomically: 
 names, fsynced, then renamed over it. Symlinks are followed first, so a link stays a link and the file it names is
 replaced (a dangling link gets its file created). Anything else is never renamed over: standard output and the
 other descriptors of this process (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``, through any links) and
-FIFOs and character devices are written through, the whole text in one go; a directory, a socket or a block device
-is refused.
+FIFOs and character devices are written through, once the whole text is rendered; a directory, a socket or a
+block device is refused.
+
+A report's text is a str or an iterable of str (a renderer's pieces, ``scanner.render.chunks``): pieces are
+written as they come, to the temp file, or for a stream to a temp buffer first, so that a report of thousands of
+targets is never whole in memory and a render that breaks midway still writes nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ import re
 import stat
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import IO
+
+Text = str | Iterable[str]  # a whole report, or its pieces
+_BLOCK = 1 << 20
+_BUFFER_MEMORY = 8 * 1024 * 1024  # a stream's rendered report kept in memory up to this, then in a temp file
+
+
+def _pieces(text: Text) -> Iterable[str]:
+    return (text,) if isinstance(text, str) else text
 
 
 class Kind(StrEnum):
@@ -131,13 +144,14 @@ def writable_problem(path: Path) -> str | None:
     return None
 
 
-def _write_temp(path: Path, text: str) -> Path:
+def _write_temp(path: Path, text: Text) -> Path:
     """The whole text in a fsynced temp file beside ``path``, with the permissions of a freshly created file."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         # newline="": the text is written as rendered (CSV's CRLF record ends must not be translated).
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+            for piece in _pieces(text):
+                handle.write(piece)
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp creates 0600; a report is an ordinary file for the user's umask.
@@ -151,23 +165,44 @@ def _write_temp(path: Path, text: str) -> Path:
     return Path(tmp_name)
 
 
-def _write_through(place: Destination, text: str) -> None:
-    """The whole text, in one go, to a descriptor, FIFO or device: opened without truncating or creating."""
-    data = text.encode("utf-8")  # UTF-8 like the files, whatever the locale
+def _rendered(text: Text) -> IO[bytes]:
+    """The whole text, UTF-8 like the files whatever the locale, in a buffer (memory, then a temp file) rewound:
+    rendered before any stream is written to."""
+    buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_BUFFER_MEMORY, prefix="tlsgate-report-")  # noqa: SIM115
+    try:
+        for piece in _pieces(text):
+            buffer.write(piece.encode("utf-8"))
+        buffer.seek(0)
+    except BaseException:
+        buffer.close()
+        raise
+    return buffer
+
+
+def _blocks(buffer: IO[bytes]) -> Iterable[bytes]:
+    while block := buffer.read(_BLOCK):
+        yield block
+
+
+def _write_through(place: Destination, buffer: IO[bytes]) -> None:
+    """The rendered text to a descriptor, FIFO or device: opened without truncating or creating."""
     if place.given is None:  # "-": through sys.stdout, whatever it is
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        for block in _blocks(buffer):
+            sys.stdout.buffer.write(block)
         sys.stdout.buffer.flush()
         return
     if place.fd is not None:
         for stream in (sys.stdout, sys.stderr):  # what Python still buffers for a descriptor goes out first
             stream.flush()
-        _write_all(place.fd, data)
+        for block in _blocks(buffer):
+            _write_all(place.fd, block)
         return
     assert place.target is not None  # noqa: S101 - a stream Destination always has one
     fd = os.open(place.target, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        _write_all(fd, data)
+        for block in _blocks(buffer):
+            _write_all(fd, block)
     finally:
         os.close(fd)
 
@@ -179,30 +214,33 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def write_atomic_all(
-    files: Sequence[tuple[Path | None, str]], commit: AbstractContextManager[object] | None = None
+    files: Sequence[tuple[Path | None, Text]], commit: AbstractContextManager[object] | None = None
 ) -> None:
-    """Write every report whole, or replace no file: each file's text is written to a fsynced temp file first, then
-    the streams (standard output, FIFOs, devices) are written, and only then are the temp files renamed into place,
-    inside ``commit`` (the command line's signal guard: no signal cuts the renames). A path None is standard output.
+    """Write every report whole, or replace no file: each file's text is written to a fsynced temp file first (and
+    each stream's rendered to a buffer), then the streams (standard output, FIFOs, devices) are written, and only
+    then are the temp files renamed into place, inside ``commit`` (the command line's signal guard: no signal cuts
+    the renames). A path None is standard output.
 
-    A full disk, an unwritable directory or a stream that fails therefore leaves every file as it was. A stream
-    cannot be taken back: one that failed midway may hold part of its report.
+    A render that breaks, a full disk, an unwritable directory or a stream that fails therefore leaves every file
+    as it was. A stream cannot be taken back: one that failed midway may hold part of its report.
     """
     places = [(destination(path), text) for path, text in files]
     written: list[tuple[Path, Path, Path | None]] = []  # temp file, the file it replaces, the path as given
+    buffers: list[tuple[Destination, IO[bytes]]] = []
     try:
         for place, text in places:
-            if place.kind is Kind.file and place.target is not None:
-                try:
+            try:
+                if place.kind is Kind.file and place.target is not None:
                     written.append((_write_temp(place.target, text), place.target, place.given))
-                except OSError as exc:
-                    raise ReportWriteError(place.given, exc) from exc
-        for place, text in places:
-            if place.kind is not Kind.file:
-                try:
-                    _write_through(place, text)
-                except OSError as exc:
-                    raise ReportWriteError(place.given, exc) from exc
+                else:
+                    buffers.append((place, _rendered(text)))
+            except OSError as exc:
+                raise ReportWriteError(place.given, exc) from exc
+        for place, buffer in buffers:
+            try:
+                _write_through(place, buffer)
+            except OSError as exc:
+                raise ReportWriteError(place.given, exc) from exc
         with commit if commit is not None else nullcontext():
             for tmp, target, given in written:
                 try:
@@ -214,8 +252,11 @@ def write_atomic_all(
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
         raise
+    finally:
+        for _, buffer in buffers:
+            buffer.close()
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: Text) -> None:
     """Write the whole report or nothing (see ``write_atomic_all``)."""
     write_atomic_all([(path, text)])

@@ -17,11 +17,11 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
@@ -49,6 +49,7 @@ from scanner.resources import reports_dir
 from scanner.textsafe import printable_lines
 
 TEMPLATE = "report.html.j2"
+_T = TypeVar("_T")
 
 # Findings are listed most actionable first: failures, then inconclusive results, then the rest.
 _STATUS_ORDER: dict[str, int] = {
@@ -423,13 +424,21 @@ def pack_cell(pack: str, findings: list[Finding]) -> PackCell:
     return PackCell(pack, status, counts)
 
 
+def matrix_rows(report: Report) -> Iterator[MatrixRow]:
+    """The targets x packs matrix of the overview, a row at a time: one row per target, one cell per pack."""
+    packs = pack_ids(report)
+    for index, target in enumerate(report.targets, 1):
+        yield MatrixRow(index, target, tuple(pack_cell(pack, target.findings) for pack in packs))
+
+
 def pack_matrix(report: Report) -> list[MatrixRow]:
     """The targets x packs matrix of the overview: one row per target, one cell per pack."""
-    packs = pack_ids(report)
-    return [
-        MatrixRow(index, target, tuple(pack_cell(pack, target.findings) for pack in packs))
-        for index, target in enumerate(report.targets, 1)
-    ]
+    return list(matrix_rows(report))
+
+
+def any_graded(report: Report) -> bool:
+    """Whether any target has a grade (the page has a Grade column only then)."""
+    return any(target.grade is not None for target in report.targets)
 
 
 class RuleRef(NamedTuple):
@@ -617,7 +626,8 @@ def _environment() -> Environment:
     env.globals["severity_counts"] = severity_counts
     env.globals["finding_severities"] = finding_severities
     env.globals["pack_ids"] = pack_ids
-    env.globals["pack_matrix"] = pack_matrix
+    env.globals["pack_matrix"] = matrix_rows
+    env.globals["any_graded"] = any_graded
     env.globals["protocol_policy"] = protocol_policy
     env.globals["suite_matrix"] = suite_matrix
     env.globals["gate_in_use"] = gate_marks.gate_in_use
@@ -639,6 +649,8 @@ def _environment() -> Environment:
 # Indentation at the start of a line: the template's, meaningless in HTML outside scripts (the page has no <pre>).
 _INDENT = re.compile(r"\n[ \t]+")
 _SCRIPT = re.compile(r"(<script>.*?</script>)", re.DOTALL)
+_OPEN, _CLOSE = "<script>", "</script>"
+_PIECE = 1 << 16  # what the page is written in: pieces of about 64 kB
 
 
 def _without_indentation(page: str) -> str:
@@ -648,7 +660,69 @@ def _without_indentation(page: str) -> str:
     return "".join(part if index % 2 else _INDENT.sub("\n", part) for index, part in enumerate(parts))
 
 
+def _unindented(pieces: Iterable[str]) -> Iterator[str]:
+    """``_without_indentation`` of the pieces joined, a piece at a time: text is cut before its last line break
+    (an indentation run ends at a line break, and no ``<script>`` tag spans one), a script is held whole."""
+    held: list[str] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size < _PIECE:
+            continue
+        done, rest = _unindent_some("".join(held))  # joined as str: a Markup piece added to text would escape it
+        held, size = [rest], len(rest)
+        if done:
+            yield done
+    yield _without_indentation("".join(held))
+
+
+def _unindent_some(text: str) -> tuple[str, str]:
+    """The part of ``text`` that can be written now, unindented, and the rest, to be held for more."""
+    out: list[str] = []
+    while True:
+        start = text.find(_OPEN)
+        end = text.find(_CLOSE, start + len(_OPEN)) if start >= 0 else -1
+        if start >= 0 and end >= 0:  # a whole script: the text before it, then the script as it is
+            end += len(_CLOSE)
+            out += [_INDENT.sub("\n", text[:start]), text[start:end]]
+            text = text[end:]
+            continue
+        cut = text.rfind("\n", 0, start if start >= 0 else len(text))
+        if cut <= 0:
+            return "".join(out), text
+        out.append(_INDENT.sub("\n", text[:cut]))
+        return "".join(out), text[cut:]
+
+
+def _once(function: Callable[..., _T]) -> Callable[..., _T]:
+    """A report-wide aggregate worked out once per page and arguments (the template asks for some of them twice),
+    each a pass over the targets."""
+    done: dict[tuple[object, ...], tuple[Report, _T]] = {}
+
+    def cached(report: Report, *args: object) -> _T:
+        key = (id(report), *args)
+        if key not in done:
+            done[key] = (report, function(report, *args))  # the report kept: its id stays its own
+        return done[key][1]
+
+    return cached
+
+
+def chunks(report: Report) -> Iterator[str]:
+    """The page in pieces: the template generated as it goes (``Template.generate``), the aggregates of the page
+    (what failed, the severities, the matrix's packs, the rules ...) each worked out once, in a pass over the
+    targets, and the per-target parts (the matrix's rows, the targets' sections) a target at a time."""
+    aggregates = {name: _once(function) for name, function in _AGGREGATES.items()}
+    yield from _unindented(_environment().get_template(TEMPLATE).generate(report=report, **aggregates))
+
+
 def render(report: Report) -> str:
+    return "".join(chunks(report))
+
+
+def render_whole(report: Report) -> str:
+    """The page rendered in one go: what ``chunks`` streams (the tests compare the two)."""
     return _without_indentation(_environment().get_template(TEMPLATE).render(report=report))
 
 
@@ -716,7 +790,13 @@ def rule_groups(report: Report, status: str = Status.failed.value) -> list[RuleG
     """The rules with findings of ``status`` on scanned targets, grouped across targets: the ones the gate counts
     first, then most severe, then on most targets. An unscanned target's rules are not listed one by one (its
     error is; see unscanned_targets)."""
-    found: dict[tuple[str, str], list[tuple[Finding, RuleTarget]]] = {}
+
+    def rank(f: Finding) -> int:
+        return SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK))
+
+    # per rule: its first most severe finding (what the group shows), and its targets; only that one finding is
+    # kept, not every failing finding of the fleet (a report's targets are read one at a time)
+    found: dict[tuple[str, str], tuple[Finding, list[RuleTarget]]] = {}
     for index, target in enumerate(report.targets, 1):
         if not is_scanned(target):
             continue
@@ -725,11 +805,13 @@ def rule_groups(report: Report, status: str = Status.failed.value) -> list[RuleG
                 continue
             reason = gate_marks.not_counted_reason(gate_marks.state(f), report.gate.fail_on)
             entry = RuleTarget(index, target.target, finding_anchor(index, f), reason)
-            found.setdefault((f.pack, f.rule), []).append((f, entry))
+            first, entries = found.setdefault((f.pack, f.rule), (f, []))
+            if rank(f) < rank(first):
+                found[(f.pack, f.rule)] = (f, entries)
+            entries.append(entry)
     groups = []
-    for (pack, rule), entries in found.items():
-        first = min((f for f, _ in entries), key=lambda f: SEVERITY_RANK.get(f.severity, len(SEVERITY_RANK)))
-        targets = tuple(sorted((e for _, e in entries), key=lambda e: (e.not_counted is not None, e.target_index)))
+    for (pack, rule), (first, entries) in found.items():
+        targets = tuple(sorted(entries, key=lambda e: (e.not_counted is not None, e.target_index)))
         groups.append(RuleGroup(pack, rule, first.title, first.severity, one_line(first.remediation), targets))
     return sorted(
         groups,
@@ -926,4 +1008,18 @@ _TRIAGE_GLOBALS: dict[str, object] = {
     "finding_anchor": finding_anchor,
     "evidence_lines": evidence_lines,
     "rule_catalogue": rule_catalogue,
+}
+
+
+# The aggregates of the whole report the template asks for (some more than once): worked out once per page.
+_AGGREGATES: dict[str, Callable[..., object]] = {
+    "rule_groups": rule_groups,
+    "unscanned_groups": unscanned_groups,
+    "any_graded": any_graded,
+    "severity_counts": severity_counts,
+    "finding_severities": finding_severities,
+    "pack_ids": pack_ids,
+    "expiring_certificates": expiring_certificates,
+    "rule_catalogue": rule_catalogue,
+    "gate_line": gate_marks.gate_line,
 }

@@ -7,6 +7,8 @@ read the file back. Rendered from a whole report, the lines come in the report's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from scanner.report import Report, TargetReport
 
 
@@ -15,5 +17,10 @@ def line(target: TargetReport) -> str:
     return target.model_dump_json() + "\n"
 
 
+def chunks(report: Report) -> Iterator[str]:
+    for target in report.targets:
+        yield line(target)
+
+
 def render(report: Report) -> str:
-    return "".join(line(target) for target in report.targets)
+    return "".join(chunks(report))

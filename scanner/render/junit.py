@@ -13,6 +13,7 @@ D)">``. The test view then agrees with the exit code: a ``<failure>`` exactly wh
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Literal
 from xml.etree import ElementTree as ET  # builds XML from the report model; nothing is parsed here
@@ -153,17 +154,51 @@ def _testsuite(report: Report, target: TargetReport) -> tuple[ET.Element, dict[s
     return suite, counts
 
 
-def render(report: Report) -> str:
+_TOTALS = ("tests", "failures", "errors", "skipped")
+
+
+def _root(report: Report, totals: dict[str, int]) -> ET.Element:
     root = ET.Element("testsuites", {"name": "tlsgate"})
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for target in report.targets:
-        suite, counts = _testsuite(report, target)
-        root.append(suite)
-        for name, value in counts.items():
-            totals[name] += value
-    for name, value in totals.items():
-        root.set(name, str(value))
+    for name in _TOTALS:
+        root.set(name, str(totals[name]))
     root.set("time", _seconds(report.started_at, report.finished_at))
     root.set("timestamp", _timestamp(report.started_at))
+    return root
+
+
+def chunks(report: Report) -> Iterator[str]:
+    """Streamed in two passes over the targets: the totals the root element carries first, then one suite at a
+    time, indented as ``ET.indent`` indents the whole tree (the same document as one built whole)."""
+    totals = dict.fromkeys(_TOTALS, 0)
+    for target in report.targets:
+        _, counts = _testsuite(report, target)
+        for name, value in counts.items():
+            totals[name] += value
+    root = _root(report, totals)
+    if not report.targets:
+        yield ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+        return
+    root.text = _MARK
+    head, _, tail = ET.tostring(root, encoding="unicode", xml_declaration=True).partition(_MARK)
+    yield head
+    for target in report.targets:
+        suite, _ = _testsuite(report, target)
+        ET.indent(suite, level=1)
+        yield "\n  " + ET.tostring(suite, encoding="unicode")
+    yield "\n" + tail + "\n"
+
+
+_MARK = "\ufdd0"  # a noncharacter no attribute holds (they are all ``printable``): where the suites go
+
+
+def render(report: Report) -> str:
+    return "".join(chunks(report))
+
+
+def render_whole(report: Report) -> str:
+    """The document built as one tree: what ``chunks`` streams (the tests compare the two)."""
+    suites = [_testsuite(report, target) for target in report.targets]
+    root = _root(report, {name: sum(counts[name] for _, counts in suites) for name in _TOTALS})
+    root.extend(suite for suite, _ in suites)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -12,6 +12,7 @@ baseline, not counted"), and waived findings are listed with their reason, owner
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from scanner.findings import SEVERITIES, SEVERITY_RANK, Finding, Status
@@ -121,13 +122,11 @@ def _summary_line(report: Report) -> str:
     return f"{counts} \u00b7 packs: {packs} \u00b7 {when} \u00b7 tlsgate {escape(report.tool.version)}"
 
 
-def _table(report: Report, severities: list[str]) -> list[str]:
+def _table(report: Report, severities: list[str]) -> Iterator[str]:
     graded = any(target.grade is not None for target in report.targets)  # no Grade column when none has one
     head = ["Target", "Verdict", *(["Grade"] if graded else []), *(s.capitalize() for s in severities), "Not checked"]
-    rows = [
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join([":--", ":--", *([":-:"] if graded else []), *("--:" for _ in severities), "--:"]) + "|",
-    ]
+    yield "| " + " | ".join(head) + " |"
+    yield "|" + "|".join([":--", ":--", *([":-:"] if graded else []), *("--:" for _ in severities), "--:"]) + "|"
     for target in report.targets:
         failed = [f.severity for f in target.findings if f.status == Status.failed]
         unchecked = sum(1 for f in target.findings if f.status == Status.error)
@@ -138,8 +137,7 @@ def _table(report: Report, severities: list[str]) -> list[str]:
         cells = [escape(target.target), verdict, *([escape(target.grade or "\u2013")] if graded else [])]
         cells += [str(failed.count(s)) for s in severities]
         cells.append(str(unchecked))
-        rows.append("| " + " | ".join(cells) + " |")
-    return rows
+        yield "| " + " | ".join(cells) + " |"
 
 
 def _finding_line(report: Report, target: TargetReport, finding: Finding) -> str:
@@ -190,30 +188,45 @@ def _target_details(report: Report, target: TargetReport) -> list[str]:
 
 def _waived_details(report: Report) -> list[str]:
     """Every waived finding, whichever its target: the accepted risks, each with its reason, owner and expiry."""
-    waived = [(t, f) for t in report.targets for f in t.findings if f.status == Status.waived]
+    waived = [(t.target, f) for t in report.targets for f in t.findings if f.status == Status.waived]
     if not waived:
         return []
     lines = ["", "### Waived", ""]
-    for target, f in waived:
-        where = f"{escape(target.target)} \u00b7 {escape(f.pack)}/{escape(f.rule)}"
+    for label, f in waived:
+        where = f"{escape(label)} \u00b7 {escape(f.pack)}/{escape(f.rule)}"
         lines.append(f"- **{escape(f.severity)}** {where} \u00b7 {escape(f.title)}: {escape(waived_text(f))}")
     return lines
 
 
-def render(report: Report) -> str:
-    lines = [f"## {_headline(report)}", "", _summary_line(report), "", *_run_notes(report), *_gate_summary(report)]
+def _details(report: Report) -> Iterator[list[str]]:
+    for target in report.targets:
+        yield _target_details(report, target)
+    yield _waived_details(report)
+
+
+def _lines(report: Report) -> Iterator[str]:
+    """The comment's lines: the headline and table a target at a time, then the details that fit."""
+    yield from [f"## {_headline(report)}", "", _summary_line(report), "", *_run_notes(report), *_gate_summary(report)]
     if report.targets:
-        lines += _table(report, _severities(report))
-    lines += _expired_section(report)
+        yield from _table(report, _severities(report))
+    yield from _expired_section(report)
     used = 0
     omitted = 0
-    for details in [*(_target_details(report, target) for target in report.targets), _waived_details(report)]:
+    for details in _details(report):
         size = sum(len(line) + 1 for line in details)
         if used + size > MAX_DETAIL_CHARS:
             omitted += sum(1 for line in details if line.startswith("- ")) or (1 if details else 0)
             continue
         used += size
-        lines += details
+        yield from details
     if omitted:
-        lines += ["", f"\u2026 {omitted} more not shown here: see the full report."]
-    return "\n".join(lines) + "\n"
+        yield from ["", f"\u2026 {omitted} more not shown here: see the full report."]
+
+
+def chunks(report: Report) -> Iterator[str]:
+    for line in _lines(report):
+        yield line + "\n"
+
+
+def render(report: Report) -> str:
+    return "".join(chunks(report))

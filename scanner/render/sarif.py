@@ -21,7 +21,7 @@ run; all absent when no target has a grade, so a report without grades renders a
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal, NamedTuple, get_args
@@ -31,6 +31,7 @@ from scanner import __version__
 from scanner.facts import Facts
 from scanner.findings import Finding, Status
 from scanner.render.gate_marks import expired_waiver_text, expired_waivers, gate_in_use, state, waiver_of
+from scanner.render.splice import dumps, mark, splice
 from scanner.report import Report, TargetReport, WaiverStatus, WaiverUse
 from scanner.textsafe import printable_lines
 
@@ -266,21 +267,51 @@ def _grades(report: Report) -> dict[str, str | None]:
     return {target.target: target.grade for target in report.targets}
 
 
-def sarif_log(report: Report) -> dict[str, Any]:
+class _Gathered(NamedTuple):
+    """What the log says across targets, gathered in one pass before the per-target lists are written."""
+
+    rules: list[dict[str, Any]]
+    rule_index: dict[str, int]
+    not_checked: list[dict[str, Any]]
+    grades: dict[str, str | None]
+
+
+def _gather(report: Report) -> _Gathered:
     rules: list[dict[str, Any]] = []
     rule_index: dict[str, int] = {}
+    not_checked: list[dict[str, Any]] = []
+    grades: dict[str, str | None] = {}
     for target in report.targets:
         for finding in target.findings:
             if rule_id(finding) not in rule_index:
                 rule_index[rule_id(finding)] = len(rules)
                 rules.append(_rule_descriptor(finding))
-    results = [
-        _result(report, target, finding, rule_index[rule_id(finding)])
-        for target in report.targets
-        for finding in target.findings
-        if finding.status in (Status.failed, Status.waived)
-    ]
-    not_checked = [n for target in report.targets for n in _notifications(report, target, rule_index)]
+        not_checked += _notifications(report, target, rule_index)
+        grades[target.target] = target.grade
+    # each target's grade (none when not graded): absent when no target has one
+    return _Gathered(rules, rule_index, not_checked, grades if any(g is not None for g in grades.values()) else {})
+
+
+def _artifacts(report: Report) -> Iterator[dict[str, Any]]:
+    # every target judged, passing or not, so the log says what was covered and not only what failed
+    for target in report.targets:
+        yield {
+            "location": {"uri": target_uri(target.facts)},
+            "description": {"text": target.target},
+            "roles": ["analysisTarget"],
+            **({"properties": _grade_properties(target)} if target.grade is not None else {}),
+        }
+
+
+def _results(report: Report, rule_index: dict[str, int]) -> Iterator[dict[str, Any]]:
+    for target in report.targets:
+        for finding in target.findings:
+            if finding.status in (Status.failed, Status.waived):
+                yield _result(report, target, finding, rule_index[rule_id(finding)])
+
+
+def _log(report: Report, gathered: _Gathered, artifacts: list[Any], results: list[Any]) -> dict[str, Any]:
+    rules, _, not_checked, grades = gathered
     notifications = not_checked + [_expired_waiver_notification(use) for use in expired_waivers(report)]
     invocation: dict[str, Any] = {
         # false when anything could not be checked: the run is then incomplete, whatever it found (an expired
@@ -302,27 +333,23 @@ def sarif_log(report: Report) -> dict[str, Any]:
             }
         },
         "invocations": [invocation],
-        # every target judged, passing or not, so the log says what was covered and not only what failed
-        "artifacts": [
-            {
-                "location": {"uri": target_uri(target.facts)},
-                "description": {"text": target.target},
-                "roles": ["analysisTarget"],
-                **({"properties": _grade_properties(target)} if target.grade is not None else {}),
-            }
-            for target in report.targets
-        ],
+        "artifacts": artifacts,
         "results": results,
         "properties": {
             "packs": [{"id": p.id, "version": p.version, "sha256": p.sha256} for p in report.packs],
             "summary": report.summary.model_dump(mode="json"),
-            # each target's grade (none when not graded): absent when no target has one
-            **({"grades": grades} if (grades := _grades(report)) else {}),
+            **({"grades": grades} if grades else {}),
             "renderedBy": f"{TOOL_NAME} {__version__}",
             **({"gate": _gate_properties(report)} if gate_in_use(report.gate) else {}),
         },
     }
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
+
+
+def sarif_log(report: Report) -> dict[str, Any]:
+    """The whole log as one value."""
+    gathered = _gather(report)
+    return _log(report, gathered, list(_artifacts(report)), list(_results(report, gathered.rule_index)))
 
 
 def _printable(value: Any) -> Any:
@@ -337,5 +364,21 @@ def _printable(value: Any) -> Any:
     return value
 
 
+def chunks(report: Report) -> Iterator[str]:
+    """The log streamed: what it gathers across targets first (rules, notifications, grades: one pass), then its
+    artifacts and its results a target at a time (a pass each); the same text as ``render_whole``."""
+    gathered = _gather(report)
+    artifacts, results = mark("artifacts"), mark("results")
+    document = dumps(_printable(_log(report, gathered, [artifacts], [results])))
+    lists = {artifacts: _artifacts(report), results: _results(report, gathered.rule_index)}
+    yield from splice(document, lists, lambda item: dumps(_printable(item)))
+    yield "\n"
+
+
 def render(report: Report) -> str:
-    return json.dumps(_printable(sarif_log(report)), indent=2, ensure_ascii=False) + "\n"
+    return "".join(chunks(report))
+
+
+def render_whole(report: Report) -> str:
+    """The log dumped as one value: what ``chunks`` streams (the tests compare the two)."""
+    return dumps(_printable(sarif_log(report))) + "\n"

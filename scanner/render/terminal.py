@@ -123,21 +123,25 @@ def target_lines(target: TargetReport, *, verbose: bool = False) -> list[Text]:
     return lines
 
 
+ShownKey = tuple[str, str]  # a target as the summary knows it: its label and where it was reached
+
+
 def print_summary(
-    report: Report, *, verbose: bool = False, err: bool = False, shown: Collection[TargetReport] = ()
+    report: Report, *, verbose: bool = False, err: bool = False, shown: Collection[ShownKey] = ()
 ) -> None:
     """The summary on standard output (standard error with ``err``), leaving out the targets in ``shown``
-    (printed already, as they finished)."""
+    (printed already, as they finished: their ``shown_key``; a key, not the target, so that a scan does not keep
+    every target it printed)."""
     console = Console(stderr=err, highlight=False, soft_wrap=True)
-    left = Counter(_key(t) for t in shown)
+    left = Counter(shown)
     for target in report.targets:
-        if left[_key(target)] > 0:
-            left[_key(target)] -= 1
+        if left[shown_key(target)] > 0:
+            left[shown_key(target)] -= 1
             continue
         for line in target_lines(target, verbose=verbose):
             console.print(line)
 
 
-def _key(target: TargetReport) -> tuple[str, str]:
+def shown_key(target: TargetReport) -> ShownKey:
     """A target as the summary knows it: its label and where it was reached (one name, several addresses)."""
     return (target.target, target.facts.target.ip_address or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from scanner.render.terminal import print_summary, target_lines
+from scanner.render.terminal import print_summary, shown_key, target_lines
 from scanner.report import ScanOptions, summarise
 from tests.helpers import decided_report, protocol_facts, target_report
 
@@ -29,7 +29,7 @@ def test_the_summary_leaves_out_the_targets_already_shown(capsys):
     report = decided_report(
         started_at=AT, finished_at=AT, options=options, packs=[], targets=targets, summary=summarise(targets)
     )
-    print_summary(report, shown=[second])
+    print_summary(report, shown=[shown_key(second)])
     assert capsys.readouterr().out.splitlines() == [
         "PASS  a.example:443  (no rules)",
         "ERROR c.example:443  not scanned (refused)",
