@@ -22,8 +22,10 @@ available. Each row records:
                  one per profile, so also by profile), exact whatever else talks on the machine; the kernel's
                  PassiveOpens of the benchmark's network namespace is kept beside it (it also counts the Dask
                  cluster's own connections)
-  coordinator    peak memory of the tlsgate process (its process tree's VmRSS sampled every 20 ms, or the
-                 kernel's maxrss of its largest process when that is higher) and its CPU seconds
+  coordinator    peak memory of the tlsgate process: its process tree's VmRSS sampled every 20 ms (for processes-2
+                 the tree holds the two forked workers too, their shared pages counted in each), and its CPU
+                 seconds (workers included: the kernel's count of the tree). Not wait4's maxrss: a forked process
+                 starts with its parent's peak, here the benchmark's own
   workers        each Dask worker's peak memory (VmHWM of the process, read before it is stopped, so its start is
                  counted too) and CPU seconds during the scan; the scheduler's too
   cpu            CPU seconds of the whole scan: coordinator + workers + scheduler (not the endpoints: servers' cpu)
@@ -300,7 +302,9 @@ def run_row(
     row.connections = sum(row.connections_by_profile.values())
     row.wall_s = round(raw.wall, 2)
     row.passive_opens = raw.connections
-    row.coordinator_peak_mb = round(max(raw.peak_mb, raw.maxrss_mb), 1)
+    # The sampled tree, not wait4's maxrss: a forked child starts with its parent's peak (this benchmark's own, after
+    # it read the previous row's outputs), which Linux carries into the child's ru_maxrss.
+    row.coordinator_peak_mb = round(raw.peak_mb, 1)
     row.coordinator_cpu_s = round(raw.cpu, 2)
     row.cpu_s = round(raw.cpu + sum(row.worker_cpu_s) + (row.scheduler_cpu_s or 0), 2)
     row.servers_cpu_s = round(raw.server_cpu, 2)

@@ -147,9 +147,9 @@ class ProcessRun:
         processes: list[tuple[BaseProcess, list[int]]] = []
         try:
             for share in parts:
-                process = context.Process(target=_work, args=(share, self.items, options, results), daemon=True)
-                process.start()
-                processes.append((process, share))
+                worker = context.Process(target=_work, args=(share, self.items, options, results), daemon=True)
+                worker.start()
+                processes.append((worker, share))
             yield from self._collect(results, processes)
         finally:
             for process, _ in processes:
