@@ -62,3 +62,9 @@ class LocalExecutor:
         from scanner.probe.run import ProbeRun  # noqa: PLC0415 - sslyze loads only when probing
 
         return ProbeRun(targets, options, stop, known)
+
+
+def host_key(item: ScanItem) -> str:
+    """The host an item connects to (its address, else its host name): the unit both the process and the Dask
+    executors keep on one worker, so that ``--per-host`` holds exactly."""
+    return (item.address or item.target.host).lower()

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
 
-from scanner.execute import ExecutorError
+from scanner.execute import ExecutorError, host_key
 from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.probe.connect.endpoint import ClientCredentials
 from scanner.probe.connect.limits import Slots, Stop
@@ -203,10 +203,6 @@ def _reachable(address: str) -> None:
         raise ExecutorError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
-def _host_key(item: ScanItem) -> str:
-    return (item.address or item.target.host).lower()
-
-
 def _no_worker(zone: str | None) -> ProbeError:
     if zone is None:
         return ProbeError(error_class=ErrorClass.no_worker, message="the Dask cluster has no worker")
@@ -270,7 +266,7 @@ class DaskRun:
             if found is not None:
                 yield from self._once(index, found)
             else:
-                groups.setdefault((item.options.zone, _host_key(item)), []).append(index)
+                groups.setdefault((item.options.zone, host_key(item)), []).append(index)
         # A share (with any credentials read for it) is made only as it is sent: memory for what is in flight.
         todo = deque((zone, indices) for (zone, _), indices in groups.items())
         del groups

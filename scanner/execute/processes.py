@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from scanner.execute import ExecutorError
+from scanner.execute import ExecutorError, host_key
 from scanner.facts import ErrorClass, Facts, ProbeError
 from scanner.probe.connect.limits import Stop
 from scanner.probe.options import ConnectOptions, ProbeOptions
@@ -68,8 +68,7 @@ def shares(items: Sequence[ScanItem], indices: Sequence[int], count: int) -> lis
     placed first, each on the share with the fewest items); empty shares are left out."""
     hosts: dict[str, list[int]] = {}
     for index in indices:
-        item = items[index]
-        hosts.setdefault((item.address or item.target.host).lower(), []).append(index)
+        hosts.setdefault(host_key(items[index]), []).append(index)
     placed: list[list[int]] = [[] for _ in range(max(1, count))]
     for group in sorted(hosts.values(), key=len, reverse=True):
         min(placed, key=len).extend(group)
