@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -243,7 +244,7 @@ def _create(url: str, backend: str) -> Engine:
     def _pragmas(connection: Any, _record: Any) -> None:
         cursor = connection.cursor()
         cursor.execute("PRAGMA busy_timeout = 60000")  # two scans writing at once wait for each other
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
@@ -255,6 +256,22 @@ def _create(url: str, backend: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _wal(cursor: Any) -> None:
+    """WAL mode, once per database. Switching a new file to WAL while another process opens it can fail at once
+    with "database is locked" (SQLite does not wait on its busy timeout for that lock): two scans creating one
+    store together did, now and then. The switch is retried for as long as the busy timeout would wait."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _process_alive(pid: int) -> bool:
